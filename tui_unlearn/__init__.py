@@ -1,0 +1,3 @@
+"""tui-unlearn: a terminal workbench for machine unlearning of language models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,49 @@
+"""The registry of unlearning methods: one module each, found by name."""
+
+from __future__ import annotations
+
+from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs
+from tui_unlearn.errors import ConfigError
+
+_REGISTRY: dict[str, Algorithm] = {}
+_builtin_loaded = False
+
+
+def register(algorithm: Algorithm) -> Algorithm:
+    if algorithm.name in _REGISTRY:
+        raise ValueError(f"algorithm {algorithm.name!r} registered twice")
+    _REGISTRY[algorithm.name] = algorithm
+    return algorithm
+
+
+def _load_builtin() -> None:
+    global _builtin_loaded
+    _builtin_loaded = True
+    # Importing a method module registers it; the order is the order users see.
+    from tui_unlearn.algorithms import (  # noqa: F401
+        finetune,
+        grad_ascent,
+        grad_diff,
+        idk,
+        distill,
+        npo,
+        simnpo,
+    )
+
+
+def all_algorithms() -> dict[str, Algorithm]:
+    if not _builtin_loaded:
+        _load_builtin()
+    return dict(_REGISTRY)
+
+
+def get_algorithm(name: str) -> Algorithm:
+    algorithms = all_algorithms()
+    if name not in algorithms:
+        raise ConfigError(
+            f"unknown algorithm {name!r}; choose one of: {', '.join(algorithms)}"
+        )
+    return algorithms[name]
+
+
+__all__ = ["Algorithm", "HyperParam", "LossInputs", "all_algorithms", "get_algorithm", "register"]

@@ -1,0 +1,25 @@
+"""Gradient difference: ascend on the forget set while descending on the retain set."""
+
+from tui_unlearn.algorithms import register
+from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, nll
+
+
+def _loss(x: LossInputs) -> dict:
+    forget = nll(x.model, x.forget)
+    retain = nll(x.model, x.retain)
+    total = -x.hp["forget_weight"] * forget + x.hp["retain_weight"] * retain
+    return {"loss": total, "forget_nll": forget, "retain_nll": retain}
+
+
+register(
+    Algorithm(
+        name="grad_diff",
+        description="Gradient ascent on the forget set plus gradient descent on the retain set.",
+        loss=_loss,
+        needs_retain=True,
+        hyperparams=(
+            HyperParam("forget_weight", "float", 1.0, "weight of the ascent term on the forget set", 0.0, 100.0),
+            HyperParam("retain_weight", "float", 1.0, "weight of the descent term on the retain set", 0.0, 100.0),
+        ),
+    )
+)

@@ -1,0 +1,35 @@
+"""SimNPO (Fan et al. 2024): NPO without a reference model, on length-normalised likelihood."""
+
+from tui_unlearn.algorithms import register
+from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, forward, nll, sequence_nll
+
+
+def _loss(x: LossInputs) -> dict:
+    import torch.nn.functional as F
+
+    forget_nll = sequence_nll(forward(x.model, x.forget), x.forget["labels"])
+    beta, gamma = x.hp["beta"], x.hp["gamma"]
+    # -(2/beta) log sigmoid(-(beta/|y|) log pi(y|x) - gamma), with -(1/|y|) log pi = mean NLL.
+    forget = -(2.0 / beta) * F.logsigmoid(beta * forget_nll - gamma).mean()
+    terms = {"simnpo": forget, "forget_nll": forget_nll.mean().detach()}
+    total = forget
+    if x.retain is not None:
+        retain = nll(x.model, x.retain)
+        terms["retain_nll"] = retain
+        total = total + x.hp["retain_weight"] * retain
+    terms["loss"] = total
+    return terms
+
+
+register(
+    Algorithm(
+        name="simnpo",
+        description="SimNPO: reference-free, length-normalised NPO on the forget set, plus retain NLL.",
+        loss=_loss,
+        hyperparams=(
+            HyperParam("beta", "float", 2.5, "inverse temperature", 1e-4, 100.0),
+            HyperParam("gamma", "float", 0.0, "reward margin", 0.0, 100.0),
+            HyperParam("retain_weight", "float", 1.0, "weight of the retain NLL term", 0.0, 100.0),
+        ),
+    )
+)

@@ -1,0 +1,124 @@
+"""The batch face: engine events to JSON on stdout and progress for people on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any
+
+from tui_unlearn import events as ev
+
+RESULT_KEYS = ("forget_quality", "model_utility", "privleak", "relearn")
+
+
+def result_object(summary: dict[str, Any]) -> dict[str, Any]:
+    """The documented ``--json`` object (keys may be added, never renamed)."""
+    out = {
+        "session_id": summary.get("session_id"),
+        "session_path": summary.get("session_path"),
+        "status": summary.get("status"),
+        "kind": summary.get("kind", "unlearn"),
+        "algorithm": summary.get("algorithm"),
+        "model": summary.get("model"),
+        "steps": summary.get("steps", 0),
+        "seconds": summary.get("seconds"),
+        "metrics": summary.get("metrics", {}),
+    }
+    for key in RESULT_KEYS:
+        if key in summary:
+            out[key] = summary[key]
+    if summary.get("error"):
+        out["error"] = summary["error"]
+    return out
+
+
+class BatchReporter:
+    def __init__(self, *, as_json: bool, as_jsonl: bool, stdout=None, stderr=None):
+        self.as_json = as_json
+        self.as_jsonl = as_jsonl
+        self.out = stdout or sys.stdout
+        self.err = stderr or sys.stderr
+        self.tty = hasattr(self.err, "isatty") and self.err.isatty()
+        self.session_path: str | None = None
+        self.session_id: str | None = None
+        self._bar_open = False
+        self._train_start: float | None = None
+
+    # -- events --
+    def on_event(self, event: ev.Event) -> None:
+        if self.as_jsonl:
+            self.out.write(json.dumps(event.to_dict(), default=str) + "\n")
+            self.out.flush()
+        if isinstance(event, ev.RunStarted):
+            self.session_path, self.session_id = event.session_path, event.session_id
+            d = event.data
+            removed = d.get("removed_from_retain")
+            extra = f", {removed} removed from retain as forget duplicates" if removed else ""
+            self._line(f"session {event.session_id}: forget {d.get('forget')}, retain {d.get('retain')}, holdout {d.get('holdout')} records{extra}")
+        elif isinstance(event, ev.Log):
+            self._line(event.message)
+        elif isinstance(event, ev.StepLosses):
+            self._progress(event)
+        elif isinstance(event, ev.Evaluation):
+            parts = [
+                f"{split} acc {m.get('accuracy', float('nan')):.3f} f1 {m.get('f1', float('nan')):.3f}"
+                for split, m in event.metrics.items()
+            ]
+            self._line(f"step {event.step} ({event.phase}): " + "; ".join(parts))
+        elif isinstance(event, ev.RunFailed):
+            self._line(f"failed: {event.error}")
+
+    def _progress(self, event: ev.StepLosses) -> None:
+        loss = event.losses.get("loss", float("nan"))
+        eta = ""
+        if event.step and event.elapsed:
+            eta = f" eta {event.elapsed / event.step * (event.total_steps - event.step):.0f}s"
+        text = f"step {event.step}/{event.total_steps} loss {loss:.4f}{eta}"
+        if self.tty:
+            width = 24
+            filled = int(width * event.step / max(event.total_steps, 1))
+            self.err.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {text}   ")
+            self.err.flush()
+            self._bar_open = True
+        elif event.step == event.total_steps or event.step % 10 == 0:
+            self._line(text)
+
+    def _line(self, text: str) -> None:
+        if self._bar_open:
+            self.err.write("\n")
+            self._bar_open = False
+        self.err.write(text + "\n")
+        self.err.flush()
+
+    def close(self) -> None:
+        if self._bar_open:
+            self.err.write("\n")
+            self._bar_open = False
+
+    # -- results --
+    def print_result(self, result) -> None:
+        summary = {**result.summary, "session_path": result.session_path}
+        if self.as_json:
+            self.out.write(json.dumps(result_object(summary)) + "\n")
+        elif not self.as_jsonl:
+            from tui_unlearn.analysis import before_after_table
+
+            self.out.write(before_after_table(summary) + "\n")
+        self.out.flush()
+        if result.status != "finished":
+            self._line(f"run ended: {result.status} (session {result.session_path})")
+        else:
+            self._line(f"session saved: {result.session_path}")
+
+    def print_failure(self, error: str) -> None:
+        if self.as_json:
+            from pathlib import Path
+
+            from tui_unlearn.sessions import Session
+
+            summary = Session(Path(self.session_path)).summary()
+            summary["session_path"] = self.session_path
+            summary.setdefault("error", error)
+            self.out.write(json.dumps(result_object(summary)) + "\n")
+            self.out.flush()

@@ -1,0 +1,62 @@
+"""Every folder the tool reads or writes, each overridable by a flag and an environment variable.
+
+Precedence: explicit argument (a CLI option) > environment variable > platformdirs default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+APP_NAME = "tui-unlearn"
+SESSIONS_ENV = "TUI_UNLEARN_SESSIONS_DIR"
+MODELS_CACHE_ENV = "TUI_UNLEARN_MODELS_CACHE"
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def _user_data_dir() -> Path:
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(APP_NAME, appauthor=False))
+
+
+def _user_cache_dir() -> Path:
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir(APP_NAME, appauthor=False))
+
+
+def sessions_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where sessions are saved (not created here)."""
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get(SESSIONS_ENV):
+        return Path(os.environ[SESSIONS_ENV]).expanduser()
+    return _user_data_dir() / "sessions"
+
+
+def models_cache_dir(override: str | os.PathLike | None = None) -> Path:
+    """Where hub models are downloaded to (the Hugging Face cache layout lives below it)."""
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get(MODELS_CACHE_ENV):
+        return Path(os.environ[MODELS_CACHE_ENV]).expanduser()
+    return _user_cache_dir() / "models"
+
+
+def is_safe_name(name: str) -> bool:
+    """True if ``name`` can be used as one path component inside a folder we own.
+
+    Letters, digits, ``.``, ``_`` and ``-`` only, not starting with a dot: no separators,
+    no ``..``, nothing that escapes the folder.
+    """
+    return bool(_SAFE_NAME.match(name)) and ".." not in name
+
+
+def child(folder: Path, name: str) -> Path:
+    """``folder / name`` after checking that ``name`` cannot escape ``folder``."""
+    if not is_safe_name(name):
+        raise ValueError(f"unsafe name {name!r}")
+    return folder / name
