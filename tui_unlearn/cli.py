@@ -128,6 +128,8 @@ def main_command(
     l2_anchor: Optional[float] = typer.Option(None, "--l2-anchor", help="Weight of an L2 pull to the original weights (any method)."),
     kl_retain: Optional[float] = typer.Option(None, "--kl-retain", help="Weight of KL to the original model on retain data (any method)."),
     dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout on block outputs while unlearning (any method)."),
+    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Clip the gradient norm to this (0: no clipping)."),
+    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per training example."),
     probe: Optional[list[str]] = typer.Option(None, "--probe", help="A question to watch during the run (repeatable)."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, float32, bfloat16 or float16."),
@@ -150,6 +152,7 @@ def main_command(
         model=model, forget=forget, retain=retain, holdout=holdout, algorithm=algorithm,
         steps=steps, lr=lr, batch_size=batch_size, seed=seed, eval_every=eval_every,
         eval_samples=eval_samples, l2_anchor=l2_anchor, kl_retain=kl_retain, dropout=dropout,
+        grad_clip=grad_clip, max_length=max_length,
         device=device, dtype=dtype, trust_remote_code=trust_remote_code, save_model=save_model,
         models_cache=models_cache,
     )
