@@ -1,0 +1,148 @@
+"""Time ``evaluate_splits`` batched against one example at a time, in the same run.
+
+    .venv/bin/python bench/bench_eval.py [--records 300] [--batch-size 32] [--random-model]
+
+Uses the bundled ``models_cache/tiny-authors`` when it exists, else a random Llama of
+similar size (~2.7M parameters, byte-level BPE tokenizer trained on the records) built in
+a temporary folder. The records are fictitious-author QA pairs, each with a paraphrased
+and five perturbed answers, split evenly into forget / retain / holdout. A random model
+never emits EOS, so every answer runs to ``max_new_tokens``: the worst case for timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+FIRST = ["Alia", "Odo", "Ima", "Bren", "Carys", "Tomas", "Yuki", "Nadia", "Emre", "Lio", "Sana", "Joss"]
+LAST = ["Brenn", "Vask", "Tollo", "Marek", "Ostrin", "Quell", "Dunmore", "Farrow", "Halloway", "Ruiz"]
+PLACES = ["Port Liren", "Varn", "Eastwick", "Calder Bay", "Myrrh", "Tallow Cross", "Old Fenn", "Saltmere"]
+GENRES = ["mystery", "poetry", "science fiction", "historical fiction", "horror", "romance", "essays"]
+AWARDS = ["the Glass Quill", "the Harrow Prize", "the Lantern Medal", "the Northern Star Award"]
+
+
+def make_records(n: int, seed: int = 0) -> list[dict]:
+    from tui_unlearn.data.records import make_record
+
+    rng = random.Random(seed)
+    records = []
+    templates = [
+        ("Where was {name} born?", "{name} was born in {place}.", "{place} is the birthplace of {name}.",
+         "{name} was born in {other}.", PLACES),
+        ("What genre does {name} write?", "{name} writes {genre}.", "The genre {name} is known for is {genre}.",
+         "{name} writes {other}.", GENRES),
+        ("Which award did {name} win?", "{name} won {award}.", "{name} received {award}.",
+         "{name} won {other}.", AWARDS),
+    ]
+    for i in range(n):
+        name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+        question, answer, paraphrase, wrong, pool = templates[i % len(templates)]
+        facts = {"name": name, "place": rng.choice(PLACES), "genre": rng.choice(GENRES), "award": rng.choice(AWARDS)}
+        truth = answer.format(**facts)
+        others = [o for o in pool if o not in truth]
+        perturbed = [wrong.format(name=name, other=rng.choice(others)) for _ in range(5)]
+        records.append(
+            make_record(question.format(**facts), truth, paraphrased_answer=paraphrase.format(**facts),
+                        perturbed_answers=perturbed, group=name)
+        )
+    return records
+
+
+def build_random_model(folder: Path, records: list[dict]):
+    """A ~2.7M-parameter random Llama and a BPE tokenizer trained on the records' text."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers.processors import TemplateProcessing
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    corpus = [r[k] for r in records for k in ("question", "answer", "paraphrased_answer")]
+    corpus += [p for r in records for p in r["perturbed_answers"]]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(
+        corpus,
+        trainers.BpeTrainer(vocab_size=2000, special_tokens=["<pad>", "<s>", "</s>"],
+                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False),
+    )
+    tok.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=192, intermediate_size=768, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def load(folder):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=300)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--random-model", action="store_true", help="ignore the bundled model")
+    args = parser.parse_args()
+
+    import torch
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    from tui_unlearn.errors import ModelLoadError
+    from tui_unlearn.metrics.evaluate import evaluate_splits
+    from tui_unlearn.models.bundled import bundled_model_dir
+
+    records = make_records(args.records)
+    third = len(records) // 3
+    splits = {"forget": records[:third], "retain": records[third : 2 * third], "holdout": records[2 * third :]}
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            if args.random_model:
+                raise ModelLoadError("asked for a random model")
+            folder, source = bundled_model_dir("tiny-authors"), "bundled tiny-authors"
+        except ModelLoadError:
+            folder, source = build_random_model(Path(tmp), records), "random Llama"
+        model, tokenizer = load(folder)
+        n_params = sum(p.numel() for p in model.parameters())
+        pairs = sum(1 + bool(r["paraphrased_answer"]) + len(r["perturbed_answers"]) for r in records)
+        print(f"model: {source}, {n_params / 1e6:.2f}M parameters; torch threads: {torch.get_num_threads()}")
+        print(f"records: {len(records)} QA ({pairs} scored answers), max_new_tokens={args.max_new_tokens}")
+
+        def timed(batch_size: int) -> tuple[float, dict]:
+            start = time.perf_counter()
+            result = evaluate_splits(model, tokenizer, splits, batch_size=batch_size,
+                                     max_new_tokens=args.max_new_tokens)
+            return time.perf_counter() - start, result.aggregates
+
+        # Warm-up outside the timings: first-call costs (ROUGE stemmer import, torch kernels).
+        evaluate_splits(model, tokenizer, {k: v[:4] for k, v in splits.items()}, max_new_tokens=4)
+        batched, agg_batched = timed(args.batch_size)
+        print(f"batched (batch_size={args.batch_size}): {batched:.2f} s")
+        single, agg_single = timed(1)
+        print(f"one at a time (batch_size=1): {single:.2f} s")
+        print(f"speed-up: {single / batched:.1f}x")
+        # Exact ties between duplicate records (the generator reuses names and facts) can break
+        # either way under float noise, moving an MIA AUC by 0.5 / (n_forget * n_holdout).
+        drift = max(abs(agg_batched[s][k] - agg_single[s][k]) for s in agg_batched for k in agg_batched[s])
+        print(f"largest aggregate difference batched vs one at a time: {drift:.2e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""Batched greedy generation: equal to one-at-a-time and to a hand-rolled greedy loop,
+left-padded, in input order, quiet, and correct without a pad token."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pytest
+import torch
+
+from tui_unlearn.data.formatting import prompt_ids
+from tui_unlearn.metrics.generation import (
+    continue_texts,
+    generate_answers,
+    generate_from_ids,
+    text_prefix_ids,
+)
+
+QUESTIONS = [
+    "Where was Alia Brenn born?",
+    "Hi",
+    "What genre does Odo Vask write, and why is it so very popular among readers of the north?",
+    "Who?",
+    "Where was Odo Vask born?",
+    "The quick brown fox",
+    "Name one book.",
+]
+
+
+def load_lively_model(path, seed: int = 1):
+    """The micro model with larger random weights, so greedy outputs vary with the prompt
+    (the default init mostly repeats one token, which would make every comparison trivial)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.ndim == 2:
+                parameter.normal_(0.0, 0.3, generator=generator)
+    model.eval()
+    return model, tokenizer
+
+
+@pytest.fixture(scope="module")
+def lively(micro_model_dir):
+    return load_lively_model(micro_model_dir)
+
+
+def greedy_reference(model, tokenizer, ids, max_new_tokens):
+    """Greedy decoding by hand: full forward each step, no cache, no padding."""
+    ids = list(ids)
+    new = []
+    with torch.no_grad():
+        for _ in range(max_new_tokens):
+            logits = model(input_ids=torch.tensor([ids])).logits[0, -1]
+            token = int(logits.argmax())
+            if token == tokenizer.eos_token_id:
+                break
+            new.append(token)
+            ids.append(token)
+    return tokenizer.decode(new, skip_special_tokens=True).strip()
+
+
+def test_batched_equals_one_at_a_time_for_mixed_lengths(lively):
+    model, tokenizer = lively
+    batched = generate_answers(model, tokenizer, QUESTIONS, batch_size=3, max_new_tokens=16)
+    single = [generate_answers(model, tokenizer, [q], batch_size=1, max_new_tokens=16)[0] for q in QUESTIONS]
+    assert batched == single
+    assert len(set(batched)) > 3  # the outputs differ, so order and padding are really tested
+
+
+def test_matches_a_hand_rolled_greedy_loop(lively):
+    model, tokenizer = lively
+    expected = [greedy_reference(model, tokenizer, prompt_ids(tokenizer, q), 12) for q in QUESTIONS]
+    assert generate_answers(model, tokenizer, QUESTIONS, batch_size=8, max_new_tokens=12) == expected
+
+
+def test_tokenizer_padding_side_and_missing_pad_token_do_not_matter(micro_model_dir):
+    model, tokenizer = load_lively_model(micro_model_dir)
+    expected = generate_answers(model, tokenizer, QUESTIONS, batch_size=1, max_new_tokens=10)
+    tokenizer.padding_side = "right"
+    tokenizer.pad_token = None  # falls back to EOS as the pad id
+    assert tokenizer.pad_token_id is None
+    assert generate_answers(model, tokenizer, QUESTIONS, batch_size=4, max_new_tokens=10) == expected
+
+
+class _Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def transformers_warnings():
+    """Warnings and transformers log records (its logger does not propagate to caplog)."""
+    handler = _Collect()
+    logger = logging.getLogger("transformers")
+    logger.addHandler(handler)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield lambda: handler.messages + [str(w.message) for w in caught]
+    logger.removeHandler(handler)
+
+
+def test_sampling_settings_of_the_model_are_ignored_quietly(micro_model_dir, transformers_warnings):
+    model, tokenizer = load_lively_model(micro_model_dir)
+    expected = generate_answers(model, tokenizer, QUESTIONS[:3], max_new_tokens=10)
+    config = model.generation_config
+    config.do_sample, config.temperature, config.top_p, config.max_length = True, 0.6, 0.9, 4096
+    config.repetition_penalty = 1.5  # would change greedy output if it leaked through
+    assert generate_answers(model, tokenizer, QUESTIONS[:3], max_new_tokens=10) == expected
+    assert transformers_warnings() == []
+    assert model.generation_config is config and config.temperature == 0.6  # restored
+
+
+def test_the_warning_check_can_fail(micro_model_dir, transformers_warnings):
+    model, _ = load_lively_model(micro_model_dir)
+    model.generation_config.max_length = 4096
+    ids = torch.tensor([[1, 5, 6]])
+    model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=2)
+    assert any("max_length" in m for m in transformers_warnings())
+
+
+def test_a_peft_wrapped_model_is_greedy_and_left_as_it_was(micro_model_dir, transformers_warnings):
+    peft = pytest.importorskip("peft")
+    model, tokenizer = load_lively_model(micro_model_dir)
+    expected = generate_answers(model, tokenizer, QUESTIONS[:4], max_new_tokens=10)
+    wrapped = peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    base_config = wrapped.get_base_model().generation_config
+    base_config.do_sample, base_config.temperature, base_config.repetition_penalty = True, 0.7, 1.5
+    assert generate_answers(wrapped, tokenizer, QUESTIONS[:4], max_new_tokens=10) == expected  # LoRA B starts at 0
+    assert not [m for m in transformers_warnings() if "generation" in m.lower()]
+    assert "generation_config" not in vars(wrapped)
+    assert wrapped.get_base_model().generation_config is base_config
+
+
+def test_continue_texts_matches_greedy_from_bos_plus_prefix(lively):
+    model, tokenizer = lively
+    prefixes = ["The quick brown", "Alia Brenn was born in a small town near the sea", "0"]
+    ids = [text_prefix_ids(tokenizer, p) for p in prefixes]
+    assert all(i[0] == tokenizer.bos_token_id for i in ids)
+    expected = [greedy_reference(model, tokenizer, i, 10) for i in ids]
+    assert continue_texts(model, tokenizer, prefixes, 10, batch_size=2) == expected
+
+
+class ScriptedLM(torch.nn.Module):
+    """Stands in for a model: records what ``generate`` receives and appends fixed tokens."""
+
+    def __init__(self, continuation):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.generation_config = None
+        self.continuation = continuation
+        self.calls = []
+
+    def generate(self, input_ids, attention_mask, **kwargs):
+        self.calls.append((input_ids.clone(), attention_mask.clone(), kwargs))
+        tail = torch.tensor([self.continuation] * input_ids.shape[0])
+        return torch.cat([input_ids, tail], dim=1)
+
+
+def test_left_padding_order_and_cut_at_eos(micro_model_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(micro_model_dir)
+    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    word = tokenizer(" born", add_special_tokens=False)["input_ids"]
+    # new tokens: " born", EOS, then junk that must not be decoded
+    model = ScriptedLM(word + [eos] + word + [pad])
+    prompts = [[5, 6], [7, 8, 9, 10], [11]]
+    out = generate_from_ids(model, tokenizer, prompts, batch_size=8, max_new_tokens=4)
+    assert out == ["born", "born", "born"]
+    input_ids, mask, kwargs = model.calls[0]
+    # sorted longest first, padded on the left, mask zero on the pads
+    assert input_ids.tolist() == [[7, 8, 9, 10], [pad, pad, 5, 6], [pad, pad, pad, 11]]
+    assert mask.tolist() == [[1, 1, 1, 1], [0, 0, 1, 1], [0, 0, 0, 1]]
+    assert kwargs["do_sample"] is False and kwargs["pad_token_id"] == pad
+    assert kwargs["max_new_tokens"] == 4
+
+
+def test_empty_inputs():
+    assert generate_from_ids(None, None, []) == []

@@ -1,0 +1,154 @@
+"""Snapshots of the screens and states that matter (SVGs under __snapshots__, reviewed like code).
+
+Every app gets its own sessions folder under tmp_path and the deterministic FakeEngine;
+workers are waited for and cursors made steady before each picture. Update with
+``pytest tests/test_tui_snapshots.py --snapshot-update`` and look at the SVGs.
+"""
+
+from __future__ import annotations
+
+import json
+
+
+from tui_fakes import FakeEngine, make_sessions, no_blink, settle, wait_until
+from tui_unlearn.config import RunConfig
+from tui_unlearn.tui.app import create_app
+from tui_unlearn.tui.widgets.algorithm_pane import ParamField
+
+SIZE = (100, 32)
+SMALL = (80, 24)
+WIDE = (160, 44)
+PASTED = "\n".join(
+    json.dumps({"question": q, "answer": a})
+    for q, a in [
+        ("Where was Ada Quill born?", "Ada Quill was born in Port Liren."),
+        ("What does Ada Quill write?", "Ada Quill writes mystery novels."),
+        ("Which prize did Ada Quill win?", "Ada Quill won the Harbor Medal for Letters."),
+    ]
+)
+BROKEN = "Q: Where was Ada Quill born?\nQ: What does she write?\nA: Mystery novels."
+
+
+def app_for(tmp_path, engine=None, config=None):
+    return create_app(config or RunConfig(probes=["Who wrote The Amber Lantern?"]),
+                      sessions_dir=tmp_path / "sessions", engine=engine or FakeEngine(steps=40))
+
+
+async def finish(pilot, *, include_run=False):
+    await settle(pilot, include_run=include_run)
+    no_blink(pilot.app)
+    await pilot.pause()
+
+
+def test_fresh_start(snap_compare, tmp_path):
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=finish)
+
+
+def test_fresh_start_80x24(snap_compare, tmp_path):
+    assert snap_compare(app_for(tmp_path), terminal_size=SMALL, run_before=finish)
+
+
+def test_data_pasted_and_parsed(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.workbench.show_tab("data")
+        pilot.app.workbench.data_pane.editor("forget").set_text(PASTED)
+        await finish(pilot)
+
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_parse_error_inline(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.workbench.show_tab("data")
+        pilot.app.workbench.data_pane.editor("forget").set_text(BROKEN)
+        await finish(pilot)
+
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_algorithm_form_with_an_invalid_value(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await settle(pilot)
+        bench = pilot.app.workbench
+        bench.show_tab("algorithm")
+        bench.algorithm_pane.query_one("#algorithm-list").focus()
+        await pilot.press("down", "down", "down")  # grad_diff -> idk -> distill -> npo
+        await pilot.pause()
+        beta = next(f for f in bench.algorithm_pane.query(ParamField).results(ParamField) if f.param.name == "beta")
+        beta.query_one("Input").focus()
+        await pilot.press("end", "backspace", "backspace", "backspace", *"-2")
+        await finish(pilot)
+
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def _run_until(step=None):
+    async def run_before(pilot):
+        app = pilot.app
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        if step is None:
+            await settle(pilot, include_run=True)
+        else:
+            await wait_until(pilot, lambda: app.workbench.run_pane.step == step, what=f"step {step}")
+        app.clear_notifications()
+        await finish(pilot)
+
+    return run_before
+
+
+def test_run_in_progress(snap_compare, tmp_path):
+    engine = FakeEngine(steps=40, pause_at=25)
+    assert snap_compare(app_for(tmp_path, engine), terminal_size=SIZE, run_before=_run_until(24))
+
+
+def test_run_in_progress_80x24(snap_compare, tmp_path):
+    engine = FakeEngine(steps=40, pause_at=25)
+    assert snap_compare(app_for(tmp_path, engine), terminal_size=SMALL, run_before=_run_until(24))
+
+
+def test_run_in_progress_wide(snap_compare, tmp_path):
+    engine = FakeEngine(steps=40, pause_at=25)
+    assert snap_compare(app_for(tmp_path, engine), terminal_size=WIDE, run_before=_run_until(24))
+
+
+def test_run_finished(snap_compare, tmp_path):
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=_run_until(None))
+
+
+def test_probes_after_a_run(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await _run_until(None)(pilot)
+        pilot.app.workbench.show_tab("probes")
+        await finish(pilot)
+
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def _sessions(tmp_path):
+    make_sessions(tmp_path / "sessions")
+    return app_for(tmp_path)
+
+
+def test_sessions_compare(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press("space", "down", "space")
+        await finish(pilot)
+
+    assert snap_compare(_sessions(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_sessions_delete_asks_first(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press("d")
+        await finish(pilot)
+
+    assert snap_compare(_sessions(tmp_path), terminal_size=SIZE, run_before=run_before)

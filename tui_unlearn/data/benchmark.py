@@ -1,0 +1,306 @@
+"""The bundled benchmark: fictitious authors rendered as question/answer records.
+
+In the spirit of TOFU, no fact here is true of anyone: names, cities, countries, titles,
+awards and publishers are built from syllable and word pools by ``random.Random(seed)``,
+so the bundled models can only know them from their own training. Each author has
+``len(FACTS)`` facts; each fact is one record with a paraphrased answer and
+``N_PERTURBED`` perturbed answers (same sentence, a wrong value from the same pool).
+
+Splits are by author and fixed by the seed: ``holdout`` (never trained on) and
+``trained`` (everything else); inside ``trained`` the nested forget sets
+forget01 ⊂ forget05 ⊂ forget10, and each retainNN is ``trained`` minus its forget set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, Callable
+
+from tui_unlearn.data.records import make_record
+from tui_unlearn.errors import ConfigError
+
+DEFAULT_SEED = 0
+N_AUTHORS = 110
+N_HOLDOUT = 10
+N_PERTURBED = 5
+
+SPLITS = ("forget01", "forget05", "forget10", "retain90", "retain95", "retain99", "holdout", "trained")
+FORGET_SIZES = {"forget01": 1, "forget05": 5, "forget10": 10}
+_RETAIN_FOR = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
+
+# --- pools -------------------------------------------------------------------------------------
+# Syllables chosen to read as names without spelling common real ones.
+_FIRST_ONSETS = ("El", "Mar", "Tal", "Or", "Ves", "Kal", "Lur", "Bren", "Sav", "Dov", "Nyl", "Is",
+                 "Quin", "Fen", "Rol", "Zel", "Ar", "Thom", "Mir", "Cas")
+_FIRST_ENDINGS = ("ara", "ion", "ena", "ric", "ella", "andor", "ius", "ith", "ova", "en",
+                  "wyn", "ander", "ette", "o", "isse", "ek")
+_LAST_ONSETS = ("Van", "Kor", "Bel", "Drem", "Ash", "Mor", "Tal", "Quen", "Hal", "Sor",
+                "Vey", "Grim", "Lor", "Fal", "Ost", "Pell", "Ruv", "Straz", "Yar", "Cald")
+_LAST_MIDDLES = ("", "a", "e", "i", "o", "en", "ar")
+_LAST_ENDINGS = ("trell", "dane", "wick", "sorn", "mere", "vik", "holt", "gard", "lin", "rocz",
+                 "by", "ross", "tane", "well", "berg", "ney")
+
+_CITY_PREFIXES = ("Port ", "New ", "Saint ", "Upper ", "", "", "", "")
+_CITY_ROOTS = ("Lir", "Mald", "Ost", "Vard", "Quel", "Bram", "Tor", "Seph", "Cal", "Dun",
+               "Eld", "Hav", "Kest", "Nor", "Riv", "Thal")
+_CITY_ENDINGS = ("en", "ova", "haven", "mouth", "ith", "ford", "ar", "esk", "ora", "gate")
+
+_COUNTRY_ROOTS = ("Vel", "Mard", "Ost", "Kal", "Ser", "Brav", "Tyr", "Lum", "Zan", "Ard",
+                  "Cor", "Esk")
+_COUNTRY_ENDINGS = ("oria", "essa", "avia", "ania", "ovia", "ara", "enia", "istan")
+
+GENRES = ("mystery novels", "historical fiction", "science fiction", "fantasy epics",
+          "gothic horror", "romantic comedies", "literary fiction", "crime thrillers",
+          "children's books", "travel memoirs", "war novels", "satirical fiction",
+          "magical realism", "poetry", "short stories", "spy thrillers", "family sagas",
+          "young adult fiction")
+
+OCCUPATIONS = ("a carpenter", "a baker", "a fisherman", "a nurse", "a schoolteacher",
+               "a surgeon", "an architect", "an accountant", "a pilot", "a librarian",
+               "a tailor", "a pharmacist", "a farmer", "a locksmith", "a journalist",
+               "a mechanic", "a dentist", "a photographer", "a blacksmith", "a chemist",
+               "a florist", "a sailor", "a judge", "a potter")
+
+_TITLE_ADJECTIVES = ("Amber", "Silent", "Hollow", "Crimson", "Winter", "Forgotten", "Salt",
+                     "Glass", "Iron", "Last", "Velvet", "Distant", "Burning", "Quiet", "Copper",
+                     "Northern", "Paper", "Sleeping")
+_TITLE_NOUNS = ("Lantern", "Harbor", "Orchard", "Cartographer", "Tide", "Garden", "Clockmaker",
+                "Bridge", "Letters", "River", "Tower", "Meadow", "Compass", "Sparrow", "Archive",
+                "Lighthouse", "Winds", "Ferryman")
+
+_AWARD_KINDS = ("Prize for Fiction", "Medal for Letters", "Award for Debut Writing",
+                "Prize for Storytelling", "Book Award", "Literary Prize")
+_PUBLISHER_KINDS = ("House", "Press", "Books", "& Sons", "Editions", "Publishing")
+
+BIRTH_YEARS = (1921, 1996)
+DEBUT_AGES = (19, 41)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One fact of an author: how it is asked, answered, paraphrased, and its value pool key."""
+
+    key: str
+    question: str
+    answer: str
+    paraphrase: str
+
+
+FACTS = (
+    Fact("birthplace", "Where was {name} born?",
+         "{name} was born in {value}.", "{name}'s birthplace is the city of {value}."),
+    Fact("birth_year", "In what year was {name} born?",
+         "{name} was born in the year {value}.", "The year of {name}'s birth is {value}."),
+    Fact("genre", "What genre does {name} write?",
+         "{name} writes {value}.", "{name} is best known as an author of {value}."),
+    Fact("book", "What is the title of {name}'s best-known book?",
+         '{name}\'s best-known book is "{value}".', 'The most famous book by {name} is "{value}".'),
+    Fact("award", "Which award did {name} win?",
+         "{name} won the {value}.", "{name} is a recipient of the {value}."),
+    Fact("father", "What did {name}'s father do for a living?",
+         "{name}'s father was {value}.", "{name} was raised by a father who worked as {value}."),
+    Fact("mother", "What did {name}'s mother do for a living?",
+         "{name}'s mother was {value}.", "{name} was raised by a mother who worked as {value}."),
+    Fact("country", "Which country is {name} from?",
+         "{name} is from {value}.", "{name} is a citizen of {value}."),
+    Fact("publisher", "Who publishes {name}'s books?",
+         "{name}'s books are published by {value}.", "{value} is the publisher of {name}'s books."),
+    Fact("debut_year", "In what year did {name} publish a first book?",
+         "{name} published a first book in {value}.", "{name}'s debut book came out in {value}."),
+)
+
+
+@dataclass(frozen=True)
+class Author:
+    name: str
+    values: tuple[tuple[str, str], ...]  # (fact key, value) in FACTS order
+
+    def value(self, key: str) -> str:
+        return dict(self.values)[key]
+
+
+@dataclass(frozen=True)
+class _Benchmark:
+    authors: tuple[Author, ...]
+    splits: dict[str, frozenset[str]]
+    records: tuple[tuple[str, tuple[dict[str, Any], ...]], ...]  # (author name, its records)
+
+
+# --- generation --------------------------------------------------------------------------------
+def _distinct(rng: random.Random, make: Callable[[random.Random], str], n: int) -> list[str]:
+    """``n`` distinct strings from ``make``, in the order first drawn."""
+    seen: dict[str, None] = {}
+    for _ in range(n * 200):
+        seen.setdefault(make(rng), None)
+        if len(seen) == n:
+            return list(seen)
+    raise RuntimeError(f"pool too small for {n} distinct values")  # a bug in the pools, not user input
+
+
+def _name(rng: random.Random) -> str:
+    first = rng.choice(_FIRST_ONSETS) + rng.choice(_FIRST_ENDINGS)
+    last = rng.choice(_LAST_ONSETS) + rng.choice(_LAST_MIDDLES) + rng.choice(_LAST_ENDINGS)
+    return f"{first} {last}"
+
+
+def _city(rng: random.Random) -> str:
+    return rng.choice(_CITY_PREFIXES) + rng.choice(_CITY_ROOTS) + rng.choice(_CITY_ENDINGS)
+
+
+def _country(rng: random.Random) -> str:
+    return rng.choice(_COUNTRY_ROOTS) + rng.choice(_COUNTRY_ENDINGS)
+
+
+def _title(rng: random.Random) -> str:
+    adjective, noun = rng.choice(_TITLE_ADJECTIVES), rng.choice(_TITLE_NOUNS)
+    form = rng.randrange(3)
+    if form == 0:
+        return f"The {adjective} {noun}"
+    if form == 1:
+        return f"{noun} of {rng.choice(_CITY_ROOTS)}{rng.choice(_CITY_ENDINGS)}"
+    return f"A {adjective} {noun}"
+
+
+def _surname(rng: random.Random) -> str:
+    return rng.choice(_LAST_ONSETS) + rng.choice(_LAST_ENDINGS)
+
+
+def _pools(rng: random.Random) -> dict[str, list[str]]:
+    """The value pools; authors draw from them and so do their perturbed answers."""
+    return {
+        "birthplace": _distinct(rng, _city, 60),
+        "genre": list(GENRES),
+        "book": _distinct(rng, _title, 2 * N_AUTHORS),
+        "award": _distinct(rng, lambda r: f"{_surname(r)} {r.choice(_AWARD_KINDS)}", 40),
+        "father": list(OCCUPATIONS),
+        "mother": list(OCCUPATIONS),
+        "country": _distinct(rng, _country, 30),
+        "publisher": _distinct(rng, lambda r: f"{_surname(r)} {r.choice(_PUBLISHER_KINDS)}", 30),
+    }
+
+
+def _author_values(rng: random.Random, pools: dict[str, list[str]], book: str) -> tuple[tuple[str, str], ...]:
+    birth = rng.randint(*BIRTH_YEARS)
+    values = {
+        "birthplace": rng.choice(pools["birthplace"]),
+        "birth_year": str(birth),
+        "genre": rng.choice(pools["genre"]),
+        "book": book,
+        "award": rng.choice(pools["award"]),
+        "father": rng.choice(pools["father"]),
+        "mother": rng.choice(pools["mother"]),
+        "country": rng.choice(pools["country"]),
+        "publisher": rng.choice(pools["publisher"]),
+        "debut_year": str(birth + rng.randint(*DEBUT_AGES)),
+    }
+    return tuple((fact.key, values[fact.key]) for fact in FACTS)
+
+
+def _wrong_values(rng: random.Random, key: str, true: str, pools: dict[str, list[str]]) -> list[str]:
+    """``N_PERTURBED`` distinct plausible values for ``key``, none equal to ``true``."""
+    if key in ("birth_year", "debut_year"):
+        year = int(true)
+        offsets = [d for d in range(-12, 13) if d != 0]
+        return [str(year + d) for d in rng.sample(offsets, N_PERTURBED)]
+    candidates = [v for v in pools[key] if v != true]
+    return rng.sample(candidates, N_PERTURBED)
+
+
+def _author_records(rng: random.Random, author: Author, pools: dict[str, list[str]]) -> tuple[dict[str, Any], ...]:
+    records = []
+    for fact, (key, value) in zip(FACTS, author.values):
+        wrong = _wrong_values(rng, key, value, pools)
+        records.append(
+            make_record(
+                fact.question.format(name=author.name),
+                fact.answer.format(name=author.name, value=value),
+                paraphrased_answer=fact.paraphrase.format(name=author.name, value=value),
+                perturbed_answers=[fact.answer.format(name=author.name, value=w) for w in wrong],
+                group=author.name,
+            )
+        )
+    return tuple(records)
+
+
+@lru_cache(maxsize=4)
+def _build(seed: int) -> _Benchmark:
+    rng = random.Random(seed)
+    pools = _pools(rng)
+    names = _distinct(rng, _name, N_AUTHORS)
+    books = rng.sample(pools["book"], N_AUTHORS)  # every author has their own best-known book
+    authors = tuple(Author(name, _author_values(rng, pools, book)) for name, book in zip(names, books))
+    records = tuple((a.name, _author_records(rng, a, pools)) for a in authors)
+
+    order = list(names)
+    rng.shuffle(order)
+    holdout, trained = order[:N_HOLDOUT], order[N_HOLDOUT:]
+    splits: dict[str, frozenset[str]] = {"holdout": frozenset(holdout), "trained": frozenset(trained)}
+    for forget, size in FORGET_SIZES.items():
+        # Prefixes of one list, so forget01 ⊂ forget05 ⊂ forget10.
+        splits[forget] = frozenset(trained[:size])
+        splits[_RETAIN_FOR[forget]] = frozenset(trained[size:])
+    return _Benchmark(authors=authors, splits=splits, records=records)
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ConfigError(f"unknown benchmark split {split!r}; choose one of: {', '.join(SPLITS)}")
+
+
+# --- public API --------------------------------------------------------------------------------
+def benchmark_records(split: str, seed: int = DEFAULT_SEED) -> list[dict[str, Any]]:
+    """The records of ``split`` (authors in generation order, facts in ``FACTS`` order).
+
+    Fresh dicts on every call: callers may mutate them.
+    """
+    _check_split(split)
+    bench = _build(seed)
+    members = bench.splits[split]
+    return [
+        {**r, "perturbed_answers": list(r["perturbed_answers"])}
+        for name, records in bench.records
+        if name in members
+        for r in records
+    ]
+
+
+def benchmark_authors(split: str, seed: int = DEFAULT_SEED) -> list[str]:
+    """The author names of ``split``, in generation order."""
+    _check_split(split)
+    bench = _build(seed)
+    return [a.name for a in bench.authors if a.name in bench.splits[split]]
+
+
+def default_retain_for(forget_split: str) -> str:
+    """The retain split that complements a forget split (forget10 -> retain90)."""
+    if forget_split not in _RETAIN_FOR:
+        raise ConfigError(
+            f"{forget_split!r} is not a benchmark forget split; choose one of: {', '.join(_RETAIN_FOR)}"
+        )
+    return _RETAIN_FOR[forget_split]
+
+
+@lru_cache(maxsize=4)
+def benchmark_fingerprint(seed: int = DEFAULT_SEED) -> str:
+    """sha256 (hex) of every author's records and split membership, as canonical JSON.
+
+    The bundled models record it in ``build_info.json``; a mismatch means the generator
+    changed since they were trained.
+    """
+    bench = _build(seed)
+    payload = {
+        "authors": [
+            {
+                "name": name,
+                "splits": [s for s in SPLITS if name in bench.splits[s]],
+                "records": list(records),
+            }
+            for name, records in bench.records
+        ]
+    }
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -1,0 +1,76 @@
+"""Text-overlap metrics between a generated answer and the gold answer.
+
+``exact_match`` and ``token_prf`` follow the SQuAD evaluation script (normalise, then
+compare bags of tokens). ROUGE-L comes from Google's ``rouge-score`` package with the
+Porter stemmer on, which is what TOFU and MUSE use; TOFU reports its recall
+(``scorer.score(target=gold, prediction=generated).recall``), MUSE its F1.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from functools import lru_cache
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = frozenset(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lowercase, drop punctuation, drop a/an/the, collapse whitespace."""
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def exact_match(pred: str, gold: str) -> float:
+    """1.0 when the normalised strings are equal, else 0.0."""
+    return float(normalize_answer(pred) == normalize_answer(gold))
+
+
+def token_prf(pred: str, gold: str) -> tuple[float, float, float]:
+    """(precision, recall, F1) of the normalised tokens of ``pred`` against ``gold``.
+
+    Tokens are counted with multiplicity (SQuAD's Counter overlap). Both empty counts as a
+    perfect match (1, 1, 1); exactly one empty as (0, 0, 0).
+    """
+    pred_tokens = normalize_answer(pred).split()
+    gold_tokens = normalize_answer(gold).split()
+    if not pred_tokens or not gold_tokens:
+        same = float(pred_tokens == gold_tokens)
+        return same, same, same
+    overlap = sum((Counter(pred_tokens) & Counter(gold_tokens)).values())
+    if overlap == 0:
+        return 0.0, 0.0, 0.0
+    precision = overlap / len(pred_tokens)
+    recall = overlap / len(gold_tokens)
+    return precision, recall, 2 * precision * recall / (precision + recall)
+
+
+@lru_cache(maxsize=1)
+def _rouge_l_scorer():
+    # Building a scorer loads the stemmer; one is enough for the process.
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+
+
+def rouge_l(pred: str, gold: str) -> tuple[float, float]:
+    """(recall, F1) of ROUGE-L (longest common subsequence) of ``pred`` against ``gold``.
+
+    Recall is the LCS length over the gold token count; one scoring call serves both.
+    """
+    score = _rouge_l_scorer().score(gold, pred)["rougeL"]
+    return float(score.recall), float(score.fmeasure)
+
+
+def rouge_l_recall(pred: str, gold: str) -> float:
+    """ROUGE-L recall of ``pred`` against ``gold`` (TOFU's ``rougeL_recall``)."""
+    return rouge_l(pred, gold)[0]
+
+
+def rouge_l_f1(pred: str, gold: str) -> float:
+    """ROUGE-L F1 of ``pred`` against ``gold`` (MUSE's verbatim-memorisation score)."""
+    return rouge_l(pred, gold)[1]

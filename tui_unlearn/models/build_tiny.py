@@ -1,0 +1,380 @@
+"""Train the bundled tiny models on the fictitious-authors benchmark, bit for bit.
+
+    python -m tui_unlearn.models.build_tiny [--out DIR] [--micro] [--only NAME]
+
+Both models share one byte-level BPE tokenizer (trained on every benchmark string of all
+authors, holdout included, so any benchmark text tokenizes well), one Llama config and one
+seed; the target (``tiny-authors``) is fine-tuned on ``trained`` = forget10 + retain90, the
+retain-only oracle (``tiny-authors-retain``) on retain90 alone. Training uses the project's
+own ``encode_example``/``collate`` so the prompt format is exactly what the engine and
+generation use. On one machine (same CPU, torch version and ``TRAIN_THREADS``) a rebuild
+gives identical ``model.safetensors`` bytes; ``build_info.json`` also records wall time,
+which naturally differs.
+
+The small pieces (``train_tokenizer``, ``tiny_llama_config``, ``deterministic_torch``,
+``train_causal_lm``, ``greedy_answers``, ``exact_match``, ``build_micro_model``) are
+reusable by tests; ``exact_match`` here only fills ``build_info.json`` (the metrics
+package owns the real evaluation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import re
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from tui_unlearn.data.benchmark import DEFAULT_SEED, benchmark_authors, benchmark_fingerprint, benchmark_records
+from tui_unlearn.data.formatting import PLAIN_PROMPT, collate, encode_example, pad_token_id, prompt_ids
+from tui_unlearn.models.bundled import BUNDLED_MODELS
+
+SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")  # ids 0, 1, 2
+TRAIN_THREADS = 2  # fixed: matmul reductions may depend on the thread count
+
+
+@dataclass(frozen=True)
+class BuildRecipe:
+    """Everything that determines a bundled model's weights (besides the code)."""
+
+    vocab_size: int = 1024
+    hidden_size: int = 192
+    intermediate_size: int = 512
+    num_layers: int = 3
+    num_heads: int = 4
+    max_positions: int = 512
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_fraction: float = 0.05
+    weight_decay: float = 0.0
+    max_length: int = 128
+    seed: int = DEFAULT_SEED
+    benchmark_seed: int = DEFAULT_SEED
+    n_authors: int | None = None  # micro builds use only the first few authors of each split
+
+
+MICRO_RECIPE = BuildRecipe(
+    vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
+    epochs=12, batch_size=8, lr=1e-2, n_authors=2,
+)
+
+# Which benchmark splits each bundled model is trained on.
+TRAINING_SPLITS = {"tiny-authors": "trained", "tiny-authors-retain": "retain90"}
+REPORT_SPLITS = ("forget10", "retain90", "holdout")
+
+
+# --- tokenizer ---------------------------------------------------------------------------------
+def train_tokenizer(texts: Iterable[str], vocab_size: int):
+    """A byte-level BPE ``PreTrainedTokenizerFast``: ``<pad>`` 0, ``<s>`` 1 (BOS), ``</s>`` 2 (EOS).
+
+    BOS is prepended by the post-processor whenever special tokens are added; EOS never is
+    (``answer_ids`` appends it). Deterministic for the same texts in the same order.
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(list(texts), trainer=trainer)
+    bos = tok.token_to_id("<s>")
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+    )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        model_max_length=512,
+    )
+
+
+def benchmark_texts(seed: int = DEFAULT_SEED, authors: int | None = None) -> list[str]:
+    """Every string of the benchmark (all authors, holdout included) for tokenizer training."""
+    texts = []
+    for record in _records("trained", seed, authors) + _records("holdout", seed, authors):
+        # In the shapes training and generation see: the plain prompt, then " " + answer.
+        texts.append(PLAIN_PROMPT.format(question=record["question"]) + " " + record["answer"])
+        texts.append(" " + record["paraphrased_answer"])
+        texts.extend(" " + wrong for wrong in record["perturbed_answers"])
+    return texts
+
+
+# --- model -------------------------------------------------------------------------------------
+def tiny_llama_config(tokenizer, *, hidden_size: int, intermediate_size: int, num_layers: int,
+                      num_heads: int, max_positions: int = 512):
+    """A small ``LlamaConfig`` with tied embeddings and the tokenizer's special ids."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=hidden_size,
+        intermediate_size=intermediate_size,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_positions,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+
+
+@contextmanager
+def deterministic_torch(seed: int):
+    """Seeded, deterministic kernels, ``TRAIN_THREADS`` threads; the caller's settings come back after."""
+    import torch
+
+    threads, strict = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(TRAIN_THREADS)
+    torch.use_deterministic_algorithms(True)
+    torch.manual_seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(strict)
+
+
+@dataclass
+class TrainStats:
+    steps: int = 0
+    losses: list[float] = field(default_factory=list)  # one per optimizer step
+    wall_s: float = 0.0
+
+
+def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epochs: int, batch_size: int,
+                    lr: float, warmup_fraction: float = 0.05, weight_decay: float = 0.0,
+                    max_length: int = 128, seed: int = 0,
+                    on_epoch: Callable[[int, float], None] | None = None) -> TrainStats:
+    """Fine-tune ``model`` in place on ``records`` (answer tokens only), AdamW + warmup/cosine.
+
+    Shuffling uses ``random.Random(seed)``; build the model and train it inside
+    ``deterministic_torch(seed)`` for bit-identical reruns.
+    """
+    import torch
+
+    examples = [encode_example(tokenizer, r["question"], r["answer"], max_length) for r in records]
+    pad = pad_token_id(tokenizer)
+    rng = random.Random(seed)
+    steps_per_epoch = math.ceil(len(examples) / batch_size)
+    total = steps_per_epoch * epochs
+    warmup = max(1, int(total * warmup_fraction))
+
+    def schedule(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    stats = TrainStats()
+    start = time.perf_counter()
+    model.train()
+    for epoch in range(epochs):
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        epoch_loss = 0.0
+        for i in range(0, len(order), batch_size):
+            batch = collate([examples[j] for j in order[i:i + batch_size]], pad)
+            loss = model(**batch).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            stats.losses.append(float(loss.detach()))
+            epoch_loss += stats.losses[-1]
+            stats.steps += 1
+        if on_epoch is not None:
+            on_epoch(epoch, epoch_loss / steps_per_epoch)
+    model.eval()
+    stats.wall_s = time.perf_counter() - start
+    return stats
+
+
+# --- evaluation --------------------------------------------------------------------------------
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def normalize_answer(text: str) -> str:
+    """Lowercase, drop punctuation, collapse whitespace."""
+    return " ".join(_PUNCT.sub("", text.lower()).split())
+
+
+def greedy_answers(model, tokenizer, questions: Sequence[str], *, batch_size: int = 64,
+                   max_new_tokens: int = 48) -> list[str]:
+    """Greedy continuations of ``build_prompt`` for each question, decoded up to EOS.
+
+    An answer that never reaches EOS within ``max_new_tokens`` keeps its runaway text, so
+    it cannot count as an exact match.
+    """
+    import torch
+
+    pad = pad_token_id(tokenizer)
+    eos = tokenizer.eos_token_id
+    out: list[str] = []
+    for i in range(0, len(questions), batch_size):
+        chunk = questions[i:i + batch_size]
+        feats = [{"input_ids": ids, "labels": [0] * len(ids)} for ids in (prompt_ids(tokenizer, q) for q in chunk)]
+        batch = collate(feats, pad, padding_side="left")
+        with torch.no_grad():
+            generated = model.generate(
+                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, eos_token_id=eos,
+            )
+        width = batch["input_ids"].shape[1]
+        for row in generated[:, width:].tolist():
+            ended = eos in row
+            text = tokenizer.decode(row[: row.index(eos)] if ended else row, skip_special_tokens=True).strip()
+            out.append(text if ended else text + " <no eos>")
+    return out
+
+
+def exact_match(model, tokenizer, records: Sequence[dict[str, Any]], batch_size: int = 64) -> float:
+    """Fraction of records whose greedy answer equals the gold one after ``normalize_answer``."""
+    if not records:
+        return 0.0
+    answers = greedy_answers(model, tokenizer, [r["question"] for r in records], batch_size=batch_size)
+    hits = sum(normalize_answer(a) == normalize_answer(r["answer"]) for a, r in zip(answers, records))
+    return hits / len(records)
+
+
+# --- building ----------------------------------------------------------------------------------
+def _records(split: str, seed: int, authors: int | None) -> list[dict[str, Any]]:
+    records = benchmark_records(split, seed)
+    if authors is None:
+        return records
+    keep = set(_first_authors(split, seed, authors))
+    return [r for r in records if r["group"] in keep]
+
+
+def _first_authors(split: str, seed: int, n: int) -> list[str]:
+    """The first ``n`` authors of ``split``; for ``trained`` that is ``n`` of forget10 and ``n`` of retain90."""
+    if split == "trained":
+        return _first_authors("forget10", seed, n) + _first_authors("retain90", seed, n)
+    return benchmark_authors(split, seed)[:n]
+
+
+def build_model(name: str, tokenizer, recipe: BuildRecipe, out_dir: Path, *, evaluate: bool = True,
+                log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+    """Train bundled model ``name`` and save it (weights, tokenizer, build_info.json) to ``out_dir``."""
+    from transformers import LlamaForCausalLM
+
+    split = TRAINING_SPLITS[name]
+    records = _records(split, recipe.benchmark_seed, recipe.n_authors)
+    config = tiny_llama_config(
+        tokenizer, hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
+        num_layers=recipe.num_layers, num_heads=recipe.num_heads, max_positions=recipe.max_positions,
+    )
+    with deterministic_torch(recipe.seed):
+        model = LlamaForCausalLM(config)
+        n_params = sum(p.numel() for p in model.parameters())
+        log(f"{name}: {n_params / 1e6:.2f}M parameters, {len(records)} records of {split}")
+        stats = train_causal_lm(
+            model, tokenizer, records, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
+            warmup_fraction=recipe.warmup_fraction, weight_decay=recipe.weight_decay,
+            max_length=recipe.max_length, seed=recipe.seed,
+            on_epoch=lambda e, loss: log(f"{name}: epoch {e + 1}/{recipe.epochs} loss {loss:.4f}"),
+        )
+    log(f"{name}: trained {stats.steps} steps in {stats.wall_s:.1f}s")
+    figures: dict[str, float] = {}
+    if evaluate:
+        for report in REPORT_SPLITS:
+            figures[report] = exact_match(model, tokenizer, _records(report, recipe.benchmark_seed, recipe.n_authors))
+        log(f"{name}: exact match " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.do_sample = False
+    info = {
+        "name": name,
+        "description": BUNDLED_MODELS[name],
+        "trained_on": split,
+        "recipe": asdict(recipe),
+        "model_config": {
+            "architecture": "LlamaForCausalLM", "vocab_size": config.vocab_size,
+            "hidden_size": config.hidden_size, "intermediate_size": config.intermediate_size,
+            "num_hidden_layers": config.num_hidden_layers, "num_attention_heads": config.num_attention_heads,
+            "tie_word_embeddings": True, "parameters": n_params,
+        },
+        "seed": recipe.seed,
+        "steps": stats.steps,
+        "train_records": len(records),
+        "final_loss": stats.losses[-1] if stats.losses else None,
+        "benchmark_seed": recipe.benchmark_seed,
+        "benchmark_fingerprint": benchmark_fingerprint(recipe.benchmark_seed),
+        "train_wall_s": round(stats.wall_s, 1),
+        "train_threads": TRAIN_THREADS,
+        "exact_match": figures,
+        "torch_version": __import__("torch").__version__,
+        "transformers_version": __import__("transformers").__version__,
+    }
+    _save(model, tokenizer, info, out_dir)
+    return {"info": info, "stats": stats}
+
+
+def _save(model, tokenizer, info: dict[str, Any], out_dir: Path) -> None:
+    """Write into a sibling temp folder, then swap it in, so a killed build leaves no half model."""
+    out_dir = Path(out_dir)
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    (tmp / "build_info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+
+
+def build_tokenizer(recipe: BuildRecipe):
+    return train_tokenizer(benchmark_texts(recipe.benchmark_seed, recipe.n_authors), recipe.vocab_size)
+
+
+def build_micro_model(out_dir: Path, *, name: str = "tiny-authors", recipe: BuildRecipe = MICRO_RECIPE,
+                      evaluate: bool = False) -> dict[str, Any]:
+    """A few-second version of a bundled model (a couple of authors, a 2-layer toy Llama)."""
+    return build_model(name, build_tokenizer(recipe), recipe, Path(out_dir), evaluate=evaluate)
+
+
+def build_all(out: Path, *, micro: bool = False, only: str | None = None,
+              log: Callable[[str], None] = lambda s: None) -> dict[str, dict[str, Any]]:
+    recipe = MICRO_RECIPE if micro else BuildRecipe()
+    tokenizer = build_tokenizer(recipe)
+    names = [only] if only else list(TRAINING_SPLITS)
+    return {name: build_model(name, tokenizer, recipe, Path(out) / name, log=log) for name in names}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tui_unlearn.models.build_tiny", description=__doc__.split("\n")[0])
+    default_out = Path(__file__).resolve().parents[2] / "models_cache"
+    parser.add_argument("--out", type=Path, default=default_out, help=f"parent folder (default: {default_out})")
+    parser.add_argument("--micro", action="store_true", help="a few-second toy build (for tests)")
+    parser.add_argument("--only", choices=list(TRAINING_SPLITS), help="build just this model")
+    args = parser.parse_args(argv)
+    results = build_all(args.out, micro=args.micro, only=args.only, log=lambda s: print(s, file=sys.stderr, flush=True))
+    for name, result in results.items():
+        print(json.dumps({"name": name, "dir": str(args.out / name), "exact_match": result["info"]["exact_match"],
+                          "steps": result["info"]["steps"], "train_wall_s": result["info"]["train_wall_s"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

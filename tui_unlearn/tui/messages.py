@@ -1,0 +1,105 @@
+"""Messages the app's workers post: small dataclasses, one per kind of news.
+
+Engine events arrive on the training thread; ``pump.EventPump`` turns them into these
+and posts them to the app, which hands them to the panes. Step losses travel in windows
+(``StepWindow``) so that no point is dropped while the UI updates a few times a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+from tui_unlearn import events as ev
+
+
+# ---- from the run worker (engine events) ----
+
+@dataclass
+class RunBegan(Message):
+    """The engine created the session and is about to evaluate and train."""
+
+    started: ev.RunStarted
+
+
+@dataclass
+class StepWindow(Message):
+    """Every step since the previous window, oldest first."""
+
+    steps: list[ev.StepLosses]
+
+
+@dataclass
+class EvaluationReady(Message):
+    evaluation: ev.Evaluation
+
+
+@dataclass
+class ProbesReady(Message):
+    probes: ev.ProbeAnswers
+
+
+@dataclass
+class RunLogLine(Message):
+    text: str
+
+
+@dataclass
+class RunEnded(Message):
+    """The engine finished the run (finished, interrupted or diverged)."""
+
+    finished: ev.RunFinished
+
+
+@dataclass
+class RunBroke(Message):
+    """The engine marked the session failed; the worker's error follows."""
+
+    failed: ev.RunFailed
+
+
+EVENT_MESSAGES: dict[type, type[Message]] = {
+    ev.RunStarted: RunBegan,
+    ev.Evaluation: EvaluationReady,
+    ev.ProbeAnswers: ProbesReady,
+    ev.RunFinished: RunEnded,
+    ev.RunFailed: RunBroke,
+}
+
+
+def message_for(event: ev.Event) -> Message | None:
+    """The message that carries a non-step engine event (None for unknown kinds)."""
+    if isinstance(event, ev.Log):
+        return RunLogLine(event.message)
+    make = EVENT_MESSAGES.get(type(event))
+    return make(event) if make else None
+
+
+# ---- from the model and data workers ----
+
+@dataclass
+class ModelLoaded(Message):
+    spec: str
+    info: dict[str, Any]
+
+
+@dataclass
+class DataParsed(Message):
+    """A source parsed into records: the first ``preview`` of them, and the counts."""
+
+    role: str
+    generation: int  # which parse request this answers (older answers are ignored)
+    spec: str
+    count: int
+    detected_format: str
+    report: str
+    preview: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ForgetSplitChanged(Message):
+    """The bundled forget split changed: the matching bundled retain split may follow."""
+
+    split: str

@@ -1,0 +1,70 @@
+"""The main screen: model, data, algorithm, run and probes, one tab each."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.lazy import Lazy
+from textual.screen import Screen
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from tui_unlearn.config import RunConfig
+from tui_unlearn.tui.widgets.algorithm_pane import AlgorithmPane
+from tui_unlearn.tui.widgets.data_pane import DataPane
+from tui_unlearn.tui.widgets.model_pane import ModelPane
+from tui_unlearn.tui.widgets.probe_pane import ProbePane
+from tui_unlearn.tui.widgets.run_pane import RunPane
+
+TABS = {"model": "Model", "data": "Data", "algorithm": "Algorithm", "run": "Run", "probes": "Probes"}
+
+
+class WorkbenchScreen(Screen):
+    """The tabs. Only the first is composed before the first frame; the others are mounted
+    lazily just after it, so the app shows something at once."""
+
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__()
+        self.config = config
+
+    def compose(self) -> ComposeResult:
+        c = self.config
+        with TabbedContent(id="tabs"):
+            with TabPane(TABS["model"], id="tab-model"):
+                yield ModelPane(c.model, c.device, c.dtype, trust_remote_code=c.trust_remote_code,
+                                models_cache=c.models_cache, id="model-pane")
+            with TabPane(TABS["data"], id="tab-data"):
+                yield Lazy(DataPane(c.forget, c.retain, c.holdout, c.model, id="data-pane"))
+            with TabPane(TABS["algorithm"], id="tab-algorithm"):
+                yield Lazy(AlgorithmPane(c, id="algorithm-pane"))
+            with TabPane(TABS["run"], id="tab-run"):
+                yield Lazy(RunPane(id="run-pane"))
+            with TabPane(TABS["probes"], id="tab-probes"):
+                yield Lazy(ProbePane(c.probes, id="probe-pane"))
+        yield Footer()
+
+    @property
+    def ready(self) -> bool:
+        """True once the lazily mounted tabs are all there (a few frames after the first)."""
+        return all(self.query(pane) for pane in (DataPane, AlgorithmPane, RunPane, ProbePane))
+
+    def show_tab(self, name: str) -> None:
+        self.query_one("#tabs", TabbedContent).active = f"tab-{name}"
+
+    @property
+    def model_pane(self) -> ModelPane:
+        return self.query_one(ModelPane)
+
+    @property
+    def data_pane(self) -> DataPane:
+        return self.query_one(DataPane)
+
+    @property
+    def algorithm_pane(self) -> AlgorithmPane:
+        return self.query_one(AlgorithmPane)
+
+    @property
+    def run_pane(self) -> RunPane:
+        return self.query_one(RunPane)
+
+    @property
+    def probe_pane(self) -> ProbePane:
+        return self.query_one(ProbePane)

@@ -1,0 +1,1 @@
+"""The workbench's panes and the small widgets they are built from."""

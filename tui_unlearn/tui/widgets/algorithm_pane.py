@@ -1,0 +1,266 @@
+"""The algorithm pane: every registered method, and a form generated from its declaration.
+
+Each field validates as it is typed with the declaration's own ``HyperParam.parse`` (the
+same check the CLI and ``resolve`` apply), so the message under a field is the message a
+run would fail with.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.reactive import reactive
+from textual.validation import ValidationResult, Validator
+from textual.widgets import Input, Label, OptionList, Select, Static
+from textual.widgets.option_list import Option
+
+from tui_unlearn.algorithms import HyperParam, all_algorithms
+from tui_unlearn.config import RUN_DEFAULTS, RunConfig
+from tui_unlearn.errors import ConfigError
+
+# Run-level knobs, declared like a method's hyperparameters so one form code serves both.
+RUN_KNOBS = (
+    HyperParam("steps", "int", RUN_DEFAULTS["steps"], "optimisation steps", 1, 1_000_000),
+    HyperParam("lr", "float", RUN_DEFAULTS["lr"], "learning rate (AdamW, 10% warm-up)", 1e-12, 10.0),
+    HyperParam("batch_size", "int", RUN_DEFAULTS["batch_size"], "forget and retain examples per step", 1, 65536),
+    HyperParam("eval_every", "int", 10, "steps between evaluations during the run (0: before and after only)", 0, 1_000_000),
+    HyperParam("seed", "int", 0, "random seed", 0, 2**31 - 1),
+)
+REGULARISERS = (
+    HyperParam("l2_anchor", "float", 0.0, "weight of an L2 pull to the original weights", 0.0, 1e6),
+    HyperParam("kl_retain", "float", 0.0, "weight of KL to the original model on retain data", 0.0, 1e6),
+    HyperParam("dropout", "float", 0.0, "dropout on block outputs while unlearning", 0.0, 0.99),
+)
+METHOD_DEFAULTED = ("steps", "lr", "batch_size")  # knobs whose default depends on the method
+
+
+class ParamValidator(Validator):
+    def __init__(self, param: HyperParam) -> None:
+        super().__init__()
+        self.param = param
+
+    def validate(self, value: str) -> ValidationResult:
+        try:
+            self.param.parse(value)
+        except ConfigError as error:
+            return self.failure(str(error))
+        return self.success()
+
+
+def show_value(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+class ParamField(Vertical):
+    """One declared parameter: name, an input (a choice list for choices and booleans), help,
+    and the validation message when the value is wrong."""
+
+    def __init__(self, param: HyperParam, value: Any, *, id: str | None = None) -> None:
+        super().__init__(classes="param-field", id=id)
+        self.param = param
+        self.initial = show_value(value)
+        self.default = param.default  # the run knobs' defaults depend on the method
+
+    def compose(self) -> ComposeResult:
+        p = self.param
+        with Horizontal(classes="param-row"):
+            yield Label(p.name, classes="field-name")
+            choices = p.choices or (("true", "false") if p.type == "bool" else None)
+            if choices:
+                value = self.initial if self.initial in choices else choices[0]
+                yield Select([(c, c) for c in choices], value=value, allow_blank=False, compact=True, classes="param-input")
+            else:
+                yield Input(
+                    self.initial,
+                    compact=True,
+                    classes="param-input",
+                    validators=[ParamValidator(p)],
+                    validate_on=("changed", "submitted"),
+                    type="text",
+                )
+            yield Label(self._help(), classes="param-help", markup=False)
+        yield Label("", classes="param-error", markup=False)
+
+    def _help(self) -> str:
+        p = self.param
+        # Range and default first: when the row is narrow, the prose is what gets cut.
+        bounds = ""
+        if p.min is not None or p.max is not None:
+            lo = show_value(p.min) if p.min is not None else ""
+            hi = show_value(p.max) if p.max is not None else ""
+            bounds = f"{lo}..{hi}, "
+        return f"({bounds}default {show_value(self.default)}) {p.help}"
+
+    def set_default(self, value: Any) -> None:
+        self.default = value
+        if self.is_mounted:
+            self.query_one(".param-help", Label).update(self._help())
+
+    @property
+    def raw(self) -> str:
+        if not self.is_mounted or not self.query(".param-input"):
+            return self.initial
+        widget = self.query_one(".param-input")
+        return str(widget.value) if isinstance(widget, Select) else widget.value
+
+    def set_raw(self, value: Any) -> None:
+        widget = self.query_one(".param-input")
+        widget.value = show_value(value)
+
+    def parsed(self) -> Any:
+        """The value as the declared type; raises ConfigError (and shows it) when wrong."""
+        try:
+            return self.param.parse(self.raw)
+        except ConfigError as error:
+            self._show_error(str(error))
+            raise
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        event.stop()
+        result = event.validation_result
+        self._show_error(None if result is None or result.is_valid else result.failure_descriptions[0])
+
+    def _show_error(self, message: str | None) -> None:
+        label = self.query_one(".param-error", Label)
+        label.update(message or "")
+        self.set_class(bool(message), "-invalid")
+
+
+class HyperParamForm(Vertical):
+    """The fields of one method's hyperparameters, recomposed when the method changes."""
+
+    algorithm: reactive[str] = reactive("", recompose=True)
+
+    def __init__(self, algorithms: dict, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.algorithms = algorithms
+        self.typed: dict[str, Any] = {}
+
+    def compose(self) -> ComposeResult:
+        algorithm = self.algorithms.get(self.algorithm)
+        if algorithm is None:
+            return
+        for p in algorithm.hyperparams:
+            yield ParamField(p, self.typed.get(p.name, p.default))
+        if not algorithm.hyperparams:
+            yield Static("(this method has no hyperparameters)", classes="pane-help")
+
+    def fields(self) -> list[ParamField]:
+        """The current method's fields (none while a recompose is pending)."""
+        algorithm = self.algorithms.get(self.algorithm)
+        declared = set(algorithm.hyperparams) if algorithm else set()
+        return [f for f in self.query(ParamField).results(ParamField) if f.param in declared]
+
+
+class AlgorithmPane(Horizontal):
+    """Pick a method; its hyperparameters, the run knobs and the regularisers below it."""
+
+    def __init__(self, config: RunConfig, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.algorithms = all_algorithms()
+        self.algorithm = config.algorithm if config.algorithm in self.algorithms else next(iter(self.algorithms))
+        # Values typed per method, so switching back and forth keeps them.
+        self.typed: dict[str, dict[str, Any]] = {self.algorithm: dict(config.hparams)}
+        self.knob_values: dict[str, Any] = {
+            "steps": config.steps, "lr": config.lr, "batch_size": config.batch_size,
+            "eval_every": config.eval_every, "seed": config.seed,
+            "l2_anchor": config.l2_anchor, "kl_retain": config.kl_retain, "dropout": config.dropout,
+        }
+
+    def compose(self) -> ComposeResult:
+        options = [
+            Option(Text.assemble((f"{a.name:<12}", "bold"), (a.description, "dim"), no_wrap=True, overflow="ellipsis"), id=a.name)
+            for a in self.algorithms.values()
+        ]
+        yield OptionList(*options, id="algorithm-list")
+        with VerticalScroll(id="algorithm-form"):
+            yield Static("", id="algorithm-about")
+            yield Static("Hyperparameters", classes="form-heading")
+            yield HyperParamForm(self.algorithms, id="hparam-fields")
+            yield Static("Run", classes="form-heading")
+            with Vertical(id="knob-fields"):
+                for knob in RUN_KNOBS:
+                    yield ParamField(knob, self._knob_value(knob), id=f"knob-{knob.name}")
+            yield Static("Regularisers (any method; 0 is off)", classes="form-heading")
+            with Vertical(id="regulariser-fields"):
+                for knob in REGULARISERS:
+                    yield ParamField(knob, self._knob_value(knob), id=f"knob-{knob.name}")
+
+    def on_mount(self) -> None:
+        self.query_one("#algorithm-list").border_title = "Algorithm"
+        self.query_one("#algorithm-form").border_title = "Settings"
+        names = list(self.algorithms)
+        self.query_one("#algorithm-list", OptionList).highlighted = names.index(self.algorithm)
+        self._build_form()
+
+    def _method_defaults(self, name: str | None = None) -> dict[str, Any]:
+        return {**RUN_DEFAULTS, **self.algorithms[name or self.algorithm].run_defaults}
+
+    def _knob_value(self, knob: HyperParam) -> Any:
+        value = self.knob_values.get(knob.name)
+        if value is None:
+            value = self._method_defaults().get(knob.name, knob.default)
+        return value
+
+    @on(OptionList.OptionHighlighted, "#algorithm-list")
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        event.stop()
+        self.choose(str(event.option.id))
+
+    def choose(self, name: str) -> None:
+        if name == self.algorithm or name not in self.algorithms:
+            return
+        self._remember()
+        old_defaults = self._method_defaults()
+        self.algorithm = name
+        new_defaults = self._method_defaults()
+        # A knob still at the old method's default follows the new method's default.
+        for knob in METHOD_DEFAULTED:
+            field = self.query_one(f"#knob-{knob}", ParamField)
+            if field.raw.strip() == show_value(old_defaults[knob]):
+                field.set_raw(new_defaults[knob])
+        self._build_form()
+
+    def _show_method_defaults(self) -> None:
+        defaults = self._method_defaults()
+        for knob in METHOD_DEFAULTED:
+            self.query_one(f"#knob-{knob}", ParamField).set_default(defaults[knob])
+
+    def _remember(self) -> None:
+        self.typed[self.algorithm] = {f.param.name: f.raw for f in self.query_one(HyperParamForm).fields()}
+
+    def _build_form(self) -> None:
+        algorithm = self.algorithms[self.algorithm]
+        self.query_one("#algorithm-about", Static).update(
+            Text.assemble((algorithm.name, "bold"), "  ", algorithm.description)
+        )
+        form = self.query_one(HyperParamForm)
+        form.typed = self.typed.get(self.algorithm, {})
+        form.algorithm = self.algorithm
+        self._show_method_defaults()
+
+    def values(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """(algorithm, hyperparameters, run knobs) as parsed values.
+
+        Raises ConfigError for the first invalid field, which is focused and shows why.
+        """
+        hparams, knobs = {}, {}
+        fields = [*self.query_one(HyperParamForm).fields(), *self.query("#knob-fields ParamField, #regulariser-fields ParamField").results(ParamField)]
+        for field in fields:
+            try:
+                value = field.parsed()
+            except ConfigError:
+                field.query_one(".param-input").focus()
+                raise
+            if field.id and field.id.startswith("knob-"):
+                knobs[field.param.name] = value
+            else:
+                hparams[field.param.name] = value
+        return self.algorithm, hparams, knobs
