@@ -12,6 +12,7 @@ def test_resolve_fills_method_defaults_and_bundled_sets():
     assert cfg.steps == 60 and cfg.batch_size == 8
     assert cfg.retain == "bundled:retain90" and cfg.holdout == "bundled:holdout"
     assert cfg.hparams == {"target": "refusal", "retain_weight": 1.0}
+    assert resolve(RunConfig()).lr == 2e-4  # grad_diff's measured default
 
 
 def test_forget05_gets_matching_retain_split():

@@ -393,7 +393,7 @@ async def test_switching_method_follows_its_default_learning_rate(tmp_path):
         await settle(pilot)
         pane = app.workbench.algorithm_pane
         lr = pane.query_one("#knob-lr", ParamField)
-        assert lr.raw == "0.0005"
+        assert lr.raw == "0.0002"  # grad_diff declares lr 2e-4
         pane.choose("idk")  # declares lr 1e-3
         await pilot.pause()
         assert lr.raw == "0.001" and "default 0.001" in lr._help()

@@ -7,6 +7,7 @@ from tui_unlearn.errors import ConfigError
 
 _REGISTRY: dict[str, Algorithm] = {}
 _builtin_loaded = False
+BUILTIN = ("finetune", "grad_ascent", "grad_diff", "idk", "distill", "npo", "simnpo")
 
 
 def register(algorithm: Algorithm) -> Algorithm:
@@ -34,7 +35,9 @@ def _load_builtin() -> None:
 def all_algorithms() -> dict[str, Algorithm]:
     if not _builtin_loaded:
         _load_builtin()
-    return dict(_REGISTRY)
+    # Built-ins in their documented order whatever imported them first, then any others.
+    names = [n for n in BUILTIN if n in _REGISTRY] + [n for n in _REGISTRY if n not in BUILTIN]
+    return {n: _REGISTRY[n] for n in names}
 
 
 def get_algorithm(name: str) -> Algorithm:
