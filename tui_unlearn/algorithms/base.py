@@ -156,6 +156,17 @@ def nll(model, batch):
     return sequence_nll(forward(model, batch), batch["labels"]).mean()
 
 
+def plus_retain_nll(x: LossInputs, forget_loss, terms: dict) -> dict:
+    """``terms`` with ``loss`` = forget_loss + retain_weight * retain NLL (when there is a retain set)."""
+    total = forget_loss
+    if x.retain is not None:
+        retain = nll(x.model, x.retain)
+        terms["retain_nll"] = retain
+        total = total + x.hp["retain_weight"] * retain
+    terms["loss"] = total
+    return terms
+
+
 def reference_logits(reference, batch):
     import torch
 

@@ -6,7 +6,7 @@ from functools import lru_cache
 from importlib import resources
 
 from tui_unlearn.algorithms import register
-from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, nll
+from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, nll, plus_retain_nll
 
 
 @lru_cache(maxsize=1)
@@ -40,13 +40,7 @@ def relabel(records: list[dict], hp: dict, rng) -> list[dict]:
 def _loss(x: LossInputs) -> dict:
     forget = nll(x.model, x.forget)  # NLL of the relabelled answers: descent, not ascent
     terms = {"relabel_nll": forget}
-    total = forget
-    if x.retain is not None:
-        retain = nll(x.model, x.retain)
-        terms["retain_nll"] = retain
-        total = total + x.hp["retain_weight"] * retain
-    terms["loss"] = total
-    return terms
+    return plus_retain_nll(x, forget, terms)
 
 
 register(

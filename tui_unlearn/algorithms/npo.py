@@ -11,7 +11,7 @@ from tui_unlearn.algorithms.base import (
     HyperParam,
     LossInputs,
     forward,
-    nll,
+    plus_retain_nll,
     reference_logits,
     sequence_logprob_sum,
 )
@@ -30,13 +30,7 @@ def _loss(x: LossInputs) -> dict:
     logp_ref = sequence_logprob_sum(reference_logits(x.reference, x.forget), labels)
     forget = npo_term(logp, logp_ref, x.hp["beta"])
     terms = {"npo": forget, "forget_logratio": (logp - logp_ref).mean().detach()}
-    total = forget
-    if x.retain is not None:
-        retain = nll(x.model, x.retain)
-        terms["retain_nll"] = retain
-        total = total + x.hp["retain_weight"] * retain
-    terms["loss"] = total
-    return terms
+    return plus_retain_nll(x, forget, terms)
 
 
 register(

@@ -1,7 +1,7 @@
 """SimNPO (Fan et al. 2024): NPO without a reference model, on length-normalised likelihood."""
 
 from tui_unlearn.algorithms import register
-from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, forward, nll, sequence_nll
+from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, forward, plus_retain_nll, sequence_nll
 
 
 def _loss(x: LossInputs) -> dict:
@@ -12,13 +12,7 @@ def _loss(x: LossInputs) -> dict:
     # -(2/beta) log sigmoid(-(beta/|y|) log pi(y|x) - gamma), with -(1/|y|) log pi = mean NLL.
     forget = -(2.0 / beta) * F.logsigmoid(beta * forget_nll - gamma).mean()
     terms = {"simnpo": forget, "forget_nll": forget_nll.mean().detach()}
-    total = forget
-    if x.retain is not None:
-        retain = nll(x.model, x.retain)
-        terms["retain_nll"] = retain
-        total = total + x.hp["retain_weight"] * retain
-    terms["loss"] = total
-    return terms
+    return plus_retain_nll(x, forget, terms)
 
 
 register(
