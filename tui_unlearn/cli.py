@@ -96,6 +96,12 @@ def _algorithms_epilog() -> str:
 
 # ---- the main command ----
 
+ORACLE_HELP = (
+    "Retain-only oracle for forget quality and privacy leakage: a model (bundled name, folder, hub id), "
+    "a saved eval session (id or folder), or 'none' (default: tiny-authors-retain for bundled:forget10)."
+)
+RELEARN_HELP = "Relearning check: fine-tune the result for K steps on half of the forget sample and measure how much of the other half comes back (0: off)."
+
 def build_config(
     config_file: Optional[Path],
     hparams: dict[str, Any],
@@ -135,6 +141,8 @@ def main_command(
     dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, float32, bfloat16 or float16."),
     trust_remote_code: Optional[bool] = typer.Option(None, "--trust-remote-code", help="Allow a model's own Python code to run (off by default)."),
     save_model: Optional[bool] = typer.Option(None, "--save-model", help="Save the unlearned weights into the session (Hugging Face format)."),
+    oracle: Optional[str] = typer.Option(None, "--oracle", help=ORACLE_HELP),
+    relearn: Optional[int] = typer.Option(None, "--relearn", help=RELEARN_HELP),
     config_file: Optional[Path] = typer.Option(None, "--config", help="A run config (.json or .toml; a session's config.json works)."),
     sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Where sessions are saved (env TUI_UNLEARN_SESSIONS_DIR)."),
     models_cache: Optional[str] = typer.Option(None, "--models-cache", help="Where hub models are cached (env TUI_UNLEARN_MODELS_CACHE)."),
@@ -154,7 +162,7 @@ def main_command(
         eval_samples=eval_samples, l2_anchor=l2_anchor, kl_retain=kl_retain, dropout=dropout,
         grad_clip=grad_clip, max_length=max_length,
         device=device, dtype=dtype, trust_remote_code=trust_remote_code, save_model=save_model,
-        models_cache=models_cache,
+        models_cache=models_cache, oracle=oracle, relearn_steps=relearn,
     )
     if print_config:
         from tui_unlearn.config import resolve
@@ -199,6 +207,85 @@ def run_batch(config, sessions_dir: Optional[Path], *, as_json: bool, as_jsonl: 
     reporter.close()
     reporter.print_result(result)
     return int(result.exit_code)
+
+
+# ---- eval ----
+
+@app.command("eval")
+@handle_errors
+def eval_command(
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="The model to evaluate (bundled name, local folder or hub id)."),
+    forget: Optional[str] = typer.Option(None, "--forget", "-f", help="Forget set (same sources as the main command)."),
+    retain: Optional[str] = typer.Option(None, "--retain", help="Retain set."),
+    holdout: Optional[str] = typer.Option(None, "--holdout", help="Holdout set, never trained on."),
+    oracle: Optional[str] = typer.Option(None, "--oracle", help=ORACLE_HELP),
+    relearn: Optional[int] = typer.Option(None, "--relearn", help=RELEARN_HELP),
+    eval_samples: Optional[int] = typer.Option(None, "--eval-samples", help="Records per split (0: all)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (which records are sampled)."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, float32, bfloat16 or float16."),
+    trust_remote_code: Optional[bool] = typer.Option(None, "--trust-remote-code", help="Allow a model's own Python code to run."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help="A run config (.json or .toml)."),
+    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Where sessions are saved (env TUI_UNLEARN_SESSIONS_DIR)."),
+    models_cache: Optional[str] = typer.Option(None, "--models-cache", help="Where hub models are cached."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the results."),
+) -> None:
+    """Evaluate a model without unlearning (a session of kind eval; usable as --oracle)."""
+    from tui_unlearn.batch import BatchReporter
+    from tui_unlearn.engine import evaluate_model
+
+    config = build_config(
+        config_file, {}, None,
+        model=model, forget=forget, retain=retain, holdout=holdout, oracle=oracle, relearn_steps=relearn,
+        eval_samples=eval_samples, seed=seed, device=device, dtype=dtype,
+        trust_remote_code=trust_remote_code, models_cache=models_cache,
+    )
+    reporter = BatchReporter(as_json=as_json, as_jsonl=False)
+    stdin_text = sys.stdin.read() if "-" in (config.forget, config.retain, config.holdout) else None
+    try:
+        result = evaluate_model(config, reporter.on_event, sessions_dir=sessions_dir, stdin_text=stdin_text)
+    except UnlearnError as exc:
+        reporter.close()
+        if reporter.session_path:
+            reporter.print_failure(str(exc))
+        raise
+    reporter.close()
+    reporter.print_result(result)
+    raise typer.Exit(int(result.exit_code))
+
+
+# ---- analyze ----
+
+@app.command("analyze")
+@handle_errors
+def analyze_command(
+    session_ids: list[str] = typer.Argument(..., help="Session ids (or unique prefixes, or folders) to compare."),
+    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder."),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per session to this CSV file."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the comparison to this JSON file."),
+    markdown_path: Optional[Path] = typer.Option(None, "--markdown", help="Write the tables to this Markdown file."),
+    no_charts: bool = typer.Option(False, "--no-charts", help="Print the tables only."),
+    width: int = typer.Option(100, "--width", help="Chart width in characters."),
+) -> None:
+    """Compare sessions: tables and charts on stdout, exports to CSV, JSON and Markdown."""
+    from tui_unlearn import analysis
+    from tui_unlearn.paths import sessions_dir as resolve_dir
+    from tui_unlearn.sessions import open_session
+
+    root = resolve_dir(sessions_dir)
+    sessions = [open_session(root, ref) for ref in session_ids]
+    comparison = analysis.Comparison.of(sessions)
+    typer.echo(comparison.text())
+    if not no_charts:
+        typer.echo("")
+        typer.echo(comparison.charts(width=width))
+    for path, writer in ((csv_path, comparison.to_csv), (json_path, comparison.to_json), (markdown_path, comparison.to_markdown)):
+        if path is not None:
+            try:
+                path.write_text(writer(), encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot write {path}: {exc.strerror}; check the folder exists and is writable") from None
+            err(f"wrote {path}")
 
 
 # ---- sessions ----

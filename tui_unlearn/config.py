@@ -19,6 +19,9 @@ from tui_unlearn.errors import ConfigError
 DEFAULT_MODEL = "tiny-authors"
 DEFAULT_FORGET = "bundled:forget10"
 DEFAULT_ALGORITHM = "grad_diff"
+# The retain-only oracle used for forget quality and privacy leakage on the bundled benchmark.
+DEFAULT_ORACLE = "tiny-authors-retain"
+DEFAULT_ORACLE_FORGET = "bundled:forget10"
 
 # Run-level defaults for knobs a method may override through ``Algorithm.run_defaults``.
 RUN_DEFAULTS: dict[str, Any] = {"steps": 60, "lr": 5e-4, "batch_size": 8}
@@ -52,6 +55,11 @@ class RunConfig:
     trust_remote_code: bool = False
     save_model: bool = False
     models_cache: str | None = None
+    # Field metrics against a retain-only oracle: a model spec, a saved eval session (id or
+    # folder), or "none". None: the bundled tiny-authors-retain when forget is bundled:forget10.
+    oracle: str | None = None
+    relearn_steps: int = 0  # relearning check after unlearning (0 = off)
+    relearn_lr: float = 1e-3
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -134,6 +142,15 @@ def resolve(config: RunConfig) -> RunConfig:
         holdout = "bundled:holdout"
     if algorithm.needs_retain and not retain:
         raise ConfigError(f"{algorithm.name} needs a retain set: pass --retain PATH")
+    _positive_int("relearn_steps", config.relearn_steps, minimum=0)
+    rl = config.relearn_lr
+    if isinstance(rl, bool) or not isinstance(rl, (int, float)) or not rl > 0 or rl == float("inf"):
+        raise ConfigError(f"relearn_lr must be a positive number, got {rl!r}")
+    oracle = config.oracle
+    if oracle is not None and (not isinstance(oracle, str) or not oracle.strip()):
+        raise ConfigError(f"oracle must be a model, a saved eval session or 'none', got {oracle!r}")
+    if oracle is None and config.forget == DEFAULT_ORACLE_FORGET:
+        oracle = DEFAULT_ORACLE
     return replace(
         config,
         hparams=hparams,
@@ -142,6 +159,8 @@ def resolve(config: RunConfig) -> RunConfig:
         batch_size=int(batch_size),
         retain=retain or None,
         holdout=holdout or None,
+        oracle=oracle,
+        relearn_lr=float(rl),
     )
 
 

@@ -178,10 +178,200 @@ def run(
     )
 
     root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
+    splits = eval_splits_for(config, data)
+    from tui_unlearn.oracle import resolve_oracle
+
+    oracle = resolve_oracle(config, splits, root, emit)
     session = Session.create(root, config.algorithm, config.to_dict())
     started = time.monotonic()
+    body = lambda: _run_in_session(config, algorithm, data, loaded, session, emit, stop, started, splits, oracle)  # noqa: E731
+    return _guarded(session, started, emit, body)
+
+
+def evaluate_model(
+    config: RunConfig,
+    on_event: OnEvent | None = None,
+    *,
+    sessions_dir: str | Path | None = None,
+    stdin_text: str | None = None,
+) -> RunResult:
+    """Evaluate ``config.model`` without unlearning, as a session of kind "eval".
+
+    The summary's ``metrics`` holds only "after" (the model as it is; there is no before)
+    and examples.jsonl rows have phase "after", so an eval session lines up with the
+    "after" column of unlearning sessions. It also stores ``oracle_reference`` (forget
+    truth ratios and MIA AUCs), so the session can be passed to ``--oracle`` later. With
+    ``config.relearn_steps`` it runs the relearning check too ("recovered" is None: there
+    is no original accuracy to recover).
+    """
+    emit = on_event or (lambda event: None)
+    config = resolve(config)
+    emit(ev.Log("loading data"))
+    data = load_run_data(config, stdin_text)
+    emit(ev.Log(f"loading model {config.model}"))
+    from tui_unlearn.models.loading import load_model
+
+    loaded = load_model(
+        config.model,
+        device=config.device,
+        dtype=config.dtype,
+        trust_remote_code=config.trust_remote_code,
+        models_cache=config.models_cache,
+    )
+    root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
+    splits = eval_splits_for(config, data)
+    from tui_unlearn.oracle import resolve_oracle
+
+    same = config.oracle is not None and config.oracle == config.model
+    oracle = None if same else resolve_oracle(config, splits, root, emit)
+    session = Session.create(root, "eval", config.to_dict(), kind="eval")
+    session.update_summary(algorithm=None)
+    started = time.monotonic()
+    body = lambda: _eval_in_session(config, data, loaded, session, emit, started, splits, oracle, same)  # noqa: E731
+    return _guarded(session, started, emit, body)
+
+
+def _eval_in_session(config, data, loaded, session, emit, started, splits, oracle, same) -> RunResult:
+    import torch
+
+    from tui_unlearn.metrics.evaluate import evaluate_splits
+    from tui_unlearn.oracle import ORACLE_REFERENCE_KEY, field_metrics, from_result, reference_payload
+
+    def record(event: ev.Event) -> None:
+        session.append_event(event.to_dict())
+        emit(event)
+
+    torch.manual_seed(config.seed)
+    model, tok = loaded.model, loaded.tokenizer
+    record(ev.RunStarted(session.id, str(session.path), config.to_dict(), 0, loaded.info(), data.report))
+    emit(ev.Log("evaluating"))
+    with torch.no_grad():
+        result = evaluate_splits(model, tok, splits, batch_size=32, max_new_tokens=config.max_new_tokens, field_metrics=True)
+    record(ev.Evaluation(0, "after", result.aggregates, round(time.monotonic() - started, 2)))
+    session.write_examples([{"phase": "after", **row} for row in result.examples])
+    if same:
+        oracle = from_result(result, config.oracle, "self")
+    fm = field_metrics(result, oracle)
+    relearn = None
+    if config.relearn_steps:
+        relearn = relearn_check(model, tok, config, splits["forget"], None, result, emit, loaded.device)
+    extra = {"relearn": relearn} if relearn is not None else {}
+    summary = session.update_summary(
+        status="finished",
+        steps=0,
+        total_steps=0,
+        seconds=round(time.monotonic() - started, 2),
+        ended=_now(),
+        data=data.report,
+        metrics={"after": result.aggregates},
+        forget_quality=fm["forget_quality"],
+        model_utility=fm["model_utility"],
+        privleak=fm["privleak"],
+        field_metrics={"after": fm},
+        oracle=oracle.describe() if oracle else None,
+        **extra,
+        **{
+            ORACLE_REFERENCE_KEY: reference_payload(
+                result, model=config.model, forget=config.forget, holdout=config.holdout,
+                eval_samples=config.eval_samples, seed=config.seed,
+            )
+        },
+    )
+    record(ev.RunFinished("finished", summary))
+    return RunResult("finished", session.id, str(session.path), summary)
+
+
+def eval_splits_for(config: RunConfig, data: RunData) -> dict[str, list[dict]]:
+    """The fixed samples every before/after evaluation (and the oracle's) uses."""
+    splits = {"forget": sample(data.forget, config.eval_samples, config.seed)}
+    if data.retain:
+        splits["retain"] = sample(data.retain, config.eval_samples, config.seed + 1)
+    if data.holdout:
+        splits["holdout"] = sample(data.holdout, config.eval_samples, config.seed + 2)
+    return splits
+
+
+def relearn_check(model, tok, config, forget_eval, before, after, emit, device) -> dict[str, Any]:
+    """Fine-tune a copy of ``model`` on a seeded half of the evaluated forget sample for
+    ``config.relearn_steps`` steps and measure how much of the other half comes back.
+
+    ``before`` / ``after`` are the EvalResults of the original and the unlearned model
+    (``before`` None for an eval session); their forget rows line up with ``forget_eval``.
+    "recovered" is (acc after relearn - acc before relearn) / (original acc - acc before
+    relearn): the share of the accuracy that unlearning removed and relearning restored.
+    """
+    import torch
+
+    from tui_unlearn.data.formatting import encode_example, pad_token_id
+    from tui_unlearn.metrics.evaluate import evaluate_splits
+
+    steps = config.relearn_steps
+    qa = [i for i, r in enumerate(forget_eval) if r.get("question")]
+    if len(qa) < 2:
+        emit(ev.Log("relearning check skipped: it needs at least 2 question-answer forget records"))
+        return {"steps": 0, "skipped": "needs at least 2 question-answer forget records"}
+    order = list(qa)
+    random.Random(config.seed + 4).shuffle(order)
+    train_idx, eval_idx = sorted(order[: len(order) // 2]), sorted(order[len(order) // 2 :])
+
+    def mean_of(result, key: str, idx: list[int]) -> float | None:
+        rows = [r for r in result.examples if r["split"] == "forget"]
+        values = [rows[i].get(key) for i in idx if rows[i].get(key) is not None]
+        return float(sum(values) / len(values)) if values else None
+
+    emit(ev.Log(f"relearning check: {steps} steps on {len(train_idx)} forget records"))
+    relearner = copy.deepcopy(model)
+    relearner.train(False)
+    params = [p for p in relearner.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.relearn_lr, weight_decay=0.0)
+    pad_id = pad_token_id(tok)
+    train = [encode_example(tok, forget_eval[i]["question"], forget_eval[i]["answer"], config.max_length) for i in train_idx]
+    stream = BatchStream(train, config.batch_size, config.seed + 5, pad_id, device)
+    with torch.enable_grad():
+        for _ in range(steps):
+            batch = stream.next()
+            loss = relearner(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"]).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+    relearner.eval()
+    with torch.no_grad():
+        relearned = evaluate_splits(
+            relearner, tok, {"forget": [forget_eval[i] for i in eval_idx]}, batch_size=32,
+            max_new_tokens=config.max_new_tokens, field_metrics=False,
+        )
+    del relearner
+    acc_before = mean_of(after, "exact_match", eval_idx)
+    acc_after = relearned.aggregates["forget"].get("accuracy")
+    original = mean_of(before, "exact_match", eval_idx) if before is not None else None
+    recovered = None
+    if original is not None and acc_before is not None and acc_after is not None and original - acc_before > 0:
+        recovered = (acc_after - acc_before) / (original - acc_before)
+    out = {
+        "steps": steps,
+        "lr": config.relearn_lr,
+        "train_records": len(train_idx),
+        "eval_records": len(eval_idx),
+        "forget_accuracy_original": original,
+        "forget_accuracy_before_relearn": acc_before,
+        "forget_accuracy_after_relearn": acc_after,
+        "forget_f1_before_relearn": mean_of(after, "f1", eval_idx),
+        "forget_f1_after_relearn": relearned.aggregates["forget"].get("f1"),
+        "recovered": recovered,
+    }
+    emit(ev.Log(f"relearning check: forget accuracy {_fmt(acc_before)} -> {_fmt(acc_after)} (recovered {_fmt(recovered)})"))
+    return out
+
+
+def _fmt(value) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _guarded(session, started, emit, body) -> RunResult:
+    """Run ``body`` in ``session``; keep the session and say in one line what went wrong."""
     try:
-        return _run_in_session(config, algorithm, data, loaded, session, emit, stop, started)
+        return body()
     except KeyboardInterrupt:
         summary = session.update_summary(status="interrupted", ended=_now(), seconds=round(time.monotonic() - started, 2))
         emit(ev.RunFinished("interrupted", summary))
@@ -213,7 +403,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _run_in_session(config, algorithm, data, loaded, session, emit, stop, started) -> RunResult:
+def _run_in_session(config, algorithm, data, loaded, session, emit, stop, started, eval_splits, oracle) -> RunResult:
     import torch
 
     from tui_unlearn.data.formatting import encode_example, pad_token_id
@@ -231,11 +421,6 @@ def _run_in_session(config, algorithm, data, loaded, session, emit, stop, starte
     device = loaded.device
     hp = dict(config.hparams)
 
-    eval_splits = {"forget": sample(data.forget, config.eval_samples, config.seed)}
-    if data.retain:
-        eval_splits["retain"] = sample(data.retain, config.eval_samples, config.seed + 1)
-    if data.holdout:
-        eval_splits["holdout"] = sample(data.holdout, config.eval_samples, config.seed + 2)
     probe_splits = {
         name: sample(eval_splits[name], config.probe_samples, config.seed + 3)
         for name in ("forget", "retain")
@@ -286,7 +471,10 @@ def _run_in_session(config, algorithm, data, loaded, session, emit, stop, starte
         original_answers = probe(0, None)
     examples = [{"phase": "before", **row} for row in before.examples]
     session.write_examples(examples)
-    session.update_summary(metrics={"before": before.aggregates})
+    from tui_unlearn.oracle import field_metrics
+
+    field = {"before": field_metrics(before, oracle)}
+    session.update_summary(metrics={"before": before.aggregates}, field_metrics=field, oracle=oracle.describe() if oracle else None)
 
     # The frozen original: reference for NPO/KL, teacher for distillation, anchor for L2.
     reference = None
@@ -377,6 +565,7 @@ def _run_in_session(config, algorithm, data, loaded, session, emit, stop, starte
             probe(done, original_answers)
         examples += [{"phase": "after", **row} for row in after.examples]
         session.write_examples(examples)
+        field["after"] = field_metrics(after, oracle)
 
     model_dir = None
     if config.save_model:
@@ -387,8 +576,12 @@ def _run_in_session(config, algorithm, data, loaded, session, emit, stop, starte
         save_model(model, tok, model_dir)
 
     metrics = {"before": before.aggregates}
+    extra: dict[str, Any] = {}
     if after is not None:
         metrics["after"] = after.aggregates
+        extra = {key: field["after"][key] for key in ("forget_quality", "model_utility", "privleak")}
+        if config.relearn_steps:
+            extra["relearn"] = relearn_check(model, tok, config, eval_splits["forget"], before, after, emit, device)
     summary = session.update_summary(
         status=status,
         steps=done,
@@ -401,6 +594,8 @@ def _run_in_session(config, algorithm, data, loaded, session, emit, stop, starte
         final_losses=last_losses,
         metrics=metrics,
         model_saved=str(model_dir) if model_dir else None,
+        field_metrics=field,
+        **extra,
     )
     record(ev.RunFinished(status, summary))
     return RunResult(status, session.id, str(session.path), summary)
