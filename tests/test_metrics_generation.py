@@ -99,13 +99,23 @@ class _Collect(logging.Handler):
 @pytest.fixture
 def transformers_warnings():
     """Warnings and transformers log records (its logger does not propagate to caplog)."""
+    from transformers.utils import logging as hf_logging
+
     handler = _Collect()
     logger = logging.getLogger("transformers")
+    # Loading a model elsewhere in this process may have silenced transformers (the engine
+    # does), and warning_once remembers what it already said: reset both for this test.
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    once = getattr(hf_logging, "warning_once", None)
+    if hasattr(once, "cache_clear"):
+        once.cache_clear()
     logger.addHandler(handler)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         yield lambda: handler.messages + [str(w.message) for w in caught]
     logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 def test_sampling_settings_of_the_model_are_ignored_quietly(micro_model_dir, transformers_warnings):

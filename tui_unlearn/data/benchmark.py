@@ -4,7 +4,7 @@ In the spirit of TOFU, no fact here is true of anyone: names, cities, countries,
 awards and publishers are built from syllable and word pools by ``random.Random(seed)``,
 so the bundled models can only know them from their own training. Each author has
 ``len(FACTS)`` facts; each fact is one record with a paraphrased answer and
-``N_PERTURBED`` perturbed answers (same sentence, a wrong value from the same pool).
+``N_PERTURBED`` perturbed answers (the paraphrase's sentence with a wrong value from the same pool).
 
 Splits are by author and fixed by the seed: ``holdout`` (never trained on) and
 ``trained`` (everything else); inside ``trained`` the nested forget sets
@@ -219,7 +219,9 @@ def _author_records(rng: random.Random, author: Author, pools: dict[str, list[st
                 fact.question.format(name=author.name),
                 fact.answer.format(name=author.name, value=value),
                 paraphrased_answer=fact.paraphrase.format(name=author.name, value=value),
-                perturbed_answers=[fact.answer.format(name=author.name, value=w) for w in wrong],
+                # Perturbed answers share the paraphrase's wording (as in TOFU), so the truth ratio
+                # compares true and false values in one sentence shape the model was not asked in.
+                perturbed_answers=[fact.paraphrase.format(name=author.name, value=w) for w in wrong],
                 group=author.name,
             )
         )

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from tui_unlearn.data.benchmark import DEFAULT_SEED, benchmark_authors, benchmark_fingerprint, benchmark_records
+from tui_unlearn.data.records import make_record
 from tui_unlearn.data.formatting import PLAIN_PROMPT, collate, encode_example, pad_token_id, prompt_ids
 from tui_unlearn.models.bundled import BUNDLED_MODELS
 
@@ -277,6 +278,10 @@ def build_model(name: str, tokenizer, recipe: BuildRecipe, out_dir: Path, *, eva
 
     split = TRAINING_SPLITS[name]
     records = _records(split, recipe.benchmark_seed, recipe.n_authors)
+    # Each fact is also seen once as a plain sentence in its paraphrased wording, so the model
+    # knows the fact beyond one template and the truth ratio (paraphrase vs perturbed) means
+    # something; plain text has no question, so it never competes with the QA answer.
+    records = records + [make_record("", r["paraphrased_answer"]) for r in records]
     config = tiny_llama_config(
         tokenizer, hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
         num_layers=recipe.num_layers, num_heads=recipe.num_heads, max_positions=recipe.max_positions,
