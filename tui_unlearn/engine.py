@@ -161,21 +161,7 @@ def run(
     config = resolve(config)
     algorithm = get_algorithm(config.algorithm)
 
-    emit(ev.Log("loading data"))
-    data = load_run_data(config, stdin_text)
-    if algorithm.needs_retain and not data.retain:
-        raise RunFailedError(f"{algorithm.name} needs retain data, but the retain set is empty")
-
-    emit(ev.Log(f"loading model {config.model}"))
-    from tui_unlearn.models.loading import load_model
-
-    loaded = load_model(
-        config.model,
-        device=config.device,
-        dtype=config.dtype,
-        trust_remote_code=config.trust_remote_code,
-        models_cache=config.models_cache,
-    )
+    data, loaded = _load_inputs(config, stdin_text, emit, needs_retain=algorithm.needs_retain and algorithm.name)
 
     root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
     splits = eval_splits_for(config, data)
@@ -186,6 +172,28 @@ def run(
     started = time.monotonic()
     body = lambda: _run_in_session(config, algorithm, data, loaded, session, emit, stop, started, splits, oracle)  # noqa: E731
     return _guarded(session, started, emit, body)
+
+
+def _load_inputs(config: RunConfig, stdin_text: str | None, emit: OnEvent, needs_retain: str | bool = False):
+    """Load the data, then the model (bad input fails here, before any session exists).
+
+    ``needs_retain`` is the name of a method that cannot run without retain data, if any.
+    """
+    emit(ev.Log("loading data"))
+    data = load_run_data(config, stdin_text)
+    if needs_retain and not data.retain:
+        raise RunFailedError(f"{needs_retain} needs retain data, but the retain set is empty")
+    emit(ev.Log(f"loading model {config.model}"))
+    from tui_unlearn.models.loading import load_model
+
+    loaded = load_model(
+        config.model,
+        device=config.device,
+        dtype=config.dtype,
+        trust_remote_code=config.trust_remote_code,
+        models_cache=config.models_cache,
+    )
+    return data, loaded
 
 
 def evaluate_model(
@@ -206,18 +214,7 @@ def evaluate_model(
     """
     emit = on_event or (lambda event: None)
     config = resolve(config)
-    emit(ev.Log("loading data"))
-    data = load_run_data(config, stdin_text)
-    emit(ev.Log(f"loading model {config.model}"))
-    from tui_unlearn.models.loading import load_model
-
-    loaded = load_model(
-        config.model,
-        device=config.device,
-        dtype=config.dtype,
-        trust_remote_code=config.trust_remote_code,
-        models_cache=config.models_cache,
-    )
+    data, loaded = _load_inputs(config, stdin_text, emit)
     root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
     splits = eval_splits_for(config, data)
     from tui_unlearn.oracle import resolve_oracle

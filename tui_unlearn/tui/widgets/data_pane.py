@@ -18,7 +18,7 @@ from textual.timer import Timer
 from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane, TextArea
 
 from tui_unlearn.data.benchmark import default_retain_for
-from tui_unlearn.errors import DataError
+from tui_unlearn.errors import ConfigError, DataError
 from tui_unlearn.models.bundled import is_bundled
 from tui_unlearn.tui.messages import DataParsed, ForgetSplitChanged
 from tui_unlearn.tui.screens.dialogs import PathPicker
@@ -333,5 +333,5 @@ class DataPane(Vertical):
         if retain.kind == "bundled":
             try:
                 retain.set_bundled(default_retain_for(message.split))
-            except Exception:
+            except ConfigError:  # holdout or retain splits have no matching retain split
                 pass
