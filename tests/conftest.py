@@ -27,48 +27,46 @@ CORPUS = [
 
 
 def build_micro_model(path, seed: int = 0):
-    """Save a 2-layer random Llama and a byte-level BPE tokenizer to ``path``."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    """Save a 2-layer random Llama and a byte-level BPE tokenizer to ``path``.
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        special_tokens=["<pad>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(CORPUS, trainer=trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>"
-    )
+    Built with the same tokenizer and config code as the bundled models (build_tiny).
+    """
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from tui_unlearn.models.build_tiny import tiny_llama_config, train_tokenizer
+
+    tokenizer = train_tokenizer(CORPUS, 320)
+    config = tiny_llama_config(tokenizer, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, max_positions=256)
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-        pad_token_id=fast.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config)
-    model.save_pretrained(path, safe_serialization=True)
-    fast.save_pretrained(path)
+    LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
     return path
+
+
+def load_lively_model(path, seed: int = 1):
+    """The micro model with larger random weights, so greedy outputs vary with the prompt
+    (the default init mostly repeats one token, which would make every comparison trivial)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            if parameter.ndim == 2:
+                parameter.normal_(0.0, 0.3, generator=generator)
+    return model.eval(), tokenizer
 
 
 @pytest.fixture(scope="session")
 def micro_model_dir(tmp_path_factory):
     """A directory holding a random micro Llama + tokenizer (Hugging Face format)."""
     return build_micro_model(tmp_path_factory.mktemp("micro-model"))
+
+
+@pytest.fixture(scope="module")
+def lively(micro_model_dir):
+    """(model, tokenizer): the micro model with weights that make outputs prompt-dependent."""
+    return load_lively_model(micro_model_dir)

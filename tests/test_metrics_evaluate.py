@@ -46,17 +46,6 @@ HOLDOUT = [qa("Where does Ima Tollo live?", "Ima Tollo lives in Varn.", "c"), qa
 SPLITS = {"forget": FORGET, "retain": RETAIN, "holdout": HOLDOUT}
 
 
-@pytest.fixture(scope="module")
-def lively(micro_model_dir):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(micro_model_dir)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.ndim == 2:
-                parameter.normal_(0.0, 0.3, generator=generator)
-    return model.eval(), AutoTokenizer.from_pretrained(micro_model_dir)
 
 
 @pytest.fixture(scope="module")

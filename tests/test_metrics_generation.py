@@ -7,6 +7,7 @@ import logging
 import warnings
 
 import pytest
+from conftest import load_lively_model
 import torch
 
 from tui_unlearn.data.formatting import prompt_ids
@@ -28,25 +29,6 @@ QUESTIONS = [
 ]
 
 
-def load_lively_model(path, seed: int = 1):
-    """The micro model with larger random weights, so greedy outputs vary with the prompt
-    (the default init mostly repeats one token, which would make every comparison trivial)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for parameter in model.parameters():
-            if parameter.ndim == 2:
-                parameter.normal_(0.0, 0.3, generator=generator)
-    model.eval()
-    return model, tokenizer
-
-
-@pytest.fixture(scope="module")
-def lively(micro_model_dir):
-    return load_lively_model(micro_model_dir)
 
 
 def greedy_reference(model, tokenizer, ids, max_new_tokens):
