@@ -38,3 +38,17 @@ class ModelLoadError(UnlearnError):
 
 class RunFailedError(UnlearnError):
     exit_code = ExitCode.RUN_FAILED
+
+
+def first_line(error: BaseException | str | None, limit: int = 200) -> str:
+    """The first non-empty line of an error's text (its type name when it has none), at most
+    ``limit`` characters: what a one-line message quotes from a library's exception."""
+    if error is None:
+        return "unknown error"
+    text = error if isinstance(error, str) else str(error)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if lines:
+        line = lines[0]
+    else:
+        line = type(error).__name__ if isinstance(error, BaseException) else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
