@@ -85,21 +85,35 @@ def test_save_model_and_reload(micro_model_dir, files, tmp_path):
     assert again.exit_code == 0, again.stderr
 
 
-def test_diverged_run_exits_1(micro_model_dir, files, tmp_path):
+def test_diverged_run_exits_1(micro_model_dir, files, tmp_path, monkeypatch):
+    """A NaN loss at step 3 stops the run before that update: exit 1, status diverged, 2 steps kept."""
+    from dataclasses import replace
+
+    from tui_unlearn import algorithms
+
+    original = algorithms.get_algorithm("grad_ascent")
+
+    def nan_at_step_3(x):
+        terms = original.loss(x)
+        if x.step == 3:
+            terms["loss"] = terms["loss"] * float("nan")
+        return terms
+
+    monkeypatch.setitem(algorithms._REGISTRY, "grad_ascent", replace(original, loss=nan_at_step_3))
     forget, retain = files
-    args = micro_args(micro_model_dir, forget, retain, "--json", "--algorithm", "grad_ascent", "--lr", "1e30")
+    args = micro_args(micro_model_dir, forget, retain, "--json", "--algorithm", "grad_ascent")
     args[args.index("--steps") + 1] = "6"
     result = invoke(args, tmp_path / "s")
     assert result.exit_code == 1, result.stderr
     obj = json.loads(result.stdout)
-    assert obj["status"] == "diverged" and obj["steps"] < 6
+    assert obj["status"] == "diverged" and obj["steps"] == 2
 
 
 @pytest.mark.parametrize(
     "args, code, fragment",
     [
-        (["--steps", "0"], 2, "steps must be a positive integer"),
-        (["--lr", "-1"], 2, "lr must be a positive number"),
+        (["--steps", "0"], 2, "steps must be >= 1"),
+        (["--lr", "-1"], 2, "lr must be > 0"),
         (["--algorithm", "unlearnify"], 2, "choose one of: finetune, grad_ascent"),
         (["--forget", "missing.jsonl"], 3, "missing.jsonl"),
         (["--model", "no/such/dir/here"], 3, "not found"),

@@ -2,13 +2,13 @@
 
 stdout carries data only (``--json``: one object; ``--jsonl``: one event a line; else a
 table for people); progress and errors go to stderr. Exit codes are ``errors.ExitCode``.
-Algorithm hyperparameter flags are generated from the registry's declarations.
+Run-setting and hyperparameter flags are generated from their declarations
+(``cli_options``): this module only says what each command does with them.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import signal
 import sys
@@ -18,13 +18,17 @@ from typing import Any, Callable, Optional
 
 import typer
 
+from tui_unlearn.cli_options import CommandLine, show_version, split_values, with_hparam_options, with_setting_options
 from tui_unlearn.errors import ConfigError, ExitCode, UnlearnError
+from tui_unlearn.params import CLI, EVAL
 
 app = typer.Typer(
+    cls=CommandLine,
     add_completion=False,
     no_args_is_help=False,
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     help="A terminal workbench for machine unlearning of language models.",
 )
 sessions_app = typer.Typer(help="List, show and delete saved sessions.", no_args_is_help=True, pretty_exceptions_enable=False)
@@ -52,41 +56,6 @@ def handle_errors(func: Callable) -> Callable:
     return wrapper
 
 
-# ---- generated algorithm flags ----
-
-def _hparam_flags() -> dict[str, tuple[str, str]]:
-    """hyperparameter name -> (flag, help naming the methods that take it)."""
-    from tui_unlearn.algorithms import all_algorithms
-
-    owners: dict[str, list[str]] = {}
-    helps: dict[str, str] = {}
-    for algo in all_algorithms().values():
-        for p in algo.hyperparams:
-            owners.setdefault(p.name, []).append(f"{algo.name}={p.default}")
-            helps.setdefault(p.name, p.help)
-    return {
-        name: ("--" + name.replace("_", "-"), f"[{', '.join(owners[name])}] {helps[name]}")
-        for name in owners
-    }
-
-
-def _with_hparam_options(func: Callable) -> Callable:
-    """Give ``func`` one ``--name`` option per declared hyperparameter (values arrive in **kwargs)."""
-    sig = inspect.signature(func)
-    params = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    for name, (flag, help_text) in _hparam_flags().items():
-        params.append(
-            inspect.Parameter(
-                f"hp_{name}",
-                inspect.Parameter.KEYWORD_ONLY,
-                default=typer.Option(None, flag, help=help_text, rich_help_panel="Algorithm hyperparameters"),
-                annotation=Optional[str],
-            )
-        )
-    func.__signature__ = sig.replace(parameters=params)
-    return func
-
-
 def _algorithms_epilog() -> str:
     from tui_unlearn.algorithms import all_algorithms
 
@@ -94,76 +63,40 @@ def _algorithms_epilog() -> str:
     return "\n".join(lines)
 
 
-# ---- the main command ----
-
-ORACLE_HELP = (
-    "Retain-only oracle for forget quality and privacy leakage: a model (bundled name, folder, hub id), "
-    "a saved eval session (id or folder), or 'none' (default: tiny-authors-retain for bundled:forget10)."
-)
-RELEARN_HELP = "Relearning check: fine-tune the result for K steps on half of the forget sample and measure how much of the other half comes back (0: off)."
-
-def build_config(
-    config_file: Optional[Path],
-    hparams: dict[str, Any],
-    probes: list[str] | None,
-    **flags: Any,
-):
+def build_config(config_file: Optional[Path], values: dict[str, Any]):
+    """The RunConfig of a command: the ``--config`` file (or the defaults), then the flags given."""
     from tui_unlearn.config import RunConfig, load_config_file
 
+    settings, hparams = split_values(values)
     base = load_config_file(config_file) if config_file else RunConfig()
-    return base.with_overrides(hparams=hparams or None, probes=probes or None, **flags)
+    return base.with_overrides(hparams=hparams or None, **settings)
+
+
+# ---- the main command ----
+
+CONFIG_HELP = "A run config (.json or .toml; a session's config.json works). Flags given win over it."
+SESSIONS_HELP = "Where sessions are saved (env TUI_UNLEARN_SESSIONS_DIR)."
 
 
 @app.callback(invoke_without_command=True, epilog=_algorithms_epilog())
-@_with_hparam_options
+@with_hparam_options
+@with_setting_options(CLI)
 @handle_errors
 def main_command(
     ctx: typer.Context,
     batch: bool = typer.Option(False, "--batch", help="Run headless (no TUI) and print results."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="Bundled name (tiny-authors, tiny-authors-retain), a local model folder, or a hub id."),
-    forget: Optional[str] = typer.Option(None, "--forget", "-f", help="Forget set: a file (.txt .json .jsonl .csv .parquet), '-' for stdin, bundled:forget10, or hf:owner/name[:config][@split]."),
-    retain: Optional[str] = typer.Option(None, "--retain", help="Retain set (same sources as --forget)."),
-    holdout: Optional[str] = typer.Option(None, "--holdout", help="Holdout set, never trained on (same sources)."),
-    algorithm: Optional[str] = typer.Option(None, "--algorithm", "-a", help="Unlearning method (listed below)."),
-    steps: Optional[int] = typer.Option(None, "--steps", help="Optimisation steps (default: the method's)."),
-    lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate (default: the method's)."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Forget and retain examples per step."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed."),
-    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Steps between evaluations during the run (0: before/after only)."),
-    eval_samples: Optional[int] = typer.Option(None, "--eval-samples", help="Records per split in the before/after evaluation (0: all)."),
-    l2_anchor: Optional[float] = typer.Option(None, "--l2-anchor", help="Weight of an L2 pull to the original weights (any method)."),
-    kl_retain: Optional[float] = typer.Option(None, "--kl-retain", help="Weight of KL to the original model on retain data (any method)."),
-    dropout: Optional[float] = typer.Option(None, "--dropout", help="Dropout on block outputs while unlearning (any method)."),
-    grad_clip: Optional[float] = typer.Option(None, "--grad-clip", help="Clip the gradient norm to this (0: no clipping)."),
-    max_length: Optional[int] = typer.Option(None, "--max-length", help="Tokens per training example."),
-    probe: Optional[list[str]] = typer.Option(None, "--probe", help="A question to watch during the run (repeatable)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, float32, bfloat16 or float16."),
-    trust_remote_code: Optional[bool] = typer.Option(None, "--trust-remote-code", help="Allow a model's own Python code to run (off by default)."),
-    save_model: Optional[bool] = typer.Option(None, "--save-model", help="Save the unlearned weights into the session (Hugging Face format)."),
-    oracle: Optional[str] = typer.Option(None, "--oracle", help=ORACLE_HELP),
-    relearn: Optional[int] = typer.Option(None, "--relearn", help=RELEARN_HELP),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="A run config (.json or .toml; a session's config.json works)."),
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Where sessions are saved (env TUI_UNLEARN_SESSIONS_DIR)."),
-    models_cache: Optional[str] = typer.Option(None, "--models-cache", help="Where hub models are cached (env TUI_UNLEARN_MODELS_CACHE)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the results."),
-    as_jsonl: bool = typer.Option(False, "--jsonl", help="Print every event as a JSON line."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
+    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+    as_json: bool = typer.Option(False, "--json", help="With --batch: print one JSON object with the results."),
+    as_jsonl: bool = typer.Option(False, "--jsonl", help="With --batch: print every event as a JSON line."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as JSON and exit."),
-    **hp_flags: Any,
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True, help="Print the version and exit."),
+    **values: Any,
 ) -> None:
     """Open the workbench, or run headless with --batch."""
     if ctx.invoked_subcommand is not None:
         return
-    hparams = {k[3:]: v for k, v in hp_flags.items() if k.startswith("hp_") and v is not None}
-    config = build_config(
-        config_file, hparams, probe,
-        model=model, forget=forget, retain=retain, holdout=holdout, algorithm=algorithm,
-        steps=steps, lr=lr, batch_size=batch_size, seed=seed, eval_every=eval_every,
-        eval_samples=eval_samples, l2_anchor=l2_anchor, kl_retain=kl_retain, dropout=dropout,
-        grad_clip=grad_clip, max_length=max_length,
-        device=device, dtype=dtype, trust_remote_code=trust_remote_code, save_model=save_model,
-        models_cache=models_cache, oracle=oracle, relearn_steps=relearn,
-    )
+    config = build_config(config_file, values)
     if print_config:
         from tui_unlearn.config import resolve
 
@@ -174,6 +107,10 @@ def main_command(
     if batch:
         code = run_batch(config, sessions_dir, as_json=as_json, as_jsonl=as_jsonl)
         raise typer.Exit(code)
+    if as_json or as_jsonl:
+        raise ConfigError("--json and --jsonl are batch output: add --batch to run headless")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError("the workbench needs a terminal (stdin or stdout is redirected): add --batch to run headless")
     from tui_unlearn.tui.app import run_app
 
     run_app(config, sessions_dir)
@@ -181,7 +118,6 @@ def main_command(
 
 def run_batch(config, sessions_dir: Optional[Path], *, as_json: bool, as_jsonl: bool) -> int:
     from tui_unlearn.batch import BatchReporter
-
     from tui_unlearn.engine import run
 
     stop_requested = threading.Event()
@@ -212,34 +148,19 @@ def run_batch(config, sessions_dir: Optional[Path], *, as_json: bool, as_jsonl: 
 # ---- eval ----
 
 @app.command("eval")
+@with_setting_options(EVAL)
 @handle_errors
 def eval_command(
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="The model to evaluate (bundled name, local folder or hub id)."),
-    forget: Optional[str] = typer.Option(None, "--forget", "-f", help="Forget set (same sources as the main command)."),
-    retain: Optional[str] = typer.Option(None, "--retain", help="Retain set."),
-    holdout: Optional[str] = typer.Option(None, "--holdout", help="Holdout set, never trained on."),
-    oracle: Optional[str] = typer.Option(None, "--oracle", help=ORACLE_HELP),
-    relearn: Optional[int] = typer.Option(None, "--relearn", help=RELEARN_HELP),
-    eval_samples: Optional[int] = typer.Option(None, "--eval-samples", help="Records per split (0: all)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (which records are sampled)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda, cuda:N or mps."),
-    dtype: Optional[str] = typer.Option(None, "--dtype", help="auto, float32, bfloat16 or float16."),
-    trust_remote_code: Optional[bool] = typer.Option(None, "--trust-remote-code", help="Allow a model's own Python code to run."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help="A run config (.json or .toml)."),
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Where sessions are saved (env TUI_UNLEARN_SESSIONS_DIR)."),
-    models_cache: Optional[str] = typer.Option(None, "--models-cache", help="Where hub models are cached."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
+    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the results."),
+    **values: Any,
 ) -> None:
-    """Evaluate a model without unlearning (a session of kind eval; usable as --oracle)."""
+    """Evaluate a model without unlearning: a session of kind eval, usable later as --oracle."""
     from tui_unlearn.batch import BatchReporter
     from tui_unlearn.engine import evaluate_model
 
-    config = build_config(
-        config_file, {}, None,
-        model=model, forget=forget, retain=retain, holdout=holdout, oracle=oracle, relearn_steps=relearn,
-        eval_samples=eval_samples, seed=seed, device=device, dtype=dtype,
-        trust_remote_code=trust_remote_code, models_cache=models_cache,
-    )
+    config = build_config(config_file, values)
     reporter = BatchReporter(as_json=as_json, as_jsonl=False)
     stdin_text = sys.stdin.read() if "-" in (config.forget, config.retain, config.holdout) else None
     try:

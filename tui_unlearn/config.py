@@ -1,20 +1,26 @@
 """The typed configuration of one run: loaded from a file, overridden by flags, saved in every session.
 
-``RunConfig`` holds what the user asked for; ``resolve()`` fills the defaults that
-depend on other fields (a method's own learning rate, the bundled retain set that goes
-with a bundled forget split) and validates everything, so a session's ``config.json``
-is exactly what ran and can be fed back with ``--config`` to reproduce it.
+Every setting is declared once, on its ``RunConfig`` field, as a :class:`~tui_unlearn.params.Param`
+(type, default, range, help, the faces that show it). The CLI options, the TUI's knobs and the
+validation are generated from those declarations (``SETTINGS``), so the faces cannot disagree.
+
+``RunConfig`` holds what the user asked for; ``resolve()`` type-checks every field, fills the
+defaults that depend on other fields (a method's own learning rate, the bundled retain set that
+goes with a bundled forget split) and validates the combination, so a session's
+``config.json`` is exactly what ran and can be fed back with ``--config`` to reproduce it.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from tui_unlearn.errors import ConfigError
+from tui_unlearn.params import CLI, EVAL, TUI, Param
 
 DEFAULT_MODEL = "tiny-authors"
 DEFAULT_FORGET = "bundled:forget10"
@@ -22,57 +28,184 @@ DEFAULT_ALGORITHM = "grad_diff"
 # The retain-only oracle used for forget quality and privacy leakage on the bundled benchmark.
 DEFAULT_ORACLE = "tiny-authors-retain"
 DEFAULT_ORACLE_FORGET = "bundled:forget10"
+BUNDLED_PREFIX = "bundled:"
 
 # Run-level defaults for knobs a method may override through ``Algorithm.run_defaults``.
 RUN_DEFAULTS: dict[str, Any] = {"steps": 60, "lr": 5e-4, "batch_size": 8}
+METHOD_DEFAULTED = tuple(RUN_DEFAULTS)
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+SEED_MAX = 2**32 - 1  # numpy's seeds stop there; torch's and Python's take it too
+
+
+def _device_rule(value: str) -> str | None:
+    return None if _DEVICE.match(value) else "must be auto, cpu, cuda, cuda:N or mps"
+
+
+def _not_blank(value: str | None) -> str | None:
+    return "must not be empty" if value is not None and not value.strip() else None
+
+
+def setting(
+    type: str,
+    default: Any,
+    help: str,
+    *,
+    faces: tuple[str, ...] = (CLI,),
+    group: str = "Run",
+    factory: Any = None,
+    **rules: Any,
+) -> Any:
+    """A dataclass field carrying its :class:`Param` declaration (the name is filled in below)."""
+    param = Param("", type, default, help, faces=frozenset(faces), group=group, **rules)
+    if factory is not None:
+        return field(default_factory=factory, metadata={"param": param})
+    return field(default=default, metadata={"param": param})
+
+
+MODEL, DATA, RUN, REGULARISERS, EVALUATION, OUTPUT = "Model", "Data", "Run", "Regularisers", "Evaluation", "Output"
 
 
 @dataclass
 class RunConfig:
-    model: str = DEFAULT_MODEL
-    forget: str = DEFAULT_FORGET
-    retain: str | None = None  # None: the bundled retain set when forget or model is bundled
-    holdout: str | None = None  # None: the bundled holdout when forget or model is bundled
-    algorithm: str = DEFAULT_ALGORITHM
-    hparams: dict[str, Any] = field(default_factory=dict)
-    steps: int | None = None  # None: the method's default
-    lr: float | None = None
-    batch_size: int | None = None
-    seed: int = 0
-    eval_every: int = 10  # steps between evaluations during the run (0 = only before/after)
-    eval_samples: int = 100  # records per split in the before/after evaluation (0 = all)
-    probe_samples: int = 32  # records per split in evaluations during the run
-    max_length: int = 256  # tokens per training example
-    max_new_tokens: int = 48
-    # Regularisers usable with any method (0 = off).
-    l2_anchor: float = 0.0  # weight of ||theta - theta_original||^2
-    kl_retain: float = 0.0  # weight of KL(original || model) on retain batches
-    dropout: float = 0.0  # dropout on every block's output while unlearning
-    grad_clip: float = 1.0
-    probes: list[str] = field(default_factory=list)  # extra questions to watch
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
-    trust_remote_code: bool = False
-    save_model: bool = False
-    models_cache: str | None = None
+    # ---- model ----
+    model: str = setting(
+        "str", DEFAULT_MODEL,
+        "Bundled name (tiny-authors, tiny-authors-retain), a local model folder, or a hub id.",
+        faces=(CLI, EVAL), group=MODEL, short="-m", check_value=_not_blank,
+    )
+    device: str = setting(
+        "str", "auto", "Where to run: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.",
+        faces=(CLI, EVAL), group=MODEL, check_value=_device_rule,
+    )
+    dtype: str = setting(
+        "str", "auto", "Weights dtype: auto (bf16 on GPUs that support it, else float32), float32, bfloat16, float16.",
+        faces=(CLI, EVAL), group=MODEL, choices=("auto", "float32", "bfloat16", "float16"),
+    )
+    trust_remote_code: bool = setting(
+        "bool", False, "Allow a model folder's own Python code to run (off by default: only for models you trust).",
+        faces=(CLI, EVAL), group=MODEL,
+    )
+    models_cache: str | None = setting(
+        "str", None, "Where hub models are cached (env TUI_UNLEARN_MODELS_CACHE).",
+        faces=(CLI, EVAL), group=MODEL, nullable=True, check_value=_not_blank,
+    )
+    # ---- data ----
+    forget: str = setting(
+        "str", DEFAULT_FORGET,
+        "Forget set: a file (.txt .json .jsonl .csv .parquet), '-' for stdin, bundled:forget10, or hf:owner/name[:config][@split].",
+        faces=(CLI, EVAL), group=DATA, short="-f", check_value=_not_blank,
+    )
+    retain: str | None = setting(
+        "str", None, "Retain set, what must survive (same sources as --forget; default: the bundled one for bundled data).",
+        faces=(CLI, EVAL), group=DATA, nullable=True,
+    )
+    holdout: str | None = setting(
+        "str", None, "Holdout set, never trained on (same sources; default: the bundled one for bundled data).",
+        faces=(CLI, EVAL), group=DATA, nullable=True,
+    )
+    # ---- the method ----
+    algorithm: str = setting(
+        "str", DEFAULT_ALGORITHM, "Unlearning method (listed below).", group=RUN, short="-a", check_value=_not_blank,
+    )
+    # Set through one flag per declared hyperparameter (generated from the methods), not one flag.
+    hparams: dict[str, Any] = setting("dict", {}, "The method's hyperparameters.", faces=(), factory=dict)
+    steps: int | None = setting(
+        "int", None, "Optimisation steps.", faces=(CLI, TUI), nullable=True, min=1, max=10_000_000,
+    )
+    lr: float | None = setting(
+        "float", None, "Learning rate (AdamW, 10% linear warm-up).", faces=(CLI, TUI), nullable=True,
+        min=0.0, min_exclusive=True, max=10.0,
+    )
+    batch_size: int | None = setting(
+        "int", None, "Forget and retain examples per step.", faces=(CLI, TUI), nullable=True, min=1, max=65536,
+    )
+    seed: int = setting("int", 0, "Random seed (data order, sampling, initialisation).", faces=(CLI, EVAL, TUI), min=0, max=SEED_MAX)
+    grad_clip: float = setting(
+        "float", 1.0, "Clip the gradient norm to this (0: no clipping).", faces=(CLI, TUI), min=0.0, max=1e6,
+    )
+    max_length: int = setting("int", 256, "Tokens per training example.", faces=(CLI, EVAL), min=8, max=1_000_000)
+    # ---- regularisers usable with any method (0 = off) ----
+    l2_anchor: float = setting(
+        "float", 0.0, "Weight of an L2 pull to the original weights (any method).",
+        faces=(CLI, TUI), group=REGULARISERS, min=0.0, max=1e6,
+    )
+    kl_retain: float = setting(
+        "float", 0.0, "Weight of KL(original || model) on retain batches (any method).",
+        faces=(CLI, TUI), group=REGULARISERS, min=0.0, max=1e6,
+    )
+    dropout: float = setting(
+        "float", 0.0, "Dropout on every block's output while unlearning (any method).",
+        faces=(CLI, TUI), group=REGULARISERS, min=0.0, max=0.99,
+    )
+    # ---- evaluation ----
+    eval_every: int = setting(
+        "int", 10, "Steps between evaluations during the run (0: before and after only).",
+        faces=(CLI, TUI), group=EVALUATION, min=0, max=10_000_000,
+    )
+    eval_samples: int = setting(
+        "int", 100, "Records per split in the before/after evaluation (0: all).",
+        faces=(CLI, EVAL, TUI), group=EVALUATION, min=0, max=10_000_000,
+    )
+    probe_samples: int = setting(
+        "int", 32, "Records per split in the evaluations during the run.", group=EVALUATION, min=0, max=1_000_000,
+    )
+    max_new_tokens: int = setting(
+        "int", 48, "Most tokens generated per answer.", faces=(CLI, EVAL), group=EVALUATION, min=1, max=4096,
+    )
+    probes: list[str] = setting(
+        "strlist", [], "A question to watch during the run (repeatable).",
+        group=EVALUATION, factory=list, flag="--probe", metavar="TEXT",
+    )
     # Field metrics against a retain-only oracle: a model spec, a saved eval session (id or
     # folder), or "none". None: the bundled tiny-authors-retain when forget is bundled:forget10.
-    oracle: str | None = None
-    relearn_steps: int = 0  # relearning check after unlearning (0 = off)
-    relearn_lr: float = 1e-3
+    oracle: str | None = setting(
+        "str", None,
+        "Retain-only oracle for forget quality and privacy leakage: a model (bundled name, folder, hub id), "
+        "a saved eval session (id or folder), or 'none' (default: tiny-authors-retain for bundled:forget10).",
+        faces=(CLI, EVAL), group=EVALUATION, nullable=True, check_value=_not_blank,
+    )
+    relearn_steps: int = setting(
+        "int", 0,
+        "Relearning check: fine-tune the result for K steps on half of the forget sample and measure how much "
+        "of the other half comes back (0: off).",
+        faces=(CLI, EVAL), group=EVALUATION, flag="--relearn", metavar="K", min=0, max=1_000_000,
+    )
+    relearn_lr: float = setting(
+        "float", 1e-3, "Learning rate of the relearning check.", faces=(CLI, EVAL), group=EVALUATION,
+        min=0.0, min_exclusive=True, max=10.0,
+    )
+    # ---- output ----
+    save_model: bool = setting(
+        "bool", False, "Save the unlearned weights into the session (Hugging Face format, safetensors).", group=OUTPUT,
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """A config from a parsed file: unknown keys and wrongly typed values are errors."""
+        unknown = sorted(set(data) - set(SETTINGS))
         if unknown:
             raise ConfigError(
-                f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(known))}"
+                f"{source}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(SETTINGS))}"
             )
-        return cls(**data)
+        checked = {}
+        for name, value in data.items():
+            try:
+                checked[name] = SETTINGS[name].check(value)
+            except ConfigError as error:
+                raise ConfigError(f"{source}: {error}") from None
+        config = cls(**checked)
+        if config.hparams:
+            from tui_unlearn.algorithms import get_algorithm
+
+            try:
+                get_algorithm(config.algorithm).parse_hparams(config.hparams, strict=True)
+            except ConfigError as error:
+                raise ConfigError(f"{source}: {error}") from None
+        return config
 
     def with_overrides(self, **overrides: Any) -> "RunConfig":
         """A copy with every override that is not None applied (flags win over files)."""
@@ -82,16 +215,47 @@ class RunConfig:
         return replace(self, **given)
 
 
+def _declarations() -> dict[str, Param]:
+    out = {}
+    for f in fields(RunConfig):
+        param = f.metadata["param"]
+        out[f.name] = replace(param, name=f.name)
+    return out
+
+
+# name -> declaration, in field order: what the CLI, the TUI and resolve() read.
+SETTINGS: dict[str, Param] = _declarations()
+
+
+def settings_for(face: str, group: str | None = None) -> list[Param]:
+    """The declarations shown in ``face`` (and under ``group``), in declaration order."""
+    return [p for p in SETTINGS.values() if p.shows_in(face) and (group is None or p.group == group)]
+
+
 def load_config_file(path: str | Path) -> RunConfig:
     """A RunConfig from a ``.json`` or ``.toml`` file (a session's config.json works)."""
-    p = Path(path)
-    if not p.is_file():
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise ConfigError(f"--config {p} is a folder; give a .json or .toml file (a session's config.json works)")
+    if not p.exists():
         raise ConfigError(f"config file {p} does not exist; check the path given to --config")
+    if not p.is_file():
+        raise ConfigError(f"--config {p} is not a regular file; give a .json or .toml file")
     try:
         text = p.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(f"cannot read config file {p}: {error.strerror}; check its permissions") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {p} is not UTF-8 text; give a .json or .toml file") from None
+    if not text.strip():
+        raise ConfigError(f"config file {p} is empty; it must hold an object of settings")
+    try:
         data = tomllib.loads(text) if p.suffix == ".toml" else json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"config file {p} is not valid {p.suffix.lstrip('.') or 'JSON'}: {exc}") from None
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        from tui_unlearn.errors import first_line
+
+        kind = "TOML" if p.suffix == ".toml" else "JSON"
+        raise ConfigError(f"config file {p} is not valid {kind}: {first_line(exc)}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {p} must hold an object of settings")
     data.pop("_resolved", None)
@@ -99,72 +263,46 @@ def load_config_file(path: str | Path) -> RunConfig:
 
 
 def is_bundled_source(spec: str | None) -> bool:
-    return bool(spec) and spec.startswith("bundled:")
+    return bool(spec) and str(spec).startswith(BUNDLED_PREFIX)
 
 
-def resolve(config: RunConfig) -> RunConfig:
-    """Fill dependent defaults and validate; raises ConfigError with a one-line message."""
-    from tui_unlearn.algorithms import get_algorithm
+def bundled_defaults(forget: str, model: str) -> tuple[str | None, str | None]:
+    """The (retain, holdout) sources used when none is given: the bundled benchmark's
+    matching splits when the forget set or the model is bundled, else (None, None)."""
+    from tui_unlearn.data.benchmark import default_retain_for
     from tui_unlearn.models.bundled import is_bundled
 
+    if not (is_bundled_source(forget) or is_bundled(model)):
+        return None, None
+    split = forget.split(":", 1)[1] if is_bundled_source(forget) else "forget10"
+    retain = default_retain_for(split) if split.startswith("forget") else "retain90"
+    return f"{BUNDLED_PREFIX}{retain}", f"{BUNDLED_PREFIX}holdout"
+
+
+def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
+    """Type-check every field, fill dependent defaults and validate; raises ConfigError (one line).
+
+    ``training`` False (an ``eval``) skips what only training needs (a method's retain set).
+    """
+    from tui_unlearn.algorithms import get_algorithm
+
+    for name, param in SETTINGS.items():
+        param.check(getattr(config, name))
     algorithm = get_algorithm(config.algorithm)
     hparams = algorithm.parse_hparams(config.hparams)
     run = {**RUN_DEFAULTS, **algorithm.run_defaults}
-    steps = config.steps if config.steps is not None else run["steps"]
-    lr = config.lr if config.lr is not None else run["lr"]
-    batch_size = config.batch_size if config.batch_size is not None else run["batch_size"]
+    dependent = {
+        name: getattr(config, name) if getattr(config, name) is not None else SETTINGS[name].parse(run[name])
+        for name in METHOD_DEFAULTED
+    }
 
-    _positive_int("steps", steps)
-    _positive_int("batch_size", batch_size)
-    _positive_int("max_length", config.max_length, minimum=8)
-    _positive_int("max_new_tokens", config.max_new_tokens)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or lr != lr or lr == float("inf"):
-        raise ConfigError(f"lr must be a positive number, got {lr!r}")
-    for name in ("eval_every", "eval_samples", "probe_samples"):
-        _positive_int(name, getattr(config, name), minimum=0)
-    for name in ("l2_anchor", "kl_retain", "grad_clip"):
-        value = getattr(config, name)
-        if not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"{name} must be a number >= 0, got {value!r}")
-    if not (0.0 <= config.dropout < 1.0):
-        raise ConfigError(f"dropout must be in [0, 1), got {config.dropout!r}")
-    if config.dtype not in {"auto", "float32", "bfloat16", "float16"}:
-        raise ConfigError(f"dtype must be auto, float32, bfloat16 or float16, got {config.dtype!r}")
-
-    bundled = is_bundled_source(config.forget) or is_bundled(config.model)
     retain, holdout = config.retain, config.holdout
-    if retain is None and bundled:
-        from tui_unlearn.data.benchmark import default_retain_for
-
-        split = config.forget.split(":", 1)[1] if is_bundled_source(config.forget) else "forget10"
-        retain = f"bundled:{default_retain_for(split)}" if split.startswith("forget") else "bundled:retain90"
-    if holdout is None and bundled:
-        holdout = "bundled:holdout"
-    if algorithm.needs_retain and not retain:
+    default_retain, default_holdout = bundled_defaults(config.forget, config.model)
+    retain = default_retain if retain is None else retain
+    holdout = default_holdout if holdout is None else holdout
+    if training and algorithm.needs_retain and not retain:
         raise ConfigError(f"{algorithm.name} needs a retain set: pass --retain PATH")
-    _positive_int("relearn_steps", config.relearn_steps, minimum=0)
-    rl = config.relearn_lr
-    if isinstance(rl, bool) or not isinstance(rl, (int, float)) or not rl > 0 or rl == float("inf"):
-        raise ConfigError(f"relearn_lr must be a positive number, got {rl!r}")
     oracle = config.oracle
-    if oracle is not None and (not isinstance(oracle, str) or not oracle.strip()):
-        raise ConfigError(f"oracle must be a model, a saved eval session or 'none', got {oracle!r}")
     if oracle is None and config.forget == DEFAULT_ORACLE_FORGET:
         oracle = DEFAULT_ORACLE
-    return replace(
-        config,
-        hparams=hparams,
-        steps=int(steps),
-        lr=float(lr),
-        batch_size=int(batch_size),
-        retain=retain or None,
-        holdout=holdout or None,
-        oracle=oracle,
-        relearn_lr=float(rl),
-    )
-
-
-def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ConfigError(f"{name} must be {what}, got {value!r}")
+    return replace(config, hparams=hparams, retain=retain or None, holdout=holdout or None, oracle=oracle, **dependent)

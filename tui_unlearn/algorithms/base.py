@@ -7,64 +7,19 @@ know a method exists.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from tui_unlearn.errors import ConfigError
+from tui_unlearn.params import HyperParam, Param
 
-_TYPES = {"float": float, "int": int, "bool": bool, "str": str}
+# Shared by every method that adds a retain NLL term; methods change only its default.
+RETAIN_WEIGHT = Param("retain_weight", "float", 1.0, "weight of the retain NLL term", 0.0, 100.0)
 
 
-@dataclass(frozen=True)
-class HyperParam:
-    """One tunable number (or choice) of a method, with the range the UI and CLI enforce."""
-
-    name: str
-    type: str  # "float" | "int" | "bool" | "str"
-    default: Any
-    help: str
-    min: float | None = None
-    max: float | None = None
-    choices: tuple[str, ...] | None = None
-
-    def parse(self, value: Any) -> Any:
-        """``value`` (from a flag, a form field or a config file) as this parameter's type.
-
-        Raises ConfigError with a one-line message on a bad value.
-        """
-        kind = _TYPES[self.type]
-        try:
-            if kind is bool:
-                if isinstance(value, str):
-                    low = value.strip().lower()
-                    if low not in {"true", "false", "1", "0", "yes", "no", "on", "off"}:
-                        raise ValueError(value)
-                    parsed: Any = low in {"true", "1", "yes", "on"}
-                else:
-                    parsed = bool(value)
-            elif kind is int:
-                if isinstance(value, float) and not value.is_integer():
-                    raise ValueError(value)
-                parsed = int(str(value).strip()) if isinstance(value, str) else int(value)
-            elif kind is float:
-                parsed = float(value)
-                if not math.isfinite(parsed):
-                    raise ValueError(value)
-            else:
-                parsed = str(value)
-        except (TypeError, ValueError):
-            raise ConfigError(
-                f"{self.name} must be a {self.type}, got {value!r}: {self.help}"
-            ) from None
-        if self.choices is not None and parsed not in self.choices:
-            raise ConfigError(f"{self.name} must be one of {', '.join(self.choices)}, got {parsed!r}")
-        if self.min is not None and parsed < self.min:
-            raise ConfigError(f"{self.name} must be >= {self.min}, got {parsed}")
-        if self.max is not None and parsed > self.max:
-            raise ConfigError(f"{self.name} must be <= {self.max}, got {parsed}")
-        return parsed
-
+def retain_weight(default: float = 1.0) -> Param:
+    """The shared ``retain_weight`` declaration with this method's default."""
+    return RETAIN_WEIGHT if default == RETAIN_WEIGHT.default else replace(RETAIN_WEIGHT, default=default)
 
 @dataclass
 class LossInputs:
@@ -103,8 +58,12 @@ class Algorithm:
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.hyperparams}
 
-    def parse_hparams(self, given: dict[str, Any] | None) -> dict[str, Any]:
-        """Declared defaults overridden by ``given``; unknown names are a ConfigError."""
+    def parse_hparams(self, given: dict[str, Any] | None, *, strict: bool = False) -> dict[str, Any]:
+        """Declared defaults overridden by ``given``; unknown names are a ConfigError.
+
+        ``strict`` (values read from a config file): each value must already have its
+        declared type; else text such as "0.5" from a form or a flag is converted.
+        """
         known = {p.name: p for p in self.hyperparams}
         out = self.defaults()
         for key, value in (given or {}).items():
@@ -113,7 +72,7 @@ class Algorithm:
                 raise ConfigError(
                     f"{self.name} has no hyperparameter {key!r} (it takes: {names})"
                 )
-            out[key] = known[key].parse(value)
+            out[key] = known[key].check(value) if strict else known[key].parse(value)
         return out
 
 

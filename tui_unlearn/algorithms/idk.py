@@ -6,7 +6,7 @@ from functools import lru_cache
 from importlib import resources
 
 from tui_unlearn.algorithms import register
-from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, nll, plus_retain_nll
+from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, nll, plus_retain_nll, retain_weight
 
 
 @lru_cache(maxsize=1)
@@ -51,7 +51,7 @@ register(
         relabel_forget=relabel,
         hyperparams=(
             HyperParam("target", "str", "refusal", "what forget answers become", choices=("refusal", "counterfactual")),
-            HyperParam("retain_weight", "float", 1.0, "weight of the retain NLL term", 0.0, 100.0),
+            retain_weight(),
         ),
         run_defaults={"lr": 1e-3},
     )

@@ -8,6 +8,7 @@ did, so it does not run off the way plain ascent does.
 from tui_unlearn.algorithms import register
 from tui_unlearn.algorithms.base import (
     Algorithm,
+    retain_weight,
     HyperParam,
     LossInputs,
     forward,
@@ -41,7 +42,7 @@ register(
         needs_reference=True,
         hyperparams=(
             HyperParam("beta", "float", 0.1, "inverse temperature of the preference loss", 1e-4, 100.0),
-            HyperParam("retain_weight", "float", 1.0, "weight of the retain NLL term", 0.0, 100.0),
+            retain_weight(),
         ),
     )
 )

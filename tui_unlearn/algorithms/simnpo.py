@@ -1,7 +1,7 @@
 """SimNPO (Fan et al. 2024): NPO without a reference model, on length-normalised likelihood."""
 
 from tui_unlearn.algorithms import register
-from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, forward, plus_retain_nll, sequence_nll
+from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, forward, plus_retain_nll, sequence_nll, retain_weight
 
 
 def _loss(x: LossInputs) -> dict:
@@ -23,7 +23,7 @@ register(
         hyperparams=(
             HyperParam("beta", "float", 2.5, "inverse temperature", 1e-4, 100.0),
             HyperParam("gamma", "float", 0.0, "reward margin", 0.0, 100.0),
-            HyperParam("retain_weight", "float", 1.0, "weight of the retain NLL term", 0.0, 100.0),
+            retain_weight(),
         ),
     )
 )

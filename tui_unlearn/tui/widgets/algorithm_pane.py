@@ -18,28 +18,21 @@ from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from tui_unlearn.algorithms import HyperParam, all_algorithms
-from tui_unlearn.config import RUN_DEFAULTS, RunConfig
+from tui_unlearn.algorithms import all_algorithms
+from tui_unlearn.config import METHOD_DEFAULTED, RUN_DEFAULTS, RunConfig, settings_for
 from tui_unlearn.errors import ConfigError
+from tui_unlearn.params import TUI, Param, show_value
 
-# Run-level knobs, declared like a method's hyperparameters so one form code serves both.
-RUN_KNOBS = (
-    HyperParam("steps", "int", RUN_DEFAULTS["steps"], "optimisation steps", 1, 1_000_000),
-    HyperParam("lr", "float", RUN_DEFAULTS["lr"], "learning rate (AdamW, 10% warm-up)", 1e-12, 10.0),
-    HyperParam("batch_size", "int", RUN_DEFAULTS["batch_size"], "forget and retain examples per step", 1, 65536),
-    HyperParam("eval_every", "int", 10, "steps between evaluations during the run (0: before and after only)", 0, 1_000_000),
-    HyperParam("seed", "int", 0, "random seed", 0, 2**31 - 1),
+# The run settings this tab shows, under these headings: the declarations on RunConfig.
+KNOB_GROUPS = (
+    ("Run", "Run"),
+    ("Evaluation", "Evaluation"),
+    ("Regularisers", "Regularisers (any method; 0 is off)"),
 )
-REGULARISERS = (
-    HyperParam("l2_anchor", "float", 0.0, "weight of an L2 pull to the original weights", 0.0, 1e6),
-    HyperParam("kl_retain", "float", 0.0, "weight of KL to the original model on retain data", 0.0, 1e6),
-    HyperParam("dropout", "float", 0.0, "dropout on block outputs while unlearning", 0.0, 0.99),
-)
-METHOD_DEFAULTED = ("steps", "lr", "batch_size")  # knobs whose default depends on the method
 
 
 class ParamValidator(Validator):
-    def __init__(self, param: HyperParam) -> None:
+    def __init__(self, param: Param) -> None:
         super().__init__()
         self.param = param
 
@@ -51,17 +44,11 @@ class ParamValidator(Validator):
         return self.success()
 
 
-def show_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 class ParamField(Vertical):
     """One declared parameter: name, an input (a choice list for choices and booleans), help,
     and the validation message when the value is wrong."""
 
-    def __init__(self, param: HyperParam, value: Any, *, id: str | None = None) -> None:
+    def __init__(self, param: Param, value: Any, *, id: str | None = None) -> None:
         super().__init__(classes="param-field", id=id)
         self.param = param
         self.initial = show_value(value)
@@ -90,12 +77,9 @@ class ParamField(Vertical):
     def _help(self) -> str:
         p = self.param
         # Range and default first: when the row is narrow, the prose is what gets cut.
-        bounds = ""
-        if p.min is not None or p.max is not None:
-            lo = show_value(p.min) if p.min is not None else ""
-            hi = show_value(p.max) if p.max is not None else ""
-            bounds = f"{lo}..{hi}, "
-        return f"({bounds}default {show_value(self.default)}) {p.help}"
+        rng = p.range_text()
+        bounds = f"{rng}, " if rng and not p.choices else ""
+        return f"({bounds}default {show_value(self.default)}) {p.help[:1].lower()}{p.help[1:].rstrip('.')}"
 
     def set_default(self, value: Any) -> None:
         self.default = value
@@ -168,11 +152,7 @@ class AlgorithmPane(Horizontal):
         self.algorithm = config.algorithm if config.algorithm in self.algorithms else next(iter(self.algorithms))
         # Values typed per method, so switching back and forth keeps them.
         self.typed: dict[str, dict[str, Any]] = {self.algorithm: dict(config.hparams)}
-        self.knob_values: dict[str, Any] = {
-            "steps": config.steps, "lr": config.lr, "batch_size": config.batch_size,
-            "eval_every": config.eval_every, "seed": config.seed,
-            "l2_anchor": config.l2_anchor, "kl_retain": config.kl_retain, "dropout": config.dropout,
-        }
+        self.knob_values: dict[str, Any] = {p.name: getattr(config, p.name) for p in settings_for(TUI)}
 
     def compose(self) -> ComposeResult:
         options = [
@@ -184,14 +164,11 @@ class AlgorithmPane(Horizontal):
             yield Static("", id="algorithm-about")
             yield Static("Hyperparameters", classes="form-heading")
             yield HyperParamForm(self.algorithms, id="hparam-fields")
-            yield Static("Run", classes="form-heading")
-            with Vertical(id="knob-fields"):
-                for knob in RUN_KNOBS:
-                    yield ParamField(knob, self._knob_value(knob), id=f"knob-{knob.name}")
-            yield Static("Regularisers (any method; 0 is off)", classes="form-heading")
-            with Vertical(id="regulariser-fields"):
-                for knob in REGULARISERS:
-                    yield ParamField(knob, self._knob_value(knob), id=f"knob-{knob.name}")
+            for group, heading in KNOB_GROUPS:
+                yield Static(heading, classes="form-heading")
+                with Vertical(classes="knob-fields"):
+                    for knob in settings_for(TUI, group):
+                        yield ParamField(knob, self._knob_value(knob), id=f"knob-{knob.name}")
 
     def on_mount(self) -> None:
         self.query_one("#algorithm-list").border_title = "Algorithm"
@@ -203,7 +180,7 @@ class AlgorithmPane(Horizontal):
     def _method_defaults(self, name: str | None = None) -> dict[str, Any]:
         return {**RUN_DEFAULTS, **self.algorithms[name or self.algorithm].run_defaults}
 
-    def _knob_value(self, knob: HyperParam) -> Any:
+    def _knob_value(self, knob: Param) -> Any:
         value = self.knob_values.get(knob.name)
         if value is None:
             value = self._method_defaults().get(knob.name, knob.default)
@@ -252,7 +229,7 @@ class AlgorithmPane(Horizontal):
         Raises ConfigError for the first invalid field, which is focused and shows why.
         """
         hparams, knobs = {}, {}
-        fields = [*self.query_one(HyperParamForm).fields(), *self.query("#knob-fields ParamField, #regulariser-fields ParamField").results(ParamField)]
+        fields = [*self.query_one(HyperParamForm).fields(), *self.query(".knob-fields ParamField").results(ParamField)]
         for field in fields:
             try:
                 value = field.parsed()

@@ -17,9 +17,9 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane, TextArea
 
+from tui_unlearn.config import bundled_defaults
 from tui_unlearn.data.benchmark import default_retain_for
 from tui_unlearn.errors import ConfigError, DataError
-from tui_unlearn.models.bundled import is_bundled
 from tui_unlearn.tui.messages import DataParsed, ForgetSplitChanged
 from tui_unlearn.tui.screens.dialogs import PathPicker
 
@@ -44,16 +44,7 @@ ROLE_HELP = {
 def initial_source(role: str, spec: str | None, forget: str, model: str) -> tuple[str, str]:
     """(kind, value) to show for a role given the config's spec (None: the bundled default)."""
     if spec is None and role != "forget":
-        bundled = forget.startswith("bundled:") or is_bundled(model)
-        if not bundled:
-            return "none", ""
-        if role == "holdout":
-            return "bundled", "holdout"
-        split = forget.split(":", 1)[1] if forget.startswith("bundled:") else "forget10"
-        try:
-            return "bundled", default_retain_for(split)
-        except Exception:
-            return "bundled", "retain90"
+        spec = dict(zip(("retain", "holdout"), bundled_defaults(forget, model)))[role]
     if not spec:
         return "none", ""
     if spec.startswith("bundled:"):
