@@ -213,7 +213,7 @@ def evaluate_model(
     is no original accuracy to recover).
     """
     emit = on_event or (lambda event: None)
-    config = resolve(config)
+    config = resolve(config, training=False)
     data, loaded = _load_inputs(config, stdin_text, emit)
     root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
     splits = eval_splits_for(config, data)

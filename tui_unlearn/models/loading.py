@@ -11,7 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tui_unlearn.errors import ConfigError, ModelLoadError
+from tui_unlearn.errors import ConfigError, ModelLoadError, first_line
+
+# Checkpoint entries a model may lack or carry without its weights being wrong: buffers that
+# older checkpoints saved (rotary frequencies, position ids, GPT-2's causal-mask buffers).
+HARMLESS_KEY_SUFFIXES = ("rotary_emb.inv_freq", "position_ids", "attn.masked_bias", "attn.bias")
+REMOTE_CODE_HELP = (
+    "--trust-remote-code runs the folder's own .py files on this machine with your permissions; "
+    "pass it only for a model you trust"
+)
 
 # Only what a causal LM needs; never pickled weights (*.bin, *.pt).
 HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "tokenizer*"]
@@ -128,18 +136,21 @@ def load_model(
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except Exception as exc:
-        raise ModelLoadError(f"could not load the tokenizer from {path}: {_first_line(exc)}") from None
+        if _needs_remote_code(exc):
+            raise ModelLoadError(f"{path}'s tokenizer needs its own code; {REMOTE_CODE_HELP}") from None
+        raise ModelLoadError(f"could not load the tokenizer from {path}: {first_line(exc, 300)}") from None
     try:
-        model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code
+        model, loading = AutoModelForCausalLM.from_pretrained(
+            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
+            output_loading_info=True,
         )
     except ValueError as exc:
-        msg = _first_line(exc)
-        if "trust_remote_code" in msg:
-            raise ModelLoadError(f"{path} needs custom code; rerun with --trust-remote-code if you trust it") from None
-        raise ModelLoadError(f"{path} does not hold a causal language model: {msg}") from None
+        if _needs_remote_code(exc):
+            raise ModelLoadError(f"{path} needs its own model code (auto_map in config.json); {REMOTE_CODE_HELP}") from None
+        raise ModelLoadError(f"{path} does not hold a causal language model: {first_line(exc, 300)}") from None
     except Exception as exc:
-        raise ModelLoadError(f"could not load the model from {path}: {_first_line(exc)}") from None
+        raise ModelLoadError(f"could not load the model from {path}: {first_line(exc, 300)}") from None
+    check_weights_match(path, loading)
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
         tokenizer.pad_token = tokenizer.eos_token
     model.to(dev)
@@ -154,6 +165,32 @@ def save_model(model, tokenizer, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
+def _needs_remote_code(exc: BaseException) -> bool:
+    return "trust_remote_code" in str(exc)
+
+
+def check_weights_match(path: Path, loading: dict[str, Any]) -> None:
+    """Refuse a model whose checkpoint does not fill its architecture.
+
+    transformers initialises missing tensors at random (with a warning we silence), so a
+    folder whose config.json names another architecture than its weights would otherwise
+    "load" as a random model and every run on it would look like unlearning.
+    """
+    def real(keys) -> list[str]:
+        return [k for k in keys or () if not str(k).endswith(HARMLESS_KEY_SUFFIXES)]
+
+    missing, unexpected = real(loading.get("missing_keys")), real(loading.get("unexpected_keys"))
+    mismatched = list(loading.get("mismatched_keys") or ())
+    if not (missing or unexpected or mismatched):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensors the architecture needs are missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} tensors in the checkpoint are not used (e.g. {unexpected[0]})")
+    if mismatched:
+        parts.append(f"{len(mismatched)} tensors have the wrong shape")
+    raise ModelLoadError(
+        f"the weights in {path} do not match its config.json: {'; '.join(parts)}; the model would be "
+        "partly random. Check that config.json (model_type, architectures, sizes) belongs to these weights"
+    )
