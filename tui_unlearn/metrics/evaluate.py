@@ -21,13 +21,12 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from tui_unlearn.data.formatting import prompt_ids
-from tui_unlearn.metrics import mia, text, tofu
+from tui_unlearn.metrics import tofu
 from tui_unlearn.metrics.generation import generate_from_ids
+from tui_unlearn.metrics.registry import Example, pair_aggregates, row_metrics, split_aggregates
 from tui_unlearn.metrics.scoring import score_answers
 
 VERBATIM_MAX_NEW_TOKENS = 128  # MUSE compares 128-token continuations
-MIN_K = 0.4  # fraction of tokens for Min-K% and Min-K%++ (MUSE's Min-40%)
-MIA_ATTACKS = ("loss", "zlib", "min_k", "min_k_pp")
 HOLDOUT_SPLIT = "holdout"
 
 
@@ -125,13 +124,14 @@ def evaluate_splits(
                 )
 
     result = EvalResult()
+    computed = row_metrics(generate=generate, field_metrics=field_metrics)
     for name, rec, slot in slots:
-        row = _example_row(name, rec, slot, scores, generate, field_metrics)
+        row = _example_row(name, rec, slot, scores, computed, generate)
         # NaN (an answer truncated away) becomes None so rows stay valid JSON.
         result.examples.append({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()})
     for name in records:
         rows = [r for r in result.examples if r["split"] == name]
-        result.aggregates[name] = _aggregate(name, rows, field_metrics)
+        result.aggregates[name] = split_aggregates(name, rows, generate=generate, field_metrics=field_metrics)
         ratios = [r["truth_ratio"] for r in rows if r.get("truth_ratio") is not None]
         if ratios:
             result.truth_ratios[name] = ratios
@@ -140,7 +140,7 @@ def evaluate_splits(
         for name in records:
             if name.startswith("forget"):
                 forget = [r for r in result.examples if r["split"] == name]
-                result.aggregates[name].update(_mia_aucs(forget, holdout))
+                result.aggregates[name].update(pair_aggregates(forget, holdout))
     return result
 
 
@@ -175,94 +175,34 @@ def _generate_into(model, tokenizer, slots, *, batch_size: int, max_new_tokens: 
         slot["generated"] = generated
 
 
-def _example_row(name, rec, slot, scores, generate: bool, field_metrics: bool) -> dict[str, Any]:
+def _example_row(name, rec, slot, scores, metrics, generate: bool) -> dict[str, Any]:
+    """One examples.jsonl row: who the record is, what the model said, every computed metric."""
     main = scores[slot["main"]]
     is_text = slot["kind"] == "text"
     gold = slot["continuation"] if is_text else rec.get("answer") or ""
+    example = Example(
+        split=name,
+        kind=slot["kind"],
+        record=rec,
+        gold=gold,
+        main=main,
+        generated=slot.get("generated") if generate else None,
+        paraphrased=scores[slot["paraphrased"]] if "paraphrased" in slot else None,
+        perturbed=[scores[i] for i in slot.get("perturbed", ())],
+    )
     row: dict[str, Any] = {
         "split": name,
         "kind": slot["kind"],
         "group": rec.get("group") or "",
         "question": slot["prefix"] if is_text else rec.get("question") or "",
         "answer": gold,
-        "generated": slot.get("generated") if generate else None,
-        "loss": main.loss,
+        "generated": example.generated,
         "num_tokens": main.num_tokens,
-        "token_accuracy": main.token_accuracy,
     }
-    if generate:
-        pred = slot["generated"]
-        precision, recall, f1 = text.token_prf(pred, gold)
-        row.update(exact_match=text.exact_match(pred, gold), precision=precision, recall=recall, f1=f1)
-    if not field_metrics:
-        return row
-
-    row["probability"] = float(tofu.probability(main.loss)) if main.num_tokens else None
-    row["extraction_strength"] = main.extraction_strength
-    if generate:
-        rouge_recall, rouge_f1 = text.rouge_l(slot["generated"], gold)
-        if is_text:
-            row["verbatim_rouge_l"] = rouge_f1
-        else:
-            row["rouge_l"] = rouge_recall
-            row["rouge_l_f1"] = rouge_f1
-    row["paraphrased_loss"] = row["perturbed_loss"] = row["truth_ratio"] = None
-    if "paraphrased" in slot:
-        paraphrased = scores[slot["paraphrased"]].loss
-        perturbed = [scores[i].loss for i in slot["perturbed"]]
-        if all(math.isfinite(x) for x in [paraphrased, *perturbed]):
-            row["paraphrased_loss"] = paraphrased
-            row["perturbed_loss"] = float(np.mean(perturbed))
-            row["truth_ratio"] = tofu.truth_ratio(paraphrased, perturbed)
-    scored_text = rec.get("answer") or ""
-    if main.num_tokens:
-        row["mia_loss"] = mia.loss_score(main.loss)
-        row["mia_zlib"] = mia.zlib_score(main.loss, scored_text)
-        row["mia_min_k"] = mia.min_k_score(main.token_log_probs, MIN_K)
-        row["mia_min_k_pp"] = mia.min_k_plus_plus_score(main.min_k_pp_scores, MIN_K)
-    else:
-        row.update({f"mia_{a}": None for a in MIA_ATTACKS})
+    for metric in metrics:
+        if example.kind in metric.kinds:
+            row[metric.row_key] = metric.compute(example)
     return row
-
-
-def _aggregate(name: str, rows: list[dict[str, Any]], field_metrics: bool) -> dict[str, float]:
-    """Means of the per-example metrics (skipping None / NaN) under the split's metric names."""
-    keys = {
-        "accuracy": "exact_match",
-        "token_accuracy": "token_accuracy",
-        "precision": "precision",
-        "recall": "recall",
-        "f1": "f1",
-        "loss": "loss",
-    }
-    if field_metrics:
-        keys.update(
-            rouge_l="rouge_l",
-            verbatim_rouge_l="verbatim_rouge_l",
-            probability="probability",
-            exact_memorization="token_accuracy",
-            extraction_strength="extraction_strength",
-        )
-    out: dict[str, float] = {}
-    for metric, column in keys.items():
-        value = _mean(r.get(column) for r in rows)
-        if value is not None:
-            out[metric] = value
-    ratios = [r["truth_ratio"] for r in rows if r.get("truth_ratio") is not None]
-    if field_metrics and ratios:
-        out["truth_ratio"] = tofu.aggregate_truth_ratio(ratios, forget=name.startswith("forget"))
-    return out
-
-
-def _mia_aucs(members: list[dict[str, Any]], nonmembers: list[dict[str, Any]]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for attack in MIA_ATTACKS:
-        column = f"mia_{attack}"
-        m = [r[column] for r in members if r.get(column) is not None]
-        n = [r[column] for r in nonmembers if r.get(column) is not None]
-        if m and n:
-            out[f"mia_auc_{attack}"] = mia.auc(m, n)
-    return out
 
 
 def model_utility_from(retain_aggregates: Mapping[str, float]) -> float:

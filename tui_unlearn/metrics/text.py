@@ -57,10 +57,12 @@ def _rouge_l_scorer():
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
 
 
+@lru_cache(maxsize=8192)
 def rouge_l(pred: str, gold: str) -> tuple[float, float]:
     """(recall, F1) of ROUGE-L (longest common subsequence) of ``pred`` against ``gold``.
 
-    Recall is the LCS length over the gold token count; one scoring call serves both.
+    Recall is the LCS length over the gold token count; one scoring call serves both
+    (cached: the recall and F1 metrics of one example ask for the same pair).
     """
     score = _rouge_l_scorer().score(gold, pred)["rougeL"]
     return float(score.recall), float(score.fmeasure)
