@@ -14,7 +14,6 @@ import numpy as np
 from tui_unlearn.metrics import mia, text, tofu
 from tui_unlearn.metrics.registry import (
     GENERATE,
-    HIGHER,
     LOWER,
     PAIR,
     RUN,
