@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tui_unlearn import events as ev
-from tui_unlearn.tui.messages import EvaluationReady, RunEnded, RunLogLine, StepWindow
+from tui_unlearn.tui.messages import Evaluation, Log, RunFinished, StepWindow
 from tui_unlearn.tui.pump import EventPump
 
 
@@ -41,7 +41,7 @@ def test_other_events_flush_pending_steps_first_and_are_posted_at_once():
     pump(ev.Log("saving"))
     pump(ev.RunFinished("finished", {}))
     kinds = [type(m) for m in posted]
-    assert kinds == [StepWindow, StepWindow, EvaluationReady, RunLogLine, RunEnded]
+    assert kinds == [StepWindow, StepWindow, Evaluation, Log, RunFinished]
     assert [s.step for s in posted[1].steps] == [2, 3]
 
 

@@ -212,39 +212,40 @@ class UnlearnApp(App):
             pane.status = getattr(result, "status", None) or ("cancelled" if state == WorkerState.CANCELLED else "done")
 
     # ---- run news, from the pump ----
-    def on_run_began(self, message: msg.RunBegan) -> None:
+    def on_run_started(self, message: msg.RunStarted) -> None:
         if bench := self._news_target():
-            bench.run_pane.begin(message.started)
-            if message.started.model_info:
-                bench.model_pane.show_info(message.started.config.get("model", ""), message.started.model_info)
+            started = message.event
+            bench.run_pane.begin(started)
+            if started.model_info:
+                bench.model_pane.show_info(started.config.get("model", ""), started.model_info)
 
     def on_step_window(self, message: msg.StepWindow) -> None:
         if bench := self._news_target():
             bench.run_pane.add_steps(message.steps)
 
-    def on_evaluation_ready(self, message: msg.EvaluationReady) -> None:
+    def on_evaluation(self, message: msg.Evaluation) -> None:
         if bench := self._news_target():
-            bench.run_pane.add_evaluation(message.evaluation)
+            bench.run_pane.add_evaluation(message.event)
 
-    def on_probes_ready(self, message: msg.ProbesReady) -> None:
+    def on_probe_answers(self, message: msg.ProbeAnswers) -> None:
         if bench := self._news_target():
-            bench.probe_pane.show_answers(message.probes)
+            bench.probe_pane.show_answers(message.event)
 
-    def on_run_log_line(self, message: msg.RunLogLine) -> None:
+    def on_log(self, message: msg.Log) -> None:
         if bench := self._news_target():
-            bench.run_pane.log_line(message.text)
+            bench.run_pane.log_line(message.event.message)
 
-    def on_run_ended(self, message: msg.RunEnded) -> None:
+    def on_run_finished(self, message: msg.RunFinished) -> None:
         if bench := self._news_target():
-            bench.run_pane.end(message.finished)
-            status = message.finished.status
+            bench.run_pane.end(message.event)
+            status = message.event.status
             self.notify(f"run {status}; the session is saved",
                         severity="information" if status == "finished" else "warning")
 
-    def on_run_broke(self, message: msg.RunBroke) -> None:
+    def on_run_failed(self, message: msg.RunFailed) -> None:
         bench = self._news_target()
-        if bench and message.failed.session_path:
-            bench.run_pane.log_line(f"session saved as failed: {message.failed.session_path}")
+        if bench and message.event.session_path:
+            bench.run_pane.log_line(f"session saved as failed: {message.event.session_path}")
 
     # ---- other actions ----
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

@@ -15,64 +15,70 @@ from textual.message import Message
 from tui_unlearn import events as ev
 
 
-# ---- from the run worker (engine events) ----
+# ---- from the run worker: one message per engine event, named like the event ----
 
 @dataclass
-class RunBegan(Message):
+class EngineMessage(Message):
+    """An engine event, carried to the UI thread (``event`` is the ``events`` dataclass)."""
+
+    event: ev.Event
+
+
+@dataclass
+class RunStarted(EngineMessage):
     """The engine created the session and is about to evaluate and train."""
 
-    started: ev.RunStarted
+    event: ev.RunStarted
 
 
 @dataclass
 class StepWindow(Message):
-    """Every step since the previous window, oldest first."""
+    """Every step since the previous window, oldest first (``ev.StepLosses`` in bulk)."""
 
     steps: list[ev.StepLosses]
 
 
 @dataclass
-class EvaluationReady(Message):
-    evaluation: ev.Evaluation
+class Evaluation(EngineMessage):
+    event: ev.Evaluation
 
 
 @dataclass
-class ProbesReady(Message):
-    probes: ev.ProbeAnswers
+class ProbeAnswers(EngineMessage):
+    event: ev.ProbeAnswers
 
 
 @dataclass
-class RunLogLine(Message):
-    text: str
+class Log(EngineMessage):
+    event: ev.Log
 
 
 @dataclass
-class RunEnded(Message):
+class RunFinished(EngineMessage):
     """The engine finished the run (finished, interrupted or diverged)."""
 
-    finished: ev.RunFinished
+    event: ev.RunFinished
 
 
 @dataclass
-class RunBroke(Message):
+class RunFailed(EngineMessage):
     """The engine marked the session failed; the worker's error follows."""
 
-    failed: ev.RunFailed
+    event: ev.RunFailed
 
 
-EVENT_MESSAGES: dict[type, type[Message]] = {
-    ev.RunStarted: RunBegan,
-    ev.Evaluation: EvaluationReady,
-    ev.ProbeAnswers: ProbesReady,
-    ev.RunFinished: RunEnded,
-    ev.RunFailed: RunBroke,
+EVENT_MESSAGES: dict[type, type[EngineMessage]] = {
+    ev.RunStarted: RunStarted,
+    ev.Evaluation: Evaluation,
+    ev.ProbeAnswers: ProbeAnswers,
+    ev.Log: Log,
+    ev.RunFinished: RunFinished,
+    ev.RunFailed: RunFailed,
 }
 
 
 def message_for(event: ev.Event) -> Message | None:
     """The message that carries a non-step engine event (None for unknown kinds)."""
-    if isinstance(event, ev.Log):
-        return RunLogLine(event.message)
     make = EVENT_MESSAGES.get(type(event))
     return make(event) if make else None
 
