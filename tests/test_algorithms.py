@@ -10,6 +10,7 @@ from tui_unlearn.algorithms.base import HyperParam, LossInputs, nll
 from tui_unlearn.algorithms.distill import smaller_student
 from tui_unlearn.algorithms.idk import refusals, relabel
 from tui_unlearn.algorithms.npo import npo_term
+from tui_unlearn.algorithms.references import References, reference_logprob_table
 from tui_unlearn.data.formatting import collate, encode_example, pad_token_id
 from tui_unlearn.errors import ConfigError
 
@@ -32,7 +33,8 @@ def train(algorithm_name, micro, steps=8, lr=5e-3, **hp):
     model = copy.deepcopy(model)
     algo = get_algorithm(algorithm_name)
     hparams = algo.parse_hparams(hp)
-    reference = copy.deepcopy(model).eval() if algo.needs_reference else None
+    needs = algo.needs_reference or algo.reference_logprobs
+    reference = References.of_model(copy.deepcopy(model).eval()) if needs else None
     if algo.make_student:
         model = algo.make_student(model, hparams)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
@@ -143,3 +145,19 @@ def test_hyperparam_parse():
     assert b.parse("yes") is True and b.parse("off") is False
     with pytest.raises(ConfigError):
         b.parse("maybe")
+
+
+def test_cached_reference_logprobs_equal_a_reference_model(micro):
+    """NPO's reference term from the one pass before training is what a second model gives."""
+    from tui_unlearn.algorithms.base import sequence_logprob_sum
+
+    model, tok, forget, _ = micro
+    examples = [encode_example(tok, q, a) for q, a in FORGET]
+    table = reference_logprob_table(model, examples, pad_token_id(tok), batch_size=1)
+    cached = References(cached={"forget": table})
+    batch = {**forget, "index": torch.tensor([1, 0])}
+    flipped = {k: v.flip(0) if k != "index" else v for k, v in batch.items()}
+    with torch.no_grad():
+        direct = sequence_logprob_sum(model(input_ids=flipped["input_ids"], attention_mask=flipped["attention_mask"]).logits,
+                                      flipped["labels"])
+    assert torch.allclose(cached.logprob_sums("forget", flipped), direct, atol=1e-4)

@@ -63,7 +63,8 @@ def setting(
     return field(default=default, metadata={"param": param})
 
 
-MODEL, DATA, RUN, REGULARISERS, EVALUATION, OUTPUT = "Model", "Data", "Run", "Regularisers", "Evaluation", "Output"
+MODEL, DATA, RUN, SCALE, LORA = "Model", "Data", "Run", "Scale", "LoRA"
+REGULARISERS, EVALUATION, OUTPUT = "Regularisers", "Evaluation", "Output"
 
 
 @dataclass
@@ -125,6 +126,38 @@ class RunConfig:
         "float", 1.0, "Clip the gradient norm to this (0: no clipping).", faces=(CLI, TUI), min=0.0, max=1e6,
     )
     max_length: int = setting("int", 256, "Tokens per training example.", faces=(CLI, EVAL), min=8, max=1_000_000)
+    # ---- scale: one GPU or many ----
+    grad_accum: int = setting(
+        "int", 1, "Micro-batches accumulated per optimisation step (effective batch = batch size x this x processes).",
+        faces=(CLI, TUI), group=SCALE, min=1, max=65536,
+    )
+    mixed_precision: str = setting(
+        "str", "auto", "Compute precision: auto (bf16 on GPUs that support it, else no), no, bf16 or fp16.",
+        faces=(CLI, TUI), group=SCALE, choices=("auto", "no", "bf16", "fp16"),
+    )
+    gradient_checkpointing: bool = setting(
+        "bool", False, "Recompute activations in the backward pass: less memory, about a third more time.",
+        faces=(CLI, TUI), group=SCALE,
+    )
+    threads: int | None = setting(
+        "int", None, "CPU threads for torch (default: half the cores, at most 8; 1 on a 2-core machine).",
+        faces=(CLI, EVAL, TUI), group=SCALE, nullable=True, min=1, max=1024,
+    )
+    lora_r: int = setting(
+        "int", 0, "LoRA rank: train low-rank adapters instead of every weight (0: full fine-tuning).",
+        faces=(CLI, TUI), group=LORA, min=0, max=4096,
+    )
+    lora_alpha: float | None = setting(
+        "float", None, "LoRA scaling alpha (default: 2 x rank).", faces=(CLI, TUI), group=LORA,
+        nullable=True, min=0.0, min_exclusive=True, max=1e6,
+    )
+    lora_dropout: float = setting(
+        "float", 0.0, "Dropout on the LoRA adapters' input.", faces=(CLI, TUI), group=LORA, min=0.0, max=0.9,
+    )
+    lora_targets: list[str] = setting(
+        "strlist", [], "A module name LoRA adapts (repeatable; default: every linear layer of attention and MLP).",
+        group=LORA, factory=list, flag="--lora-target", metavar="NAME",
+    )
     # ---- regularisers usable with any method (0 = off) ----
     l2_anchor: float = setting(
         "float", 0.0, "Weight of an L2 pull to the original weights (any method).",
@@ -177,7 +210,11 @@ class RunConfig:
     )
     # ---- output ----
     save_model: bool = setting(
-        "bool", False, "Save the unlearned weights into the session (Hugging Face format, safetensors).", group=OUTPUT,
+        "bool", False, "Save the unlearned weights into the session (Hugging Face format, safetensors; "
+        "LoRA adapters merged in).", group=OUTPUT,
+    )
+    save_adapter: bool = setting(
+        "bool", False, "With LoRA: save only the adapter into the session (safetensors).", group=OUTPUT,
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -300,9 +337,30 @@ def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     default_retain, default_holdout = bundled_defaults(config.forget, config.model)
     retain = default_retain if retain is None else retain
     holdout = default_holdout if holdout is None else holdout
-    if training and algorithm.needs_retain and not retain:
-        raise ConfigError(f"{algorithm.name} needs a retain set: pass --retain PATH")
+    if training:
+        if algorithm.needs_retain and not retain:
+            raise ConfigError(f"{algorithm.name} needs a retain set: pass --retain PATH")
+        _check_training_settings(config, algorithm, hparams)
     oracle = config.oracle
     if oracle is None and config.forget == DEFAULT_ORACLE_FORGET:
         oracle = DEFAULT_ORACLE
     return replace(config, hparams=hparams, retain=retain or None, holdout=holdout or None, oracle=oracle, **dependent)
+
+
+def _check_training_settings(config: RunConfig, algorithm: Any, hparams: dict[str, Any]) -> None:
+    """Settings that cannot work together fail here, before any session exists."""
+    if config.lora_r:
+        from tui_unlearn.models.lora import require_peft
+
+        require_peft()
+    elif config.save_adapter:
+        raise ConfigError("--save-adapter saves LoRA adapters: add --lora-r R (or use --save-model)")
+    if config.mixed_precision == "fp16" and config.dtype == "float16" and not config.lora_r:
+        raise ConfigError(
+            "fp16 mixed precision needs float32 weights to train (the loss scaler cannot update fp16 weights); "
+            "use --dtype float32, --mixed-precision bf16, or LoRA"
+        )
+    if algorithm.check_config is not None:
+        problem = algorithm.check_config(config, hparams)
+        if problem:
+            raise ConfigError(problem)

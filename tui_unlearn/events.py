@@ -36,6 +36,8 @@ class RunStarted(Event):
     total_steps: int
     model_info: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # split sizes, cleaning report
+    # processes, batch_size, grad_accum, effective_batch, mixed_precision, device, threads, lora_r
+    scale: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

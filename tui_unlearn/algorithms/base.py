@@ -23,12 +23,14 @@ def retain_weight(default: float = 1.0) -> Param:
 
 @dataclass
 class LossInputs:
-    """Everything a method's loss may look at for one optimisation step.
+    """Everything a method's loss may look at for one optimisation (micro-)step.
 
     ``forget`` and ``retain`` are collated batches (``input_ids``, ``attention_mask``,
-    ``labels`` with -100 on prompt and padding); ``retain`` is None when the run has no
-    retain set. ``reference`` is the frozen original model (None unless the method or a
-    regulariser asked for it).
+    ``labels`` with -100 on prompt and padding, ``index``: each example's position in its
+    stream); ``retain`` is None when the run has no retain set. ``reference`` is what the
+    frozen original model provides (:class:`~tui_unlearn.algorithms.references.References`;
+    None unless the method or a regulariser asked for it): read it through
+    :meth:`reference_logits` and :meth:`reference_logprob_sums`.
     """
 
     model: Any
@@ -38,6 +40,19 @@ class LossInputs:
     hp: dict[str, Any]
     step: int
 
+    def reference_logits(self, batch: dict):
+        """The original model's logits on ``batch`` (no gradient)."""
+        if self.reference is None:
+            raise RuntimeError("this method did not declare needs_reference, so no reference model was built")
+        return self.reference.logits(batch)
+
+    def reference_logprob_sums(self, stream: str, batch: dict):
+        """The original model's summed answer log-probabilities per example of ``batch`` [B]
+        (cached before training for the streams the method declares in ``reference_logprobs``)."""
+        if self.reference is None:
+            raise RuntimeError("this method did not declare reference_logprobs, so no reference was built")
+        return self.reference.logprob_sums(stream, batch)
+
 
 @dataclass(frozen=True)
 class Algorithm:
@@ -45,7 +60,12 @@ class Algorithm:
     description: str  # one line, shown in --help and the TUI
     loss: Callable[[LossInputs], dict]  # named loss terms; "loss" is the one optimised
     hyperparams: tuple[HyperParam, ...] = ()
+    # The frozen original's logits during training (a reference model is kept: the base with
+    # adapters off under LoRA, else a frozen copy). Prefer reference_logprobs where it suffices.
     needs_reference: bool = False
+    # Streams ("forget", ...) whose per-example reference log-probabilities are computed once,
+    # before training, so no second model is held (NPO, DPO-style methods).
+    reference_logprobs: tuple[str, ...] = ()
     needs_forget: bool = True
     needs_retain: bool = False
     # Defaults for the run-level knobs where this method needs other values than most.
@@ -54,6 +74,9 @@ class Algorithm:
     relabel_forget: Callable[[list[dict], dict, Any], list[dict]] | None = None
     # Optional: build the model that is trained from the original (distillation students).
     make_student: Callable[[Any, dict], Any] | None = None
+    # Optional: a one-line reason these settings cannot work with this method (checked before
+    # any session exists), e.g. a smaller student with LoRA or an L2 anchor.
+    check_config: Callable[[Any, dict], str | None] | None = None
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.hyperparams}
@@ -124,13 +147,6 @@ def plus_retain_nll(x: LossInputs, forget_loss, terms: dict) -> dict:
         total = total + x.hp["retain_weight"] * retain
     terms["loss"] = total
     return terms
-
-
-def reference_logits(reference, batch):
-    import torch
-
-    with torch.no_grad():
-        return forward(reference, batch)
 
 
 def kl_to_reference(logits, ref_logits, labels, temperature: float = 1.0):

@@ -16,24 +16,9 @@ from tui_unlearn.algorithms.base import (
     LossInputs,
     forward,
     kl_to_reference,
-    reference_logits,
 )
 from tui_unlearn.errors import ConfigError
-
-
-def decoder_layers(model):
-    """The list of transformer blocks of a causal LM (Llama-, GPT-2-, and most HF layouts)."""
-    import torch
-
-    for path in ("model.layers", "transformer.h", "gpt_neox.layers", "model.decoder.layers"):
-        obj = model
-        for part in path.split("."):
-            obj = getattr(obj, part, None)
-            if obj is None:
-                break
-        if isinstance(obj, torch.nn.ModuleList):
-            return obj
-    raise ConfigError("distill cannot find this model's decoder layers; use student_layers=0")
+from tui_unlearn.models.architecture import find_decoder_layers
 
 
 def smaller_student(model, keep: int):
@@ -41,7 +26,10 @@ def smaller_student(model, keep: int):
     import torch
 
     student = copy.deepcopy(model)
-    layers = decoder_layers(student)
+    found = find_decoder_layers(student)
+    if found is None:
+        raise ConfigError("distill cannot find this model's decoder layers; use student_layers=0")
+    parent, attr, layers = found
     n = len(layers)
     if keep >= n:
         return student
@@ -52,8 +40,7 @@ def smaller_student(model, keep: int):
         for module in layer.modules():
             if hasattr(module, "layer_idx"):
                 module.layer_idx = new_index
-    parent_path, _, attr = _layers_attr(student)
-    setattr(parent_path, attr, kept)
+    setattr(parent, attr, kept)
     config = student.config
     for key in ("num_hidden_layers", "n_layer"):
         if hasattr(config, key):
@@ -63,18 +50,19 @@ def smaller_student(model, keep: int):
     return student
 
 
-def _layers_attr(model):
-    target = decoder_layers(model)
-    for module in model.modules():
-        for name, child in module.named_children():
-            if child is target:
-                return module, target, name
-    raise ConfigError("distill cannot find this model's decoder layers; use student_layers=0")
-
-
 def _make_student(model, hp):
     keep = hp["student_layers"]
     return model if keep == 0 else smaller_student(model, keep)
+
+
+def _check_config(config, hp) -> str | None:
+    if hp["student_layers"] == 0:
+        return None
+    if getattr(config, "lora_r", 0):
+        return "distill with a smaller student (student_layers > 0) cannot use LoRA: the student is a new, smaller model; set --lora-r 0 or --student-layers 0"
+    if getattr(config, "l2_anchor", 0):
+        return "distill with a smaller student (student_layers > 0) cannot use --l2-anchor: its weights have another shape than the original's; set one of them to 0"
+    return None
 
 
 def _loss(x: LossInputs) -> dict:
@@ -85,11 +73,11 @@ def _loss(x: LossInputs) -> dict:
     total = 0.0
     if x.retain is not None:
         logits = forward(x.model, x.retain)
-        match = kl_to_reference(logits, reference_logits(x.reference, x.retain), x.retain["labels"], t)
+        match = kl_to_reference(logits, x.reference_logits(x.retain), x.retain["labels"], t)
         terms["retain_kl"] = match
         total = total + match
     logits = forward(x.model, x.forget)
-    away = kl_to_reference(logits, reference_logits(x.reference, x.forget), x.forget["labels"], 1.0)
+    away = kl_to_reference(logits, x.reference_logits(x.forget), x.forget["labels"], 1.0)
     terms["forget_kl"] = away
     total = total + x.hp["forget_weight"] * torch.relu(x.hp["margin"] - away)
     terms["loss"] = total
@@ -104,6 +92,7 @@ register(
         needs_reference=True,
         needs_retain=True,
         make_student=_make_student,
+        check_config=_check_config,
         hyperparams=(
             HyperParam("student_layers", "int", 0, "layers of the student (0 = same architecture as the original)", 0, 1000),
             HyperParam("temperature", "float", 2.0, "softmax temperature of the retain matching", 0.1, 20.0),

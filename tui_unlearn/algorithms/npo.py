@@ -13,7 +13,6 @@ from tui_unlearn.algorithms.base import (
     LossInputs,
     forward,
     plus_retain_nll,
-    reference_logits,
     sequence_logprob_sum,
 )
 
@@ -28,7 +27,7 @@ def npo_term(logp_model, logp_reference, beta: float):
 def _loss(x: LossInputs) -> dict:
     labels = x.forget["labels"]
     logp = sequence_logprob_sum(forward(x.model, x.forget), labels)
-    logp_ref = sequence_logprob_sum(reference_logits(x.reference, x.forget), labels)
+    logp_ref = x.reference_logprob_sums("forget", x.forget)
     forget = npo_term(logp, logp_ref, x.hp["beta"])
     terms = {"npo": forget, "forget_logratio": (logp - logp_ref).mean().detach()}
     return plus_retain_nll(x, forget, terms)
@@ -39,7 +38,7 @@ register(
         name="npo",
         description="Negative preference optimisation against the original model, plus retain NLL.",
         loss=_loss,
-        needs_reference=True,
+        reference_logprobs=("forget",),
         hyperparams=(
             HyperParam("beta", "float", 0.1, "inverse temperature of the preference loss", 1e-4, 100.0),
             retain_weight(),

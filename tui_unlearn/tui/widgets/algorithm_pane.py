@@ -28,6 +28,8 @@ KNOB_GROUPS = (
     ("Run", "Run"),
     ("Evaluation", "Evaluation"),
     ("Regularisers", "Regularisers (any method; 0 is off)"),
+    ("Scale", "Scale (accumulation, precision, threads)"),
+    ("LoRA", "LoRA (rank 0 is off: full fine-tuning)"),
 )
 
 

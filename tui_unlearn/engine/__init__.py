@@ -1,0 +1,159 @@
+"""The one entry point both faces call: ``run(config, on_event, should_stop) -> RunResult``.
+
+It loads the data and the model, evaluates before, runs the unlearning method step by
+step on the project's one training loop (checking ``should_stop`` every step), evaluates
+during and after, and keeps the session folder current the whole time. The same call
+works in one process and in each process of ``accelerate launch``. It never imports
+Textual.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tui_unlearn import events as ev
+from tui_unlearn.config import RunConfig, resolve
+from tui_unlearn.engine import phases
+from tui_unlearn.engine.context import OnEvent, RunContext, RunResult, ShouldStop, guarded, now
+from tui_unlearn.engine.inputs import RunData, eval_splits_for, load_run_data, sample
+from tui_unlearn.engine.runtime import apply_threads, make_accelerator
+from tui_unlearn.paths import sessions_dir as default_sessions_dir
+
+__all__ = ["RunResult", "RunData", "run", "evaluate_model", "eval_splits_for", "load_run_data", "sample"]
+
+
+def _context(config: RunConfig, on_event: OnEvent | None, should_stop: ShouldStop | None,
+             sessions_dir: str | Path | None) -> RunContext:
+    root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
+    return RunContext(config, on_event or (lambda event: None), should_stop or (lambda: False), root)
+
+
+def run(
+    config: RunConfig,
+    on_event: OnEvent | None = None,
+    should_stop: ShouldStop | None = None,
+    *,
+    sessions_dir: str | Path | None = None,
+    stdin_text: str | None = None,
+) -> RunResult:
+    """Run one unlearning job end to end and return how it ended.
+
+    Raises UnlearnError (ConfigError, DataError, ModelLoadError) for bad input found
+    before the session exists; failures after that mark the session failed and raise
+    RunFailedError (or the original UnlearnError) once the session is saved.
+    """
+    import torch
+
+    from tui_unlearn.algorithms import get_algorithm
+    from tui_unlearn.sessions import Session
+
+    config = resolve(config)
+    ctx = _context(config, on_event, should_stop, sessions_dir)
+    ctx.algorithm = algorithm = get_algorithm(config.algorithm)
+    threads = apply_threads(config.threads)
+    ctx.accelerator = acc = make_accelerator(config)
+    ctx.is_main = acc.is_main_process
+    torch.manual_seed(config.seed)
+    phases.load_inputs(ctx, stdin_text, needs_retain=algorithm.name if algorithm.needs_retain else None)
+    phases.load_oracle(ctx)
+    ctx.scale = {
+        "processes": acc.num_processes,
+        "batch_size": config.batch_size,
+        "grad_accum": config.grad_accum,
+        "effective_batch": config.batch_size * config.grad_accum * acc.num_processes,
+        "mixed_precision": acc.mixed_precision,
+        "device": str(acc.device),
+        "threads": threads,
+        "lora_r": config.lora_r,
+    }
+    if ctx.is_main:
+        stored = {**config.to_dict(), "_resolved": ctx.scale}
+        ctx.session = Session.create(ctx.root, config.algorithm, stored)
+    ctx.wait_for_everyone()
+
+    def body() -> RunResult:
+        ctx.record(ev.RunStarted(
+            ctx.session.id if ctx.session else "", str(ctx.session.path) if ctx.session else "",
+            config.to_dict(), config.steps, ctx.loaded.info(), ctx.data.report, scale=ctx.scale,
+        ))
+        phases.evaluate_before(ctx)
+        phases.prepare_training(ctx)
+        phases.train(ctx)
+        phases.evaluate_after(ctx)
+        phases.relearn(ctx)
+        phases.save_outputs(ctx)
+        return phases.finish(ctx)
+
+    return guarded(ctx, body)
+
+
+def evaluate_model(
+    config: RunConfig,
+    on_event: OnEvent | None = None,
+    *,
+    sessions_dir: str | Path | None = None,
+    stdin_text: str | None = None,
+) -> RunResult:
+    """Evaluate ``config.model`` without unlearning, as a session of kind "eval".
+
+    The summary's ``metrics`` holds only "after" (the model as it is; there is no before)
+    and examples.jsonl rows have phase "after", so an eval session lines up with the
+    "after" column of unlearning sessions. It also stores ``oracle_reference`` (forget
+    truth ratios and MIA AUCs), so the session can be passed to ``--oracle`` later. With
+    ``config.relearn_steps`` it runs the relearning check too ("recovered" is None: there
+    is no original accuracy to recover).
+    """
+    import torch
+
+    from tui_unlearn.oracle import ORACLE_REFERENCE_KEY, field_metrics, from_result, reference_payload, resolve_oracle
+    from tui_unlearn.sessions import Session
+
+    config = resolve(config, training=False)
+    ctx = _context(config, on_event, None, sessions_dir)
+    apply_threads(config.threads)
+    ctx.accelerator = make_accelerator(config)
+    ctx.is_main = ctx.accelerator.is_main_process
+    torch.manual_seed(config.seed)
+    phases.load_inputs(ctx, stdin_text)
+    same = config.oracle is not None and config.oracle == config.model
+    if not same and ctx.is_main:
+        ctx.oracle = resolve_oracle(config, ctx.splits, ctx.root, ctx.emit)
+    if ctx.is_main:
+        ctx.session = Session.create(ctx.root, "eval", config.to_dict(), kind="eval")
+        ctx.session.update_summary(algorithm=None)
+
+    def body() -> RunResult:
+        ctx.record(ev.RunStarted(ctx.session.id if ctx.session else "", str(ctx.session.path) if ctx.session else "",
+                                 config.to_dict(), 0, ctx.loaded.info(), ctx.data.report))
+        result = phases.evaluate(ctx, phases.AFTER, 0, ctx.loaded.model)
+        if ctx.session is not None:
+            ctx.session.write_examples([{"phase": phases.AFTER, **row} for row in result.examples])
+        oracle = from_result(result, config.oracle, "self") if same else ctx.oracle
+        fm = field_metrics(result, oracle)
+        extra: dict[str, Any] = {}
+        if config.relearn_steps:
+            extra["relearn"] = phases_relearn(ctx, result)
+        summary = {}
+        if ctx.session is not None:
+            summary = ctx.session.update_summary(
+                status="finished", steps=0, total_steps=0, seconds=ctx.elapsed(), ended=now(),
+                data=ctx.data.report, metrics={phases.AFTER: result.aggregates},
+                forget_quality=fm["forget_quality"], model_utility=fm["model_utility"], privleak=fm["privleak"],
+                field_metrics={phases.AFTER: fm}, oracle=oracle.describe() if oracle else None, **extra,
+                **{ORACLE_REFERENCE_KEY: reference_payload(
+                    result, model=config.model, forget=config.forget, holdout=config.holdout,
+                    eval_samples=config.eval_samples, seed=config.seed,
+                )},
+            )
+        ctx.record(ev.RunFinished("finished", summary))
+        session = ctx.session
+        return RunResult("finished", getattr(session, "id", None), str(session.path) if session else None, summary)
+
+    return guarded(ctx, body)
+
+
+def phases_relearn(ctx: RunContext, result: Any) -> dict[str, Any]:
+    from tui_unlearn.engine.relearn import relearn_check
+
+    return relearn_check(ctx, ctx.loaded.model, None, result)

@@ -1,0 +1,359 @@
+"""An unlearning run as a short sequence of phases over a :class:`RunContext`.
+
+load inputs -> (session) -> evaluate before -> prepare training -> train -> evaluate after
+-> relearning check -> save -> finish. Each phase reads and fills the context, so each can
+be tested alone. Every process of a launched run goes through every phase (evaluation
+runs on each, on the same records, so the numbers do not depend on the process count);
+only the main process writes the session and emits events.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from typing import Any
+
+from tui_unlearn import events as ev
+from tui_unlearn.engine.context import RunContext, RunResult, now
+from tui_unlearn.engine.inputs import eval_splits_for, load_run_data, sample
+from tui_unlearn.errors import RunFailedError
+
+PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
+STREAM_SEED_OFFSETS = {"forget": 0, "retain": 1}
+BEFORE, DURING, AFTER = "before", "during", "after"
+
+
+# ---- load (before any session exists: bad input fails here) ----
+
+def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | None = None) -> None:
+    """Data, then the model on the accelerator's device; ``needs_retain`` names a method that
+    cannot run without retain data."""
+    from tui_unlearn.models.loading import load_model
+
+    config = ctx.config
+    ctx.log("loading data")
+    ctx.data = load_run_data(config, stdin_text)
+    if needs_retain and not ctx.data.retain:
+        raise RunFailedError(f"{needs_retain} needs retain data, but the retain set is empty")
+    ctx.splits = eval_splits_for(config, ctx.data)
+    ctx.log(f"loading model {config.model}")
+    device = str(ctx.accelerator.device) if ctx.accelerator is not None else config.device
+    ctx.loaded = load_model(
+        config.model, device=device, dtype=config.dtype, trust_remote_code=config.trust_remote_code,
+        models_cache=config.models_cache,
+    )
+
+
+def load_oracle(ctx: RunContext) -> None:
+    from tui_unlearn.oracle import resolve_oracle
+
+    if ctx.is_main:
+        ctx.oracle = resolve_oracle(ctx.config, ctx.splits, ctx.root, ctx.emit)
+
+
+# ---- evaluation ----
+
+def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
+    """Evaluate ``model`` (default: the model being trained) and record it.
+
+    Before and after: every metric on the fixed samples; during: the quick kind (scores and
+    answers, no field metrics) on smaller samples.
+    """
+    from tui_unlearn.metrics.evaluate import evaluate_splits
+
+    config = ctx.config
+    model = model if model is not None else evaluation_model(ctx)
+    full = phase != DURING
+    splits = ctx.splits if full else {
+        name: sample(ctx.splits[name], config.probe_samples, config.seed + 3)
+        for name in ("forget", "retain") if name in ctx.splits
+    }
+    ctx.log(f"evaluating ({phase})")
+    import torch
+
+    with torch.no_grad():
+        result = evaluate_splits(
+            model, ctx.loaded.tokenizer, splits, batch_size=32 if full else 64,
+            max_new_tokens=config.max_new_tokens, field_metrics=full,
+        )
+    ctx.record(ev.Evaluation(step, phase, result.aggregates, ctx.elapsed()))
+    return result
+
+
+def evaluation_model(ctx: RunContext) -> Any:
+    """The trained model as evaluation should call it: unwrapped (no DDP collectives)."""
+    if ctx.loop is not None:
+        return ctx.accelerator.unwrap_model(ctx.loop.model)
+    return ctx.model if ctx.model is not None else ctx.loaded.model
+
+
+def probe(ctx: RunContext, step: int) -> None:
+    """Generate the probe questions' answers now and record them beside the original's."""
+    from tui_unlearn.metrics.generation import generate_answers
+
+    if not ctx.probes:
+        return
+    model = evaluation_model(ctx)
+    answers = generate_answers(model, ctx.loaded.tokenizer, [p["question"] for p in ctx.probes],
+                               max_new_tokens=ctx.config.max_new_tokens)
+    if not ctx.original_answers:
+        ctx.original_answers = answers
+    rows = [{**p, "original": ctx.original_answers[i], "current": answers[i]} for i, p in enumerate(ctx.probes)]
+    ctx.record(ev.ProbeAnswers(step, rows))
+
+
+def choose_probes(ctx: RunContext) -> None:
+    ctx.probes = [
+        {"split": name, "question": r["question"], "answer": r["answer"]}
+        for name, n in PROBES_PER_SPLIT.items()
+        for r in [r for r in ctx.splits.get(name, []) if r["question"]][:n]
+    ] + [{"split": "custom", "question": q, "answer": ""} for q in ctx.config.probes]
+
+
+def evaluate_before(ctx: RunContext) -> None:
+    from tui_unlearn.oracle import field_metrics
+
+    ctx.before = evaluate(ctx, BEFORE, 0, ctx.loaded.model)
+    choose_probes(ctx)
+    probe(ctx, 0)
+    ctx.examples = [{"phase": BEFORE, **row} for row in ctx.before.examples]
+    ctx.field_metrics[BEFORE] = field_metrics(ctx.before, ctx.oracle)
+    if ctx.session is not None:
+        ctx.session.write_examples(ctx.examples)
+        ctx.session.update_summary(
+            metrics={BEFORE: ctx.before.aggregates}, field_metrics=ctx.field_metrics,
+            oracle=ctx.oracle.describe() if ctx.oracle else None,
+        )
+
+
+def evaluate_after(ctx: RunContext) -> None:
+    from tui_unlearn.oracle import field_metrics
+
+    if ctx.status == "diverged":
+        ctx.log(f"loss diverged at step {ctx.done + 1}; keeping the weights of step {ctx.done}")
+    if ctx.status == "interrupted":
+        return
+    ctx.after = evaluate(ctx, AFTER, ctx.done)
+    probe(ctx, ctx.done)
+    ctx.examples += [{"phase": AFTER, **row} for row in ctx.after.examples]
+    ctx.field_metrics[AFTER] = field_metrics(ctx.after, ctx.oracle)
+    if ctx.session is not None:
+        ctx.session.write_examples(ctx.examples)
+
+
+# ---- training ----
+
+def prepare_training(ctx: RunContext) -> None:
+    """The trained model (student, LoRA adapters), the reference it is compared with, the
+    regularisers, the batch streams and the training loop."""
+    from tui_unlearn.algorithms.references import References, reference_logprob_table
+    from tui_unlearn.data.formatting import encode_example, pad_token_id
+    from tui_unlearn.engine.regularisers import ActiveRegularisers
+    from tui_unlearn.engine.streams import BatchStream
+    from tui_unlearn.engine.training import TrainingLoop, warmup_schedule
+    from tui_unlearn.models import lora
+
+    config, algorithm, acc = ctx.config, ctx.algorithm, ctx.accelerator
+    hp = config.hparams
+    original = ctx.loaded.model
+    tok = ctx.loaded.tokenizer
+    model = algorithm.make_student(original, hp) if algorithm.make_student is not None else original
+    separate_student = model is not original
+    if config.lora_r:
+        model = lora.add_adapters(model, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
+                                  targets=config.lora_targets, seed=config.seed)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if config.lora_r:
+            model.enable_input_require_grads()
+    ctx.model = model
+    ctx.regularisers = ActiveRegularisers(config, model)
+
+    # The reference: cached log-probabilities always; a model only when logits are needed.
+    needs_model = algorithm.needs_reference or ActiveRegularisers.need_reference(config)
+    if not needs_model:
+        ctx.references = References()
+    elif config.lora_r and not separate_student:
+        base = References.of_model(model, disable_adapter=True)
+
+        def logits(batch):
+            with ctx.regularisers.paused():
+                return base.logits(batch)
+
+        ctx.references = References(logits)
+    elif separate_student:
+        ctx.references = References.of_model(_frozen(original))
+    else:
+        ctx.log("keeping a frozen copy of the original as the reference model")
+        ctx.references = References.of_model(_frozen(copy.deepcopy(original)))
+
+    rng = random.Random(config.seed)
+    forget_records = ctx.data.forget
+    if algorithm.relabel_forget is not None:
+        forget_records = algorithm.relabel_forget(forget_records, hp, rng)
+
+    def encode(records):
+        return [encode_example(tok, r["question"], r["answer"], config.max_length) for r in records]
+
+    pad_id = pad_token_id(tok)
+    encoded = {}
+    if algorithm.needs_forget:
+        encoded["forget"] = encode(forget_records)
+    if ctx.data.retain:
+        encoded["retain"] = encode(ctx.data.retain)
+    # Before the first update the trained model still computes the original (LoRA's B is 0),
+    # unless it is a separate student: then the original itself is the reference.
+    reference_source = original if separate_student else model
+    for stream in algorithm.reference_logprobs:
+        ctx.log(f"caching the original's log-probabilities of the {stream} set")
+        table = reference_logprob_table(reference_source, encoded[stream], pad_id, device=acc.device,
+                                        autocast=acc.autocast)
+        ctx.references.cache(stream, table)
+
+    for name, examples in encoded.items():
+        offset = STREAM_SEED_OFFSETS[name]
+        # A resumed run continues each stream at the position the steps done had reached.
+        per_step = max(1, min(config.batch_size, len(examples))) * config.grad_accum * acc.num_processes
+        ctx.streams[name] = BatchStream(examples, config.batch_size, config.seed + offset, pad_id, acc,
+                                        start=ctx.done * per_step)
+
+    model.train(False)  # the model's own dropout stays off: only --dropout adds noise
+    params = [p for p in model.parameters() if p.requires_grad]
+    ctx.loop = TrainingLoop(acc, model, params, lr=config.lr, schedule=warmup_schedule(config.steps),
+                            grad_clip=config.grad_clip)
+    trainable, total = lora.trainable_counts(model)
+    ctx.scale["trainable_parameters"] = trainable
+    ctx.scale["parameters"] = total
+
+
+def _frozen(model):
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def _stop_requested(ctx: RunContext) -> bool:
+    """Whether any process was asked to stop (every process must stop at the same step)."""
+    local = bool(ctx.stop())
+    acc = ctx.accelerator
+    if acc is None or acc.num_processes == 1:
+        return local
+    import torch
+
+    flag = acc.reduce(torch.tensor([1.0 if local else 0.0], device=acc.device), reduction="sum")
+    return bool(flag.item() > 0)
+
+
+def train(ctx: RunContext) -> None:
+    from tui_unlearn.algorithms.base import LossInputs
+
+    config, algorithm = ctx.config, ctx.algorithm
+    loop, regs = ctx.loop, ctx.regularisers
+    model = loop.model
+    ctx.train_started = time.monotonic()
+    ctx.log(f"unlearning with {algorithm.name} for {config.steps} steps")
+    forget, retain = ctx.streams.get("forget"), ctx.streams.get("retain")
+    try:
+        for step in range(ctx.done + 1, config.steps + 1):
+            if _stop_requested(ctx):
+                ctx.status = "interrupted"
+                break
+
+            def micro_step(j: int) -> dict:
+                regs.begin_step()
+                try:
+                    inputs = LossInputs(
+                        model=model,
+                        forget=forget.next() if forget else None,
+                        retain=retain.next() if retain else None,
+                        reference=ctx.references,
+                        hp=config.hparams,
+                        step=step,
+                    )
+                    terms = dict(algorithm.loss(inputs))
+                    return regs.add_terms(inputs, terms)
+                finally:
+                    regs.end_step()
+
+            outcome = loop.step(micro_step)
+            if outcome.status != "ok":
+                ctx.status = "diverged"
+                break
+            ctx.done = step
+            ctx.last_losses = {k: round(v, 6) for k, v in outcome.terms.items()}
+            ctx.record(ev.StepLosses(step, config.steps, ctx.last_losses, outcome.lr,
+                                     round(time.monotonic() - ctx.train_started, 3)))
+            if config.eval_every and step % config.eval_every == 0 and step < config.steps:
+                evaluate(ctx, DURING, step)
+                probe(ctx, step)
+    finally:
+        regs.close()
+
+
+# ---- outputs ----
+
+def save_outputs(ctx: RunContext) -> None:
+    """The unlearned model (merged when LoRA) and/or the adapter, into the session."""
+    from tui_unlearn.models import lora
+    from tui_unlearn.models.loading import save_model
+    from tui_unlearn.sessions import MODEL_DIR
+
+    config = ctx.config
+    if not (config.save_model or config.save_adapter):
+        return
+    ctx.wait_for_everyone()
+    if not ctx.is_main or ctx.session is None:
+        return
+    model = evaluation_model(ctx)
+    if config.save_adapter and lora.is_peft(model):
+        ctx.log("saving the LoRA adapter")
+        folder = ctx.session.path / "adapter"
+        lora.save_adapter(model, folder)
+        ctx.extra["adapter_saved"] = str(folder)
+    if config.save_model:
+        # Merging is in place (no second copy of the weights): saving is the run's last use of the model.
+        ctx.log("saving the unlearned model" + (" (adapters merged)" if lora.is_peft(model) else ""))
+        folder = ctx.session.path / MODEL_DIR
+        save_model(lora.merged(model), ctx.loaded.tokenizer, folder)
+        ctx.extra["model_saved"] = str(folder)
+
+
+def relearn(ctx: RunContext) -> None:
+    from tui_unlearn.engine.relearn import relearn_check
+
+    if ctx.after is None or not ctx.config.relearn_steps:
+        return
+    ctx.extra["relearn"] = relearn_check(ctx, evaluation_model(ctx), ctx.before, ctx.after)
+
+
+def finish(ctx: RunContext) -> RunResult:
+    config = ctx.config
+    metrics = {BEFORE: ctx.before.aggregates}
+    extra: dict[str, Any] = dict(ctx.extra)
+    if ctx.after is not None:
+        metrics[AFTER] = ctx.after.aggregates
+        extra.update({key: ctx.field_metrics[AFTER][key] for key in ("forget_quality", "model_utility", "privleak")})
+    train_seconds = round(time.monotonic() - ctx.train_started, 2) if ctx.train_started else 0.0
+    summary = {}
+    if ctx.session is not None:
+        summary = ctx.session.update_summary(
+            status=ctx.status,
+            steps=ctx.done,
+            total_steps=config.steps,
+            seconds=ctx.elapsed(),
+            train_seconds=train_seconds,
+            ended=now(),
+            hparams=config.hparams,
+            data=ctx.data.report,
+            scale=ctx.scale,
+            final_losses=ctx.last_losses,
+            metrics=metrics,
+            model_saved=extra.pop("model_saved", None),
+            field_metrics=ctx.field_metrics,
+            **extra,
+        )
+    ctx.record(ev.RunFinished(ctx.status, summary))
+    session = ctx.session
+    return RunResult(ctx.status, getattr(session, "id", None), str(session.path) if session else None, summary)
