@@ -65,7 +65,7 @@ def relearn_check(ctx: Any, model: Any, before: Any, after: Any) -> dict[str, An
             relearned_model, tok, {"forget": [forget_eval[i] for i in eval_idx]}, batch_size=32,
             max_new_tokens=config.max_new_tokens, field_metrics=False,
         )
-    del relearner, loop
+    del relearner, relearned_model
     acc_before = mean_of(after, "exact_match", eval_idx)
     acc_after = relearned.aggregates["forget"].get("accuracy")
     original = mean_of(before, "exact_match", eval_idx) if before is not None else None
