@@ -11,7 +11,6 @@ import functools
 import inspect
 import json
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -194,7 +193,9 @@ def run_batch(config, sessions_dir: Optional[Path], *, as_json: bool, as_jsonl: 
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     reporter = BatchReporter(as_json=as_json, as_jsonl=as_jsonl)
-    stdin_text = sys.stdin.read() if "-" in (config.forget, config.retain, config.holdout) else None
+    from tui_unlearn.data.sources import read_stdin_text
+
+    stdin_text = read_stdin_text() if "-" in (config.forget, config.retain, config.holdout) else None
     try:
         result = run(config, reporter.on_event, stop_requested.is_set, sessions_dir=sessions_dir, stdin_text=stdin_text)
     except UnlearnError as exc:
@@ -241,7 +242,9 @@ def eval_command(
         trust_remote_code=trust_remote_code, models_cache=models_cache,
     )
     reporter = BatchReporter(as_json=as_json, as_jsonl=False)
-    stdin_text = sys.stdin.read() if "-" in (config.forget, config.retain, config.holdout) else None
+    from tui_unlearn.data.sources import read_stdin_text
+
+    stdin_text = read_stdin_text() if "-" in (config.forget, config.retain, config.holdout) else None
     try:
         result = evaluate_model(config, reporter.on_event, sessions_dir=sessions_dir, stdin_text=stdin_text)
     except UnlearnError as exc:

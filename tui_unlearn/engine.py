@@ -21,6 +21,7 @@ from tui_unlearn import events as ev
 from tui_unlearn.algorithms import get_algorithm
 from tui_unlearn.algorithms.base import LossInputs, forward, kl_to_reference, reference_logits
 from tui_unlearn.config import RunConfig, resolve
+from tui_unlearn.data.run_data import RunData, load_run_data, sample
 from tui_unlearn.errors import ExitCode, RunFailedError, UnlearnError
 from tui_unlearn.paths import sessions_dir as default_sessions_dir
 from tui_unlearn.sessions import MODEL_DIR, Session
@@ -44,46 +45,6 @@ class RunResult:
             "finished": ExitCode.OK,
             "interrupted": ExitCode.INTERRUPTED,
         }.get(self.status, ExitCode.RUN_FAILED)
-
-
-@dataclass
-class RunData:
-    """The run's records, cleaned, as lists of schema dicts."""
-
-    forget: list[dict]
-    retain: list[dict]
-    holdout: list[dict]
-    report: dict[str, Any]
-
-
-def load_run_data(config: RunConfig, stdin_text: str | None = None) -> RunData:
-    """Load and clean forget/retain/holdout, removing forget records from the retain set."""
-    from tui_unlearn.data.loading import load_split, remove_forget_from_retain
-
-    forget = load_split(config.forget, "forget", stdin=stdin_text)
-    report: dict[str, Any] = {"forget_format": forget.detected_format}
-    retain_records: list[dict] = []
-    if config.retain:
-        retain = load_split(config.retain, "retain", stdin=stdin_text)
-        kept, removed = remove_forget_from_retain(retain.dataset, forget.dataset)
-        report["removed_from_retain"] = removed
-        retain_records = kept.to_list()
-    holdout_records: list[dict] = []
-    if config.holdout:
-        holdout_records = load_split(config.holdout, "holdout", stdin=stdin_text).dataset.to_list()
-    forget_records = forget.dataset.to_list()
-    report.update(
-        {"forget": len(forget_records), "retain": len(retain_records), "holdout": len(holdout_records)}
-    )
-    return RunData(forget_records, retain_records, holdout_records, report)
-
-
-def sample(records: list[dict], n: int, seed: int) -> list[dict]:
-    """A fixed random sample of ``n`` records (all when n is 0 or larger than the set)."""
-    if n <= 0 or len(records) <= n:
-        return list(records)
-    rng = random.Random(seed)
-    return [records[i] for i in sorted(rng.sample(range(len(records)), n))]
 
 
 class BatchStream:
