@@ -9,6 +9,7 @@ from tui_unlearn.data.cleaning import (
     clean_records,
     match_key,
     normalize_text,
+    remove_forget_from_holdout,
     remove_forget_from_retain,
 )
 from tui_unlearn.data.records import COLUMNS, make_record, to_dataset
@@ -116,3 +117,21 @@ def test_an_empty_retain_set_stays_empty_without_error():
     kept, removed = remove_forget_from_retain([], [make_record("Q?", "A.")])
     assert len(kept) == 0 and removed == 0
 
+
+def test_remove_forget_from_holdout_drops_shared_records():
+    forget = [make_record("Where was Alia born?", "In Port Liren."), make_record("", "A secret paragraph.")]
+    holdout = [
+        make_record("where was alia born", "in port liren"),  # normalised match
+        make_record("", "A secret paragraph."),  # exact match
+        make_record("Where was Tor born?", "In Ost."),
+    ]
+    kept, removed = remove_forget_from_holdout(holdout, forget)
+    assert removed == 2 and [r["question"] for r in kept] == ["Where was Tor born?"]
+
+
+def test_a_holdout_set_that_is_all_forget_records_is_an_error():
+    records = [make_record("Q?", "A.")]
+    with pytest.raises(DataError) as excinfo:
+        remove_forget_from_holdout(records, records)
+    message = str(excinfo.value)
+    assert "\n" not in message and "every record of the holdout set (1) is also in the forget set" in message

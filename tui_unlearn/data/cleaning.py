@@ -1,4 +1,4 @@
-"""Cleaning loaded records and keeping forget records out of the retain set.
+"""Cleaning loaded records and keeping forget records out of the retain and holdout sets.
 
 Every text field is normalised the same way (``normalize_text``): Unicode NFC, line
 breaks unified to ``\\n``, runs of spaces/tabs (and other non-newline whitespace)
@@ -12,7 +12,7 @@ normalisation; a question without an answer cannot be trained on. Duplicates are
 records whose normalised (question, answer) pair was already seen; the first one is
 kept, with its paraphrased and perturbed answers.
 
-Matching the retain set against the forget set is looser (``match_key``):
+Matching the retain or holdout set against the forget set is looser (``match_key``):
 case-folded, NFKC, with all punctuation and whitespace removed, so "Paris." and
 " paris" match.
 """
@@ -150,6 +150,21 @@ def remove_forget_from_retain(retain, forget) -> tuple[list[dict[str, Any]], int
             f"every record of the retain set ({removed}) is also in the forget set, so nothing "
             "would be retained; give a retain set of records the model should keep, or leave "
             "the retain set out with a method that does not need one"
+        )
+    return kept, removed
+
+
+def remove_forget_from_holdout(holdout, forget) -> tuple[list[dict[str, Any]], int]:
+    """The holdout set without records that are also in the forget set (``remove_overlap``),
+    and how many went: a holdout record the model was trained to forget is no "never
+    seen" baseline, and membership-inference figures over it mean nothing. Raises
+    ``DataError`` when nothing would be left."""
+    kept, removed = remove_overlap(holdout, forget)
+    if removed and not kept:
+        raise DataError(
+            f"every record of the holdout set ({removed}) is also in the forget set, so there is no "
+            "never-seen baseline; give a holdout set of records the model was never trained on, "
+            "or leave the holdout set out"
         )
     return kept, removed
 

@@ -24,6 +24,7 @@ from typing import Any
 from tui_unlearn.data.cleaning import (
     CleaningReport,
     clean_records,
+    remove_forget_from_holdout,
     remove_forget_from_retain,
 )
 from tui_unlearn.data.fields import data_error
@@ -34,7 +35,7 @@ from tui_unlearn.errors import DataError
 
 __all__ = [
     "LoadedData", "load_split", "load_source", "load_records", "parse_text", "read_stdin_text",
-    "clean_records", "remove_forget_from_retain", "CleaningReport",
+    "clean_records", "remove_forget_from_retain", "remove_forget_from_holdout", "CleaningReport",
     "ROLES", "FILE_FORMATS",
 ]
 

@@ -1,8 +1,10 @@
-"""A run's data: its forget, retain and holdout sets, loaded and cleaned.
+"""A run's data: its forget, retain and holdout sets, loaded, cleaned and kept apart.
 
 Forget records are removed from the retain set (training on them there would teach
-back what is being unlearned), by exact or normalised match; the count goes into the
-report.
+back what is being unlearned) and from the holdout set (a holdout record the model was
+trained on is no "never seen" baseline, so membership-inference figures over the
+overlap mean nothing). Both use the same exact-or-normalised match
+(``cleaning.remove_overlap``); the counts go into the report.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ class RunData:
 
 
 def load_run_data(config: RunConfig, stdin_text: str | None = None) -> RunData:
-    """Load and clean forget/retain/holdout, removing forget records from the retain set.
+    """Load and clean forget/retain/holdout, removing forget records from the retain and
+    holdout sets.
 
     ``report`` holds ``forget_format``, the record counts (``forget``, ``retain``,
-    ``holdout``) and, when a retain set is given, ``removed_from_retain``. Raises
-    DataError for a source that cannot be loaded.
+    ``holdout``) and, when the set is given, ``removed_from_retain`` /
+    ``removed_from_holdout``. Raises DataError for a source that cannot be loaded.
     """
-    from tui_unlearn.data.loading import load_split, remove_forget_from_retain
+    from tui_unlearn.data.loading import load_split, remove_forget_from_holdout, remove_forget_from_retain
 
     forget = load_split(config.forget, "forget", stdin=stdin_text)
     report: dict[str, Any] = {"forget_format": forget.detected_format}
@@ -42,7 +45,10 @@ def load_run_data(config: RunConfig, stdin_text: str | None = None) -> RunData:
         retain_records, report["removed_from_retain"] = remove_forget_from_retain(retain.records, forget.records)
     holdout_records: list[dict] = []
     if config.holdout:
-        holdout_records = load_split(config.holdout, "holdout", stdin=stdin_text).records
+        holdout = load_split(config.holdout, "holdout", stdin=stdin_text)
+        holdout_records, report["removed_from_holdout"] = remove_forget_from_holdout(
+            holdout.records, forget.records
+        )
     report.update({"forget": len(forget.records), "retain": len(retain_records), "holdout": len(holdout_records)})
     return RunData(forget.records, retain_records, holdout_records, report)
 
