@@ -9,6 +9,7 @@ from tui_unlearn.data.cleaning import (
     clean_records,
     match_key,
     normalize_text,
+    remove_forget_from_holdout,
     remove_forget_from_retain,
 )
 from tui_unlearn.data.records import COLUMNS, make_record, to_dataset
@@ -38,10 +39,10 @@ def test_clean_records_drops_empty_and_duplicate_records_and_reports_counts():
         make_record("", "\n\t"),
         make_record("  ", "Some text"),  # a blank question makes it plain text
     ]
-    dataset, report = clean_records(records)
+    kept, report = clean_records(records)
     assert report == CleaningReport(loaded=6, empty_dropped=2, duplicates_dropped=1, kept=3)
-    assert list(dataset.column_names) == list(COLUMNS)
-    assert list(zip(dataset["kind"], dataset["question"], dataset["answer"])) == [
+    assert all(tuple(r) == COLUMNS for r in kept)
+    assert [(r["kind"], r["question"], r["answer"]) for r in kept] == [
         ("qa", "Where?", "In Lir."),
         ("qa", "Where?", "in lir."),
         ("text", "", "Some text"),
@@ -51,19 +52,23 @@ def test_clean_records_drops_empty_and_duplicate_records_and_reports_counts():
 
 def test_clean_records_cleans_extras_and_keeps_the_first_duplicate():
     records = [
-        make_record("Q?", "A.", paraphrased_answer="  P. ", perturbed_answers=["  x ", "", " "], group=" G "),
+        make_record(
+            "Q?", "A.", paraphrased_answer="  P. ", paraphrased_question=" Q  again? ",
+            perturbed_answers=["  x ", "", " "], group=" G ",
+        ),
         make_record("Q?", "A.", paraphrased_answer="other", perturbed_answers=["y"]),
     ]
-    dataset, report = clean_records(to_dataset(records))  # a Dataset works as well as a list
+    kept, report = clean_records(to_dataset(records))  # a Dataset works as well as a list
     assert report.duplicates_dropped == 1
-    assert dataset[0]["paraphrased_answer"] == "P."
-    assert dataset[0]["perturbed_answers"] == ["x"]
-    assert dataset[0]["group"] == "G"
+    assert kept[0]["paraphrased_answer"] == "P."
+    assert kept[0]["paraphrased_question"] == "Q again?"
+    assert kept[0]["perturbed_answers"] == ["x"]
+    assert kept[0]["group"] == "G"
 
 
 def test_clean_records_of_nothing_is_an_empty_dataset():
-    dataset, report = clean_records([])
-    assert len(dataset) == 0 and report.kept == 0 and list(dataset.column_names) == list(COLUMNS)
+    kept, report = clean_records([])
+    assert kept == [] and report.kept == 0
 
 
 def test_remove_forget_from_retain_exact_and_normalised_matches():
@@ -77,25 +82,25 @@ def test_remove_forget_from_retain_exact_and_normalised_matches():
     ]
     kept, removed = remove_forget_from_retain(to_dataset(retain), to_dataset(forget))
     assert removed == 3
-    assert list(zip(kept["question"], kept["answer"])) == [
+    assert [(r["question"], r["answer"]) for r in kept] == [
         ("Where was Alia born?", "In Ost."),
         ("What does Odo write?", "Poetry."),
     ]
-    assert list(kept.column_names) == list(COLUMNS)
+    assert all(tuple(r) == COLUMNS for r in kept)
 
 
 def test_remove_forget_from_retain_does_not_match_text_against_qa():
     forget = [make_record("", "Poetry.")]
     retain = [make_record("What does Odo write?", "Poetry.")]
     kept, removed = remove_forget_from_retain(retain, forget)
-    assert removed == 0 and kept["answer"] == ["Poetry."] and kept["kind"] == ["qa"]
+    assert removed == 0 and [(r["kind"], r["answer"]) for r in kept] == [("qa", "Poetry.")]
 
 
 def test_punctuation_only_records_match_only_exactly():
     forget = [make_record("?", "!")]
     retain = [make_record("?", "!"), make_record("...", "--"), make_record("Q?", "A.")]
     kept, removed = remove_forget_from_retain(retain, forget)
-    assert removed == 1 and kept["answer"] == ["--", "A."]
+    assert removed == 1 and [r["answer"] for r in kept] == ["--", "A."]
 
 
 def test_removing_the_whole_retain_set_is_an_error():
@@ -111,3 +116,22 @@ def test_removing_the_whole_retain_set_is_an_error():
 def test_an_empty_retain_set_stays_empty_without_error():
     kept, removed = remove_forget_from_retain([], [make_record("Q?", "A.")])
     assert len(kept) == 0 and removed == 0
+
+
+def test_remove_forget_from_holdout_drops_shared_records():
+    forget = [make_record("Where was Alia born?", "In Port Liren."), make_record("", "A secret paragraph.")]
+    holdout = [
+        make_record("where was alia born", "in port liren"),  # normalised match
+        make_record("", "A secret paragraph."),  # exact match
+        make_record("Where was Tor born?", "In Ost."),
+    ]
+    kept, removed = remove_forget_from_holdout(holdout, forget)
+    assert removed == 2 and [r["question"] for r in kept] == ["Where was Tor born?"]
+
+
+def test_a_holdout_set_that_is_all_forget_records_is_an_error():
+    records = [make_record("Q?", "A.")]
+    with pytest.raises(DataError) as excinfo:
+        remove_forget_from_holdout(records, records)
+    message = str(excinfo.value)
+    assert "\n" not in message and "every record of the holdout set (1) is also in the forget set" in message

@@ -6,13 +6,16 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tui_unlearn.data import loading
+from tui_unlearn.data import hub
 from tui_unlearn.data.loading import LoadedData, load_records, load_source, load_split, parse_text
 from tui_unlearn.data.records import COLUMNS
 from tui_unlearn.errors import DataError, ExitCode
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def one_line_error(excinfo) -> str:
@@ -27,8 +30,12 @@ def write(path, text: str):
     return str(path)
 
 
-def pairs(dataset) -> list[tuple[str, str]]:
-    return list(zip(dataset["question"], dataset["answer"]))
+def pairs(records) -> list[tuple[str, str]]:
+    return [(r["question"], r["answer"]) for r in records]
+
+
+def column(records, name: str) -> list:
+    return [r[name] for r in records]
 
 
 # --- text and stdin ---------------------------------------------------------------------------
@@ -40,40 +47,41 @@ def test_txt_with_qa_lines_becomes_qa_records(tmp_path):
     )
     loaded = load_split(path, "forget")
     assert loaded.detected_format == "txt (Q:/A: pairs)"
-    assert pairs(loaded.dataset) == [
+    assert pairs(loaded.records) == [
         ("Where was Alia Brenn born?", "In Port Liren."),
         ("What does she write?", "Mystery novels,\nmostly short ones."),
     ]
-    assert set(loaded.dataset["kind"]) == {"qa"}
-    assert list(loaded.dataset.column_names) == list(COLUMNS)
+    assert set(column(loaded.records, "kind")) == {"qa"}
+    assert [list(r) for r in loaded.records] == [list(COLUMNS)] * 2
+    assert list(loaded.to_dataset().column_names) == list(COLUMNS)
 
 
 def test_txt_paragraphs_split_on_blank_lines_and_keep_line_breaks(tmp_path):
     path = write(tmp_path / "doc.txt", "First paragraph,\nsecond line.\n\n\n  Second   paragraph. \n")
     loaded = load_split(path, "forget")
     assert loaded.detected_format == "txt (paragraphs)"
-    assert loaded.dataset["answer"] == ["First paragraph,\nsecond line.", "Second paragraph."]
-    assert loaded.dataset["question"] == ["", ""]
-    assert loaded.dataset["kind"] == ["text", "text"]
+    assert column(loaded.records, "answer") == ["First paragraph,\nsecond line.", "Second paragraph."]
+    assert column(loaded.records, "question") == ["", ""]
+    assert column(loaded.records, "kind") == ["text", "text"]
 
 
 def test_txt_without_blank_lines_is_one_record_per_line(tmp_path):
     path = write(tmp_path / "lines.txt", "one\ntwo\r\nthree\n")
     loaded = load_split(path, "forget")
     assert loaded.detected_format == "txt (lines)"
-    assert loaded.dataset["answer"] == ["one", "two", "three"]
+    assert column(loaded.records, "answer") == ["one", "two", "three"]
 
 
 def test_stdin_text_argument_is_parsed_like_a_txt_file():
     loaded = load_split("-", "forget", stdin="Q: Who?\nA: Odo Vask.\n")
-    assert loaded.detected_format == "stdin (Q:/A: pairs)"
-    assert pairs(loaded.dataset) == [("Who?", "Odo Vask.")]
+    assert loaded.detected_format == "pasted (Q:/A: pairs)"
+    assert pairs(loaded.records) == [("Who?", "Odo Vask.")]
 
 
 def test_stdin_recognises_pasted_json_lines():
     pasted = '{"prompt": "Who?", "completion": "Odo."}\n{"text": "Some text."}\n'
     records, detected = load_records("-", stdin=pasted)
-    assert detected.startswith("stdin jsonl (mixed")
+    assert detected.startswith("pasted jsonl (mixed")
     assert [(r["kind"], r["question"], r["answer"]) for r in records] == [
         ("qa", "Who?", "Odo."), ("text", "", "Some text.")
     ]
@@ -81,14 +89,14 @@ def test_stdin_recognises_pasted_json_lines():
 
 def test_stdin_starting_with_a_bracket_that_is_not_json_is_text():
     records, detected = load_records("-", stdin="[Chapter 1] It was a dark night.")
-    assert detected == "stdin (lines)"
+    assert detected == "pasted (lines)"
     assert records[0]["answer"] == "[Chapter 1] It was a dark night."
 
 
 def test_stdin_is_read_when_no_text_is_given(monkeypatch):
     stream = io.TextIOWrapper(io.BytesIO("Q: a?\nA: b\n".encode()), encoding="utf-8")
     monkeypatch.setattr(sys, "stdin", stream)
-    assert pairs(load_split("-", "forget").dataset) == [("a?", "b")]
+    assert pairs(load_split("-", "forget").records) == [("a?", "b")]
 
 
 def test_stdin_from_a_terminal_is_an_error(monkeypatch):
@@ -149,7 +157,7 @@ def test_json_list_of_objects_with_tofu_extras(tmp_path):
     path = write(tmp_path / "tofu.json", json.dumps(rows))
     loaded = load_split(path, "forget")
     assert loaded.detected_format == "json (question/answer, paraphrased, perturbed)"
-    record = loaded.dataset[0]
+    record = loaded.records[0]
     assert record["paraphrased_answer"] == "Lir is X's birthplace."
     assert record["perturbed_answers"] == ["X was born in Ost.", "X was born in Vard."]
 
@@ -183,7 +191,7 @@ def test_jsonl_aliases_alpaca_and_plain_text(tmp_path):
     for q, a in [("prompt", "completion"), ("query", "response"), ("input", "target"), ("q", "a")]:
         path = write(tmp_path / f"{q}.jsonl", json.dumps({q: "Q?", a: "A.", "author": "Odo"}) + "\n")
         loaded = load_split(path, "retain")
-        assert pairs(loaded.dataset) == [("Q?", "A.")] and loaded.dataset["group"] == ["Odo"]
+        assert pairs(loaded.records) == [("Q?", "A.")] and column(loaded.records, "group") == ["Odo"]
         assert loaded.detected_format == f"jsonl ({q}/{a})"
 
     for name in ["text", "content", "document", "body"]:
@@ -204,7 +212,7 @@ def test_csv_and_tsv_with_quoted_commas_and_newlines(tmp_path):
     path = write(tmp_path / "qa.csv", 'Question,Answer\n"Where, exactly?","In Lir,\nnear the sea"\nshort,\n')
     loaded = load_split(path, "forget")
     assert loaded.detected_format == "csv (question/answer)"
-    assert pairs(loaded.dataset) == [("Where, exactly?", "In Lir,\nnear the sea")]
+    assert pairs(loaded.records) == [("Where, exactly?", "In Lir,\nnear the sea")]
     assert loaded.report.empty_dropped == 1  # the row with an empty answer
 
     tsv = write(tmp_path / "qa.tsv", "prompt\tresponse\nwho?\tme\n")
@@ -219,8 +227,8 @@ def test_parquet(tmp_path):
     pq.write_table(pa.table({"question": ["a?", "c?"], "answer": ["b", "d"], "perturbed_answers": [["x"], []]}), path)
     loaded = load_split(str(path), "holdout")
     assert loaded.detected_format == "parquet (question/answer, perturbed)"
-    assert pairs(loaded.dataset) == [("a?", "b"), ("c?", "d")]
-    assert loaded.dataset["perturbed_answers"] == [["x"], []]
+    assert pairs(loaded.records) == [("a?", "b"), ("c?", "d")]
+    assert column(loaded.records, "perturbed_answers") == [["x"], []]
 
 
 def test_utf8_bom_and_utf16_files_are_read(tmp_path):
@@ -238,7 +246,7 @@ def test_load_split_returns_a_report_of_the_cleaning(tmp_path):
     loaded = load_split(path, "forget")
     assert isinstance(loaded, LoadedData) and loaded.role == "forget" and loaded.source == path
     assert loaded.report.as_dict() == {"loaded": 4, "empty_dropped": 1, "duplicates_dropped": 1, "kept": 2}
-    assert loaded.dataset["answer"] == ["same text", "other"]
+    assert column(loaded.records, "answer") == ["same text", "other"]
 
 
 # --- bundled and hub --------------------------------------------------------------------------
@@ -246,8 +254,8 @@ def test_bundled_benchmark_split():
     pytest.importorskip("tui_unlearn.data.benchmark")
     loaded = load_split("bundled:forget01", "forget")
     assert loaded.detected_format == "bundled benchmark (forget01)"
-    assert len(loaded.dataset) > 0 and set(loaded.dataset["kind"]) == {"qa"}
-    assert all(loaded.dataset["perturbed_answers"])
+    assert len(loaded.records) > 0 and set(column(loaded.records, "kind")) == {"qa"}
+    assert all(column(loaded.records, "perturbed_answers"))
 
 
 def test_unknown_bundled_split_is_a_data_error():
@@ -270,7 +278,7 @@ def test_unknown_bundled_split_is_a_data_error():
 )
 def test_hub_specs_are_parsed(monkeypatch, spec, expected):
     calls = []
-    monkeypatch.setattr(loading, "_load_hub", lambda *args: calls.append(args[:3]) or ([], "hub"))
+    monkeypatch.setattr(hub, "load_hub", lambda *args: calls.append(args[:3]) or ([], "hub"))
     load_records(spec)
     assert calls == [expected]
 
@@ -289,10 +297,10 @@ def test_hub_path_loads_a_local_dataset_folder(datasets_cache):
     folder.mkdir()
     write(folder / "train.jsonl", json.dumps({"prompt": "Who?", "response": "Odo."}) + "\n")
     loaded = load_split(f"hf:{folder}", "forget")
-    assert pairs(loaded.dataset) == [("Who?", "Odo.")]
+    assert pairs(loaded.records) == [("Who?", "Odo.")]
     assert loaded.detected_format == f"dataset folder {folder} (prompt/response)"
     # A folder given as a plain path loads the same way.
-    assert pairs(load_split(str(folder), "retain").dataset) == [("Who?", "Odo.")]
+    assert pairs(load_split(str(folder), "retain").records) == [("Who?", "Odo.")]
 
 
 def test_hub_errors_are_one_line(datasets_cache):
@@ -464,3 +472,26 @@ def test_importing_the_module_loads_neither_datasets_nor_torch():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_bundled_stdin_and_plain_files_load_without_datasets_or_pyarrow(tmp_path):
+    files = {
+        "f.jsonl": '{"question": "a?", "answer": "b"}\n',
+        "f.json": '[{"question": "a?", "answer": "b"}]',
+        "f.csv": "question,answer\na?,b\n",
+        "f.tsv": "question\tanswer\na?\tb\n",
+        "f.txt": "Q: a?\nA: b\n",
+    }
+    for name, text in files.items():
+        write(tmp_path / name, text)
+    paths = [str(tmp_path / name) for name in sorted(files)]
+    code = (
+        "import sys\n"
+        "from tui_unlearn.data.loading import load_split\n"
+        "sizes = [len(load_split('bundled:forget10', 'forget'))]\n"
+        f"sizes += [len(load_split(path, 'retain')) for path in {paths!r}]\n"
+        "sizes.append(len(load_split('-', 'holdout', stdin='[{\"text\": \"t\"}]')))\n"
+        "print(sizes, sorted(m for m in ('datasets', 'pyarrow') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.strip() == "[100, 1, 1, 1, 1, 1, 1] []"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import json
 import signal
-import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -130,7 +129,9 @@ def run_batch(config, sessions_dir: Optional[Path], *, as_json: bool, as_jsonl: 
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     reporter = BatchReporter(as_json=as_json, as_jsonl=as_jsonl)
-    stdin_text = sys.stdin.read() if "-" in (config.forget, config.retain, config.holdout) else None
+    from tui_unlearn.data.sources import read_stdin_text
+
+    stdin_text = read_stdin_text() if "-" in (config.forget, config.retain, config.holdout) else None
     try:
         result = run(config, reporter.on_event, stop_requested.is_set, sessions_dir=sessions_dir, stdin_text=stdin_text)
     except UnlearnError as exc:
@@ -162,7 +163,9 @@ def eval_command(
 
     config = build_config(config_file, values)
     reporter = BatchReporter(as_json=as_json, as_jsonl=False)
-    stdin_text = sys.stdin.read() if "-" in (config.forget, config.retain, config.holdout) else None
+    from tui_unlearn.data.sources import read_stdin_text
+
+    stdin_text = read_stdin_text() if "-" in (config.forget, config.retain, config.holdout) else None
     try:
         result = evaluate_model(config, reporter.on_event, sessions_dir=sessions_dir, stdin_text=stdin_text)
     except UnlearnError as exc:

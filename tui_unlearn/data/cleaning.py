@@ -1,4 +1,4 @@
-"""Cleaning loaded records and keeping forget records out of the retain set.
+"""Cleaning loaded records and keeping forget records out of the retain and holdout sets.
 
 Every text field is normalised the same way (``normalize_text``): Unicode NFC, line
 breaks unified to ``\\n``, runs of spaces/tabs (and other non-newline whitespace)
@@ -12,8 +12,9 @@ normalisation; a question without an answer cannot be trained on. Duplicates are
 records whose normalised (question, answer) pair was already seen; the first one is
 kept, with its paraphrased and perturbed answers.
 
-Matching the retain set against the forget set is looser (``match_key``): case-folded,
-NFKC, with all punctuation and whitespace removed, so "Paris." and " paris" match.
+Matching the retain or holdout set against the forget set is looser (``match_key``):
+case-folded, NFKC, with all punctuation and whitespace removed, so "Paris." and
+" paris" match.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import unicodedata
 from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
-from tui_unlearn.data.records import make_record, to_dataset
+from tui_unlearn.data.records import make_record
 from tui_unlearn.errors import DataError
 
 _HORIZONTAL_SPACE = re.compile(r"[^\S\n]+")  # any whitespace except the newline
@@ -86,16 +87,17 @@ def clean_record(record: dict[str, Any]) -> dict[str, Any]:
         normalize_text(record.get("question")),
         normalize_text(record.get("answer")),
         paraphrased_answer=normalize_text(record.get("paraphrased_answer")),
+        paraphrased_question=normalize_text(record.get("paraphrased_question")),
         perturbed_answers=[p for p in map(normalize_text, perturbed) if p],
         group=normalize_text(record.get("group")).replace("\n", " "),
     )
 
 
-def clean_records(records: Iterable[dict[str, Any]]) -> tuple[Any, CleaningReport]:
+def clean_records(records: Iterable[dict[str, Any]]) -> tuple[list[dict[str, Any]], CleaningReport]:
     """Normalise, drop empty records and exact duplicates.
 
-    ``records`` is a ``datasets.Dataset`` or a list of schema dicts. Returns the cleaned
-    ``datasets.Dataset`` (schema columns, original order) and a ``CleaningReport``.
+    ``records`` is a list of schema dicts (or a ``datasets.Dataset``). Returns the cleaned
+    records (schema dicts, original order) and a ``CleaningReport``.
     """
     rows = _rows(records)
     report = CleaningReport(loaded=len(rows))
@@ -113,7 +115,7 @@ def clean_records(records: Iterable[dict[str, Any]]) -> tuple[Any, CleaningRepor
         seen.add(key)
         kept.append(record)
     report.kept = len(kept)
-    return to_dataset(kept), report
+    return kept, report
 
 
 def _pair_key(record: dict[str, Any]) -> tuple[str, ...]:
@@ -125,26 +127,46 @@ def _pair_key(record: dict[str, Any]) -> tuple[str, ...]:
     return ("\0exact", normalize_text(record.get("question")), normalize_text(record.get("answer")))
 
 
-def remove_forget_from_retain(retain, forget) -> tuple[Any, int]:
-    """The retain set without records that are also in the forget set, and how many went.
+def remove_overlap(records, forget) -> tuple[list[dict[str, Any]], int]:
+    """``records`` without those also in ``forget``, and how many went.
 
-    A retain record goes when its (question, answer) pair, or its text for plain-text
-    records, equals a forget record's exactly or after ``match_key`` (case, punctuation
-    and whitespace ignored). Both arguments are ``datasets.Dataset`` or lists of schema
-    dicts; the result is a ``datasets.Dataset`` in the schema, retain order kept.
-    Raises ``DataError`` when nothing would be left to retain.
+    A record goes when its (question, answer) pair, or its text for plain-text records,
+    equals a forget record's exactly or after ``match_key`` (case, punctuation and
+    whitespace ignored). Both arguments are lists of schema dicts (or
+    ``datasets.Dataset``); the result is a list of schema dicts in the original order.
     """
-    retain_rows = _rows(retain)
+    rows = _rows(records)
     forget_keys = {_pair_key(r) for r in _rows(forget)}
-    kept = [r for r in retain_rows if _pair_key(r) not in forget_keys]
-    removed = len(retain_rows) - len(kept)
-    if retain_rows and not kept:
+    kept = [_as_record(r) for r in rows if _pair_key(r) not in forget_keys]
+    return kept, len(rows) - len(kept)
+
+
+def remove_forget_from_retain(retain, forget) -> tuple[list[dict[str, Any]], int]:
+    """The retain set without records that are also in the forget set (``remove_overlap``),
+    and how many went. Raises ``DataError`` when nothing would be left to retain."""
+    kept, removed = remove_overlap(retain, forget)
+    if removed and not kept:
         raise DataError(
             f"every record of the retain set ({removed}) is also in the forget set, so nothing "
             "would be retained; give a retain set of records the model should keep, or leave "
             "the retain set out with a method that does not need one"
         )
-    return to_dataset([_as_record(r) for r in kept]), removed
+    return kept, removed
+
+
+def remove_forget_from_holdout(holdout, forget) -> tuple[list[dict[str, Any]], int]:
+    """The holdout set without records that are also in the forget set (``remove_overlap``),
+    and how many went: a holdout record the model was trained to forget is no "never
+    seen" baseline, and membership-inference figures over it mean nothing. Raises
+    ``DataError`` when nothing would be left."""
+    kept, removed = remove_overlap(holdout, forget)
+    if removed and not kept:
+        raise DataError(
+            f"every record of the holdout set ({removed}) is also in the forget set, so there is no "
+            "never-seen baseline; give a holdout set of records the model was never trained on, "
+            "or leave the holdout set out"
+        )
+    return kept, removed
 
 
 def _as_record(row: dict[str, Any]) -> dict[str, Any]:
@@ -153,6 +175,7 @@ def _as_record(row: dict[str, Any]) -> dict[str, Any]:
         row.get("question") or "",
         row.get("answer") or "",
         paraphrased_answer=row.get("paraphrased_answer") or "",
+        paraphrased_question=row.get("paraphrased_question") or "",
         perturbed_answers=row.get("perturbed_answers") or (),
         group=row.get("group") or "",
     )

@@ -2,16 +2,23 @@
 
 A record is either a question/answer pair (``kind == "qa"``) or plain text
 (``kind == "text"``: ``question`` is empty and ``answer`` holds the text, so the loss
-covers all of it). ``paraphrased_answer`` and ``perturbed_answers`` are optional
-(empty when a source has none); the truth-ratio metrics need them. ``group`` names
-what the record is about (an author in the bundled benchmark), empty when unknown.
+covers all of it). ``paraphrased_answer``, ``paraphrased_question`` and
+``perturbed_answers`` are optional (empty when a source has none); the truth-ratio
+metrics need the answers, and TOFU ships a paraphrase of each question as well.
+``group`` names what the record is about (an author in the bundled benchmark), empty
+when unknown.
+
+Records travel as plain dicts (lists of them); ``to_dataset`` builds a
+``datasets.Dataset`` for callers that want one, importing ``datasets`` only then.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-COLUMNS = ("kind", "question", "answer", "paraphrased_answer", "perturbed_answers", "group")
+COLUMNS = (
+    "kind", "question", "answer", "paraphrased_answer", "paraphrased_question", "perturbed_answers", "group",
+)
 
 
 def make_record(
@@ -19,6 +26,7 @@ def make_record(
     answer: str = "",
     *,
     paraphrased_answer: str = "",
+    paraphrased_question: str = "",
     perturbed_answers: Iterable[str] = (),
     group: str = "",
 ) -> dict[str, Any]:
@@ -28,24 +36,24 @@ def make_record(
         "question": question,
         "answer": answer,
         "paraphrased_answer": paraphrased_answer,
+        "paraphrased_question": paraphrased_question,
         "perturbed_answers": list(perturbed_answers),
         "group": group,
     }
 
 
 def to_dataset(records: list[dict[str, Any]]):
-    """A ``datasets.Dataset`` with exactly the schema's columns, in order."""
+    """A ``datasets.Dataset`` with exactly the schema's columns, in order (a missing
+    column of a record counts as empty)."""
     from datasets import Dataset, Features, Sequence, Value
 
     features = Features(
         {
-            "kind": Value("string"),
-            "question": Value("string"),
-            "answer": Value("string"),
-            "paraphrased_answer": Value("string"),
-            "perturbed_answers": Sequence(Value("string")),
-            "group": Value("string"),
+            name: Sequence(Value("string")) if name == "perturbed_answers" else Value("string")
+            for name in COLUMNS
         }
     )
-    columns = {name: [r[name] for r in records] for name in COLUMNS}
+    columns = {
+        name: [r.get(name) or ([] if name == "perturbed_answers" else "") for r in records] for name in COLUMNS
+    }
     return Dataset.from_dict(columns, features=features)

@@ -34,6 +34,10 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
     config = ctx.config
     ctx.log("loading data")
     ctx.data = load_run_data(config, stdin_text)
+    overlap = ctx.data.report.get("removed_from_holdout")
+    if overlap:
+        ctx.log(f"warning: {overlap} holdout records are also in the forget set; dropped them from the holdout "
+                "(membership-inference figures on shared records mean nothing)")
     if needs_retain and not ctx.data.retain:
         raise RunFailedError(f"{needs_retain} needs retain data, but the retain set is empty")
     ctx.splits = eval_splits_for(config, ctx.data)

@@ -56,9 +56,9 @@ def initial_source(role: str, spec: str | None, forget: str, model: str) -> tupl
 
 def paste_suffix(detected_format: str) -> str:
     """The file extension that makes the loader read saved pasted text the way it read the paste."""
-    if detected_format.startswith("stdin jsonl"):
+    if detected_format.startswith("pasted jsonl"):
         return ".jsonl"
-    if detected_format.startswith("stdin json"):
+    if detected_format.startswith("pasted json"):
         return ".json"
     return ".txt"
 
@@ -247,10 +247,9 @@ class SourceEditor(Vertical):
             from tui_unlearn.data.loading import load_split
 
             loaded = load_split(spec, role, stdin=text)
-            dataset = loaded.dataset
-            preview = dataset.select(range(min(PREVIEW_ROWS, len(dataset)))).to_list()
+            preview = loaded.records[:PREVIEW_ROWS]
             self.post_message(
-                DataParsed(role, generation, spec, len(dataset), loaded.detected_format, loaded.report.summary(), preview)
+                DataParsed(role, generation, spec, len(loaded.records), loaded.detected_format, loaded.report.summary(), preview)
             )
 
         def failed(message: str) -> None:
