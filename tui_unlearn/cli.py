@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -34,8 +36,14 @@ sessions_app = typer.Typer(help="List, show and delete saved sessions.", no_args
 app.add_typer(sessions_app, name="sessions")
 
 
+def is_secondary_rank() -> bool:
+    """Under `accelerate launch` every process runs this CLI: only the first one talks to people."""
+    return os.environ.get("RANK", "0") not in ("", "0")
+
+
 def err(message: str) -> None:
-    typer.echo(message, err=True)
+    if not is_secondary_rank():
+        typer.echo(message, err=True)
 
 
 def handle_errors(func: Callable) -> Callable:
@@ -98,8 +106,16 @@ def main_command(
     config = build_config(config_file, values)
     if print_config:
         from tui_unlearn.config import resolve
+        from tui_unlearn.engine.runtime import default_threads
 
-        typer.echo(json.dumps(resolve(config).to_dict(), indent=2))
+        resolved = resolve(config)
+        processes = int(os.environ.get("WORLD_SIZE", "1"))
+        derived = {
+            "processes": processes,
+            "effective_batch": resolved.batch_size * resolved.grad_accum * processes,
+            "threads": resolved.threads or default_threads(),
+        }
+        typer.echo(json.dumps({**resolved.to_dict(), "_resolved": derived}, indent=2))
         return
     if as_json and as_jsonl:
         raise ConfigError("--json and --jsonl cannot be used together; pick one")
@@ -142,6 +158,8 @@ def run_batch(config, sessions_dir: Optional[Path], *, as_json: bool, as_jsonl: 
     finally:
         signal.signal(signal.SIGINT, previous)
     reporter.close()
+    if is_secondary_rank():
+        return int(result.exit_code)
     reporter.print_result(result)
     return int(result.exit_code)
 

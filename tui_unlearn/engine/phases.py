@@ -42,7 +42,10 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
         raise RunFailedError(f"{needs_retain} needs retain data, but the retain set is empty")
     ctx.splits = eval_splits_for(config, ctx.data)
     ctx.log(f"loading model {config.model}")
-    device = str(ctx.accelerator.device) if ctx.accelerator is not None else config.device
+    device = config.device
+    if ctx.accelerator is not None:  # the accelerator's device for this process ("cpu", "cuda:1", ...)
+        where = ctx.accelerator.device
+        device = "cpu" if where.type == "cpu" else str(where)
     ctx.loaded = load_model(
         config.model, device=device, dtype=config.dtype, trust_remote_code=config.trust_remote_code,
         models_cache=config.models_cache,
@@ -168,7 +171,7 @@ def prepare_training(ctx: RunContext) -> None:
         model = lora.add_adapters(model, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
                                   targets=config.lora_targets, seed=config.seed)
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        _enable_checkpointing(model)
         if config.lora_r:
             model.enable_input_require_grads()
     ctx.model = model
@@ -231,6 +234,14 @@ def prepare_training(ctx: RunContext) -> None:
     ctx.scale["parameters"] = total
 
 
+def _enable_checkpointing(model) -> None:
+    # transformers 5 renamed gradient checkpointing to activation checkpointing; older releases lack it.
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def _frozen(model):
     model.eval()
     for p in model.parameters():
@@ -286,7 +297,8 @@ def train(ctx: RunContext) -> None:
                 ctx.status = "diverged"
                 break
             ctx.done = step
-            ctx.last_losses = {k: round(v, 6) for k, v in outcome.terms.items()}
+            # Significant digits, not decimals: a loss of 3e-5 must not read as 0.
+            ctx.last_losses = {k: float(f"{v:.7g}") for k, v in outcome.terms.items()}
             ctx.record(ev.StepLosses(step, config.steps, ctx.last_losses, outcome.lr,
                                      round(time.monotonic() - ctx.train_started, 3)))
             if config.eval_every and step % config.eval_every == 0 and step < config.steps:
