@@ -23,7 +23,7 @@ from tui_unlearn.algorithms.base import LossInputs, forward, kl_to_reference, re
 from tui_unlearn.config import RunConfig, resolve
 from tui_unlearn.errors import ExitCode, RunFailedError, UnlearnError
 from tui_unlearn.paths import sessions_dir as default_sessions_dir
-from tui_unlearn.sessions import MODEL_DIR, Session
+from tui_unlearn.sessions import Session, check_sessions_dir_writable
 
 OnEvent = Callable[[ev.Event], None]
 ShouldStop = Callable[[], bool]
@@ -159,6 +159,7 @@ def run(
     emit = on_event or (lambda event: None)
     stop = should_stop or (lambda: False)
     config = resolve(config)
+    check_sessions_dir_writable(Path(sessions_dir) if sessions_dir else default_sessions_dir())
     algorithm = get_algorithm(config.algorithm)
 
     data, loaded = _load_inputs(config, stdin_text, emit, needs_retain=algorithm.needs_retain and algorithm.name)
@@ -214,6 +215,7 @@ def evaluate_model(
     """
     emit = on_event or (lambda event: None)
     config = resolve(config)
+    check_sessions_dir_writable(Path(sessions_dir) if sessions_dir else default_sessions_dir())
     data, loaded = _load_inputs(config, stdin_text, emit)
     root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
     splits = eval_splits_for(config, data)
@@ -569,8 +571,8 @@ def _run_in_session(config, algorithm, data, loaded, session, emit, stop, starte
         from tui_unlearn.models.loading import save_model
 
         emit(ev.Log("saving the unlearned model"))
-        model_dir = session.path / MODEL_DIR
-        save_model(model, tok, model_dir)
+        # Into a temp folder renamed to model/ when complete: a kill mid-save leaves no half model.
+        model_dir = session.save_model(lambda folder: save_model(model, tok, folder))
 
     metrics = {"before": before.aggregates}
     extra: dict[str, Any] = {}
