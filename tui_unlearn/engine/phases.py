@@ -21,6 +21,7 @@ from tui_unlearn.errors import RunFailedError
 
 PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
 STREAM_SEED_OFFSETS = {"forget": 0, "retain": 1}
+ADAPTER_DIR = "adapter"
 BEFORE, DURING, AFTER = "before", "during", "after"
 
 
@@ -301,6 +302,8 @@ def train(ctx: RunContext) -> None:
             ctx.last_losses = {k: float(f"{v:.7g}") for k, v in outcome.terms.items()}
             ctx.record(ev.StepLosses(step, config.steps, ctx.last_losses, outcome.lr,
                                      round(time.monotonic() - ctx.train_started, 3)))
+            if ctx.session is not None:
+                ctx.session.record_progress(step, config.steps)
             if config.eval_every and step % config.eval_every == 0 and step < config.steps:
                 evaluate(ctx, DURING, step)
                 probe(ctx, step)
@@ -314,7 +317,6 @@ def save_outputs(ctx: RunContext) -> None:
     """The unlearned model (merged when LoRA) and/or the adapter, into the session."""
     from tui_unlearn.models import lora
     from tui_unlearn.models.loading import save_model
-    from tui_unlearn.sessions import MODEL_DIR
 
     config = ctx.config
     if not (config.save_model or config.save_adapter):
@@ -323,16 +325,16 @@ def save_outputs(ctx: RunContext) -> None:
     if not ctx.is_main or ctx.session is None:
         return
     model = evaluation_model(ctx)
+    # Each into a temp folder renamed into place when complete: a kill mid-save leaves no half model.
     if config.save_adapter and lora.is_peft(model):
         ctx.log("saving the LoRA adapter")
-        folder = ctx.session.path / "adapter"
-        lora.save_adapter(model, folder)
+        folder = ctx.session.save_model(lambda tmp: lora.save_adapter(model, tmp), name=ADAPTER_DIR)
         ctx.extra["adapter_saved"] = str(folder)
     if config.save_model:
         # Merging is in place (no second copy of the weights): saving is the run's last use of the model.
         ctx.log("saving the unlearned model" + (" (adapters merged)" if lora.is_peft(model) else ""))
-        folder = ctx.session.path / MODEL_DIR
-        save_model(lora.merged(model), ctx.loaded.tokenizer, folder)
+        weights = lora.merged(model)
+        folder = ctx.session.save_model(lambda tmp: save_model(weights, ctx.loaded.tokenizer, tmp))
         ctx.extra["model_saved"] = str(folder)
 
 
