@@ -208,6 +208,12 @@ class RunConfig:
         "float", 1e-3, "Learning rate of the relearning check.", faces=(CLI, EVAL), group=EVALUATION,
         min=0.0, min_exclusive=True, max=10.0,
     )
+    checkpoint_every: int | None = setting(
+        "int", None,
+        "Save a resumable checkpoint every N steps (0: never; default: after every 5 minutes of training, "
+        "and whenever the run is stopped). Resume with --resume SESSION.",
+        group=OUTPUT, nullable=True, min=0, max=10_000_000,
+    )
     # ---- output ----
     save_model: bool = setting(
         "bool", False, "Save the unlearned weights into the session (Hugging Face format, safetensors; "

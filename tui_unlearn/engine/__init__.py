@@ -30,15 +30,20 @@ def _context(config: RunConfig, on_event: OnEvent | None, should_stop: ShouldSto
     return RunContext(config, on_event or (lambda event: None), should_stop or (lambda: False), root)
 
 
+
 def run(
-    config: RunConfig,
+    config: RunConfig | None,
     on_event: OnEvent | None = None,
     should_stop: ShouldStop | None = None,
     *,
     sessions_dir: str | Path | None = None,
     stdin_text: str | None = None,
+    resume: str | None = None,
 ) -> RunResult:
     """Run one unlearning job end to end and return how it ended.
+
+    ``resume``: a session (id, prefix or folder) of a killed or interrupted run to take up
+    again from its checkpoint, in that session, with its own config (``config`` is ignored).
 
     Raises UnlearnError (ConfigError, DataError, ModelLoadError) for bad input found
     before the session exists; failures after that mark the session failed and raise
@@ -47,10 +52,15 @@ def run(
     import torch
 
     from tui_unlearn.algorithms import get_algorithm
+    from tui_unlearn.engine import checkpoint, resume as resuming
     from tui_unlearn.sessions import Session
 
-    config = resolve(config)
-    ctx = _context(config, on_event, should_stop, sessions_dir)
+    root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
+    previous = resuming.open_for_resume(root, resume) if resume else None
+    if previous is not None:
+        config = resuming.config_of(previous)
+    config = resolve(config or RunConfig())
+    ctx = _context(config, on_event, should_stop, root)
     check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing
     ctx.algorithm = algorithm = get_algorithm(config.algorithm)
     threads = apply_threads(config.threads)
@@ -69,18 +79,40 @@ def run(
         "threads": threads,
         "lora_r": config.lora_r,
     }
-    if ctx.is_main:
+    checkpoint_step = None
+    if previous is not None:
+        ctx.session = previous if ctx.is_main else None
+        checkpoint_step = checkpoint.read_checkpoint_step(previous.path)
+    elif ctx.is_main:
         stored = {**config.to_dict(), "_resolved": ctx.scale}
         ctx.session = Session.create(ctx.root, config.algorithm, stored)
     ctx.wait_for_everyone()
 
     def body() -> RunResult:
-        ctx.record(ev.RunStarted(
-            ctx.session.id if ctx.session else "", str(ctx.session.path) if ctx.session else "",
-            config.to_dict(), config.steps, ctx.loaded.info(), ctx.data.report, scale=ctx.scale,
-        ))
-        phases.evaluate_before(ctx)
+        restored = False
+        if previous is not None:
+            if ctx.session is not None:
+                resuming.reclaim(ctx.session)
+                resuming.drop_history_after(ctx.session, checkpoint_step or 0)
+            restored = resuming.restore_before(ctx, previous)
+            if acc.num_processes > 1:  # every process must take the same path
+                restored = _all_processes(ctx, restored)
+            ctx.log(f"resuming session {previous.id} from step {checkpoint_step or 0}"
+                    + ("" if checkpoint_step else " (it had no checkpoint)"))
+        if not restored:
+            ctx.record(ev.RunStarted(
+                ctx.session.id if ctx.session else "", str(ctx.session.path) if ctx.session else "",
+                config.to_dict(), config.steps, ctx.loaded.info(), ctx.data.report, scale=ctx.scale,
+            ))
+            phases.evaluate_before(ctx)
+        else:
+            phases.choose_probes(ctx)
+        # The streams start where the checkpoint's steps left them; the reference and its cached
+        # log-probabilities come from the original weights, which the checkpoint then replaces.
+        ctx.done = checkpoint_step or 0
         phases.prepare_training(ctx)
+        if checkpoint_step:
+            checkpoint.load_checkpoint(ctx, previous.path / checkpoint.CHECKPOINT_DIR)
         phases.train(ctx)
         phases.evaluate_after(ctx)
         phases.relearn(ctx)
@@ -88,6 +120,14 @@ def run(
         return phases.finish(ctx)
 
     return guarded(ctx, body)
+
+
+def _all_processes(ctx: RunContext, local: bool) -> bool:
+    import torch
+
+    acc = ctx.accelerator
+    flag = acc.reduce(torch.tensor([1.0 if local else 0.0], device=acc.device), reduction="sum")
+    return bool(flag.item() == acc.num_processes)
 
 
 def evaluate_model(

@@ -250,12 +250,12 @@ def _frozen(model):
     return model
 
 
-def _stop_requested(ctx: RunContext) -> bool:
-    """Whether any process was asked to stop (every process must stop at the same step)."""
-    local = bool(ctx.stop())
+def any_process(ctx: RunContext, local: bool) -> bool:
+    """True when ``local`` is true on any process: decisions every process must take together
+    (stop now, checkpoint now) are agreed on, or a collective would wait forever."""
     acc = ctx.accelerator
     if acc is None or acc.num_processes == 1:
-        return local
+        return bool(local)
     import torch
 
     flag = acc.reduce(torch.tensor([1.0 if local else 0.0], device=acc.device), reduction="sum")
@@ -264,8 +264,10 @@ def _stop_requested(ctx: RunContext) -> bool:
 
 def train(ctx: RunContext) -> None:
     from tui_unlearn.algorithms.base import LossInputs
+    from tui_unlearn.engine.checkpoint import CheckpointPolicy, save_checkpoint
 
     config, algorithm = ctx.config, ctx.algorithm
+    policy = CheckpointPolicy(config.checkpoint_every)
     loop, regs = ctx.loop, ctx.regularisers
     model = loop.model
     ctx.train_started = time.monotonic()
@@ -273,8 +275,11 @@ def train(ctx: RunContext) -> None:
     forget, retain = ctx.streams.get("forget"), ctx.streams.get("retain")
     try:
         for step in range(ctx.done + 1, config.steps + 1):
-            if _stop_requested(ctx):
+            if any_process(ctx, bool(ctx.stop())):
                 ctx.status = "interrupted"
+                if ctx.done and config.checkpoint_every != 0:
+                    ctx.log(f"saving a checkpoint at step {ctx.done} (resume with --resume)")
+                    save_checkpoint(ctx)
                 break
 
             def micro_step(j: int) -> dict:
@@ -304,6 +309,9 @@ def train(ctx: RunContext) -> None:
                                      round(time.monotonic() - ctx.train_started, 3)))
             if ctx.session is not None:
                 ctx.session.record_progress(step, config.steps)
+            if step < config.steps and any_process(ctx, policy.due(step)):
+                save_checkpoint(ctx)
+                policy.saved()
             if config.eval_every and step % config.eval_every == 0 and step < config.steps:
                 evaluate(ctx, DURING, step)
                 probe(ctx, step)
@@ -347,7 +355,11 @@ def relearn(ctx: RunContext) -> None:
 
 
 def finish(ctx: RunContext) -> RunResult:
+    from tui_unlearn.engine.checkpoint import discard_checkpoint
+
     config = ctx.config
+    if ctx.status in ("finished", "diverged") and ctx.session is not None:
+        discard_checkpoint(ctx.session.path)  # nothing left to resume
     metrics = {BEFORE: ctx.before.aggregates}
     extra: dict[str, Any] = dict(ctx.extra)
     if ctx.after is not None:
