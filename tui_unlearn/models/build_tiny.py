@@ -184,7 +184,8 @@ def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epoc
     Shuffling uses ``random.Random(seed)``; build the model and train it inside
     ``deterministic_torch(seed)`` for bit-identical reruns.
     """
-    import torch
+    from tui_unlearn.engine.runtime import local_accelerator
+    from tui_unlearn.engine.training import TrainingLoop
 
     examples = [encode_example(tokenizer, r["question"], r["answer"], max_length) for r in records]
     pad = pad_token_id(tokenizer)
@@ -199,8 +200,9 @@ def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epoc
         progress = (step - warmup) / max(1, total - warmup)
         return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    # The project's one training loop (the engine's): AdamW, this schedule, clipping at 1.
+    loop = TrainingLoop(local_accelerator(), model, model.parameters(), lr=lr, schedule=schedule,
+                        grad_clip=1.0, betas=(0.9, 0.98), weight_decay=weight_decay)
     stats = TrainStats()
     start = time.perf_counter()
     model.train()
@@ -210,13 +212,10 @@ def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epoc
         epoch_loss = 0.0
         for i in range(0, len(order), batch_size):
             batch = collate([examples[j] for j in order[i:i + batch_size]], pad)
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            stats.losses.append(float(loss.detach()))
+            outcome = loop.step(lambda micro: {"loss": loop.model(**batch).loss})
+            if outcome.status != "ok":
+                raise RuntimeError(f"training diverged at step {stats.steps + 1}; lower the learning rate")
+            stats.losses.append(outcome.terms["loss"])
             epoch_loss += stats.losses[-1]
             stats.steps += 1
         if on_epoch is not None:
