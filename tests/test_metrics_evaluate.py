@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from tui_unlearn.data.records import make_record, to_dataset
 from tui_unlearn.metrics import evaluate as evaluate_module

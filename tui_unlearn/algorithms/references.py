@@ -47,10 +47,6 @@ class References:
 
         return cls(logits)
 
-    @property
-    def has_model(self) -> bool:
-        return self._logits_fn is not None
-
     def logits(self, batch: dict):
         if self._logits_fn is None:
             raise RuntimeError("no reference model was kept; the method must declare needs_reference")

@@ -80,7 +80,3 @@ class BatchStream:
 
     def next(self) -> dict:
         return next(self._iterator)
-
-    def examples_per_step(self, accumulation: int, processes: int) -> int:
-        """Global stream positions one optimisation step consumes."""
-        return self.batch_size * accumulation * processes
