@@ -186,6 +186,11 @@ class RunConfig:
     max_new_tokens: int = setting(
         "int", 48, "Most tokens generated per answer.", faces=(CLI, EVAL), group=EVALUATION, min=1, max=4096,
     )
+    eval_cache: bool = setting(
+        "bool", True, "Reuse the cached 'before' evaluation when the same model was evaluated on the same "
+        "records with the same settings (kept under <sessions dir>/.eval-cache).",
+        group=EVALUATION,
+    )
     probes: list[str] = setting(
         "strlist", [], "A question to watch during the run (repeatable).",
         group=EVALUATION, factory=list, flag="--probe", metavar="TEXT",

@@ -62,6 +62,7 @@ class RunContext:
     probes: list[dict] = field(default_factory=list)
     original_answers: list[str] = field(default_factory=list)
     train_started: float | None = None
+    generate_during: bool = False  # evaluations during training also generate answers
     # results
     before: Any = None
     after: Any = None

@@ -65,8 +65,9 @@ def load_oracle(ctx: RunContext) -> None:
 def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
     """Evaluate ``model`` (default: the model being trained) and record it.
 
-    Before and after: every metric on the fixed samples; during: the quick kind (scores and
-    answers, no field metrics) on smaller samples.
+    Before and after: every metric on the fixed samples; during: the quick kind on smaller
+    samples — scores only (loss, token accuracy), no generation, unless ``ctx.generate_during``
+    (a stop rule on accuracy asks for answers).
     """
     from tui_unlearn.metrics.evaluate import evaluate_splits
 
@@ -83,7 +84,7 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
     with torch.no_grad():
         result = evaluate_splits(
             model, ctx.loaded.tokenizer, splits, batch_size=32 if full else 64,
-            max_new_tokens=config.max_new_tokens, field_metrics=full,
+            max_new_tokens=config.max_new_tokens, field_metrics=full, generate=full or ctx.generate_during,
         )
     ctx.record(ev.Evaluation(step, phase, result.aggregates, ctx.elapsed()))
     return result
@@ -105,6 +106,10 @@ def probe(ctx: RunContext, step: int) -> None:
     model = evaluation_model(ctx)
     answers = generate_answers(model, ctx.loaded.tokenizer, [p["question"] for p in ctx.probes],
                                max_new_tokens=ctx.config.max_new_tokens)
+    record_probes(ctx, step, answers)
+
+
+def record_probes(ctx: RunContext, step: int, answers: list[str]) -> None:
     if not ctx.original_answers:
         ctx.original_answers = answers
     rows = [{**p, "original": ctx.original_answers[i], "current": answers[i]} for i, p in enumerate(ctx.probes)]
@@ -120,11 +125,25 @@ def choose_probes(ctx: RunContext) -> None:
 
 
 def evaluate_before(ctx: RunContext) -> None:
+    """The original model's evaluation and probe answers, from the cache when the same model
+    was already evaluated on the same records with the same settings."""
+    from tui_unlearn.engine import eval_cache
     from tui_unlearn.oracle import field_metrics
 
-    ctx.before = evaluate(ctx, BEFORE, 0, ctx.loaded.model)
     choose_probes(ctx)
-    probe(ctx, 0)
+    questions = [p["question"] for p in ctx.probes]
+    key = eval_cache.cache_key(ctx, questions) if ctx.config.eval_cache else None
+    cached = eval_cache.load(ctx.root, key)
+    if cached is not None and len(cached["probe_answers"]) == len(questions):
+        ctx.log("evaluating (before): reusing the cached evaluation of this model on these records")
+        ctx.before = eval_cache.as_result(cached)
+        ctx.record(ev.Evaluation(0, BEFORE, ctx.before.aggregates, ctx.elapsed()))
+        record_probes(ctx, 0, cached["probe_answers"])
+    else:
+        ctx.before = evaluate(ctx, BEFORE, 0, ctx.loaded.model)
+        probe(ctx, 0)
+        if ctx.is_main:
+            eval_cache.store(ctx.root, key, ctx.before, ctx.original_answers)
     ctx.examples = [{"phase": BEFORE, **row} for row in ctx.before.examples]
     ctx.field_metrics[BEFORE] = field_metrics(ctx.before, ctx.oracle)
     if ctx.session is not None:
