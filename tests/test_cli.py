@@ -228,3 +228,28 @@ def test_eval_does_not_ask_for_a_retain_set(micro_model_dir, files, tmp_path):
                                       "--eval-samples", "2", "--max-new-tokens", "2", "--sessions-dir", str(tmp_path / "s")])
     assert result.exit_code == 0, result.stderr
     assert "needs a retain set" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--steps", "x"], "Invalid value for '--steps'"),
+        (["--algorithm", "npo", "--beta", "abc"], "Invalid value for '--beta'"),
+        (["--no-such-flag"], "No such option: --no-such-flag"),
+        (["sessions", "bogus"], "No such command 'bogus'"),
+    ],
+)
+def test_usage_errors_from_the_parser_are_one_line(args, fragment):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0] and "--help" in lines[0]
+
+
+def test_batch_help_differs_from_help_and_shows_every_run_option():
+    overview = CliRunner().invoke(app, ["--help"]).stdout
+    batch = CliRunner().invoke(app, ["--batch", "--help"]).stdout
+    assert overview != batch
+    assert "--batch --help" in overview and "--lora-r" not in overview
+    for flag in ("--lora-r INT", "--grad-accum INT", "--beta FLOAT", "--mixed-precision", "Exit codes"):
+        assert flag in batch
