@@ -9,7 +9,12 @@ from typing import Any
 
 from tui_unlearn import events as ev
 
-RESULT_KEYS = ("forget_quality", "model_utility", "privleak", "relearn")
+RESULT_KEYS = (
+    "forget_quality", "model_utility", "privleak", "relearn",
+    # the evaluation recipe's: its other headline numbers, why a headline number is None, what it evaluated
+    "mia_auc", "verbmem_forget", "knowmem_forget", "knowmem_retain", "wmdp_accuracy", "mmlu_accuracy",
+    "null_reasons", "recipe",
+)
 
 
 def result_object(summary: dict[str, Any]) -> dict[str, Any]:
