@@ -154,3 +154,18 @@ def test_null_reasons_without_an_oracle(micro_model_dir, tmp_path):
     assert "perturbed answers" in reasons["forget_quality"]  # no truth ratio without them
     assert "holdout" in reasons["mia_auc"]
     assert all("\n" not in why for why in reasons.values())
+
+
+def test_the_batch_table_shows_recipe_numbers_and_reasons():
+    from tui_unlearn.analysis import before_after_table
+
+    summary = {
+        "kind": "eval", "model": "m", "status": "finished", "seconds": 1.0,
+        "metrics": {"after": {"forget": {"choice_accuracy": 0.25}}},
+        "recipe": {"name": "wmdp", "headline": ["wmdp_accuracy", "mmlu_accuracy"]},
+        "wmdp_accuracy": 0.25, "mmlu_accuracy": None,
+        "null_reasons": {"mmlu_accuracy": "no utility split: mmlu.json is missing"},
+    }
+    table = before_after_table(summary)
+    assert "wmdp accuracy 0.250  mmlu accuracy -" in table
+    assert "mmlu accuracy: none, no utility split: mmlu.json is missing" in table.splitlines()
