@@ -23,6 +23,7 @@ continuation being what the whole adds to the context.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 LETTERS = ("A", "B", "C", "D", "E", "F", "G", "H")
@@ -119,7 +120,7 @@ def choice_examples(
     scores = choose(model, tokenizer, items, batch_size=batch_size, max_length=max_length)
     out = []
     for record, options in zip(records, scores):
-        finite = [s if s == s else float("-inf") for s in options]  # NaN (nothing scored) never wins
+        finite = [float("-inf") if math.isnan(s) else s for s in options]  # NaN (nothing scored) never wins
         predicted = max(range(len(finite)), key=finite.__getitem__)
         right = record["answer_index"]
         out.append(Example(
