@@ -169,3 +169,34 @@ def test_the_batch_table_shows_recipe_numbers_and_reasons():
     table = before_after_table(summary)
     assert "wmdp accuracy 0.250  mmlu accuracy -" in table
     assert "mmlu accuracy: none, no utility split: mmlu.json is missing" in table.splitlines()
+
+
+def test_bundled_model_utility_has_nine_parts_when_the_utility_splits_exist(monkeypatch):
+    """The bundled benchmark's utility splits come from another branch of work; whatever
+    version is installed, a benchmark that has them makes the bundled recipe's model
+    utility TOFU's nine-part one (stand-in records here, shaped as TOFU's: an answer and
+    three perturbed ones, no paraphrase)."""
+    from tui_unlearn.data import benchmark
+    from tui_unlearn.data.records import make_record
+    from tui_unlearn.models.loading import load_model
+    from tui_unlearn.recipes import sources
+    from tui_unlearn.recipes.evaluate import evaluate_plan
+
+    stand_in = {
+        "bundled:real_authors": [make_record(f"Who wrote book {i}?", f"Author {i}.",
+                                             perturbed_answers=[f"Author {i + j}." for j in (1, 2, 3)]) for i in range(4)],
+        "bundled:world_facts": [make_record(f"What is the capital of land {i}?", f"City {i}.",
+                                            perturbed_answers=[f"City {i + j}." for j in (1, 2, 3)]) for i in range(4)],
+    }
+    monkeypatch.setattr(benchmark, "SPLITS", (*benchmark.SPLITS, "real_authors", "world_facts"))
+    real_read = sources.read_split
+    monkeypatch.setattr(sources, "read_split", lambda spec, task: stand_in.get(spec) or real_read(spec, task))
+    config = resolve(RunConfig(eval_samples=4, max_new_tokens=6))
+    plan = build_plan(config, load_run_data(config))
+    assert [len(plan.splits[n]) for n in ("real_authors", "world_facts")] == [4, 4] and not plan.missing
+    loaded = load_model("tiny-authors", device="cpu")
+    result = evaluate_plan(plan, loaded.model, loaded.tokenizer)
+    h = plan.headline(result, None)
+    assert isinstance(h.values["model_utility"], float) and "model_utility" not in h.reasons
+    assert len(h.details["model_utility_parts"]) == 9
+    assert set(h.reasons) == {"forget_quality", "privleak"}  # no oracle given here
