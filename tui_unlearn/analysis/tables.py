@@ -153,6 +153,11 @@ def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE
             f"forget quality {fmt(summary.get('forget_quality'))}  model utility {fmt(summary.get('model_utility'))}  "
             f"privleak {fmt(summary.get('privleak'), 1)}" + (f"  (oracle {oracle})" if oracle else "  (no oracle)")
         )
+    others = [k for k in (summary.get("recipe") or {}).get("headline", []) if k not in HEADLINE_KEYS + ("mia_auc",)]
+    if others:
+        lines.append("  ".join(f"{k.replace('_', ' ')} {fmt(summary.get(k))}" for k in others))
+    for key, why in (summary.get("null_reasons") or {}).items():
+        lines.append(f"{key.replace('_', ' ')}: none, {why}")
     relearn = summary.get("relearn")
     if relearn and relearn.get("steps"):
         lines.append(

@@ -49,6 +49,7 @@ class RunContext:
     accelerator: Any = None
     data: Any = None
     splits: dict[str, list[dict]] = field(default_factory=dict)
+    plan: Any = None  # the recipe's evaluation (recipes.plan.EvalPlan)
     loaded: Any = None
     oracle: Any = None
     session: Any = None

@@ -53,41 +53,85 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
     )
 
 
+def prepare_evaluation(ctx: RunContext) -> None:
+    """Load the recipe's evaluation splits (before any session exists, so a missing file
+    fails the run at once); their question/answer forget / retain / holdout splits become
+    the ones the quick evaluations, the probes and the relearning check use."""
+    from tui_unlearn.recipes.plan import build_plan
+
+    ctx.plan = build_plan(ctx.config, ctx.data, model_max_length=context_length(ctx.loaded.model))
+    ctx.splits.update(ctx.plan.working_splits())
+    missing = "; ".join(f"{name}: {why}" for name, why in ctx.plan.missing.items())
+    ctx.log(f"recipe {ctx.plan.recipe.name}: " + ", ".join(f"{n} {len(r)}" for n, r in ctx.plan.splits.items())
+            + (f" (left out: {missing})" if missing else ""))
+
+
 def load_oracle(ctx: RunContext) -> None:
+    """The evaluation plan, then the oracle measured on its forget and holdout records."""
     from tui_unlearn.oracle import resolve_oracle
 
+    if ctx.plan is None:
+        prepare_evaluation(ctx)
     if ctx.is_main:
-        ctx.oracle = resolve_oracle(ctx.config, ctx.splits, ctx.root, ctx.emit)
+        plan = ctx.plan
+        ctx.oracle = resolve_oracle(
+            ctx.config, {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits}, ctx.root, ctx.emit,
+            identity=plan.identity(), max_length=plan.max_length,
+        )
+
+
+def context_length(model: Any) -> int | None:
+    """The model's longest sequence (``max_position_embeddings``), when it says."""
+    return getattr(getattr(model, "config", None), "max_position_embeddings", None)
 
 
 # ---- evaluation ----
 
+HEADLINE_KEYS = ("forget_quality", "model_utility", "privleak", "mia_auc")  # every summary has these
+
+
 def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
     """Evaluate ``model`` (default: the model being trained) and record it.
 
-    Before and after: every metric on the fixed samples; during: the quick kind on smaller
-    samples — scores only (loss, token accuracy), no generation, unless ``ctx.generate_during``
-    (a stop rule on accuracy asks for answers).
+    Before and after: the recipe's evaluation, every split and metric (``recipes``);
+    during: the quick kind on samples of the forget and retain sets — scores only (loss,
+    token accuracy), no generation, unless ``ctx.generate_during`` (a stop rule on accuracy).
     """
-    from tui_unlearn.metrics.evaluate import evaluate_splits
+    import torch
 
     config = ctx.config
     model = model if model is not None else evaluation_model(ctx)
-    full = phase != DURING
-    splits = ctx.splits if full else {
-        name: sample(ctx.splits[name], config.probe_samples, config.seed + 3)
-        for name in ("forget", "retain") if name in ctx.splits
-    }
     ctx.log(f"evaluating ({phase})")
-    import torch
-
     with torch.no_grad():
-        result = evaluate_splits(
-            model, ctx.loaded.tokenizer, splits, batch_size=32 if full else 64,
-            max_new_tokens=config.max_new_tokens, field_metrics=full, generate=full or ctx.generate_during,
-        )
+        if phase != DURING:
+            from tui_unlearn.recipes.evaluate import evaluate_plan
+
+            result = evaluate_plan(ctx.plan, model, ctx.loaded.tokenizer, batch_size=32)
+        else:
+            from tui_unlearn.metrics.evaluate import evaluate_splits
+
+            splits = {
+                name: sample(ctx.splits[name], config.probe_samples, config.seed + 3)
+                for name in ("forget", "retain") if name in ctx.splits
+            }
+            result = evaluate_splits(model, ctx.loaded.tokenizer, splits, batch_size=64,
+                                     max_new_tokens=config.max_new_tokens, field_metrics=False,
+                                     generate=ctx.generate_during)
     ctx.record(ev.Evaluation(step, phase, result.aggregates, ctx.elapsed()))
     return result
+
+
+def headline(ctx: RunContext, phase: str, result: Any, oracle: Any = None) -> dict[str, Any]:
+    """The recipe's headline numbers of ``result`` (against ``oracle``, default the run's),
+    kept in ``ctx.field_metrics[phase]``; returns the summary fields that go with them:
+    ``null_reasons`` (metric -> why it is None) and ``headline_details``."""
+    h = ctx.plan.headline(result, oracle if oracle is not None else ctx.oracle)
+    values = {key: None for key in HEADLINE_KEYS}
+    values.update(h.values)
+    ctx.field_metrics[phase] = values
+    details = dict(ctx.extra.get("headline_details") or {})
+    details[phase] = h.details
+    return {"null_reasons": dict(h.reasons), "headline_details": details}
 
 
 def evaluation_model(ctx: RunContext) -> Any:
@@ -128,7 +172,6 @@ def evaluate_before(ctx: RunContext) -> None:
     """The original model's evaluation and probe answers, from the cache when the same model
     was already evaluated on the same records with the same settings."""
     from tui_unlearn.engine import eval_cache
-    from tui_unlearn.oracle import field_metrics
 
     choose_probes(ctx)
     questions = [p["question"] for p in ctx.probes]
@@ -145,18 +188,17 @@ def evaluate_before(ctx: RunContext) -> None:
         if ctx.is_main:
             eval_cache.store(ctx.root, key, ctx.before, ctx.original_answers)
     ctx.examples = [{"phase": BEFORE, **row} for row in ctx.before.examples]
-    ctx.field_metrics[BEFORE] = field_metrics(ctx.before, ctx.oracle)
+    # An interrupted run keeps the reasons of its last evaluation.
+    ctx.extra.update(headline(ctx, BEFORE, ctx.before), recipe=ctx.plan.describe())
     if ctx.session is not None:
         ctx.session.write_examples(ctx.examples)
         ctx.session.update_summary(
             metrics={BEFORE: ctx.before.aggregates}, field_metrics=ctx.field_metrics,
-            oracle=ctx.oracle.describe() if ctx.oracle else None,
+            oracle=ctx.oracle.describe() if ctx.oracle else None, **ctx.extra,
         )
 
 
 def evaluate_after(ctx: RunContext) -> None:
-    from tui_unlearn.oracle import field_metrics
-
     if ctx.status == "diverged":
         ctx.log(f"loss diverged at step {ctx.done + 1}; keeping the weights of step {ctx.done}")
     if ctx.status == "interrupted":
@@ -164,7 +206,9 @@ def evaluate_after(ctx: RunContext) -> None:
     ctx.after = evaluate(ctx, AFTER, ctx.done)
     probe(ctx, ctx.done)
     ctx.examples += [{"phase": AFTER, **row} for row in ctx.after.examples]
-    ctx.field_metrics[AFTER] = field_metrics(ctx.after, ctx.oracle)
+    ctx.extra.update(headline(ctx, AFTER, ctx.after))
+    # The recipe's own headline numbers sit at the top of the summary, as forget quality always has.
+    ctx.extra.update({key: ctx.field_metrics[AFTER].get(key) for key in ctx.plan.recipe.headline_keys})
     if ctx.session is not None:
         ctx.session.write_examples(ctx.examples)
 
