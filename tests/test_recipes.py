@@ -157,7 +157,7 @@ def test_null_reasons_without_an_oracle(micro_model_dir, tmp_path):
 
 
 def test_the_batch_table_shows_recipe_numbers_and_reasons():
-    from tui_unlearn.analysis import before_after_table
+    from tui_unlearn.analysis.tables import before_after_table
 
     summary = {
         "kind": "eval", "model": "m", "status": "finished", "seconds": 1.0,

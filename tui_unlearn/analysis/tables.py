@@ -6,14 +6,14 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from tui_unlearn.metrics.registry import headline_metrics, sparkline_series
+from tui_unlearn.metrics.registry import CORE_HEADLINES, sparkline_series
 from tui_unlearn.sessions import Session, Status
 
 SPLITS = ("forget", "retain", "holdout")
 # The seed's three (accuracy, F1, loss): the metrics the registry marks for the run's sparklines.
 TABLE_METRICS = tuple(dict.fromkeys(metric.name for _, metric in sparkline_series()))
-# forget quality, model utility, privacy leakage: the registry's headline numbers of a run.
-HEADLINE_KEYS = tuple(m.name for m in headline_metrics() if m.name != "mia_auc")
+# forget quality, model utility, privacy leakage: the headline numbers of every run.
+HEADLINE_KEYS = CORE_HEADLINES
 
 
 def fmt(value: Any, digits: int = 3) -> str:

@@ -195,7 +195,7 @@ def evaluate_model(
             summary = ctx.session.update_summary(
                 status="finished", steps=0, total_steps=0, seconds=ctx.elapsed(), ended=now(),
                 data=ctx.data.report, metrics={phases.AFTER: result.aggregates},
-                **{key: fm.get(key) for key in (*phases.HEADLINE_KEYS[:3], *plan.recipe.headline_keys)},
+                **{key: fm.get(key) for key in (*phases.CORE_HEADLINES, *plan.recipe.headline_keys)},
                 field_metrics={phases.AFTER: fm}, oracle=oracle.describe() if oracle else None,
                 recipe=plan.describe(), **extra,
                 **{ORACLE_REFERENCE_KEY: reference_payload(

@@ -18,6 +18,8 @@ from tui_unlearn import events as ev
 from tui_unlearn.engine.context import RunContext, RunResult, now
 from tui_unlearn.engine.inputs import eval_splits_for, load_run_data, sample
 from tui_unlearn.errors import RunFailedError
+from tui_unlearn.metrics.registry import CORE_HEADLINES
+from tui_unlearn.metrics.registry import SUMMARY_HEADLINES as HEADLINE_KEYS
 
 PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
 STREAM_SEED_OFFSETS = {"forget": 0, "retain": 1}
@@ -87,7 +89,6 @@ def context_length(model: Any) -> int | None:
 
 # ---- evaluation ----
 
-HEADLINE_KEYS = ("forget_quality", "model_utility", "privleak", "mia_auc")  # every summary has these
 
 
 def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
@@ -427,7 +428,7 @@ def finish(ctx: RunContext) -> RunResult:
     extra: dict[str, Any] = dict(ctx.extra)
     if ctx.after is not None:
         metrics[AFTER] = ctx.after.aggregates
-        extra.update({key: ctx.field_metrics[AFTER][key] for key in ("forget_quality", "model_utility", "privleak")})
+        extra.update({key: ctx.field_metrics[AFTER][key] for key in CORE_HEADLINES})
     train_seconds = round(time.monotonic() - ctx.train_started, 2) if ctx.train_started else 0.0
     summary = {}
     if ctx.session is not None:

@@ -188,5 +188,11 @@ def sparkline_series() -> list[tuple[str, Metric]]:
     return [(split, m) for split in ("forget", "retain") for m in all_metrics().values() if m.sparkline]
 
 
+# The headline numbers every unlearning summary carries (TOFU's two and MUSE's privacy leakage),
+# and the forget MIA AUC behind the last; recipes add their own run-scope metrics beside them.
+CORE_HEADLINES = ("forget_quality", "model_utility", "privleak")
+SUMMARY_HEADLINES = (*CORE_HEADLINES, "mia_auc")
+
+
 def headline_metrics() -> list[Metric]:
     return metrics_in(RUN)

@@ -11,6 +11,7 @@ tokens, so the cap only trims text a model runs on with after its answer.
 
 from __future__ import annotations
 
+from tui_unlearn.metrics.registry import SUMMARY_HEADLINES
 from tui_unlearn.recipes import register
 from tui_unlearn.recipes.base import EvalSplit, Recipe
 from tui_unlearn.recipes.headline import tofu_headline
@@ -26,7 +27,7 @@ RECIPE = register(Recipe(
         EvalSplit("world_facts", "bundled:world_facts", required=False, about="utility: world facts"),
     ),
     headline=tofu_headline,
-    headline_keys=("forget_quality", "model_utility", "privleak", "mia_auc"),
+    headline_keys=SUMMARY_HEADLINES,
     max_new_tokens=48,
     eval_samples=100,
     max_length=512,

@@ -13,6 +13,7 @@ complement), so ``--batch --recipe tofu`` unlearns and evaluates TOFU as publish
 
 from __future__ import annotations
 
+from tui_unlearn.metrics.registry import SUMMARY_HEADLINES
 from tui_unlearn.recipes import register
 from tui_unlearn.recipes.base import EvalSplit, Recipe
 from tui_unlearn.recipes.headline import tofu_headline
@@ -30,7 +31,7 @@ RECIPE = register(Recipe(
         EvalSplit("holdout", "holdout{number}@train", generate=False, about="never trained on: membership baseline"),
     ),
     headline=tofu_headline,
-    headline_keys=("forget_quality", "model_utility", "privleak", "mia_auc"),
+    headline_keys=SUMMARY_HEADLINES,
     max_new_tokens=200,  # open-unlearning's generation config (TOFU's legacy code: 200 tokens in all)
     eval_samples=0,
     max_length=512,  # open-unlearning's TOFU datasets
