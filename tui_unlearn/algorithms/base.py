@@ -7,8 +7,10 @@ know a method exists.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from tui_unlearn.errors import ConfigError
 from tui_unlearn.params import HyperParam, Param
@@ -99,22 +101,55 @@ class Algorithm:
         return out
 
 
+# ---- taking a loss's gradient in parts ----
+
+# Set by the training loop around each micro-step when it may backpropagate a loss in parts
+# (one process, no DeepSpeed); None elsewhere (evaluation, tests, launched runs).
+_backward_part: ContextVar[Callable[[Any], None] | None] = ContextVar("backward_part", default=None)
+
+
+@contextmanager
+def backward_in_parts(backward: Callable[[Any], None] | None) -> Iterator[None]:
+    """Inside, :func:`backward_early` calls ``backward(loss)`` (the loop's scaled backward)."""
+    token = _backward_part.set(backward)
+    try:
+        yield
+    finally:
+        _backward_part.reset(token)
+
+
+def backward_early(loss):
+    """Backpropagate a finished part of the step's loss now, freeing its activations.
+
+    Returns what to add into the step's ``loss``: ``loss`` detached once its gradient is
+    taken (the value still counts, the gradient is not taken twice), else ``loss`` itself.
+    Only valid for a term whose graph shares no tensor with what the loss adds later.
+    """
+    backward = _backward_part.get()
+    if backward is None or not getattr(loss, "requires_grad", False):
+        return loss
+    backward(loss)
+    return loss.detach()
+
+
 # ---- loss helpers shared by methods (tensors; imported lazily by callers) ----
 
 def token_logprobs(logits, labels):
     """Per-token log-probabilities of the labels and the mask of counted tokens.
 
     ``logits`` [B, T, V] predict position t+1 from t; ``labels`` [B, T] with -100 where
-    not scored. Returns (logp [B, T-1], mask [B, T-1] float).
+    not scored. Returns (logp [B, T-1], 0 where not scored; mask [B, T-1] float).
     """
-    import torch
+    import torch.nn.functional as F
 
-    shift_logits = logits[:, :-1, :].float()
-    shift_labels = labels[:, 1:]
-    mask = (shift_labels != -100)
-    safe = shift_labels.clamp(min=0)
-    logp = torch.log_softmax(shift_logits, dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-    return logp * mask, mask.float()
+    batch, length = labels.shape
+    # Shift the labels, not the logits: a [B, T-1, V] slice of the logits would be copied
+    # in the forward pass and again in the backward pass. The last position predicts nothing.
+    targets = F.pad(labels[:, 1:], (0, 1), value=-100)
+    nll = F.cross_entropy(logits.float().reshape(batch * length, -1), targets.reshape(-1),
+                          ignore_index=-100, reduction="none")
+    mask = labels[:, 1:] != -100
+    return -nll.view(batch, length)[:, :-1], mask.float()
 
 
 def sequence_nll(logits, labels):
@@ -130,18 +165,84 @@ def sequence_logprob_sum(logits, labels):
 
 
 def forward(model, batch):
-    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    """The model's logits [B, T, V] on ``batch``."""
+    # No key/value cache: nothing is generated, and the cache would only hold more tensors.
+    return model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], use_cache=False).logits
+
+
+def _output_head(model):
+    """The module that turns hidden states into logits, through DDP and peft wrappers; None if unknown."""
+    inner = getattr(model, "module", model)  # DistributedDataParallel keeps the model as .module
+    get = getattr(inner, "get_output_embeddings", None)
+    try:
+        return get() if callable(get) else None
+    except (AttributeError, NotImplementedError):
+        return None
+
+
+def answer_logprobs(model, batch):
+    """Log-probabilities of the answer tokens only, with the output head run on just those positions.
+
+    Returns (logp [n] float32, rows [n] long): one entry per scored token (label != -100,
+    predicted from the position before it) and the row of the batch it belongs to. The
+    prompt and padding positions never reach the output head: the head's input is cut to
+    the scored positions by a pre-hook, inside the model's own forward (so DDP, FSDP and
+    peft wrappers and any logit post-processing still apply). A model whose head is not
+    called on the [B, T, H] hidden states is handled by selecting from its full logits.
+    """
+    import torch.nn.functional as F
+
+    labels = batch["labels"]
+    targets = labels[:, 1:]
+    rows, cols = (targets != -100).nonzero(as_tuple=True)
+    cut = []
+
+    def keep_scored(module, args):
+        hidden = args[0]
+        if cut or hidden.dim() != 3 or tuple(hidden.shape[:2]) != tuple(labels.shape):
+            return None
+        cut.append(True)
+        return (hidden[rows, cols].unsqueeze(0), *args[1:])
+
+    head = _output_head(model)
+    handle = head.register_forward_pre_hook(keep_scored) if head is not None else None
+    try:
+        logits = forward(model, batch)
+    finally:
+        if handle is not None:
+            handle.remove()
+    logits = logits[0] if cut else logits[:, :-1][rows, cols]  # [n, V]
+    logp = -F.cross_entropy(logits.float(), targets[rows, cols], reduction="none")
+    return logp, rows
+
+
+def answer_logprob_sums(model, batch):
+    """Per-example summed answer log-probability [B], as ``sequence_logprob_sum(forward(...))``
+    but with the output head on answer positions only (:func:`answer_logprobs`)."""
+    import torch
+
+    logp, rows = answer_logprobs(model, batch)
+    sums = torch.zeros(batch["labels"].shape[0], dtype=logp.dtype, device=logp.device)
+    return sums.index_add(0, rows, logp)
 
 
 def nll(model, batch):
-    """Mean answer-token NLL of ``model`` on ``batch`` (a scalar with grad)."""
-    return sequence_nll(forward(model, batch), batch["labels"]).mean()
+    """Mean answer-token NLL of ``model`` on ``batch`` (a scalar with grad): each example's mean
+    over its answer tokens, averaged over the batch."""
+    counts = (batch["labels"][:, 1:] != -100).sum(-1).clamp(min=1)
+    return (-answer_logprob_sums(model, batch) / counts).mean()
 
 
 def plus_retain_nll(x: LossInputs, forget_loss, terms: dict) -> dict:
-    """``terms`` with ``loss`` = forget_loss + retain_weight * retain NLL (when there is a retain set)."""
+    """``terms`` with ``loss`` = forget_loss + retain_weight * retain NLL (when there is a retain set).
+
+    The forget term's gradient is taken before the retain forward pass where the training
+    loop allows it (:func:`backward_early`), so the two passes' activations are never held
+    together.
+    """
     total = forget_loss
     if x.retain is not None:
+        total = backward_early(forget_loss)
         retain = nll(x.model, x.retain)
         terms["retain_nll"] = retain
         total = total + x.hp["retain_weight"] * retain

@@ -11,6 +11,12 @@ moments) stay those of the last good step. Every process takes the same decision
 loss flag is summed across processes and the gradient norm is of all-reduced gradients.
 Gradients are released right after the optimizer step (``zero_grad(set_to_none=True)``),
 so the next forward pass does not carry the previous step's gradients in memory.
+
+In a single process a micro-step may backpropagate a finished part of its loss early
+(``algorithms.base.backward_early``: NPO's forget term before the retain forward pass),
+so the activations of the forget and the retain passes are never held at once. Under a
+launcher the loss is backpropagated whole: a second backward would all-reduce twice (DDP)
+or step the optimizer inside ``backward`` (DeepSpeed).
 """
 
 from __future__ import annotations
@@ -75,13 +81,18 @@ class TrainingLoop:
         """One optimisation step: ``micro_step(j)`` returns the loss terms of micro-batch ``j``
         (``"loss"`` is optimised; the other terms are reported)."""
         import torch
+        from accelerate.utils import DistributedType
+
+        from tui_unlearn.algorithms.base import backward_in_parts
 
         acc = self.accelerator
         sums: dict[str, float] = {}
         bad_loss = False
+        in_parts = acc.backward if acc.distributed_type == DistributedType.NO else None
         for j in range(self.accumulation):
             with acc.accumulate(self.model):
-                terms = micro_step(j)
+                with backward_in_parts(in_parts):
+                    terms = micro_step(j)
                 loss = terms["loss"]
                 if not bool(torch.isfinite(loss.detach()).all()):
                     bad_loss = True
