@@ -226,11 +226,16 @@ def answer_logprob_sums(model, batch):
     return sums.index_add(0, rows, logp)
 
 
+def answer_nll(model, batch):
+    """Per-example mean answer-token NLL [B] (the output head on answer positions only)."""
+    counts = (batch["labels"][:, 1:] != -100).sum(-1).clamp(min=1)
+    return -answer_logprob_sums(model, batch) / counts
+
+
 def nll(model, batch):
     """Mean answer-token NLL of ``model`` on ``batch`` (a scalar with grad): each example's mean
     over its answer tokens, averaged over the batch."""
-    counts = (batch["labels"][:, 1:] != -100).sum(-1).clamp(min=1)
-    return (-answer_logprob_sums(model, batch) / counts).mean()
+    return answer_nll(model, batch).mean()
 
 
 def plus_retain_nll(x: LossInputs, forget_loss, terms: dict) -> dict:

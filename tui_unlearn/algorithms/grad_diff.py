@@ -1,14 +1,16 @@
 """Gradient difference: ascend on the forget set while descending on the retain set."""
 
 from tui_unlearn.algorithms import register
-from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, nll, retain_weight
+from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, backward_early, nll, retain_weight
 
 
 def _loss(x: LossInputs) -> dict:
     forget = nll(x.model, x.forget)
+    # The ascent term's gradient first, so its activations are freed before the retain pass.
+    ascent = backward_early(-x.hp["forget_weight"] * forget)
     retain = nll(x.model, x.retain)
-    total = -x.hp["forget_weight"] * forget + x.hp["retain_weight"] * retain
-    return {"loss": total, "forget_nll": forget, "retain_nll": retain}
+    total = ascent + x.hp["retain_weight"] * retain
+    return {"loss": total, "forget_nll": forget.detach(), "retain_nll": retain}
 
 
 register(

@@ -11,9 +11,8 @@ from tui_unlearn.algorithms.base import (
     retain_weight,
     HyperParam,
     LossInputs,
-    forward,
+    answer_logprob_sums,
     plus_retain_nll,
-    sequence_logprob_sum,
 )
 
 
@@ -25,8 +24,7 @@ def npo_term(logp_model, logp_reference, beta: float):
 
 
 def _loss(x: LossInputs) -> dict:
-    labels = x.forget["labels"]
-    logp = sequence_logprob_sum(forward(x.model, x.forget), labels)
+    logp = answer_logprob_sums(x.model, x.forget)
     logp_ref = x.reference_logprob_sums("forget", x.forget)
     forget = npo_term(logp, logp_ref, x.hp["beta"])
     terms = {"npo": forget, "forget_logratio": (logp - logp_ref).mean().detach()}

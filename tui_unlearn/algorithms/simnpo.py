@@ -1,13 +1,13 @@
 """SimNPO (Fan et al. 2024): NPO without a reference model, on length-normalised likelihood."""
 
 from tui_unlearn.algorithms import register
-from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, forward, plus_retain_nll, sequence_nll, retain_weight
+from tui_unlearn.algorithms.base import Algorithm, HyperParam, LossInputs, answer_nll, plus_retain_nll, retain_weight
 
 
 def _loss(x: LossInputs) -> dict:
     import torch.nn.functional as F
 
-    forget_nll = sequence_nll(forward(x.model, x.forget), x.forget["labels"])
+    forget_nll = answer_nll(x.model, x.forget)
     beta, gamma = x.hp["beta"], x.hp["gamma"]
     # -(2/beta) log sigmoid(-(beta/|y|) log pi(y|x) - gamma), with -(1/|y|) log pi = mean NLL.
     forget = -(2.0 / beta) * F.logsigmoid(beta * forget_nll - gamma).mean()

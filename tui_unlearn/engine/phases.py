@@ -347,22 +347,24 @@ def train(ctx: RunContext) -> None:
                 break
 
             def micro_step(j: int) -> dict:
-                regs.begin_step()
-                try:
-                    inputs = LossInputs(
-                        model=model,
-                        forget=forget.next() if forget else None,
-                        retain=retain.next() if retain else None,
-                        reference=ctx.references,
-                        hp=config.hparams,
-                        step=step,
-                    )
-                    terms = dict(algorithm.loss(inputs))
-                    return regs.add_terms(inputs, terms)
-                finally:
-                    regs.end_step()
+                inputs = LossInputs(
+                    model=model,
+                    forget=forget.next() if forget else None,
+                    retain=retain.next() if retain else None,
+                    reference=ctx.references,
+                    hp=config.hparams,
+                    step=step,
+                )
+                terms = dict(algorithm.loss(inputs))
+                return regs.add_terms(inputs, terms)
 
-            outcome = loop.step(micro_step)
+            # Block dropout stays on through the backward passes too: gradient checkpointing
+            # recomputes the forward there and must see the same network.
+            regs.begin_step()
+            try:
+                outcome = loop.step(micro_step)
+            finally:
+                regs.end_step()
             if outcome.status != "ok":
                 ctx.status = "diverged"
                 break
