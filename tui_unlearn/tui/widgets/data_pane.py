@@ -24,10 +24,12 @@ from tui_unlearn.tui.messages import DataParsed, ForgetSplitChanged
 from tui_unlearn.tui.screens.dialogs import PathPicker
 
 ROLES = ("forget", "retain", "holdout")
+# The utility splits (famous authors, world facts) are knowledge the model must keep and was
+# trained on: a retain set, or a second holdout-like reference; never a forget set.
 BUNDLED_SPLITS = {
     "forget": ("forget01", "forget05", "forget10"),
-    "retain": ("retain90", "retain95", "retain99"),
-    "holdout": ("holdout",),
+    "retain": ("retain90", "retain95", "retain99", "real_authors", "world_facts"),
+    "holdout": ("holdout", "real_authors", "world_facts"),
 }
 DEFAULT_SPLITS = {"forget": "forget10", "retain": "retain90", "holdout": "holdout"}
 KINDS = {"bundled": "Bundled benchmark", "file": "File or hub dataset", "paste": "Pasted text", "none": "None"}
@@ -52,6 +54,11 @@ def initial_source(role: str, spec: str | None, forget: str, model: str) -> tupl
     if spec == "-":
         return "paste", ""
     return "file", spec
+
+
+def pasted_words(message: str) -> str:
+    """The data layer names text given as "-" standard input; here the user pasted it."""
+    return message.replace("standard input", "the pasted text")
 
 
 def paste_suffix(detected_format: str) -> str:
@@ -88,7 +95,8 @@ class SourceEditor(Vertical):
             yield Select([(s, s) for s in splits], value=self.split, allow_blank=False, id=f"{self.role}-split",
                          compact=True, classes="when-bundled source-split")
             yield Input(self.value if self.kind == "file" else "", id=f"{self.role}-path", compact=True,
-                        placeholder="path to .txt .json .jsonl .csv .parquet, or hf:owner/name; Enter parses",
+                        placeholder="file path or hf:owner/name",
+                        tooltip="A .txt .json .jsonl .csv or .parquet file, or hf:owner/name[:config][@split]; Enter parses it",
                         classes="when-file")
             yield Button("Browse…", id=f"{self.role}-browse", compact=True, classes="when-file")
             yield Button("Parse", id=f"{self.role}-parse", compact=True, classes="when-paste")
@@ -236,7 +244,8 @@ class SourceEditor(Vertical):
         elif self.kind == "file":
             spec, text = self.query_one(f"#{role}-path", Input).value.strip(), None
             if not spec:
-                self._show_status("Type a path (Enter parses it) or press Browse.", error=False)
+                self._show_status("Type the path of a .txt .json .jsonl .csv or .parquet file, or hf:owner/name, "
+                                  "then Enter; or press Browse.", error=False)
                 self._fill_preview([])
                 return
         else:
@@ -254,7 +263,7 @@ class SourceEditor(Vertical):
 
         def failed(message: str) -> None:
             if generation == self.generation:
-                self.show_error(message)
+                self.show_error(pasted_words(message) if spec == "-" else message)
 
         self.app.run_in_thread(work, group=f"data-{role}", description=f"parsing the {role} set", on_error=failed)
 

@@ -54,8 +54,10 @@ def info_table(info: dict[str, Any]) -> Table:
     return table
 
 
-class ModelPane(VerticalScroll):
-    """Choose the model to unlearn from and, optionally, load it once to see what it is."""
+class ModelPane(VerticalScroll, can_focus=False):
+    """Choose the model to unlearn from and, optionally, load it once to see what it is.
+
+    Not a tab stop itself: its fields are (it scrolls to the focused one)."""
 
     def __init__(self, spec: str, device: str = "auto", dtype: str = "auto", *, trust_remote_code: bool = False,
                  models_cache: str | None = None, **kwargs) -> None:
