@@ -163,3 +163,22 @@ async def test_focus_and_highlight_show_without_colour(tmp_path, monkeypatch):
         assert app.screen.get_style_at(listing.region.x + 3, row).underline
         assert not app.screen.get_style_at(listing.region.x + 3, row + 1).underline
         assert not app.screen.get_style_at(x, y).underline  # the field it left is plain again
+
+
+async def test_ctrl_c_copies_a_selection_and_otherwise_quits(tmp_path):
+    from textual.widgets.input import Selection
+
+    app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        spec = app.workbench.model_pane.query_one("#model-spec", Input)
+        spec.focus()
+        await pilot.pause()
+        spec.selection = Selection(0, len(spec.value))
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app.clipboard == "tiny-authors" and app.is_running and not app._exit
+        spec.selection = Selection.cursor(0)
+        await pilot.press("ctrl+c")
+        await pilot.pause()
+        assert app._exit  # nothing selected: quit, as in any terminal program

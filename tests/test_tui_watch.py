@@ -13,7 +13,7 @@ import threading
 import pytest
 from textual.widgets import DataTable
 
-from tui_fakes import T0, FakeEngine, SessionWriter, make_sessions, settle, wait_until, write_session
+from tui_fakes import T0, FakeEngine, SessionWriter, make_sessions, settle, wait_until
 from tui_unlearn import events as ev
 from tui_unlearn.sessions import Session, atomic_write_text
 from tui_unlearn.tui.app import create_app
@@ -109,11 +109,7 @@ async def test_a_run_written_by_another_process_is_followed_live(tmp_path):
 
         thread = threading.Thread(target=writer.steps, args=(15, 0.01))
         thread.start()
-        try:
-            await wait_until(pilot, lambda: pane.step == 15, what="step 15 to be shown")
-        except AssertionError:
-            print("DEBUG", pane.step, screen.state, [w.state for w in app.workers], open(writer.session.path / "events.jsonl").read()[-300:])
-            raise
+        await wait_until(pilot, lambda: pane.step == 15, timeout=30, what="step 15 to be shown")
         thread.join()
         loss = next(s for s in pane.query(SeriesSpark).results(SeriesSpark) if s.series == "loss")
         assert [p[0] for p in loss.points] == list(range(1, 16))  # every step, in order

@@ -29,6 +29,7 @@ from tui_unlearn.config import RunConfig, resolve
 from tui_unlearn.errors import ConfigError, UnlearnError
 from tui_unlearn.paths import sessions_dir as resolve_sessions_dir
 from tui_unlearn.sessions import Session
+from tui_unlearn.tui.commands import palette_commands
 from tui_unlearn.tui.pump import DEFAULT_INTERVAL, EventPump
 from tui_unlearn.tui.screens.dialogs import ConfirmDialog
 from tui_unlearn.tui.screens.help import HelpScreen, help_rows
@@ -370,25 +371,7 @@ class UnlearnApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Help", "Every key of this screen (F1 or ?)", self.action_help)
-        if not isinstance(screen, WorkbenchScreen):
-            return
-        if self.running:
-            yield SystemCommand("Stop run", "Stop after the current step (ctrl+x)", self.action_stop_run)
-        else:
-            yield SystemCommand("Start run", "Start unlearning (ctrl+r)", self.action_start_run)
-        yield SystemCommand("Sessions", "Watch, compare, resume and delete saved sessions (ctrl+o)", self.action_open_sessions)
-        yield SystemCommand("Load model", "Load the chosen model to see its size (ctrl+l)", self.action_load_model)
-        yield SystemCommand("Browse for a model folder", "Pick a local Hugging Face model folder", self.action_browse_model)
-        for role in ("forget", "retain", "holdout"):
-            yield SystemCommand(f"Load the {role} set from a file", f"Pick a file for the {role} set",
-                                lambda role=role: self.action_browse_data(role))
-            yield SystemCommand(f"Paste the {role} set", f"Paste records for the {role} set",
-                                lambda role=role: self.action_paste_data(role))
-        yield SystemCommand("Add a probe question", "Watch the answer to your own question", self.action_add_probe)
-        for number, (name, title) in enumerate(TABS.items(), start=1):
-            yield SystemCommand(f"Go to {title}", f"Show the {title} tab (F{number + 1} or alt+{number})",
-                                lambda name=name: self.action_show_tab(name))
+        yield from palette_commands(self, screen)
 
 
 def create_app(config: RunConfig | None = None, sessions_dir: str | Path | None = None,
