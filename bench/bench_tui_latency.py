@@ -90,12 +90,16 @@ async def key_latency(engine_name: str, presses: int) -> None:
     app = create_app(config, sessions_dir=tempfile.mkdtemp(), engine=engine)
     latencies = []
     async with app.run_test(size=(100, 32), message_hook=hook) as pilot:
+        while not app.workbench.ready:  # ctrl+r does nothing until every tab is mounted
+            await asyncio.sleep(0.05)
         await pilot.pause(0.5)
         await pilot.press("ctrl+r")
         run = app.workbench.run_pane
         deadline = time.monotonic() + 180
         while run.step < 1 and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
+        if run.step < 1:
+            print(f"the run did not reach its first step: {run.status}; log: {run.log_lines[-3:]}")
         first_step = run.step
         app.workbench.show_tab("probes")
         box = app.workbench.probe_pane.query_one("#probe-input", Input)

@@ -272,4 +272,5 @@ async def test_a_session_that_cannot_resume_is_refused_with_the_engines_reason(t
         pane = app.workbench.run_pane
         assert pane.status == "not started"
         assert any("already ended (finished)" in line and line.startswith("could not start") for line in pane.log_lines)
-        assert any(n.title == "Cannot start" for n in app._notifications)
+        assert any(n.title == "Cannot resume" for n in app._notifications)
+        assert pane.log_lines == [pane.log_lines[-1]]  # refused before any of its history was shown

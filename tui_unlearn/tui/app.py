@@ -104,6 +104,7 @@ class UnlearnApp(App):
         self._flush_timer: Timer | None = None
         self._workbench: WorkbenchScreen | None = None
         self._pump: EventPump | None = None
+        self._run_verb = "start"  # or "resume": how a failure before the run began is titled
         self.run_session_id: str | None = None  # the session of the run this app started, once known
 
     def get_default_screen(self) -> Screen:
@@ -190,7 +191,7 @@ class UnlearnApp(App):
             return
         self.workbench.probe_pane.clear_answers()
         self._start_worker(total_steps, lambda engine, pump, stop, root: engine(config, pump, stop, sessions_dir=root),
-                           description="unlearning run")
+                           description="unlearning run", verb="start")
 
     def resume_run(self, session: Session, total_steps: int | None) -> None:
         """Take an interrupted session up again (``engine.run(None, ..., resume=id)``), in the
@@ -206,6 +207,9 @@ class UnlearnApp(App):
         from tui_unlearn.tui.follow import EventTail
 
         def work(engine, pump, stop, root):
+            from tui_unlearn.engine.resume import open_for_resume
+
+            open_for_resume(root, session.id)  # the engine's own check: its one-line reason, before anything shows
             # What the session showed so far; the engine drops what comes after its checkpoint
             # and takes those steps again (the run pane replaces them as they come).
             history = EventTail(session.path / "events.jsonl").read().events
@@ -217,9 +221,10 @@ class UnlearnApp(App):
         if isinstance(self.screen, SessionsScreen):
             self.pop_screen()
         self.workbench.probe_pane.clear_answers()
-        self._start_worker(total_steps, work, description=f"resuming {session.id}")
+        self._start_worker(total_steps, work, description=f"resuming {session.id}", verb="resume")
 
-    def _start_worker(self, total_steps: int | None, call: Callable, *, description: str) -> None:
+    def _start_worker(self, total_steps: int | None, call: Callable, *, description: str, verb: str) -> None:
+        self._run_verb = verb
         bench = self.workbench
         bench.run_pane.status = "running"
         bench.run_pane.reset(total_steps)
@@ -251,7 +256,7 @@ class UnlearnApp(App):
         if bench := self._news_target():
             # Through the workbench's queue: after the run's last events, which travel there.
             bench.call_later(bench.run_pane.fail, text, started=started)
-        self.notify(text, title="Run failed" if started else "Cannot start", severity="error", timeout=10)
+        self.notify(text, title="Run failed" if started else f"Cannot {self._run_verb}", severity="error", timeout=10)
 
     def _run_done(self, worker: Worker, state: WorkerState) -> None:
         if self._flush_timer is not None:
@@ -299,6 +304,10 @@ class UnlearnApp(App):
         return True
 
     def action_open_sessions(self) -> None:
+        if any(isinstance(s, SessionsScreen) for s in self.screen_stack):  # back to it, not another on top
+            while not isinstance(self.screen, SessionsScreen):
+                self.pop_screen()
+            return
         self.push_screen(SessionsScreen(self.sessions_dir))
 
     def action_load_model(self) -> None:
