@@ -123,7 +123,9 @@ async def test_a_run_written_by_another_process_is_followed_live(tmp_path):
         await wait_until(pilot, lambda: pane.status == "finished", what="the end of the run")
         assert pane.query_one("#run-results").display
         assert "forget quality 0.012" in str(pane.query_one("#run-results").render())
-        assert "the run ended: finished" in str(screen.query_one("#watch-title").render())
+        # The follower's verdict comes right after the end event, as a message of its own.
+        await wait_until(pilot, lambda: "the run ended: finished" in str(screen.query_one("#watch-title").render()),
+                         what="the watch title to say the run ended")
 
 
 async def test_a_killed_writer_is_noticed_and_ctrl_x_only_says_how_to_stop(tmp_path, writer_process):
