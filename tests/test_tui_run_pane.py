@@ -323,3 +323,17 @@ def test_list_of_sessions_cells_mark_running_without_colour():
     assert str(status_cell({"status": "running", "running": True})) == "● running"
     assert str(status_cell({"status": "finished", "running": False})) == "finished"
     assert steps_cell({"running": True, "steps": 12, "total_steps": 40}) == "12/40"
+
+
+async def test_a_utility_retain_split_stays_when_the_forget_split_changes(tmp_path):
+    app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        data = app.workbench.data_pane
+        data.editor("forget").query_one("#forget-split", Select).value = "forget05"
+        await settle(pilot)
+        assert data.specs(tmp_path)["retain"] == "bundled:retain95"  # the same authors' retain split follows
+        data.editor("retain").set_bundled("real_authors")
+        data.editor("forget").query_one("#forget-split", Select).value = "forget01"
+        await settle(pilot)
+        assert data.specs(tmp_path)["retain"] == "bundled:real_authors"

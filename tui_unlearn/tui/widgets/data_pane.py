@@ -329,7 +329,9 @@ class DataPane(Vertical):
 
     def on_forget_split_changed(self, message: ForgetSplitChanged) -> None:
         retain = self.editor("retain")
-        if retain.kind == "bundled":
+        # A retain split of the same authors follows the forget split; a utility split the
+        # user picked (real_authors, world_facts) stays.
+        if retain.kind == "bundled" and retain.split.startswith("retain"):
             try:
                 retain.set_bundled(default_retain_for(message.split))
             except ConfigError:  # holdout or retain splits have no matching retain split
