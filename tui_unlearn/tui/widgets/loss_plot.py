@@ -40,6 +40,7 @@ class LossPlot(Vertical):
         super().__init__(**kwargs)
         self.history: dict[str, list[tuple[int, float]]] = {}
         self._terms: tuple[str, ...] = ()
+        self._legend_terms: tuple[str, ...] | None = None
 
     def compose(self) -> ComposeResult:
         yield Select([("every term, each scaled to its own range", ALL)], value=ALL, allow_blank=False,
@@ -82,12 +83,14 @@ class LossPlot(Vertical):
         plt.clear_data()
         view = self.view
         terms = [t for t in self.history if self.history[t]]
+        # Braille draws two points a column: more than that only costs time on the UI thread.
+        max_points = max(60, 2 * plot.size.width)
         own_units = view != ALL or len(terms) == 1
         shown = [view] if view != ALL and view in terms else terms
         legend = Text()
         for term in shown:
             color = PALETTE[list(self.history).index(term) % len(PALETTE)]
-            points = thin(self.history[term], 600)
+            points = thin(self.history[term], max_points)
             drawn = points if own_units else scaled(points)
             plt.plot([s for s, _ in drawn], [v for _, v in drawn], marker="braille", color=color)
             values = [v for _, v in self.history[term]]
@@ -99,7 +102,11 @@ class LossPlot(Vertical):
         plt.xlabel("step")
         plt.ylabel("" if own_units or not shown else "scaled 0..1")
         self.border_subtitle = "" if not shown else ("own units" if own_units else "each term scaled to its min..max")
-        self.query_one("#plot-legend", Static).update(legend if shown else Text("no steps yet", style="dim"))
+        # The legend's lines change with the terms shown, not with each new value: relayout only then.
+        relayout = tuple(shown) != self._legend_terms
+        self._legend_terms = tuple(shown)
+        self.query_one("#plot-legend", Static).update(legend if shown else Text("no steps yet", style="dim"),
+                                                      layout=relayout)
         plot.refresh()
 
 

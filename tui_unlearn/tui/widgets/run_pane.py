@@ -102,13 +102,15 @@ class RunPane(Vertical):
             self.query_one("#start-run", Button).disabled = running
             self.query_one("#stop-run", Button).disabled = not running
         where = f" · session {self.session_id}" if self.session_id else ""
-        self.query_one("#run-status", Label).update(f"{status}{where}")
+        self.query_one("#run-status", Label).update(f"{status}{where}", layout=False)  # fixed size: no relayout
         self.set_class(running, "-running")
         self._tick()
 
     def _tick(self) -> None:
         """The status line, with the clock moving while the run goes."""
-        self.query_one("#run-phase", Label).update(" " + phase_text(self.progress, wall_clock()))
+        # Its size is fixed (1fr by one line): no relayout of the screen for a new text, which
+        # several times a second would cost more than everything else the pane draws.
+        self.query_one("#run-phase", Label).update(" " + phase_text(self.progress, wall_clock()), layout=False)
 
     def reset(self, total_steps: int | None = None, *, started_at: float | None = None) -> None:
         """Clear everything shown, for a new run (``started_at``: epoch seconds; now if None)."""
@@ -153,8 +155,9 @@ class RunPane(Vertical):
             return
         first = steps[0].step
         new: dict[str, list[tuple[int, float]]] = {}
-        for term in self.loss_history:  # steps taken again (a resumed run) replace the old ones
-            self.loss_history[term] = [p for p in self.loss_history[term] if p[0] < first]
+        for term, points in self.loss_history.items():  # steps taken again (a resumed run) replace the old ones
+            if points and points[-1][0] >= first:
+                self.loss_history[term] = [p for p in points if p[0] < first]
         for step in steps:
             for term, value in step.losses.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -117,7 +117,10 @@ class SeriesSpark(Widget):
         if not new:
             return
         first = new[0][0]
-        self.points = (*(p for p in self.points if p[0] < first), *new)
+        kept = self.points
+        if kept and kept[-1][0] >= first:  # steps taken again (a resumed run) replace the old ones
+            kept = tuple(p for p in kept if p[0] < first)
+        self.points = kept + tuple(new)
 
     def clear(self) -> None:
         self.points = ()
@@ -127,7 +130,7 @@ class SeriesSpark(Widget):
             self._show()
 
     def _show(self) -> None:
-        self.query_one(".series--caption", Label).update(self._caption())
+        self.query_one(".series--caption", Label).update(self._caption(), layout=False)  # fixed 42 x 1
         self.query_one(Spark).values = self.values
 
     def best(self) -> float | None:
