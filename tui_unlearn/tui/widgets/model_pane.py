@@ -81,7 +81,7 @@ class ModelPane(VerticalScroll, can_focus=False):
         )
         with Horizontal(classes="field-row"):
             yield Label("model", classes="field-name")
-            yield Input(self.initial_spec, placeholder="bundled name, local folder or hub id owner/name", id="model-spec", compact=True)
+            yield Input(self.initial_spec, placeholder="bundled name, folder or hub owner/name", id="model-spec", compact=True)
             yield Button("Browse…", id="model-browse", compact=True, tooltip="Pick a local model folder")
             yield Button("Load ^l", id="model-load", compact=True, variant="primary", action="app.load_model",
                          tooltip="Load the model once to see its size, device and dtype")
