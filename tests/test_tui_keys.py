@@ -163,6 +163,15 @@ async def test_focus_and_highlight_show_without_colour(tmp_path, monkeypatch):
         assert app.screen.get_style_at(listing.region.x + 3, row).underline
         assert not app.screen.get_style_at(listing.region.x + 3, row + 1).underline
         assert not app.screen.get_style_at(x, y).underline  # the field it left is plain again
+        app.workbench.show_tab("probes")
+        app.workbench.probe_pane.user_questions[:] = ["Who?", "Where?"]
+        app.workbench.probe_pane.clear_answers()
+        await pilot.pause()
+        probes = app.workbench.probe_pane.query_one("#probe-list")
+        probes.focus()
+        await pilot.pause()
+        assert app.screen.get_style_at(probes.region.x + 3, probes.region.y).reverse  # the highlighted question
+        assert not app.screen.get_style_at(probes.region.x + 3, probes.region.y + 3).reverse
 
 
 async def test_ctrl_c_copies_a_selection_and_otherwise_quits(tmp_path):
