@@ -181,7 +181,10 @@ class UnlearnApp(App):
         )
 
     def action_start_run(self) -> None:
-        if self.running or not self.workbench.ready:
+        if self.running:
+            return
+        if not self.workbench.ready:  # the tabs mount just after the first frame
+            self.notify("the tabs are still being set up; press ctrl+r again in a moment", title="Not yet")
             return
         try:
             config = self.collect_config()
