@@ -14,14 +14,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from textual.widgets import Input, TextArea
-
 from textual import on
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
+from textual.widgets import Input, TextArea
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from tui_unlearn import events as ev

@@ -14,7 +14,6 @@ from textual.message import Message
 
 from tui_unlearn import events as ev
 
-
 # ---- from the run worker: one message per engine event, named like the event ----
 
 @dataclass

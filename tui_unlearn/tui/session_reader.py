@@ -16,7 +16,13 @@ from typing import Any
 from tui_unlearn.analysis.curves import session_curves
 from tui_unlearn.analysis.tables import session_row
 from tui_unlearn.errors import UnlearnError
-from tui_unlearn.sessions import CONFIG_FILE, SUMMARY_FILE, Session, Status, list_sessions
+from tui_unlearn.sessions import (
+    CONFIG_FILE,
+    SUMMARY_FILE,
+    Session,
+    Status,
+    list_sessions,
+)
 
 SCAN_EVERY_S = 1.0
 

@@ -33,6 +33,7 @@ from tui_unlearn.sessions import Session, Status, delete_session
 from tui_unlearn.tui.messages import CompareRead, SessionDeleted, SessionsRead
 from tui_unlearn.tui.screens.dialogs import ConfirmDialog
 from tui_unlearn.tui.session_reader import SCAN_EVERY_S, SessionScanner, read_comparison
+from tui_unlearn.tui.widgets.mounting import Choice
 
 PLOT_SERIES = ("loss", series_name("forget", "accuracy"), series_name("retain", "accuracy"),
                series_name("forget", "f1"), series_name("retain", "f1"),
@@ -112,7 +113,7 @@ class SessionsScreen(Screen):
                 yield Static("Select sessions with space to compare them.", id="compare-hint")
                 yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
             with Vertical(id="compare-right"):
-                yield Select([(s, s) for s in PLOT_SERIES], value="loss", allow_blank=False, id="compare-series", compact=True)
+                yield Choice([(s, s) for s in PLOT_SERIES], value="loss", allow_blank=False, id="compare-series", compact=True)
                 yield PlotextPlot(id="compare-plot")
         yield Footer()
 

@@ -22,6 +22,7 @@ from tui_unlearn.algorithms import all_algorithms
 from tui_unlearn.config import METHOD_DEFAULTED, RUN_DEFAULTS, RunConfig, settings_for
 from tui_unlearn.errors import ConfigError
 from tui_unlearn.params import TUI, Param, show_value
+from tui_unlearn.tui.widgets.mounting import Choice, app_closing
 
 # The run settings this tab shows, under these headings: the declarations on RunConfig.
 KNOB_GROUPS = (
@@ -71,7 +72,7 @@ class ParamField(Vertical):
             choices = p.choices or (("true", "false") if p.type == "bool" else None)
             if choices:
                 value = self.initial if self.initial in choices else choices[0]
-                yield Select([(c, c) for c in choices], value=value, allow_blank=False, compact=True, classes="param-input")
+                yield Choice([(c, c) for c in choices], value=value, allow_blank=False, compact=True, classes="param-input")
             else:
                 yield Input(
                     self.initial,
@@ -195,6 +196,8 @@ class AlgorithmPane(Horizontal):
                     yield ParamField(knob, self._knob_value(knob), id=f"knob-{knob.name}")
 
     def on_mount(self) -> None:
+        if app_closing(self):
+            return
         self.query_one("#algorithm-list").border_title = "Algorithm"
         self.query_one("#algorithm-form").border_title = "Settings"
         self.query_one("#field-help").border_title = "Field help"

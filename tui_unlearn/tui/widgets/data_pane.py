@@ -15,13 +15,24 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import (
+    Button,
+    DataTable,
+    Input,
+    Label,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
 
 from tui_unlearn.config import bundled_defaults
 from tui_unlearn.data.benchmark import default_retain_for
 from tui_unlearn.errors import ConfigError, DataError
 from tui_unlearn.tui.messages import DataParsed, ForgetSplitChanged
 from tui_unlearn.tui.screens.dialogs import PathPicker
+from tui_unlearn.tui.widgets.mounting import Choice, app_closing
 
 ROLES = ("forget", "retain", "holdout")
 # The utility splits (famous authors, world facts) are knowledge the model must keep and was
@@ -91,8 +102,8 @@ class SourceEditor(Vertical):
         yield Static(ROLE_HELP[self.role], classes="pane-help")
         with Horizontal(classes="field-row"):
             yield Label("source", classes="field-name")
-            yield Select(kinds, value=self.kind, allow_blank=False, id=f"{self.role}-kind", compact=True, classes="source-kind")
-            yield Select([(s, s) for s in splits], value=self.split, allow_blank=False, id=f"{self.role}-split",
+            yield Choice(kinds, value=self.kind, allow_blank=False, id=f"{self.role}-kind", compact=True, classes="source-kind")
+            yield Choice([(s, s) for s in splits], value=self.split, allow_blank=False, id=f"{self.role}-split",
                          compact=True, classes="when-bundled source-split")
             yield Input(self.value if self.kind == "file" else "", id=f"{self.role}-path", compact=True,
                         placeholder="file path or hf:owner/name",
@@ -105,6 +116,8 @@ class SourceEditor(Vertical):
         yield DataTable(id=f"{self.role}-preview", classes="source-preview", zebra_stripes=True, cursor_type="row")
 
     def on_mount(self) -> None:
+        if app_closing(self):
+            return
         table = self.query_one(DataTable)
         table.add_column("#", width=3, key="n")
         table.add_column("kind", width=4, key="kind")

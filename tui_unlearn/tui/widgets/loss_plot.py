@@ -17,6 +17,7 @@ from textual_plotext import PlotextPlot
 
 from tui_unlearn.analysis.curves import thin
 from tui_unlearn.analysis.tables import fmt
+from tui_unlearn.tui.widgets.mounting import Choice, app_closing
 
 ALL = "all"
 # Distinct hues that read on dark and light themes (plotext takes RGB tuples).
@@ -43,12 +44,14 @@ class LossPlot(Vertical):
         self._legend_terms: tuple[str, ...] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Select([("every term, each scaled to its own range", ALL)], value=ALL, allow_blank=False,
+        yield Choice([("every term, each scaled to its own range", ALL)], value=ALL, allow_blank=False,
                      compact=True, id="plot-view", tooltip="Which loss curve to plot")
         yield PlotextPlot(id="plot-canvas")
         yield Static("", id="plot-legend")
 
     def on_mount(self) -> None:
+        if app_closing(self):
+            return
         self.border_title = "Loss curves"
         self.redraw()
 

@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 from tui_unlearn.models.bundled import BUNDLED_MODELS
 from tui_unlearn.tui.messages import ModelLoaded
 from tui_unlearn.tui.screens.dialogs import PathPicker
+from tui_unlearn.tui.widgets.mounting import Choice
 
 GETTING_STARTED = (
     "Next: the Data tab holds the forget set (bundled by default) and the retain and holdout sets; "
@@ -87,9 +88,9 @@ class ModelPane(VerticalScroll, can_focus=False):
                          tooltip="Load the model once to see its size, device and dtype")
         with Horizontal(classes="field-row"):
             yield Label("device", classes="field-name")
-            yield Select([(d, d) for d in self.devices], value=self.initial_device, allow_blank=False, id="model-device", compact=True)
+            yield Choice([(d, d) for d in self.devices], value=self.initial_device, allow_blank=False, id="model-device", compact=True)
             yield Label("dtype", classes="field-name")
-            yield Select([(d, d) for d in DTYPES], value=self.initial_dtype, allow_blank=False, id="model-dtype", compact=True)
+            yield Choice([(d, d) for d in DTYPES], value=self.initial_dtype, allow_blank=False, id="model-dtype", compact=True)
         with Vertical(id="model-info-box"):
             yield Static("Not loaded yet: press Load (ctrl+l) to inspect it, or just start a run.", id="model-info")
         yield Static(GETTING_STARTED, id="getting-started", classes="pane-help")

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ListItem, ListView, Static
 
 from tui_unlearn import events as ev
+from tui_unlearn.tui.widgets.mounting import app_closing
 
 SPLIT_STYLES = {"forget": "bold red", "retain": "bold green", "custom": "bold cyan"}
 
@@ -68,6 +69,8 @@ class ProbePane(Vertical):
         yield ListView(id="probe-list")
 
     def on_mount(self) -> None:
+        if app_closing(self):
+            return
         self._render_list()
 
     def questions(self) -> list[str]:

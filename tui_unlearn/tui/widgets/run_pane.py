@@ -18,10 +18,15 @@ from textual.widgets import Button, Label, ProgressBar, Static
 
 from tui_unlearn import events as ev
 from tui_unlearn.analysis.curves import series_goal
-from tui_unlearn.analysis.reporting import evaluation_line, format_seconds, run_started_line
+from tui_unlearn.analysis.reporting import (
+    evaluation_line,
+    format_seconds,
+    run_started_line,
+)
 from tui_unlearn.analysis.tables import before_after_table
 from tui_unlearn.tui.run_status import ENDED, RunProgress, phase_text, scale_text
 from tui_unlearn.tui.widgets.loss_plot import LossPlot, RunLog
+from tui_unlearn.tui.widgets.mounting import app_closing
 from tui_unlearn.tui.widgets.series import UNIT_METRICS, SeriesSpark
 
 
@@ -57,7 +62,9 @@ class RunPane(Vertical):
         return list(self.query_one(RunLog).texts)
 
     def compose(self) -> ComposeResult:
-        from tui_unlearn.metrics.registry import sparkline_series  # numpy: after the first frame
+        from tui_unlearn.metrics.registry import (
+            sparkline_series,  # numpy: after the first frame
+        )
 
         with Horizontal(id="run-controls"):
             if not self.watching:
@@ -85,6 +92,8 @@ class RunPane(Vertical):
             yield RunLog(id="run-log")
 
     def on_mount(self) -> None:
+        if app_closing(self):
+            return
         self.query_one("#run-series").border_title = "Series"
         self.query_one("#run-log").border_title = "Log"
         self.query_one("#run-results").border_title = "Results"

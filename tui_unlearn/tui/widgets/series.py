@@ -12,6 +12,7 @@ from textual.widget import Widget
 from textual.widgets import Label
 
 from tui_unlearn.analysis.tables import fmt
+from tui_unlearn.tui.widgets.mounting import app_closing
 
 BARS = "▁▂▃▄▅▆▇█"
 # Metrics that are fractions: their sparklines are drawn against 0..1, so a flat series
@@ -106,6 +107,8 @@ class SeriesSpark(Widget):
         yield Spark(self.bounds)
 
     def on_mount(self) -> None:
+        if app_closing(self):
+            return
         self._show()  # points added before the row was mounted (is_mounted is still False here)
 
     @property
