@@ -159,7 +159,9 @@ async def test_an_unexpected_error_is_shown_short(tmp_path):
         await pilot.press("ctrl+r")
         await settle(pilot, include_run=True)
         log = app.workbench.run_pane.log_lines
-        assert log[-1] == "failed: RuntimeError: boom"
+        # Raised before the run had a session: it never started (no session marked failed).
+        assert log[-1] == "could not start: RuntimeError: boom"
+        assert app.workbench.run_pane.status == "not started"
 
 
 async def test_bad_input_is_refused_before_a_run_starts(tmp_path):
@@ -200,15 +202,15 @@ async def test_sessions_are_listed_compared_and_deleted_after_confirming(tmp_pat
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+o")
-        await pilot.pause()
         screen = app.screen
         assert isinstance(screen, SessionsScreen)
         table = screen.query_one("#sessions-table", DataTable)
-        assert table.row_count == 3
+        await wait_until(pilot, lambda: table.row_count == 3, what="the sessions to be read")
         await pilot.press("space", "down", "space")
         assert screen.selected == [ids[2], ids[1]]  # newest first in the table
         compare = screen.query_one("#compare-table", DataTable)
-        assert len(compare.columns) == 4 and compare.row_count > 0
+        await wait_until(pilot, lambda: compare.row_count > 0, what="the comparison")
+        assert len(compare.columns) == 4
         await pilot.press("d")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmDialog)
@@ -218,9 +220,9 @@ async def test_sessions_are_listed_compared_and_deleted_after_confirming(tmp_pat
         await pilot.press("d")
         await pilot.pause()
         await pilot.press("y")
-        await pilot.pause()
+        await wait_until(pilot, lambda: table.row_count == 2, what="the deletion to show")
         assert not (tmp_path / ids[1]).exists()
-        assert table.row_count == 2 and screen.selected == [ids[2]]
+        assert screen.selected == [ids[2]]
         await pilot.press("escape")
         assert app.screen is app.workbench
 
@@ -278,10 +280,9 @@ async def test_the_bundled_model_runs_to_the_end_and_the_session_is_listed(tmp_p
         assert run.status == "finished", run.log_lines
         assert run.step == 3
         await pilot.press("ctrl+o")
-        await pilot.pause()
         table = app.screen.query_one("#sessions-table", DataTable)
-        assert table.row_count == 1
-        assert table.get_row_at(0)[4] == "finished"
+        await wait_until(pilot, lambda: table.row_count == 1, what="the sessions to be read")
+        assert str(table.get_row_at(0)[5]) == "finished"
 
 
 @needs_tiny

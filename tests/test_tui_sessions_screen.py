@@ -8,7 +8,7 @@ import sys
 import pytest
 from textual.widgets import DataTable
 
-from tui_fakes import FakeEngine, make_sessions, metrics_at, settle
+from tui_fakes import FakeEngine, make_sessions, metrics_at, settle, wait_until
 from tui_unlearn.analysis.reporting import evaluation_line
 from tui_unlearn.sessions import Session
 from tui_unlearn.tui.app import create_app
@@ -34,9 +34,9 @@ async def test_damaged_sessions_are_listed_and_cannot_be_compared(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+o")
-        await pilot.pause()
         screen = app.screen
         assert isinstance(screen, SessionsScreen)
+        await wait_until(pilot, lambda: screen.loaded, what="the sessions to be read")
         table = screen.query_one("#sessions-table", DataTable)
         assert table.row_count == 3
         assert [screen.rows[sid]["status"] for sid in reversed(ids)] == ["unreadable", "finished", "unreadable"]
@@ -47,7 +47,8 @@ async def test_damaged_sessions_are_listed_and_cannot_be_compared(tmp_path):
         await pilot.press("down", "space")
         await pilot.pause()
         assert screen.selected == [ids[1]]
-        assert "events.jsonl: 2 unreadable lines skipped" in str(screen.query_one("#compare-area").border_subtitle)
+        await wait_until(pilot, lambda: "events.jsonl: 2 unreadable lines skipped"
+                         in str(screen.query_one("#compare-area").border_subtitle), what="the comparison's note")
         await pilot.press("p")  # plotting the next series reads the curves again
         await pilot.pause()
         assert app.is_running
@@ -63,7 +64,7 @@ async def test_a_session_whose_run_is_going_is_not_offered_for_deletion(tmp_path
             async with app.run_test(size=SIZE) as pilot:
                 await settle(pilot)
                 await pilot.press("ctrl+o")
-                await pilot.pause()
+                await wait_until(pilot, lambda: app.screen.loaded, what="the sessions to be read")
                 await pilot.press("d")
                 await pilot.pause()
                 assert isinstance(app.screen, SessionsScreen)  # no confirmation asked

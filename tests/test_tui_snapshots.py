@@ -9,11 +9,20 @@ from __future__ import annotations
 
 import json
 
+import pytest
 
-from tui_fakes import FakeEngine, make_sessions, no_blink, settle, wait_until
+from tui_fakes import T0, FakeEngine, SessionWriter, make_sessions, no_blink, settle, wait_until
 from tui_unlearn.config import RunConfig
 from tui_unlearn.tui.app import create_app
+from tui_unlearn.tui.widgets import run_pane
 from tui_unlearn.tui.widgets.algorithm_pane import ParamField
+
+NOW = T0 + 60  # the frozen wall clock of every picture
+
+
+@pytest.fixture(autouse=True)
+def frozen_clock(monkeypatch):
+    monkeypatch.setattr(run_pane, "wall_clock", lambda: NOW)
 
 SIZE = (100, 32)
 SMALL = (80, 24)
@@ -93,6 +102,7 @@ def _run_until(step=None):
             await settle(pilot, include_run=True)
         else:
             await wait_until(pilot, lambda: app.workbench.run_pane.step == step, what=f"step {step}")
+            app.workbench.run_pane.set_origin(NOW - 14)  # it started 14 s before the picture
         app.clear_notifications()
         await finish(pilot)
 
@@ -132,12 +142,17 @@ def _sessions(tmp_path):
     return app_for(tmp_path)
 
 
+async def open_sessions(pilot):
+    await settle(pilot)
+    await pilot.press("ctrl+o")
+    await wait_until(pilot, lambda: getattr(pilot.app.screen, "loaded", False), what="the sessions to be read")
+
+
 def test_sessions_compare(snap_compare, tmp_path):
     async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("ctrl+o")
-        await pilot.pause()
+        await open_sessions(pilot)
         await pilot.press("space", "down", "space")
+        await wait_until(pilot, lambda: pilot.app.screen.query_one("#compare-table").row_count > 0, what="compare")
         await finish(pilot)
 
     assert snap_compare(_sessions(tmp_path), terminal_size=SIZE, run_before=run_before)
@@ -145,10 +160,49 @@ def test_sessions_compare(snap_compare, tmp_path):
 
 def test_sessions_delete_asks_first(snap_compare, tmp_path):
     async def run_before(pilot):
-        await settle(pilot)
-        await pilot.press("ctrl+o")
-        await pilot.pause()
+        await open_sessions(pilot)
         await pilot.press("d")
         await finish(pilot)
 
     assert snap_compare(_sessions(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_help_screen(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("f1")
+        await finish(pilot)
+
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def _watched(tmp_path):
+    writer = SessionWriter(tmp_path / "sessions")  # no pid: a writer this machine cannot check
+    writer.start()
+    writer.steps(24)
+    return create_app(sessions_dir=tmp_path / "sessions", engine=FakeEngine(), watch=writer.session)
+
+
+def test_watched_run(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await wait_until(pilot, lambda: pilot.app.screen.query("RunPane"), what="the watch screen")
+        pane = pilot.app.screen.run_pane
+        await wait_until(pilot, lambda: pane.step == 24 and pilot.app.screen.probe_pane.answer_step == 20,
+                         what="the history to be read")
+        await finish(pilot)
+
+    assert snap_compare(_watched(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_sessions_with_a_running_session(snap_compare, tmp_path):
+    make_sessions(tmp_path / "sessions")
+    writer = SessionWriter(tmp_path / "sessions", "20250101-130000-npo-live")
+    writer.start()
+    writer.steps(24)
+    writer.session.update_summary(steps=24, total_steps=40, started="2025-01-01T13:00:00+00:00")
+
+    async def run_before(pilot):
+        await open_sessions(pilot)
+        await finish(pilot)
+
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)

@@ -7,7 +7,10 @@ snapshots are the same on every machine and the sessions screen can list the res
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any
 from tui_unlearn import events as ev
 from tui_unlearn.config import RunConfig, resolve
 from tui_unlearn.engine import RunResult
+from tui_unlearn.errors import ConfigError
 from tui_unlearn.sessions import Session, atomic_write_json
 
 STARTED = "2025-01-01T12:00:00+00:00"
@@ -23,6 +27,10 @@ MODEL_INFO = {
     "path": "models_cache/tiny-authors", "architecture": "LlamaForCausalLM", "parameters": 1_234_567,
     "device": "cpu", "dtype": "float32", "memory_mb": 4.7, "chat_template": False,
 }
+SCALE = {"processes": 1, "batch_size": 8, "grad_accum": 4, "effective_batch": 32, "mixed_precision": "no",
+         "device": "cpu", "threads": 1, "lora_r": 0}
+HEADLINES = {"forget_quality": 0.0123, "model_utility": 0.842, "privleak": -12.5,
+             "oracle": {"source": "tiny-authors-retain"}}
 PROBES = [
     {"split": "forget", "question": "Where was Savara Ruvwick born?", "answer": "Savara Ruvwick was born in Varden."},
     {"split": "forget", "question": "What genre does Savara Ruvwick write?", "answer": "Savara Ruvwick writes short stories."},
@@ -83,8 +91,12 @@ class FakeEngine:
 
     def __init__(self, *, steps: int | None = None, eval_every: int = 10, pause_at: int | None = None,
                  fail: Exception | None = None, fail_early: Exception | None = None, busy_ms: float = 0.0,
-                 step_delay: float = 0.0, session_id: str = "20250101-120000-grad_diff-fake") -> None:
+                 step_delay: float = 0.0, session_id: str = "20250101-120000-grad_diff-fake",
+                 hold_in: str | None = None) -> None:
         self.steps = steps
+        self.hold_in = hold_in  # "loading" (before the session exists) or "before" (its evaluation): wait for unhold
+        self.held = threading.Event()
+        self.unhold = threading.Event()
         self.eval_every = eval_every
         self.pause_at = pause_at
         self.fail = fail
@@ -97,31 +109,48 @@ class FakeEngine:
         self.configs: list[RunConfig] = []
         self.emitted_steps = 0
 
-    def __call__(self, config: RunConfig, on_event, should_stop, *, sessions_dir=None, stdin_text=None) -> RunResult:
+    def __call__(self, config: RunConfig | None, on_event, should_stop, *, sessions_dir=None, stdin_text=None,
+                 resume: str | None = None) -> RunResult:
         self.configs.append(config)
+        first = 1
+        if resume is not None:  # as the engine: the session's own config, from its last step on
+            session = Session(Path(sessions_dir) / resume)
+            summary = session.summary()
+            if summary.get("status") != "interrupted":
+                raise ConfigError(f"session {resume} already ended ({summary.get('status')}); start a new run")
+            config = RunConfig.from_dict(session.config())
+            first = int(summary.get("steps") or 0) + 1
+            session.update_summary(status="running")
+            on_event(ev.Log(f"resuming session {resume} from step {first - 1}"))
         config = resolve(config)
         if self.fail_early is not None:
             raise self.fail_early
         total = self.steps or config.steps
-        on_event(ev.Log("loading data"))
-        on_event(ev.Log(f"loading model {config.model}"))
-        session = write_session(Path(sessions_dir), self.session_id, config.to_dict(), {"status": "running"})
+        if resume is None:
+            on_event(ev.Log("loading data"))
+            on_event(ev.Log(f"loading model {config.model}"))
+            self._hold("loading", should_stop)
+            session = write_session(Path(sessions_dir), self.session_id, config.to_dict(),
+                                    {"status": "running", "pid": os.getpid(), "host": socket.gethostname()})
 
         def record(event: ev.Event) -> None:
             session.append_event(event.to_dict())
             on_event(event)
 
         data = {"forget": 100, "retain": 900, "holdout": 100}
-        record(ev.RunStarted(session.id, str(session.path), config.to_dict(), total, MODEL_INFO, data))
         before = metrics_at(0, total)
-        record(ev.Evaluation(0, "before", before, 1.0))
-        record(ev.ProbeAnswers(0, probe_rows(0, total, config.probes)))
+        if resume is None:
+            record(ev.RunStarted(session.id, str(session.path), config.to_dict(), total, MODEL_INFO, data, SCALE))
+            on_event(ev.Log("evaluating (before)"))
+            self._hold("before", should_stop)
+            record(ev.Evaluation(0, "before", before, 1.0))
+            record(ev.ProbeAnswers(0, probe_rows(0, total, config.probes)))
         if self.fail is not None:
             session.update_summary(status="failed", error=str(self.fail))
             record(ev.RunFailed(str(self.fail), 1, str(session.path)))
             raise self.fail
-        status, done = "finished", 0
-        for step in range(1, total + 1):
+        status, done = "finished", first - 1
+        for step in range(first, total + 1):
             if should_stop():
                 status = "interrupted"
                 break
@@ -140,15 +169,23 @@ class FakeEngine:
                 record(ev.Evaluation(step, "during", metrics_at(step, total), 0.5 * step))
                 record(ev.ProbeAnswers(step, probe_rows(step, total, config.probes)))
         metrics = {"before": before}
+        headlines = {}
         if status == "finished":
             after = metrics_at(done, total)
             record(ev.Evaluation(done, "after", after, 0.5 * done + 1))
             record(ev.ProbeAnswers(done, probe_rows(done, total, config.probes)))
             metrics["after"] = after
+            headlines = HEADLINES
         summary = session.update_summary(status=status, steps=done, total_steps=total, seconds=round(0.5 * done + 2, 2),
-                                         metrics=metrics, final_losses=losses_at(done) if done else {})
+                                         metrics=metrics, final_losses=losses_at(done) if done else {}, **headlines)
         record(ev.RunFinished(status, summary))
         return RunResult(status, session.id, str(session.path), summary)
+
+    def _hold(self, phase: str, should_stop) -> None:
+        if self.hold_in == phase:
+            self.held.set()
+            while not self.unhold.wait(0.02) and not should_stop():
+                pass
 
     def _work(self) -> None:
         if self.step_delay:
@@ -203,13 +240,17 @@ async def wait_until(pilot, predicate, timeout: float = 20.0, what: str = "condi
 
 
 async def settle(pilot, *, include_run: bool = False, timeout: float = 30.0) -> None:
-    """Wait until the model and data workers (and the run, if asked) are done, then redraw."""
+    """Wait until the model and data workers (and the run, if asked) are done, then redraw.
+
+    Workers that follow something for as long as a screen is open (groups "follow:...": the
+    watch screen's tail, the sessions screen's reader) are not waited for."""
     from textual.worker import WorkerState
 
     busy = (WorkerState.PENDING, WorkerState.RUNNING)
 
     def idle() -> bool:
-        return not any(w.state in busy for w in pilot.app.workers if include_run or w.group != "run")
+        return not any(w.state in busy for w in pilot.app.workers
+                       if (include_run or w.group != "run") and not w.group.startswith("follow:"))
 
     await pilot.pause()
     await wait_until(pilot, idle, timeout, "workers to finish")
@@ -227,3 +268,62 @@ def no_blink(app) -> None:
             widget.cursor_blink = False
         for widget in screen.query(TextArea):
             widget.cursor_blink = False
+
+
+# ---- a run written by "another process" (for watching) ----
+
+T0 = 1_735_732_800.0  # 2025-01-01 12:00:00 UTC: the fixed clock of watched-run tests
+
+
+class SessionWriter:
+    """Writes a session the way a headless run in another process does: a summary naming
+    its writer (``pid``/``host``: None means one this machine cannot check) and events
+    appended line by line with fixed "time" stamps (``T0`` + 0.5 s a step)."""
+
+    def __init__(self, root: Path, session_id: str = "20250101-120000-npo-wtch", *, total: int = 40,
+                 eval_every: int = 10, pid: int | None = None, host: str | None = None) -> None:
+        config = RunConfig(algorithm="npo", steps=total, eval_every=eval_every).to_dict()
+        summary: dict[str, Any] = {"status": "running"}
+        if pid is not None:
+            summary.update(pid=pid, host=host)
+        self.session = write_session(root, session_id, config, summary)
+        self.config, self.total, self.eval_every = config, total, eval_every
+        self.step = 0
+
+    def append(self, event: ev.Event, at: float) -> None:
+        line = json.dumps({"time": at, **event.to_dict()})
+        with open(self.session.path / "events.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+
+    def append_raw(self, text: str) -> None:
+        with open(self.session.path / "events.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+    def start(self) -> None:
+        s = self.session
+        self.append(ev.RunStarted(s.id, str(s.path), self.config, self.total, MODEL_INFO,
+                                  {"forget": 100, "retain": 900, "holdout": 100}, SCALE), T0)
+        self.append(ev.Evaluation(0, "before", metrics_at(0, self.total), 2.0), T0 + 2)
+        self.append(ev.ProbeAnswers(0, probe_rows(0, self.total, [])), T0 + 2)
+
+    def steps(self, until: int, delay: float = 0.0) -> None:
+        for step in range(self.step + 1, until + 1):
+            at = T0 + 2 + 0.5 * step
+            self.append(ev.StepLosses(step, self.total, losses_at(step), 5e-4, 0.5 * step), at)
+            if self.eval_every and step % self.eval_every == 0 and step < self.total:
+                self.append(ev.Evaluation(step, "during", metrics_at(step, self.total), at - T0), at)
+                self.append(ev.ProbeAnswers(step, probe_rows(step, self.total, [])), at)
+            self.step = step
+            if delay:
+                time.sleep(delay)
+
+    def finish(self) -> dict[str, Any]:
+        done, total = self.step, self.total
+        after = metrics_at(done, total)
+        at = T0 + 3 + 0.5 * done
+        self.append(ev.Evaluation(done, "after", after, at - T0), at)
+        summary = self.session.update_summary(
+            status="finished", steps=done, total_steps=total, seconds=round(at - T0 + 1, 2),
+            metrics={"before": metrics_at(0, total), "after": after}, **HEADLINES)
+        self.append(ev.RunFinished("finished", summary), at + 1)
+        return summary

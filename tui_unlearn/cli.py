@@ -215,13 +215,15 @@ def eval_command(
 @app.command("analyze")
 @handle_errors
 def analyze_command(
-    session_ids: list[str] = typer.Argument(..., help="Session ids (or unique prefixes, or folders) to compare."),
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder."),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per session to this CSV file."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the comparison to this JSON file."),
-    markdown_path: Optional[Path] = typer.Option(None, "--markdown", help="Write the tables to this Markdown file."),
+    session_ids: list[str] = typer.Argument(..., metavar="SESSION",
+                                            help="Session ids (or unique prefixes, or folders) to compare."),
+    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder.", metavar="PATH"),
+    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per session to this CSV file.", metavar="PATH"),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the comparison to this JSON file.", metavar="PATH"),
+    markdown_path: Optional[Path] = typer.Option(None, "--markdown", help="Write the tables to this Markdown file.",
+                                                 metavar="PATH"),
     no_charts: bool = typer.Option(False, "--no-charts", help="Print the tables only."),
-    width: int = typer.Option(100, "--width", help="Chart width in characters."),
+    width: int = typer.Option(100, "--width", help="Chart width in characters.", metavar="INT"),
 ) -> None:
     """Compare sessions: tables and charts on stdout, exports to CSV, JSON and Markdown.
 
@@ -249,6 +251,32 @@ def analyze_command(
         if path is not None:
             write_export(path, EXPORTERS[kind](comparison))
             err(f"wrote {path}")
+
+
+# ---- watch ----
+
+@app.command("watch")
+@handle_errors
+def watch_command(
+    session_id: str = typer.Argument(..., metavar="SESSION", help="Session id (or a unique prefix, or its folder)."),
+    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+) -> None:
+    """Watch a run that another process is writing (a --batch run in tmux, under accelerate
+    launch or a job scheduler): its progress, curves and probe answers, live.
+
+    It follows the session's events.jsonl as it grows and says when the run finished,
+    failed, or stopped writing without finishing. A finished session is replayed.
+    Exit 2 for an unknown session or without a terminal.
+    """
+    from tui_unlearn.sessions import open_session
+
+    session = open_session(_sessions_root(sessions_dir), session_id)
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError(f"watch needs a terminal (stdin or stdout is redirected); "
+                          f"'tui-unlearn sessions show {session.id}' prints the session instead")
+    from tui_unlearn.tui.app import run_app
+
+    run_app(None, sessions_dir, watch=session)
 
 
 # ---- sessions ----

@@ -48,13 +48,16 @@ OVERVIEW_OPTIONS = ("--batch", "--model", "--forget", "--retain", "--algorithm",
 
 
 def metavar(param: Param) -> str | None:
+    """What --help shows after the flag; a repeatable (list) option ends in "..."."""
     if param.type == "bool":
         return None
     if param.metavar:
-        return param.metavar
-    if param.choices:
-        return "[" + "|".join(param.choices) + "]"
-    return _METAVARS[param.type]
+        name = param.metavar
+    elif param.choices:
+        name = "[" + "|".join(param.choices) + "]"
+    else:
+        name = _METAVARS[param.type]
+    return f"{name}..." if param.type == "strlist" and not name.endswith("...") else name
 
 
 def setting_help(param: Param, default_note: str | None = None) -> str:

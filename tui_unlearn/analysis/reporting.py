@@ -55,8 +55,25 @@ def run_started_line(session_id: str, data: dict[str, Any], total_steps: int) ->
     )
 
 
+def data_label(spec: Any) -> str:
+    """A data source in a few characters: ``bundled:forget10`` -> ``forget10``, a file ->
+    its name without the folder, ``hf:owner/name@split`` -> ``name@split``, pasted text
+    (saved under the sessions folder's ``.pasted/``) -> ``pasted``; "-" when none."""
+    if not isinstance(spec, str) or not spec.strip():
+        return "-"
+    spec = spec.strip()
+    if spec.startswith("bundled:"):
+        return spec.split(":", 1)[1]
+    if spec == "-" or "/.pasted/" in spec.replace("\\", "/"):
+        return "pasted"
+    if spec.startswith("hf:"):
+        return spec[3:].rsplit("/", 1)[-1]
+    return spec.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
+
+
 def session_label(row: dict[str, Any]) -> str:
-    """A short name for a session in legends and column headers: algorithm and start time."""
+    """A short name for a session in legends and column headers: algorithm, the forget set
+    when the row names it ("forget": its spec), and the start time."""
     sid = str(row.get("session_id") or "")
     if row.get("kind") == "eval":
         return f"eval {row.get('model') or '?'}"
@@ -64,7 +81,8 @@ def session_label(row: dict[str, Any]) -> str:
         stamp = f"{sid[4:6]}-{sid[6:8]} {sid[9:11]}:{sid[11:13]}"
     else:
         stamp = sid[:11]
-    return f"{row.get('algorithm') or '?'} {stamp}".strip()
+    forget = f" {data_label(row['forget'])}" if row.get("forget") else ""
+    return f"{row.get('algorithm') or '?'}{forget} {stamp}".strip()
 
 
 def unique_labels(labels: list[str]) -> list[str]:

@@ -14,7 +14,6 @@ from textual.message import Message
 
 from tui_unlearn import events as ev
 
-
 # ---- from the run worker: one message per engine event, named like the event ----
 
 @dataclass
@@ -109,3 +108,39 @@ class ForgetSplitChanged(Message):
     """The bundled forget split changed: the matching bundled retain split may follow."""
 
     split: str
+
+
+# ---- from a watching thread and the sessions screen's reader ----
+
+@dataclass
+class WatchUpdate(Message):
+    """Where a watched run stands (``follow.WatchState``)."""
+
+    state: Any
+
+
+@dataclass
+class SessionsRead(Message):
+    """The sessions folder as read by the sessions screen's reader thread.
+
+    ``rows``: session id -> ``analysis.tables.session_row`` plus "forget", "running";
+    newest first. ``error``: why the folder could not be read (rows then empty).
+    """
+
+    rows: dict[str, dict[str, Any]]
+    sessions: dict[str, Any]
+    error: str | None = None
+
+
+@dataclass
+class CompareRead(Message):
+    """Summaries and curves of the sessions selected for comparison (read in a thread)."""
+
+    generation: int
+    summaries: dict[str, dict[str, Any]]
+    curves: dict[str, Any]
+
+
+@dataclass
+class SessionDeleted(Message):
+    session_id: str

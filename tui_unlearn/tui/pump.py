@@ -26,6 +26,7 @@ class EventPump:
         self._interval = interval
         self._clock = clock
         self._pending: list[ev.StepLosses] = []
+        self.started = False  # a RunStarted went through: the run has a session
         self._last_flush = float("-inf")
         # One lock for buffering and posting: a window is always posted before any
         # message of a later event, whichever thread flushes.
@@ -39,6 +40,8 @@ class EventPump:
                     self._flush_locked()
                 return
             self._flush_locked()
+            if isinstance(event, ev.RunStarted):
+                self.started = True
             message = message_for(event)
             if message is not None:
                 self._post(message)

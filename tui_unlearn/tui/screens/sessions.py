@@ -1,16 +1,23 @@
-"""The sessions screen: saved sessions in a table; select several to compare them in a
-table and in plotted curves; delete one after confirming.
+"""The sessions screen: saved sessions in a table that keeps itself current; watch one live
+(enter), resume an interrupted one (ctrl+r), select several to compare them in a table and
+in plotted curves, delete one after confirming.
 
-Rows, comparisons and curves come from ``tui_unlearn.analysis`` (shared with the CLI). A
-session that cannot be read is listed as "unreadable" and cannot be selected; event lines
-that could not be read are counted in the comparison's subtitle.
+Everything on disk is read in thread workers (``session_reader``): the folder is scanned
+about once a second (cheaply: only what changed is read again) and the table updated when
+a session appears, moves on or ends. Rows, comparisons and curves come from
+``tui_unlearn.analysis`` (shared with the CLI). A session that cannot be read is listed as
+"unreadable" and cannot be selected; event lines that could not be read are counted in
+the comparison's subtitle.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
+from typing import Any
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -19,16 +26,21 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from tui_unlearn.analysis.curves import Curves, plot_curves, series_goal, series_name, session_curves
-from tui_unlearn.analysis.reporting import session_label, unique_labels
-from tui_unlearn.analysis.tables import compare_table, fmt, session_row
-from tui_unlearn.errors import UnlearnError
-from tui_unlearn.sessions import Session, Status, delete_session, list_sessions
+from tui_unlearn.analysis.curves import Curves, plot_curves, series_goal, series_name
+from tui_unlearn.analysis.reporting import data_label, session_label, unique_labels
+from tui_unlearn.analysis.tables import compare_table, fmt
+from tui_unlearn.sessions import Session, Status, delete_session
+from tui_unlearn.tui.messages import CompareRead, SessionDeleted, SessionsRead
 from tui_unlearn.tui.screens.dialogs import ConfirmDialog
+from tui_unlearn.tui.session_reader import SCAN_EVERY_S, SessionScanner, read_comparison
+from tui_unlearn.tui.widgets.mounting import Choice
 
 PLOT_SERIES = ("loss", series_name("forget", "accuracy"), series_name("retain", "accuracy"),
                series_name("forget", "f1"), series_name("retain", "f1"),
                series_name("forget", "loss"), series_name("retain", "loss"))
+COLUMNS = (("✓", "sel", 1), ("started", "started", 11), ("algorithm", "algorithm", 11), ("forget", "forget", 9),
+           ("model", "model", 12), ("status", "status", 11), ("forget acc", "fa", 10), ("retain acc", "ra", 10),
+           ("steps", "steps", 7))
 
 
 def before_after(row: dict, key: str) -> str:
@@ -43,18 +55,41 @@ def started_at(row: dict) -> str:
     return started[5:16].replace("T", " ") if len(started) >= 16 else started
 
 
+def status_cell(row: dict) -> Text:
+    """The status, marked so a running session stands out without colour too."""
+    status = str(row.get("status") or "-")
+    if row.get("running"):
+        return Text(f"● {status}", style="bold green")
+    return Text(status, style="red" if status in (Status.FAILED, Status.UNREADABLE, Status.DIVERGED) else "")
+
+
+def steps_cell(row: dict) -> str:
+    steps, total = row.get("steps"), row.get("total_steps")
+    return f"{fmt(steps)}/{total}" if row.get("running") and total else fmt(steps)
+
+
+def cells(row: dict, selected: bool) -> list[Any]:
+    return ["✓" if selected else " ", started_at(row), row.get("algorithm") or row.get("kind") or "-",
+            data_label(row.get("forget")), str(row.get("model") or "-").rstrip("/").rsplit("/", 1)[-1],
+            status_cell(row), before_after(row, "forget_accuracy"), before_after(row, "retain_accuracy"),
+            steps_cell(row)]
+
+
 class SessionsScreen(Screen):
-    """Browse, compare and delete saved sessions."""
+    """Browse, watch, resume, compare and delete saved sessions."""
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="sessions-back", tooltip="Back to the workbench"),
         Binding("space", "toggle_selected", "Select", id="sessions-select",
                 tooltip="Add the highlighted session to the comparison, or take it out"),
+        Binding("ctrl+r", "resume", "Resume", id="sessions-resume",
+                tooltip="Resume the highlighted interrupted session from its checkpoint, in the Run tab"),
         Binding("delete,d", "delete_session", "Delete", id="sessions-delete",
                 tooltip="Delete the highlighted session's folder (asks first)"),
-        Binding("r", "refresh_sessions", "Refresh", id="sessions-refresh", tooltip="Read the sessions folder again"),
         Binding("p", "next_plot_series", "Plot next", id="sessions-plot",
                 tooltip="Plot the next series (loss, forget/retain accuracy, F1, loss)"),
+        Binding("r", "refresh_sessions", "Refresh", id="sessions-refresh", show=False,
+                tooltip="Read the sessions folder now (it is read again every second anyway)"),
     ]
 
     def __init__(self, root: Path) -> None:
@@ -63,76 +98,127 @@ class SessionsScreen(Screen):
         self.sessions: dict[str, Session] = {}
         self.rows: dict[str, dict] = {}
         self.selected: list[str] = []  # in the order the user picked them
-        self._curves: dict[str, Curves] = {}  # read once per refresh, per selected session
+        self.loaded = False  # the first scan has arrived
+        self._summaries: dict[str, dict] = {}
+        self._curves: dict[str, Curves] = {}
+        self._compare_generation = 0
+        self._stop = threading.Event()
+        self._wake = threading.Event()
 
     def compose(self) -> ComposeResult:
-        yield Label("", id="sessions-title", markup=False)
+        yield Label(f"reading {self.root} …", id="sessions-title", markup=False)
         yield DataTable(id="sessions-table", cursor_type="row", zebra_stripes=True)
         with Horizontal(id="compare-area"):
             with Vertical(id="compare-left"):
                 yield Static("Select sessions with space to compare them.", id="compare-hint")
                 yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
             with Vertical(id="compare-right"):
-                yield Select([(s, s) for s in PLOT_SERIES], value="loss", allow_blank=False, id="compare-series", compact=True)
+                yield Choice([(s, s) for s in PLOT_SERIES], value="loss", allow_blank=False, id="compare-series", compact=True)
                 yield PlotextPlot(id="compare-plot")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one("#sessions-table", DataTable)
-        for label, key, width in (
-            ("✓", "sel", 1), ("started", "started", 11), ("algorithm", "algorithm", 11), ("model", "model", 12),
-            ("status", "status", 11), ("forget acc", "fa", 10), ("retain acc", "ra", 10),
-            ("steps", "steps", 5), ("secs", "secs", 5),
-        ):
+        for label, key, width in COLUMNS:
             table.add_column(label, key=key, width=width)
         table.tooltip = f"Sessions in {self.root}"
         self.query_one("#compare-area").border_title = "Compare"
-        self.action_refresh_sessions()
         table.focus()
+        self._compare()
+        self._start_reader()
 
-    # ---- reading ----
+    def on_unmount(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    # ---- reading, in a thread ----
+    def _start_reader(self) -> None:
+        scanner, stop, wake = SessionScanner(self.root), self._stop, self._wake
+
+        def work() -> None:
+            last: tuple | None = None
+            while not stop.is_set():
+                rows, sessions, error = scanner.scan()
+                seen = (tuple((sid, tuple(sorted((k, str(v)) for k, v in row.items()))) for sid, row in rows.items()), error)
+                if seen != last:
+                    last = seen
+                    self.post_message(SessionsRead(rows, sessions, error))
+                wake.wait(SCAN_EVERY_S)
+                wake.clear()
+
+        self.app.run_in_thread(work, group=f"follow:sessions-{id(self)}", description="reading the sessions folder",  # type: ignore[attr-defined]
+                               on_error=lambda text: self.notify(text, severity="error"))
+
     def action_refresh_sessions(self) -> None:
-        try:
-            found = list_sessions(self.root)
-        except UnlearnError as error:
-            self.notify(str(error), severity="error")
-            found = []
-        self.sessions = {s.id: s for s in found}
-        self.rows = {s.id: session_row(s) for s in found}
-        self.selected = [sid for sid in self.selected if sid in self.sessions and not self._unreadable(sid)]
-        self._curves = {}
+        self._wake.set()
+
+    def on_sessions_read(self, message: SessionsRead) -> None:
+        message.stop()
+        if message.error:
+            self.notify(message.error, severity="error")
+        changed = [sid for sid in self.selected if self.rows.get(sid) != message.rows.get(sid)]
+        self.rows, self.sessions = message.rows, message.sessions
+        self.loaded = True
+        self.selected = [sid for sid in self.selected if sid in self.rows and not self._unreadable(sid)]
+        for sid in changed:  # read again what the comparison shows of them
+            self._summaries.pop(sid, None)
+            self._curves.pop(sid, None)
+        self._fill_table()
+        running = sum(1 for row in self.rows.values() if row.get("running"))
+        noun = "session" if len(self.rows) == 1 else "sessions"
+        live = f" ({running} running)" if running else ""
+        self.query_one("#sessions-title", Label).update(
+            f"{len(self.rows)} saved {noun}{live} · enter watches · space compares · ctrl+r resumes · f1 keys"
+        )
+        if changed or not self.selected:
+            self._compare()
+
+    def _fill_table(self) -> None:
         table = self.query_one("#sessions-table", DataTable)
-        cursor = table.cursor_row
+        keys = [str(k.value) for k in table.rows]
+        if keys == list(self.rows):  # same sessions: update the cells that changed
+            for sid, row in self.rows.items():
+                for (_, column, _), value in zip(COLUMNS, cells(row, sid in self.selected)):
+                    if str(table.get_cell(sid, column)) != str(value):
+                        table.update_cell(sid, column, value)
+            return
+        current = self._highlighted_id()
         table.clear()
         for sid, row in self.rows.items():
-            table.add_row(
-                "✓" if sid in self.selected else " ",
-                started_at(row),
-                row.get("algorithm") or "-",
-                str(row.get("model") or "-").rsplit("/", 1)[-1],
-                row.get("status") or "-",
-                before_after(row, "forget_accuracy"),
-                before_after(row, "retain_accuracy"),
-                fmt(row.get("steps")),
-                fmt(row.get("seconds"), 1),
-                key=sid,
-            )
+            table.add_row(*cells(row, sid in self.selected), key=sid)
         if self.rows:
-            table.move_cursor(row=min(cursor, len(self.rows) - 1))
-        noun = "session" if len(self.rows) == 1 else "sessions"
-        self.query_one("#sessions-title", Label).update(
-            f"{len(self.rows)} saved {noun} · space selects for comparison · d deletes · esc goes back"
-        )
-        self._compare()
+            ids = list(self.rows)
+            table.move_cursor(row=ids.index(current) if current in ids else 0)
 
     def _unreadable(self, sid: str) -> bool:
         return self.rows[sid].get("status") == Status.UNREADABLE
 
     def _highlighted_id(self) -> str | None:
         table = self.query_one("#sessions-table", DataTable)
-        if not self.rows or table.cursor_row < 0:
+        if not table.row_count or table.cursor_row < 0:
             return None
         return str(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+
+    # ---- watching and resuming ----
+    @on(DataTable.RowSelected, "#sessions-table")
+    def _row_chosen(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_watch()
+
+    def action_watch(self) -> None:
+        sid = self._highlighted_id()
+        if sid is None:
+            return
+        if self._unreadable(sid):
+            self.notify(f"cannot open {sid}: {self.rows[sid].get('problem')}", severity="warning")
+            return
+        self.app.watch_session_screen(self.sessions[sid])  # type: ignore[attr-defined]
+
+    def action_resume(self) -> None:
+        sid = self._highlighted_id()
+        if sid is None:
+            return
+        self.app.resume_run(self.sessions[sid], self.rows[sid].get("total_steps"))  # type: ignore[attr-defined]
 
     # ---- comparing ----
     def action_toggle_selected(self) -> None:
@@ -152,7 +238,7 @@ class SessionsScreen(Screen):
     def select(self, *session_ids: str) -> None:
         """Select sessions for comparison (tests and the command palette use it)."""
         for sid in session_ids:
-            if sid in self.sessions and sid not in self.selected and not self._unreadable(sid):
+            if sid in self.rows and sid not in self.selected and not self._unreadable(sid):
                 self.selected.append(sid)
                 self.query_one("#sessions-table", DataTable).update_cell(sid, "sel", "✓")
         self._compare()
@@ -167,27 +253,55 @@ class SessionsScreen(Screen):
         self._plot()
 
     def _labels(self) -> list[str]:
-        return unique_labels([session_label(self.rows[sid]) for sid in self.selected])
-
-    def _curves_of(self, sid: str) -> Curves:
-        if sid not in self._curves:
-            self._curves[sid] = session_curves(self.sessions[sid])
-        return self._curves[sid]
+        """Short column names; they name the forget set when the selected sessions' differ."""
+        rows = [self.rows[sid] for sid in self.selected]
+        differ = len({row.get("forget") for row in rows}) > 1
+        return unique_labels([session_label(row if differ else {**row, "forget": None}) for row in rows])
 
     def _compare(self) -> None:
+        """Show the comparison of the selected sessions, reading what is missing in a thread."""
+        self._compare_generation += 1
+        missing = [sid for sid in self.selected if sid not in self._summaries or sid not in self._curves]
+        if not missing:
+            self._show_comparison()
+            return
+        generation, sessions = self._compare_generation, dict(self.sessions)
+
+        def work() -> None:
+            summaries, curves = read_comparison(sessions, missing)
+            self.post_message(CompareRead(generation, summaries, curves))
+
+        self.app.run_in_thread(work, group=f"sessions-compare-{id(self)}", description="reading sessions to compare",  # type: ignore[attr-defined]
+                               on_error=lambda text: self.notify(text, severity="error"))
+
+    def on_compare_read(self, message: CompareRead) -> None:
+        message.stop()
+        self._summaries.update(message.summaries)
+        self._curves.update(message.curves)
+        if message.generation == self._compare_generation:
+            self._show_comparison()
+
+    def _show_comparison(self) -> None:
         table = self.query_one("#compare-table", DataTable)
         table.clear(columns=True)
-        self.query_one("#compare-hint", Static).display = not self.selected
-        table.display = bool(self.selected)
-        if self.selected:
-            summaries = [self.sessions[sid].summary() for sid in self.selected]
-            headers, rows = compare_table(summaries, self._labels(), arrow="→")
+        shown = [sid for sid in self.selected if sid in self._summaries]
+        self.query_one("#compare-hint", Static).display = not shown
+        table.display = bool(shown)
+        if shown:
+            labels = self._labels()
+            summaries = [self._summaries[sid] for sid in shown]
+            headers, rows = compare_table(summaries, labels, arrow="→")
             for header in headers:
                 table.add_column(header)
+            rows_of = [self.rows[sid] for sid in shown]
+            table.add_row("run", "forget set", *(data_label(r.get("forget")) for r in rows_of))
+            table.add_row("run", "model", *(str(r.get("model") or "-").rstrip("/").rsplit("/", 1)[-1] for r in rows_of))
+            table.add_row("after", "forget quality", *(fmt(s.get("forget_quality")) for s in summaries))
+            table.add_row("after", "model utility", *(fmt(s.get("model_utility")) for s in summaries))
             for row in rows:
                 table.add_row(*row)
         notes = [f"{label}: {note}" for label, sid in zip(self._labels(), self.selected)
-                 if (note := self._curves_of(sid).note())]
+                 if sid in self._curves and (note := self._curves[sid].note())]
         self.query_one("#compare-area").border_subtitle = "; ".join(notes)
         self._plot()
 
@@ -195,8 +309,8 @@ class SessionsScreen(Screen):
         plot = self.query_one("#compare-plot", PlotextPlot)
         series = str(self.query_one("#compare-series", Select).value)
         curves = {
-            label: self._curves_of(sid).series.get(series, [])
-            for label, sid in zip(self._labels(), self.selected)
+            label: self._curves[sid].series.get(series, [])
+            for label, sid in zip(self._labels(), self.selected) if sid in self._curves
         }
         arrow = "lower is better" if series_goal(series) == "min" else "higher is better"
         plot_curves(plot.plt, curves, title=f"{series} ({arrow})" if curves else "select sessions to plot them")
@@ -208,27 +322,38 @@ class SessionsScreen(Screen):
         if sid is None:
             return
         row = self.rows[sid]
-        running = self.sessions[sid].still_running()  # the check `sessions delete` makes
-        if running is not None:
-            if self.sessions[sid].summary().get("pid") == os.getpid():
-                running = "that session is this app's run; stop it first (ctrl+x)"
-            self.notify(running, severity="warning")
+        if row.get("running"):  # as `sessions delete` refuses it; the row was read a moment ago
+            if row.get("pid") == os.getpid():
+                self.notify("that session is this app's run; stop it first (ctrl+x)", severity="warning")
+            else:
+                self.notify(f"session {sid} is still running (pid {row.get('pid')}); stop that run first",
+                            severity="warning")
             return
+        session, root = self.sessions[sid], self.root
 
         def answered(yes: bool | None) -> None:
             if not yes:
                 return
-            try:
-                delete_session(self.sessions[sid], self.root)
-            except (UnlearnError, OSError) as error:
-                self.notify(f"could not delete {sid}: {error}", severity="error")
-                return
-            if sid in self.selected:
-                self.selected.remove(sid)
-            self.notify(f"deleted session {sid}")
-            self.action_refresh_sessions()
+
+            def work() -> None:
+                delete_session(session, root)  # checks again that its run is not going
+                self.post_message(SessionDeleted(sid))
+
+            def failed(text: str) -> None:
+                self.notify(f"could not delete {sid}: {text}", severity="error")
+
+            self.app.run_in_thread(work, group=f"sessions-delete-{sid}", description=f"deleting {sid}",  # type: ignore[attr-defined]
+                                   on_error=failed)
 
         self.app.push_screen(
             ConfirmDialog(f"Delete session {sid} ({row.get('algorithm')}, {row.get('status')})? Its folder is removed.", "Delete"),
             answered,
         )
+
+    def on_session_deleted(self, message: SessionDeleted) -> None:
+        message.stop()
+        if message.session_id in self.selected:
+            self.selected.remove(message.session_id)
+            self._compare()
+        self.notify(f"deleted session {message.session_id}")
+        self._wake.set()

@@ -8,6 +8,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from tui_unlearn.config import RunConfig
+from tui_unlearn.tui import messages as msg
+from tui_unlearn.tui.screens.live import RunNews, focus_tab_bar
 from tui_unlearn.tui.widgets.algorithm_pane import AlgorithmPane
 from tui_unlearn.tui.widgets.data_pane import DataPane
 from tui_unlearn.tui.widgets.model_pane import ModelPane
@@ -17,7 +19,7 @@ from tui_unlearn.tui.widgets.run_pane import RunPane
 TABS = {"model": "Model", "data": "Data", "algorithm": "Algorithm", "run": "Run", "probes": "Probes"}
 
 
-class WorkbenchScreen(Screen):
+class WorkbenchScreen(RunNews, Screen):
     """The tabs. Only the first is composed before the first frame; the others are mounted
     lazily just after it, so the app shows something at once."""
 
@@ -46,8 +48,21 @@ class WorkbenchScreen(Screen):
         """True once the lazily mounted tabs are all there (a few frames after the first)."""
         return all(self.query(pane) for pane in (DataPane, AlgorithmPane, RunPane, ProbePane))
 
-    def show_tab(self, name: str) -> None:
-        self.query_one("#tabs", TabbedContent).active = f"tab-{name}"
+    def show_tab(self, name: str) -> bool:
+        """Show tab ``name`` (a key of TABS) and keep it shown: focus leaves the pane it was in."""
+        if name not in TABS:
+            return False
+        tabs = self.query_one("#tabs", TabbedContent)
+        tabs.active = f"tab-{name}"
+        focus_tab_bar(tabs)
+        return True
+
+    def on_run_started(self, message: msg.RunStarted) -> None:
+        # RunNews.on_run_started runs too (Textual calls the handler of every class in the MRO).
+        started = message.event
+        self.app.run_session_id = started.session_id  # type: ignore[attr-defined]
+        if started.model_info:
+            self.model_pane.show_info(started.config.get("model", ""), started.model_info)
 
     @property
     def model_pane(self) -> ModelPane:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
@@ -22,6 +22,7 @@ from tui_unlearn.algorithms import all_algorithms
 from tui_unlearn.config import METHOD_DEFAULTED, RUN_DEFAULTS, RunConfig, settings_for
 from tui_unlearn.errors import ConfigError
 from tui_unlearn.params import TUI, Param, show_value
+from tui_unlearn.tui.widgets.mounting import Choice, app_closing
 
 # The run settings this tab shows, under these headings: the declarations on RunConfig.
 KNOB_GROUPS = (
@@ -33,6 +34,14 @@ KNOB_GROUPS = (
 )
 
 
+def form_message(param: Param, error: ConfigError) -> str:
+    """The declaration's message, in a form's words: an empty box (not "null") is the default."""
+    text = str(error)
+    if param.nullable:
+        text = text.replace(" or null, got", ", or empty for the default; got").replace(", got null", ", got nothing")
+    return text
+
+
 class ParamValidator(Validator):
     def __init__(self, param: Param) -> None:
         super().__init__()
@@ -42,7 +51,7 @@ class ParamValidator(Validator):
         try:
             self.param.parse(value)
         except ConfigError as error:
-            return self.failure(str(error))
+            return self.failure(form_message(self.param, error))
         return self.success()
 
 
@@ -63,7 +72,7 @@ class ParamField(Vertical):
             choices = p.choices or (("true", "false") if p.type == "bool" else None)
             if choices:
                 value = self.initial if self.initial in choices else choices[0]
-                yield Select([(c, c) for c in choices], value=value, allow_blank=False, compact=True, classes="param-input")
+                yield Choice([(c, c) for c in choices], value=value, allow_blank=False, compact=True, classes="param-input")
             else:
                 yield Input(
                     self.initial,
@@ -78,10 +87,19 @@ class ParamField(Vertical):
 
     def _help(self) -> str:
         p = self.param
-        # Range and default first: when the row is narrow, the prose is what gets cut.
+        # Range and default first: when the row is narrow, the prose is what gets cut
+        # (the whole of it shows under the form while the field has focus).
         rng = p.range_text()
         bounds = f"{rng}, " if rng and not p.choices else ""
         return f"({bounds}default {show_value(self.default)}) {p.help[:1].lower()}{p.help[1:].rstrip('.')}"
+
+    def full_help(self) -> Text:
+        p = self.param
+        rng = p.range_text()
+        facts = [f"type {p.type}", f"default {show_value(self.default) or 'none'}"]
+        if rng:
+            facts.append(f"allowed {rng}")
+        return Text.assemble((p.name, "bold"), f": {p.help.rstrip('.')}. ", (f"({'; '.join(facts)})", "dim"))
 
     def set_default(self, value: Any) -> None:
         self.default = value
@@ -104,7 +122,7 @@ class ParamField(Vertical):
         try:
             return self.param.parse(self.raw)
         except ConfigError as error:
-            self._show_error(str(error))
+            self._show_error(form_message(self.param, error))
             raise
 
     @on(Input.Changed)
@@ -162,19 +180,27 @@ class AlgorithmPane(Horizontal):
             for a in self.algorithms.values()
         ]
         yield OptionList(*options, id="algorithm-list")
-        with VerticalScroll(id="algorithm-form"):
-            yield Static("", id="algorithm-about")
-            yield Static("Hyperparameters", classes="form-heading")
-            yield HyperParamForm(self.algorithms, id="hparam-fields")
-            for group, heading in KNOB_GROUPS:
-                yield Static(heading, classes="form-heading")
-                with Vertical(classes="knob-fields"):
-                    for knob in settings_for(TUI, group):
-                        yield ParamField(knob, self._knob_value(knob), id=f"knob-{knob.name}")
+        with Vertical(id="algorithm-right"):
+            with VerticalScroll(id="algorithm-form", can_focus=False):
+                yield from self._form()
+            yield Static("Tab into a field to read its full help here.", id="field-help")
+
+    def _form(self) -> ComposeResult:
+        yield Static("", id="algorithm-about")
+        yield Static("Hyperparameters", classes="form-heading")
+        yield HyperParamForm(self.algorithms, id="hparam-fields")
+        for group, heading in KNOB_GROUPS:
+            yield Static(heading, classes="form-heading")
+            with Vertical(classes="knob-fields"):
+                for knob in settings_for(TUI, group):
+                    yield ParamField(knob, self._knob_value(knob), id=f"knob-{knob.name}")
 
     def on_mount(self) -> None:
+        if app_closing(self):
+            return
         self.query_one("#algorithm-list").border_title = "Algorithm"
         self.query_one("#algorithm-form").border_title = "Settings"
+        self.query_one("#field-help").border_title = "Field help"
         names = list(self.algorithms)
         self.query_one("#algorithm-list", OptionList).highlighted = names.index(self.algorithm)
         self._build_form()
@@ -187,6 +213,15 @@ class AlgorithmPane(Horizontal):
         if value is None:
             value = self._method_defaults().get(knob.name, knob.default)
         return value
+
+    @on(events.DescendantFocus)
+    def _field_focused(self, event: events.DescendantFocus) -> None:
+        field = next((a for a in event.widget.ancestors_with_self if isinstance(a, ParamField)), None)
+        if field is not None:
+            self.query_one("#field-help", Static).update(field.full_help())
+        elif event.widget.id == "algorithm-list":
+            algorithm = self.algorithms[self.algorithm]
+            self.query_one("#field-help", Static).update(Text.assemble((algorithm.name, "bold"), ": ", algorithm.description))
 
     @on(OptionList.OptionHighlighted, "#algorithm-list")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:

@@ -15,19 +15,32 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane, TextArea
+from textual.widgets import (
+    Button,
+    DataTable,
+    Input,
+    Label,
+    Select,
+    Static,
+    TabbedContent,
+    TabPane,
+    TextArea,
+)
 
 from tui_unlearn.config import bundled_defaults
 from tui_unlearn.data.benchmark import default_retain_for
 from tui_unlearn.errors import ConfigError, DataError
 from tui_unlearn.tui.messages import DataParsed, ForgetSplitChanged
 from tui_unlearn.tui.screens.dialogs import PathPicker
+from tui_unlearn.tui.widgets.mounting import Choice, app_closing
 
 ROLES = ("forget", "retain", "holdout")
+# The utility splits (famous authors, world facts) are knowledge the model must keep and was
+# trained on: a retain set, or a second holdout-like reference; never a forget set.
 BUNDLED_SPLITS = {
     "forget": ("forget01", "forget05", "forget10"),
-    "retain": ("retain90", "retain95", "retain99"),
-    "holdout": ("holdout",),
+    "retain": ("retain90", "retain95", "retain99", "real_authors", "world_facts"),
+    "holdout": ("holdout", "real_authors", "world_facts"),
 }
 DEFAULT_SPLITS = {"forget": "forget10", "retain": "retain90", "holdout": "holdout"}
 KINDS = {"bundled": "Bundled benchmark", "file": "File or hub dataset", "paste": "Pasted text", "none": "None"}
@@ -52,6 +65,11 @@ def initial_source(role: str, spec: str | None, forget: str, model: str) -> tupl
     if spec == "-":
         return "paste", ""
     return "file", spec
+
+
+def pasted_words(message: str) -> str:
+    """The data layer names text given as "-" standard input; here the user pasted it."""
+    return message.replace("standard input", "the pasted text")
 
 
 def paste_suffix(detected_format: str) -> str:
@@ -84,11 +102,12 @@ class SourceEditor(Vertical):
         yield Static(ROLE_HELP[self.role], classes="pane-help")
         with Horizontal(classes="field-row"):
             yield Label("source", classes="field-name")
-            yield Select(kinds, value=self.kind, allow_blank=False, id=f"{self.role}-kind", compact=True, classes="source-kind")
-            yield Select([(s, s) for s in splits], value=self.split, allow_blank=False, id=f"{self.role}-split",
+            yield Choice(kinds, value=self.kind, allow_blank=False, id=f"{self.role}-kind", compact=True, classes="source-kind")
+            yield Choice([(s, s) for s in splits], value=self.split, allow_blank=False, id=f"{self.role}-split",
                          compact=True, classes="when-bundled source-split")
             yield Input(self.value if self.kind == "file" else "", id=f"{self.role}-path", compact=True,
-                        placeholder="path to .txt .json .jsonl .csv .parquet, or hf:owner/name; Enter parses",
+                        placeholder="file path or hf:owner/name",
+                        tooltip="A .txt .json .jsonl .csv or .parquet file, or hf:owner/name[:config][@split]; Enter parses it",
                         classes="when-file")
             yield Button("Browse…", id=f"{self.role}-browse", compact=True, classes="when-file")
             yield Button("Parse", id=f"{self.role}-parse", compact=True, classes="when-paste")
@@ -97,6 +116,8 @@ class SourceEditor(Vertical):
         yield DataTable(id=f"{self.role}-preview", classes="source-preview", zebra_stripes=True, cursor_type="row")
 
     def on_mount(self) -> None:
+        if app_closing(self):
+            return
         table = self.query_one(DataTable)
         table.add_column("#", width=3, key="n")
         table.add_column("kind", width=4, key="kind")
@@ -236,7 +257,8 @@ class SourceEditor(Vertical):
         elif self.kind == "file":
             spec, text = self.query_one(f"#{role}-path", Input).value.strip(), None
             if not spec:
-                self._show_status("Type a path (Enter parses it) or press Browse.", error=False)
+                self._show_status("Type the path of a .txt .json .jsonl .csv or .parquet file, or hf:owner/name, "
+                                  "then Enter; or press Browse.", error=False)
                 self._fill_preview([])
                 return
         else:
@@ -254,7 +276,7 @@ class SourceEditor(Vertical):
 
         def failed(message: str) -> None:
             if generation == self.generation:
-                self.show_error(message)
+                self.show_error(pasted_words(message) if spec == "-" else message)
 
         self.app.run_in_thread(work, group=f"data-{role}", description=f"parsing the {role} set", on_error=failed)
 
@@ -320,7 +342,9 @@ class DataPane(Vertical):
 
     def on_forget_split_changed(self, message: ForgetSplitChanged) -> None:
         retain = self.editor("retain")
-        if retain.kind == "bundled":
+        # A retain split of the same authors follows the forget split; a utility split the
+        # user picked (real_authors, world_facts) stays.
+        if retain.kind == "bundled" and retain.split.startswith("retain"):
             try:
                 retain.set_bundled(default_retain_for(message.split))
             except ConfigError:  # holdout or retain splits have no matching retain split

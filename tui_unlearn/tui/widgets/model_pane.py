@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 from tui_unlearn.models.bundled import BUNDLED_MODELS
 from tui_unlearn.tui.messages import ModelLoaded
 from tui_unlearn.tui.screens.dialogs import PathPicker
+from tui_unlearn.tui.widgets.mounting import Choice
 
 GETTING_STARTED = (
     "Next: the Data tab holds the forget set (bundled by default) and the retain and holdout sets; "
@@ -54,8 +55,10 @@ def info_table(info: dict[str, Any]) -> Table:
     return table
 
 
-class ModelPane(VerticalScroll):
-    """Choose the model to unlearn from and, optionally, load it once to see what it is."""
+class ModelPane(VerticalScroll, can_focus=False):
+    """Choose the model to unlearn from and, optionally, load it once to see what it is.
+
+    Not a tab stop itself: its fields are (it scrolls to the focused one)."""
 
     def __init__(self, spec: str, device: str = "auto", dtype: str = "auto", *, trust_remote_code: bool = False,
                  models_cache: str | None = None, **kwargs) -> None:
@@ -79,15 +82,15 @@ class ModelPane(VerticalScroll):
         )
         with Horizontal(classes="field-row"):
             yield Label("model", classes="field-name")
-            yield Input(self.initial_spec, placeholder="bundled name, local folder or hub id owner/name", id="model-spec", compact=True)
+            yield Input(self.initial_spec, placeholder="bundled name, folder or hub owner/name", id="model-spec", compact=True)
             yield Button("Browse…", id="model-browse", compact=True, tooltip="Pick a local model folder")
             yield Button("Load ^l", id="model-load", compact=True, variant="primary", action="app.load_model",
                          tooltip="Load the model once to see its size, device and dtype")
         with Horizontal(classes="field-row"):
             yield Label("device", classes="field-name")
-            yield Select([(d, d) for d in self.devices], value=self.initial_device, allow_blank=False, id="model-device", compact=True)
+            yield Choice([(d, d) for d in self.devices], value=self.initial_device, allow_blank=False, id="model-device", compact=True)
             yield Label("dtype", classes="field-name")
-            yield Select([(d, d) for d in DTYPES], value=self.initial_dtype, allow_blank=False, id="model-dtype", compact=True)
+            yield Choice([(d, d) for d in DTYPES], value=self.initial_dtype, allow_blank=False, id="model-dtype", compact=True)
         with Vertical(id="model-info-box"):
             yield Static("Not loaded yet: press Load (ctrl+l) to inspect it, or just start a run.", id="model-info")
         yield Static(GETTING_STARTED, id="getting-started", classes="pane-help")

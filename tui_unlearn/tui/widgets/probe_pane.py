@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Button, Input, Label, ListItem, ListView, Static
 
 from tui_unlearn import events as ev
+from tui_unlearn.tui.widgets.mounting import app_closing
 
 SPLIT_STYLES = {"forget": "bold red", "retain": "bold green", "custom": "bold cyan"}
 
@@ -29,8 +30,10 @@ def probe_card(probe: dict[str, str]) -> Group:
         table.add_row("", Text("answered at the first evaluation of the next run", style="dim italic"))
     else:
         table.add_row("  original", original or "")
+        # Marked in words as well as colour: a changed answer must show without colour too.
         changed = (current or "").strip() != (original or "").strip()
-        table.add_row("  now", Text(current or "", style="bold yellow" if changed else ""))
+        table.add_row(Text("  now ≠" if changed else "  now =", style="bold" if changed else "dim"),
+                      Text(current or "", style="bold yellow" if changed else ""))
     return Group(head, table)
 
 
@@ -50,20 +53,24 @@ class ProbePane(Vertical):
         ),
     ]
 
-    def __init__(self, questions: list[str] | None = None, **kwargs) -> None:
+    def __init__(self, questions: list[str] | None = None, *, watch: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.user_questions: list[str] = list(questions or [])
+        self.watching = watch  # another process's run: its questions are fixed
+        self.user_questions: list[str] = [] if watch else list(questions or [])
         self.answers: list[dict[str, str]] = []
         self.answer_step: int | None = None
 
     def compose(self) -> ComposeResult:
-        with Horizontal(id="probe-add"):
-            yield Input(placeholder="A question to watch in the next run; Enter adds it", id="probe-input", compact=True)
-            yield Button("Add", id="probe-add-button", compact=True)
+        if not self.watching:
+            with Horizontal(id="probe-add"):
+                yield Input(placeholder="Your question; Enter adds it", id="probe-input", compact=True)
+                yield Button("Add", id="probe-add-button", compact=True)
         yield Label("", id="probe-caption", markup=False)
         yield ListView(id="probe-list")
 
     def on_mount(self) -> None:
+        if app_closing(self):
+            return
         self._render_list()
 
     def questions(self) -> list[str]:
@@ -78,28 +85,45 @@ class ProbePane(Vertical):
         self.answers, self.answer_step = [], None
         self._render_list()
 
-    def _render_list(self) -> None:
+    def _render_list(self, note: str | None = None, select: str | None = None) -> None:
+        """Show the answers and the pending questions; ``select``: highlight that question of
+        yours and scroll it into view (once the new items are mounted)."""
         if self.answer_step is None:
-            caption = "No run yet: forget and retain questions are picked when a run starts."
+            caption = ("No answers yet: they come with the run's first evaluation." if self.watching else
+                       "No run yet: forget and retain questions are picked when a run starts.")
         else:
-            caption = f"Answers at step {self.answer_step} (original: before unlearning; now: changed in yellow)"
-        self.query_one("#probe-caption", Label).update(caption)
+            caption = f"Answers at step {self.answer_step}. original: before unlearning; now ≠ changed, now = the same."
+        self.query_one("#probe-caption", Label).update(f"{note}\n{caption}" if note else caption)
         asked = {p.get("question") for p in self.answers if p.get("split") == "custom"}
         pending = [{"split": "custom", "question": q} for q in self.user_questions if q not in asked]
         view = self.query_one("#probe-list", ListView)
         items = [ProbeItem(p) for p in [*self.answers, *pending]]
-        keep = view.index
+        target = min(view.index or 0, len(items) - 1)
+        if select is not None:
+            target = next((i for i, item in enumerate(items) if item.probe.get("split") == "custom"
+                           and item.probe.get("question") == select), target)
         view.clear()
-        view.extend(items)
-        if items:
-            view.index = min(keep or 0, len(items) - 1)
+        mounted = view.extend(items)
+
+        async def highlight() -> None:
+            await mounted
+            if items and view.is_attached:
+                view.index = target
+                if select is not None:
+                    view.scroll_to_widget(items[target], animate=False)
+
+        self.call_later(highlight)
 
     def _add(self) -> None:
         box = self.query_one("#probe-input", Input)
         question = box.value.strip()
-        if question and question not in self.user_questions:
+        if not question:
+            return
+        if question in self.user_questions:
+            self._render_list(f"Already listed: {question}", select=question)
+        else:
             self.user_questions.append(question)
-            self._render_list()
+            self._render_list(f"Added: {question} (asked from the next run on)", select=question)
         box.value = ""
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -3,21 +3,82 @@
 from __future__ import annotations
 
 from statistics import fmean
+from typing import Iterable, Sequence
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.reactive import reactive
 from textual.widget import Widget
-from textual.widgets import Label, Sparkline
+from textual.widgets import Label
 
-from tui_unlearn.analysis.curves import best_value, series_goal
 from tui_unlearn.analysis.tables import fmt
+from tui_unlearn.tui.widgets.mounting import app_closing
+
+BARS = "▁▂▃▄▅▆▇█"
+# Metrics that are fractions: their sparklines are drawn against 0..1, so a flat series
+# reads as flat at its level (0.95 high, 0.05 low), not at the bottom of its own range.
+UNIT_METRICS = {"accuracy", "f1", "precision", "recall", "rouge_l", "probability", "exact_match"}
+
+Points = tuple[tuple[int, float], ...]
+
+
+def spark_text(values: Sequence[float], width: int, lo: float | None = None, hi: float | None = None) -> str:
+    """``values`` as at most ``width`` bar characters, oldest first.
+
+    Fewer values than columns: one column each (a series with one point is one bar, not
+    a full row); more: the mean of each of ``width`` equal buckets. Heights are scaled to
+    ``lo``..``hi`` when given (clamped), else to the values' own range; a series with no
+    range is drawn at mid height.
+    """
+    if width <= 0 or not values:
+        return ""
+    if len(values) > width:
+        n = len(values)
+        cols = [fmean(values[i * n // width:(i + 1) * n // width]) for i in range(width)]
+    else:
+        cols = list(values)
+    low = min(cols) if lo is None else lo
+    high = max(cols) if hi is None else hi
+    top = len(BARS) - 1
+    if high - low <= 1e-12 * max(1.0, abs(high)):
+        return BARS[top // 2] * len(cols)
+    out = []
+    for v in cols:
+        ratio = min(1.0, max(0.0, (v - low) / (high - low)))
+        out.append(BARS[round(ratio * top)])
+    return "".join(out)
+
+
+class Spark(Widget):
+    """A one-line sparkline that fits its width (see ``spark_text``)."""
+
+    DEFAULT_CSS = """
+    Spark {
+        height: 1;
+        width: 1fr;
+        min-width: 8;
+        color: $accent;
+    }
+    """
+
+    values: reactive[tuple[float, ...]] = reactive(tuple, layout=False)
+
+    def __init__(self, bounds: tuple[float, float] | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.bounds = bounds
+
+    def render(self) -> Text:
+        lo, hi = self.bounds or (None, None)
+        return Text(spark_text(self.values, self.size.width, lo, hi), no_wrap=True, overflow="crop")
 
 
 class SeriesSpark(Widget):
     """A row: ``name  current  best`` then a sparkline of every value so far.
 
-    ``values`` is replaced (never mutated) so the bound sparkline redraws; the caption
-    says which direction counts as better (↓ lower, ↑ higher).
+    ``points`` ((step, value), oldest first) is replaced, never mutated, so the sparkline
+    redraws; a point at a step already shown replaces the history from that step on (a
+    resumed run takes those steps again). The arrow says which way is better (↓ lower,
+    ↑ higher).
     """
 
     DEFAULT_CSS = """
@@ -29,32 +90,59 @@ class SeriesSpark(Widget):
         width: 42;
         height: 1;
     }
-    SeriesSpark > Sparkline {
-        width: 1fr;
-        min-width: 8;
-    }
     """
 
-    values: reactive[tuple[float, ...]] = reactive(tuple, always_update=True)
+    points: reactive[Points] = reactive(tuple, always_update=True)
 
-    def __init__(self, series: str, *, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(self, series: str, *, label: str | None = None, goal: str = "min",
+                 bounds: tuple[float, float] | None = None, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
         self.series = series
-        self.goal = series_goal(series)
+        self.label = label or series
+        self.goal = goal
+        self.bounds = bounds
 
     def compose(self) -> ComposeResult:
         yield Label(self._caption(), classes="series--caption", markup=False)
-        yield Sparkline(summary_function=fmean).data_bind(data=SeriesSpark.values)
+        yield Spark(self.bounds)
 
-    def extend(self, new_values: list[float]) -> None:
-        self.values = (*self.values, *new_values)
+    def on_mount(self) -> None:
+        if app_closing(self):
+            return
+        self._show()  # points added before the row was mounted (is_mounted is still False here)
 
-    def watch_values(self) -> None:
+    @property
+    def values(self) -> tuple[float, ...]:
+        return tuple(v for _, v in self.points)
+
+    def add(self, points: Iterable[tuple[int, float]]) -> None:
+        new = [(int(s), float(v)) for s, v in points]
+        if not new:
+            return
+        first = new[0][0]
+        kept = self.points
+        if kept and kept[-1][0] >= first:  # steps taken again (a resumed run) replace the old ones
+            kept = tuple(p for p in kept if p[0] < first)
+        self.points = kept + tuple(new)
+
+    def clear(self) -> None:
+        self.points = ()
+
+    def watch_points(self) -> None:
         if self.is_mounted:
-            self.query_one(".series--caption", Label).update(self._caption())
+            self._show()
+
+    def _show(self) -> None:
+        self.query_one(".series--caption", Label).update(self._caption(), layout=False)  # fixed 42 x 1
+        self.query_one(Spark).values = self.values
+
+    def best(self) -> float | None:
+        values = [v for v in self.values if v == v]
+        if not values:
+            return None
+        return min(values) if self.goal == "min" else max(values)
 
     def _caption(self) -> str:
         arrow = "↓" if self.goal == "min" else "↑"
-        current = self.values[-1] if self.values else None
-        best = best_value(self.series, list(self.values))
-        return f"{self.series[:16]:<16}{arrow} {fmt(current, 4):>8}  best {fmt(best, 4):>8}"
+        current = self.points[-1][1] if self.points else None
+        return f"{self.label[:16]:<16}{arrow} {fmt(current, 4):>8}  best {fmt(self.best(), 4):>8}"
