@@ -71,7 +71,11 @@ def test_two_processes_equal_one_process_with_accumulation(micro_model_dir, file
             assert abs(a[term] - b[term]) <= 1e-4 * max(abs(a[term]), 1e-8), (term, a, b)
     after = [e["metrics"] for e in two if e["event"] == "evaluation" and e["phase"] == "after"]
     after_one = [e["metrics"] for e in one if e["event"] == "evaluation" and e["phase"] == "after"]
-    assert after == after_one
+    assert len(after) == len(after_one) == 1
+    # The all-reduce sums the two halves' gradients in another order than accumulation does, so
+    # the weights agree to float rounding (about 1e-8 relative), not bit for bit.
+    for split, metrics in after_one[0].items():
+        assert after[0][split] == pytest.approx(metrics, rel=1e-6, abs=1e-9), split
 
 
 def test_lora_npo_saves_a_merged_model_and_the_adapter(micro_model_dir, files, tmp_path):

@@ -314,7 +314,12 @@ async def test_the_focused_fields_full_help_is_shown(tmp_path):
         await pilot.pause()
         shown = " ".join(text_of(bench.algorithm_pane.query_one("#field-help")).split())
         assert field.param.help.rstrip(".") in shown  # all of it, not the cut row help
-        assert "default 100" in shown
+        assert "the recipe's" in shown and "default none" not in shown  # decided at run time
+        assert "allowed 0..10000000" in shown
+        bench.algorithm_pane.query_one("#knob-steps", ParamField).query_one(".param-input").focus()
+        await pilot.pause()
+        shown = " ".join(text_of(bench.algorithm_pane.query_one("#field-help")).split())
+        assert "default 60" in shown
 
 
 def test_list_of_sessions_cells_mark_running_without_colour():

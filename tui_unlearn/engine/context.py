@@ -83,8 +83,9 @@ class RunContext:
         self.emit(event)
 
     def log(self, message: str) -> None:
-        if self.is_main:
-            self.emit(ev.Log(message))
+        """A progress line for people; kept in the session's history once it exists, so a
+        watcher in another process sees the phases too."""
+        self.record(ev.Log(message))
 
     def elapsed(self) -> float:
         return round(time.monotonic() - self.started, 2)

@@ -90,13 +90,20 @@ class ParamField(Vertical):
         # Range and default first: when the row is narrow, the prose is what gets cut
         # (the whole of it shows under the form while the field has focus).
         rng = p.range_text()
-        bounds = f"{rng}, " if rng and not p.choices else ""
-        return f"({bounds}default {show_value(self.default)}) {p.help[:1].lower()}{p.help[1:].rstrip('.')}"
+        facts = [rng] if rng and not p.choices else []
+        facts += self._default_fact()
+        lead = f"({', '.join(facts)}) " if facts else ""
+        return f"{lead}{p.help[:1].lower()}{p.help[1:].rstrip('.')}"
+
+    def _default_fact(self) -> list[str]:
+        # An empty default means "decided at run time"; the setting's help says by what.
+        shown = show_value(self.default)
+        return [f"default {shown}"] if shown else []
 
     def full_help(self) -> Text:
         p = self.param
         rng = p.range_text()
-        facts = [f"type {p.type}", f"default {show_value(self.default) or 'none'}"]
+        facts = [f"type {p.type}", *self._default_fact()]
         if rng:
             facts.append(f"allowed {rng}")
         return Text.assemble((p.name, "bold"), f": {p.help.rstrip('.')}. ", (f"({'; '.join(facts)})", "dim"))
