@@ -20,7 +20,8 @@ from tui_unlearn.engine.inputs import eval_splits_for, load_run_data, sample
 from tui_unlearn.errors import RunFailedError
 
 PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
-STREAM_SEED_OFFSETS = {"forget": 0, "retain": 1}
+# "alternate" shares the forget stream's seed: same order, so its batch i pairs with forget's.
+STREAM_SEED_OFFSETS = {"forget": 0, "alternate": 0, "retain": 1}
 BEFORE, DURING, AFTER = "before", "during", "after"
 
 
@@ -172,6 +173,13 @@ def prepare_training(ctx: RunContext) -> None:
         if config.lora_r:
             model.enable_input_require_grads()
     ctx.model = model
+    if algorithm.trainable_parameters is not None:
+        keep = set(algorithm.trainable_parameters(model, hp))
+        # Frozen for this run only: train() gives them back their gradients at the end.
+        ctx.method_state["frozen"] = [p for name, p in model.named_parameters() if p.requires_grad and name not in keep]
+        for p in ctx.method_state["frozen"]:
+            p.requires_grad_(False)
+    ctx.method_state["seed"] = config.seed
     ctx.regularisers = ActiveRegularisers(config, model)
 
     # The reference: cached log-probabilities always; a model only when logits are needed.
@@ -179,13 +187,7 @@ def prepare_training(ctx: RunContext) -> None:
     if not needs_model:
         ctx.references = References()
     elif config.lora_r and not separate_student:
-        base = References.of_model(model, disable_adapter=True)
-
-        def logits(batch):
-            with ctx.regularisers.paused():
-                return base.logits(batch)
-
-        ctx.references = References(logits)
+        ctx.references = References.of_model(model, disable_adapter=True, pause=ctx.regularisers.paused)
     elif separate_student:
         ctx.references = References.of_model(_frozen(original))
     else:
@@ -204,6 +206,8 @@ def prepare_training(ctx: RunContext) -> None:
     encoded = {}
     if algorithm.needs_forget:
         encoded["forget"] = encode(forget_records)
+    if algorithm.alternate_forget is not None:
+        encoded["alternate"] = encode(algorithm.alternate_forget(forget_records, hp, rng))
     if ctx.data.retain:
         encoded["retain"] = encode(ctx.data.retain)
     # Before the first update the trained model still computes the original (LoRA's B is 0),
@@ -251,14 +255,20 @@ def _stop_requested(ctx: RunContext) -> bool:
 
 
 def train(ctx: RunContext) -> None:
+    """Step the method's loss on the training loop until ``config.steps``, a stop request,
+    a divergence, or the stop rule (``--stop-when``). Evaluates every ``eval_every`` steps;
+    with ``--keep-best`` the best evaluation's weights are put back at the end."""
     from tui_unlearn.algorithms.base import LossInputs
+    from tui_unlearn.engine import calibration
 
     config, algorithm = ctx.config, ctx.algorithm
     loop, regs = ctx.loop, ctx.regularisers
     model = loop.model
     ctx.train_started = time.monotonic()
     ctx.log(f"unlearning with {algorithm.name} for {config.steps} steps")
-    forget, retain = ctx.streams.get("forget"), ctx.streams.get("retain")
+    streams = {name: ctx.streams.get(name) for name in ("forget", "retain", "alternate")}
+    calib = calibration.start(ctx)
+    stopped_at = None
     try:
         for step in range(ctx.done + 1, config.steps + 1):
             if _stop_requested(ctx):
@@ -268,13 +278,16 @@ def train(ctx: RunContext) -> None:
             def micro_step(j: int) -> dict:
                 regs.begin_step()
                 try:
+                    batches = {name: s.next() if s else None for name, s in streams.items()}
                     inputs = LossInputs(
                         model=model,
-                        forget=forget.next() if forget else None,
-                        retain=retain.next() if retain else None,
+                        forget=batches["forget"],
+                        retain=batches["retain"],
                         reference=ctx.references,
                         hp=config.hparams,
                         step=step,
+                        alternate=batches["alternate"],
+                        state=ctx.method_state,
                     )
                     terms = dict(algorithm.loss(inputs))
                     return regs.add_terms(inputs, terms)
@@ -289,11 +302,24 @@ def train(ctx: RunContext) -> None:
             ctx.last_losses = {k: round(v, 6) for k, v in outcome.terms.items()}
             ctx.record(ev.StepLosses(step, config.steps, ctx.last_losses, outcome.lr,
                                      round(time.monotonic() - ctx.train_started, 3)))
-            if config.eval_every and step % config.eval_every == 0 and step < config.steps:
-                evaluate(ctx, DURING, step)
+            during = bool(config.eval_every) and step % config.eval_every == 0 and step < config.steps
+            if during:
+                # A full calibration evaluation stands in for the quick one.
+                if calib is None or not calib.full:
+                    evaluate(ctx, DURING, step)
                 probe(ctx, step)
+            # The last step is a keep-best candidate too (the "after" evaluation comes later).
+            if calib is not None and (during or (step == config.steps and calib.keep_best)):
+                if calibration.checkpoint(ctx, step, record_evaluation=during and calib.full) and step < config.steps:
+                    stopped_at = step
+                    break
     finally:
         regs.close()
+        # Parameters a method froze for the run (RMU's untouched layers) train again later
+        # (the relearning check fine-tunes every weight).
+        for p in ctx.method_state.pop("frozen", []):
+            p.requires_grad_(True)
+    calibration.finish(ctx, stopped_at)
 
 
 # ---- outputs ----
