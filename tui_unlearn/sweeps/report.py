@@ -10,16 +10,22 @@ from typing import Any
 
 from tui_unlearn.sweeps.store import Trial, read_meta, read_trials
 
-# (name, goal): forget quality when there is an oracle, else holdout parity; utility always.
+# (name, goal): forget quality when there is an oracle, else holdout parity; against model
+# utility, or retain F1 where the retain set has no perturbed answers to measure it.
 WITH_ORACLE = (("forget_quality", "max"), ("model_utility", "max"))
 WITHOUT_ORACLE = (("holdout_parity", "min"), ("model_utility", "max"))
+RATIO_OF = {"model_utility": "utility_ratio", "retain_f1": "retain_f1_ratio"}
+
+
+def utility_name(trials: list[Trial]) -> str:
+    return "model_utility" if any(t.objectives.get("model_utility") is not None for t in trials) else "retain_f1"
 
 
 def objectives_for(trials: list[Trial]) -> tuple[tuple[str, str], ...]:
-    """Forget quality and utility when the trials measured forget quality, else holdout parity."""
-    if any(t.objectives.get("forget_quality") is not None for t in trials):
-        return WITH_ORACLE
-    return WITHOUT_ORACLE
+    """Forget quality when the trials measured it, else holdout parity; model utility when
+    measured, else retain F1."""
+    forget = WITH_ORACLE[0] if any(t.objectives.get("forget_quality") is not None for t in trials) else WITHOUT_ORACLE[0]
+    return (forget, (utility_name(trials), "max"))
 
 
 def _oriented(trial: Trial, objectives) -> list[float] | None:
@@ -51,11 +57,13 @@ def best_trial(front: list[Trial], objectives, utility_floor: float) -> Trial | 
     if not front:
         return None
     forget_name, forget_goal = objectives[0]
+    utility = objectives[1][0]
+    ratio = RATIO_OF.get(utility, utility)
     sign = 1.0 if forget_goal == "max" else -1.0
-    kept = [t for t in front if (t.objectives.get("utility_ratio") or 0.0) >= utility_floor]
+    kept = [t for t in front if (t.objectives.get(ratio) or 0.0) >= utility_floor]
     if kept:
         return max(kept, key=lambda t: sign * t.objectives[forget_name])
-    return max(front, key=lambda t: t.objectives.get("utility_ratio") or t.objectives.get("model_utility") or 0.0)
+    return max(front, key=lambda t: (t.objectives.get(ratio) or 0.0, t.objectives.get(utility) or 0.0))
 
 
 @dataclass
@@ -108,14 +116,15 @@ class SweepReport:
         from tui_unlearn.analysis import text_table
 
         on_front = {id(t) for t in self.front}
-        headers = ["", "session", "status", *self.names, "forget quality", "holdout parity", "model utility",
+        utility = self.objectives[1][0]
+        headers = ["", "session", "status", *self.names, "forget quality", "holdout parity", utility.replace("_", " "),
                    "utility ratio", "forget acc", "relearn"]
         rows = []
         for t in self.trials:
             o = t.objectives
             mark = "best" if t is self.best else ("*" if id(t) in on_front else "")
             rows.append([mark, t.session.id, t.status, *(_show(t.point.get(n)) for n in self.names),
-                         o["forget_quality"], o["holdout_parity"], o["model_utility"], o["utility_ratio"],
+                         o["forget_quality"], o["holdout_parity"], o[utility], o[RATIO_OF[utility]],
                          o["forget_accuracy"], o["relearn_recovered"]])
         front = ", ".join(t.session.id for t in self.front) or "none yet"
         head = (f"sweep {self.folder.name}: {len(self.trials)} trials, Pareto front ({self.objectives[0][0]} vs "
@@ -126,13 +135,14 @@ class SweepReport:
         """Forget quality (log10) or holdout parity against model utility; the front marked."""
         import plotext as plt
 
-        name = self.objectives[0][0]
+        name, utility = self.objectives[0][0], self.objectives[1][0]
+
         def y(t: Trial) -> float:
             v = t.objectives[name]
             return math.log10(max(v, 1e-300)) if name == "forget_quality" else v
 
         done = [t for t in self.trials if t.complete and t.objectives.get(name) is not None
-                and t.objectives.get("model_utility") is not None]
+                and t.objectives.get(utility) is not None]
         if not done:
             return ""
         plt.clear_figure()
@@ -140,11 +150,12 @@ class SweepReport:
         plt.theme("clear")
         rest = [t for t in done if t not in self.front]
         if rest:
-            plt.scatter([t.objectives["model_utility"] for t in rest], [y(t) for t in rest], label="trial", marker="dot")
-        plt.scatter([t.objectives["model_utility"] for t in self.front], [y(t) for t in self.front],
+            plt.scatter([t.objectives[utility] for t in rest], [y(t) for t in rest], label="trial", marker="dot")
+        plt.scatter([t.objectives[utility] for t in self.front], [y(t) for t in self.front],
                     label="Pareto front", marker="hd")
-        plt.title(f"{'log10 forget quality' if name == 'forget_quality' else name} against model utility")
-        plt.xlabel("model utility")
+        label = utility.replace("_", " ")
+        plt.title(f"{'log10 forget quality' if name == 'forget_quality' else name} against {label}")
+        plt.xlabel(label)
         plt.ylabel("log10 forget quality" if name == "forget_quality" else name)
         return plt.build()
 

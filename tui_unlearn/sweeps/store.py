@@ -86,20 +86,26 @@ class Trial:
 
 
 def objectives_of(summary: dict[str, Any]) -> dict[str, float | None]:
-    """forget_quality, holdout_parity, model_utility, utility_ratio and relearning recovery
-    of one finished run (None where it was not measured)."""
+    """forget_quality, holdout_parity, model_utility, utility_ratio (over the original's),
+    retain_f1 (and its ratio), forget accuracy and relearning recovery of one finished run
+    (None where it was not measured)."""
     from tui_unlearn.engine.stop_rules import holdout_parity
 
     after = summary.get("metrics", {}).get("after", {})
     before_fm = summary.get("field_metrics", {}).get("before", {}) or {}
+    before = summary.get("metrics", {}).get("before", {})
     mu = summary.get("model_utility")
     mu0 = before_fm.get("model_utility")
+    f1, f10 = after.get("retain", {}).get("f1"), before.get("retain", {}).get("f1")
     relearn = summary.get("relearn") or {}
     out = {
         "forget_quality": summary.get("forget_quality"),
         "holdout_parity": holdout_parity(after.get("forget", {})),
         "model_utility": mu,
         "utility_ratio": mu / mu0 if isinstance(mu, (int, float)) and mu0 else None,
+        # Model utility needs paraphrased and perturbed retain answers; without them, retain F1 stands in.
+        "retain_f1": f1,
+        "retain_f1_ratio": f1 / f10 if isinstance(f1, (int, float)) and f10 else None,
         "forget_accuracy": after.get("forget", {}).get("accuracy"),
         "relearn_recovered": relearn.get("recovered"),
     }
