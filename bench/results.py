@@ -17,13 +17,13 @@ import time
 from pathlib import Path
 
 from tui_unlearn.algorithms import all_algorithms
-from tui_unlearn.analysis import fmt
+from tui_unlearn.analysis.tables import fmt, markdown_table
 from tui_unlearn.config import RunConfig
 from tui_unlearn.engine import run
 from tui_unlearn.sessions import list_sessions
 
 
-def row(name: str, summary: dict, wall: float) -> str:
+def row(name: str, summary: dict, wall: float) -> list[str]:
     m = summary.get("metrics", {})
     before, after = m.get("before", {}), m.get("after", m.get("before", {}))
 
@@ -46,14 +46,11 @@ def row(name: str, summary: dict, wall: float) -> str:
         fmt(mia, 3),
         f"{wall:.1f}",
     ]
-    return "| " + " | ".join(cells) + " |"
+    return cells
 
 
-HEADER = (
-    "| method | status | forget acc | forget F1 | retain acc | retain F1 | holdout acc "
-    "| forget quality | model utility | MIA AUC (Min-K%++) | wall s |\n"
-    "|---|---|---|---|---|---|---|---|---|---|---|"
-)
+HEADERS = ["method", "status", "forget acc", "forget F1", "retain acc", "retain F1", "holdout acc",
+           "forget quality", "model utility", "MIA AUC (Min-K%++)", "wall s"]
 
 
 def main() -> int:
@@ -73,8 +70,7 @@ def main() -> int:
         wall = time.monotonic() - start
         rows.append(row(name, result.summary, wall))
         print(f"{name}: {result.status} in {wall:.1f} s", file=sys.stderr, flush=True)
-    print(HEADER)
-    print("\n".join(rows))
+    print(markdown_table(HEADERS, rows))
     return 0
 
 

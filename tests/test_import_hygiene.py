@@ -20,7 +20,7 @@ HEADLESS = [
     "import tui_unlearn.config",
     "import tui_unlearn.events",
     "import tui_unlearn.sessions",
-    "import tui_unlearn.analysis",
+    "from tui_unlearn.analysis import comparison, curves, exports, reporting, tables",
     "import tui_unlearn.batch",
     "import tui_unlearn.cli",
     "import tui_unlearn.data.loading",

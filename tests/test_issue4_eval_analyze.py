@@ -106,7 +106,9 @@ def test_analyze_prints_tables_and_charts_and_exports(bundled, tmp_path):
     data = json.loads(paths["json"].read_text())
     assert len(data["sessions"]) == 3 and data["rows"][1]["after.forget_quality"] == bundled["target"]["forget_quality"]
     md = paths["md"].read_text()
-    assert "| session | kind |" in md and "|---|" in md
+    header = next(line for line in md.splitlines() if line.startswith("| session"))
+    assert [cell.strip() for cell in header.strip("|").split("|")][:2] == ["session", "kind"]
+    assert any(set(line) == {"|", "-"} for line in md.splitlines())  # the header rule
     r = cli("analyze", ids[0], "--sessions-dir", bundled["root"], "--no-charts")
     assert r.exit_code == 0 and "forget quality against" not in r.stdout
 

@@ -1,4 +1,4 @@
-"""The comparison and plotting helpers the TUI added to ``tui_unlearn.analysis``."""
+"""The comparison and plotting helpers of ``tui_unlearn.analysis`` (curves, tables, reporting)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,9 @@ import plotext
 
 from tui_fakes import make_sessions
 from tui_unlearn import events as ev
-from tui_unlearn.analysis import (
-    best_value,
-    compare_table,
-    curves_from_events,
-    plot_curves,
-    series_goal,
-    session_curves,
-    session_label,
-    thin,
-)
+from tui_unlearn.analysis.curves import best_value, curves_from_events, plot_curves, series_goal, session_curves, thin
+from tui_unlearn.analysis.reporting import session_label
+from tui_unlearn.analysis.tables import compare_table
 from tui_unlearn.sessions import list_sessions
 
 
@@ -53,7 +46,7 @@ def test_compare_table_has_one_column_per_session(tmp_path):
     forget_acc = next(r for r in rows if r[:2] == ["forget", "accuracy"])
     assert forget_acc[2] == "0.95 -> -"  # the interrupted session has no after
     assert forget_acc[3].startswith("0.95 -> ") and forget_acc[4] == "0.95 -> 0.10"
-    assert len(session_curves(sessions[0])["loss"]) == 20
+    assert len(session_curves(sessions[0]).series["loss"]) == 20
 
 
 def test_session_labels_are_short():

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from typing import Any
 
 from tui_unlearn import events as ev
+from tui_unlearn.analysis.reporting import evaluation_line, progress_text, run_started_line
+from tui_unlearn.sessions import Status
 
 RESULT_KEYS = ("forget_quality", "model_utility", "privleak", "relearn")
 
@@ -52,29 +53,21 @@ class BatchReporter:
             self.out.flush()
         if isinstance(event, ev.RunStarted):
             self.session_path, self.session_id = event.session_path, event.session_id
-            d = event.data
-            removed = d.get("removed_from_retain")
-            extra = f", {removed} removed from retain as forget duplicates" if removed else ""
-            self._line(f"session {event.session_id}: forget {d.get('forget')}, retain {d.get('retain')}, holdout {d.get('holdout')} records{extra}")
+            self._line(run_started_line(event.session_id, event.data, event.total_steps))
         elif isinstance(event, ev.Log):
             self._line(event.message)
         elif isinstance(event, ev.StepLosses):
             self._progress(event)
         elif isinstance(event, ev.Evaluation):
-            parts = [
-                f"{split} acc {m.get('accuracy', float('nan')):.3f} f1 {m.get('f1', float('nan')):.3f}"
-                for split, m in event.metrics.items()
-            ]
-            self._line(f"step {event.step} ({event.phase}): " + "; ".join(parts))
+            self._line(evaluation_line(event.step, event.phase, event.metrics))
         elif isinstance(event, ev.RunFailed):
             self._line(f"failed: {event.error}")
 
     def _progress(self, event: ev.StepLosses) -> None:
-        loss = event.losses.get("loss", float("nan"))
-        eta = ""
-        if event.step and event.elapsed:
-            eta = f" eta {event.elapsed / event.step * (event.total_steps - event.step):.0f}s"
-        text = f"step {event.step}/{event.total_steps} loss {loss:.4f}{eta}"
+        loss = event.losses.get("loss")
+        text = progress_text(event.step, event.total_steps, event.elapsed)
+        if isinstance(loss, (int, float)):
+            text += f" · loss {loss:.4f}"
         if self.tty:
             width = 24
             filled = int(width * event.step / max(event.total_steps, 1))
@@ -102,11 +95,11 @@ class BatchReporter:
         if self.as_json:
             self.out.write(json.dumps(result_object(summary)) + "\n")
         elif not self.as_jsonl:
-            from tui_unlearn.analysis import before_after_table
+            from tui_unlearn.analysis.tables import before_after_table
 
             self.out.write(before_after_table(summary) + "\n")
         self.out.flush()
-        if result.status != "finished":
+        if result.status != Status.FINISHED:
             self._line(f"run ended: {result.status} (session {result.session_path})")
         else:
             self._line(f"session saved: {result.session_path}")

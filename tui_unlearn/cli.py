@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -34,8 +36,14 @@ sessions_app = typer.Typer(help="List, show and delete saved sessions.", no_args
 app.add_typer(sessions_app, name="sessions")
 
 
+def is_secondary_rank() -> bool:
+    """Under `accelerate launch` every process runs this CLI: only the first one talks to people."""
+    return os.environ.get("RANK", "0") not in ("", "0")
+
+
 def err(message: str) -> None:
-    typer.echo(message, err=True)
+    if not is_secondary_rank():
+        typer.echo(message, err=True)
 
 
 def handle_errors(func: Callable) -> Callable:
@@ -98,8 +106,16 @@ def main_command(
     config = build_config(config_file, values)
     if print_config:
         from tui_unlearn.config import resolve
+        from tui_unlearn.engine.runtime import default_threads
 
-        typer.echo(json.dumps(resolve(config).to_dict(), indent=2))
+        resolved = resolve(config)
+        processes = int(os.environ.get("WORLD_SIZE", "1"))
+        derived = {
+            "processes": processes,
+            "effective_batch": resolved.batch_size * resolved.grad_accum * processes,
+            "threads": resolved.threads or default_threads(),
+        }
+        typer.echo(json.dumps({**resolved.to_dict(), "_resolved": derived}, indent=2))
         return
     if as_json and as_jsonl:
         raise ConfigError("--json and --jsonl cannot be used together; pick one")
@@ -142,6 +158,8 @@ def run_batch(config, sessions_dir: Optional[Path], *, as_json: bool, as_jsonl: 
     finally:
         signal.signal(signal.SIGINT, previous)
     reporter.close()
+    if is_secondary_rank():
+        return int(result.exit_code)
     reporter.print_result(result)
     return int(result.exit_code)
 
@@ -191,8 +209,14 @@ def analyze_command(
     no_charts: bool = typer.Option(False, "--no-charts", help="Print the tables only."),
     width: int = typer.Option(100, "--width", help="Chart width in characters."),
 ) -> None:
-    """Compare sessions: tables and charts on stdout, exports to CSV, JSON and Markdown."""
-    from tui_unlearn import analysis
+    """Compare sessions: tables and charts on stdout, exports to CSV, JSON and Markdown.
+
+    Sessions that cannot be read are left out with a note on stderr (exit 3 if none can).
+    """
+    from tui_unlearn.analysis.comparison import Comparison
+    from tui_unlearn.analysis.curves import comparison_charts
+    from tui_unlearn.analysis.exports import EXPORTERS, write_export
+    from tui_unlearn.errors import DataError
     from tui_unlearn.paths import sessions_dir as resolve_dir
     from tui_unlearn.sessions import open_session
 
@@ -201,17 +225,18 @@ def analyze_command(
 
     sessions = sweep_sessions(session_ids, root, echo=typer.echo, charts=not no_charts, width=width)
     sessions = sessions if sessions is not None else [open_session(root, ref) for ref in session_ids]
-    comparison = analysis.Comparison.of(sessions)
+    comparison = Comparison.of(sessions)
+    for note in comparison.notes:
+        err(f"note: {note}")
+    if not comparison.sessions:
+        raise DataError("none of the sessions given can be read; nothing to compare")
     typer.echo(comparison.text())
     if not no_charts:
         typer.echo("")
-        typer.echo(comparison.charts(width=width))
-    for path, writer in ((csv_path, comparison.to_csv), (json_path, comparison.to_json), (markdown_path, comparison.to_markdown)):
+        typer.echo(comparison_charts(comparison, width=width))
+    for path, kind in ((csv_path, "csv"), (json_path, "json"), (markdown_path, "markdown")):
         if path is not None:
-            try:
-                path.write_text(writer(), encoding="utf-8")
-            except OSError as exc:
-                raise ConfigError(f"cannot write {path}: {exc.strerror}; check the folder exists and is writable") from None
+            write_export(path, EXPORTERS[kind](comparison))
             err(f"wrote {path}")
 
 
@@ -257,21 +282,35 @@ def sweep_command(
 
 # ---- sessions ----
 
+def _sessions_root(sessions_dir: Optional[Path]) -> Path:
+    """The sessions folder to read; a file there is a usage error (exit 2)."""
+    from tui_unlearn.paths import sessions_dir as resolve_dir
+
+    root = resolve_dir(sessions_dir)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"{root} is a file, not a sessions folder; pass --sessions-dir with a folder")
+    return root
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
 @sessions_app.command("list")
 @handle_errors
 def sessions_list(
     sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
-    """List saved sessions, newest first."""
-    from tui_unlearn.paths import sessions_dir as resolve_dir
-    from tui_unlearn.analysis import session_row, sessions_table
+    """List saved sessions, newest first. A session that cannot be read is listed with
+    status "unreadable" and why (JSON: its "problem")."""
+    from tui_unlearn.analysis.tables import session_row, sessions_table
     from tui_unlearn.sessions import list_sessions
 
-    root = resolve_dir(sessions_dir)
+    root = _sessions_root(sessions_dir)
     rows = [session_row(s) for s in list_sessions(root)]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2))
+        typer.echo(json.dumps(rows, indent=2, default=str))
     elif not rows:
         err(f"no sessions in {root}")
     else:
@@ -285,14 +324,13 @@ def sessions_show(
     sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Show one session's config and before/after metrics."""
-    from tui_unlearn.paths import sessions_dir as resolve_dir
-    from tui_unlearn.analysis import session_report
+    """Show one session's config and before/after metrics (or why it cannot be read)."""
+    from tui_unlearn.analysis.tables import session_report
     from tui_unlearn.sessions import open_session
 
-    session = open_session(resolve_dir(sessions_dir), session_id)
+    session = open_session(_sessions_root(sessions_dir), session_id)
     if as_json:
-        typer.echo(json.dumps({"summary": session.summary(), "config": session.config()}, indent=2))
+        typer.echo(json.dumps({"summary": session.summary(), "config": session.config()}, indent=2, default=str))
     else:
         typer.echo(session_report(session))
 
@@ -304,14 +342,23 @@ def sessions_delete(
     sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
-    """Delete one session folder."""
-    from tui_unlearn.paths import sessions_dir as resolve_dir
+    """Delete one session folder.
+
+    Exit 0 when deleted or when the answer is no; 2 for an unknown id, a session whose run
+    is still going, or no terminal to ask on without --yes.
+    """
     from tui_unlearn.sessions import delete_session, open_session
 
-    root = resolve_dir(sessions_dir)
+    root = _sessions_root(sessions_dir)
     session = open_session(root, session_id)
-    if not yes and not typer.confirm(f"delete session {session.id}?", err=True):
-        raise typer.Exit(int(ExitCode.OK))
+    running = session.still_running()
+    if running is not None:
+        raise ConfigError(running)
+    if not yes:
+        if not _stdin_is_terminal():
+            raise ConfigError(f"no terminal to confirm on; pass --yes to delete {session.id}")
+        if not typer.confirm(f"delete session {session.id}?", err=True):
+            raise typer.Exit(int(ExitCode.OK))
     delete_session(session, root)
     err(f"deleted {session.id}")
 

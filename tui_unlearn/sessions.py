@@ -1,33 +1,60 @@
 """A session is a folder: config.json, events.jsonl, summary.json and, optionally, model/.
 
-Writes are atomic (temp file + rename) and events are appended line by line, so a run
-killed at any moment leaves a readable session. A session whose summary still says
-"running" but whose process is gone is reported as "interrupted".
+Writes are atomic (temp file + rename; the model folder too) and events are appended line
+by line, so a run killed at any moment leaves a readable session. A session whose summary
+still says "running" but whose process is gone is reported as "interrupted".
+
+Every reader checks what it reads: a summary that cannot be used makes the session
+``unreadable`` (with the reason) instead of raising, and event or example lines that are not
+what they should be are skipped and counted.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
 import socket
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from tui_unlearn.errors import ConfigError
+from tui_unlearn.errors import ConfigError, first_line
 from tui_unlearn.paths import is_safe_name
+from tui_unlearn.session_files import (  # noqa: F401  (the file names are part of this module's API)
+    CONFIG_FILE,
+    EVENTS_FILE,
+    EXAMPLES_FILE,
+    SUMMARY_FILE,
+    JsonLines,
+    event_problem,
+    example_problem,
+    read_json_lines,
+    read_json_object,
+    summary_problem,
+)
 
-CONFIG_FILE = "config.json"
-EVENTS_FILE = "events.jsonl"
-SUMMARY_FILE = "summary.json"
-EXAMPLES_FILE = "examples.jsonl"
 MODEL_DIR = "model"
+# A model being saved lives here until it is complete; readers never look at it.
+MODEL_TMP_PREFIX = f".{MODEL_DIR}.tmp-"
+PROGRESS_EVERY_S = 1.0  # at most one progress write a second (each is a small fsync'd file)
 
-STATUSES = ("running", "finished", "failed", "interrupted", "diverged")
+
+class Status(StrEnum):
+    """How a session ended (or that it has not). Equal to the plain strings in summary.json."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    FAILED = "failed"
+    INTERRUPTED = "interrupted"
+    DIVERGED = "diverged"
+    UNREADABLE = "unreadable"  # said by readers of a summary they cannot use; never written
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -58,18 +85,44 @@ def new_session_id(label: str) -> str:
 
 
 def _pid_alive(pid: int) -> bool:
+    if pid <= 0:  # 0 and negatives name process groups, not a process
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    except (OverflowError, OSError):
+        return False
     return True
+
+
+def check_sessions_dir_writable(root: Path) -> None:
+    """Create ``root`` if missing and prove a file can be written in it; else ConfigError.
+
+    Called before any data or model is loaded, so a bad ``--sessions-dir`` costs nothing.
+    """
+    hint = "pass --sessions-dir with a folder you can write to"
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"the sessions folder {root} is a file; {hint}")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"cannot create the sessions folder {root}: a part of that path is a file; {hint}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot create the sessions folder {root}: {exc.strerror or first_line(exc)}; {hint}") from None
+    try:
+        with tempfile.NamedTemporaryFile(dir=root, prefix=".write-probe-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write in the sessions folder {root}: {exc.strerror or first_line(exc)}; {hint}") from None
 
 
 @dataclass
 class Session:
     path: Path
+    _progress_written: float = field(default=-math.inf, init=False, repr=False, compare=False)
 
     @property
     def id(self) -> str:
@@ -94,7 +147,7 @@ class Session:
             {
                 "session_id": session.id,
                 "kind": kind,
-                "status": "running",
+                "status": Status.RUNNING,
                 "algorithm": config.get("algorithm"),
                 "model": config.get("model"),
                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -115,23 +168,84 @@ class Session:
         atomic_write_json(self.path / SUMMARY_FILE, summary)
 
     def update_summary(self, **changes: Any) -> dict[str, Any]:
-        summary = {**self.summary(), **changes}
+        # The summary as written (not as read back: a writer is its own run, never "interrupted").
+        written, problem = read_json_object(self.path / SUMMARY_FILE)
+        summary = {**(written if problem is None else {}), **changes}
         self.write_summary(summary)
         return summary
+
+    def record_progress(self, step: int, total: int) -> None:
+        """Write ``steps`` (done so far) and ``total_steps`` into summary.json as the run goes.
+
+        Throttled to one write per PROGRESS_EVERY_S seconds; the last step (``step >=
+        total``) is always written. Listings then show how far a running (or killed) run got.
+        """
+        now = time.monotonic()
+        if step < total and now - self._progress_written < PROGRESS_EVERY_S:
+            return
+        self._progress_written = now
+        self.update_summary(steps=step, total_steps=total)
 
     def write_examples(self, rows: list[dict[str, Any]]) -> None:
         text = "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows)
         atomic_write_text(self.path / EXAMPLES_FILE, text)
 
+    def save_model(self, write: Callable[[Path], None], name: str = MODEL_DIR) -> Path:
+        """Save a model into ``model/`` (or ``name``: an adapter) all at once: ``write(folder)``
+        fills a temp folder inside the session, renamed to ``name`` only when ``write`` returns.
+
+        A kill mid-save leaves a hidden temp folder (ignored by readers, removed by the next
+        save) and no ``model/``; an exception from ``write`` removes the temp folder and
+        propagates. Returns the path of ``model/``.
+        """
+        for stray in self.path.glob(f"{MODEL_TMP_PREFIX}*"):
+            shutil.rmtree(stray, ignore_errors=True)
+        tmp = self.path / f"{MODEL_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
+        tmp.mkdir()
+        final = self.path / name
+        try:
+            write(tmp)
+            if final.exists():  # a save over an older one: move it aside, then drop it
+                old = self.path / f"{MODEL_TMP_PREFIX}old-{secrets.token_hex(3)}"
+                os.rename(final, old)
+                os.rename(tmp, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return final
+
     # ---- reading ----
+    def read_config(self) -> tuple[dict[str, Any], str | None]:
+        """(config.json's object, None) or ({}, why it cannot be read)."""
+        return read_json_object(self.path / CONFIG_FILE)
+
     def config(self) -> dict[str, Any]:
-        return _read_json(self.path / CONFIG_FILE)
+        return self.read_config()[0]
 
     def summary(self) -> dict[str, Any]:
-        summary = _read_json(self.path / SUMMARY_FILE)
-        if summary.get("status") == "running" and not self._owner_alive(summary):
-            summary["status"] = "interrupted"
+        """summary.json as it stands now.
+
+        A run whose process is gone reads "interrupted"; a summary that cannot be used
+        reads ``{"session_id", "status": "unreadable", "problem": why}``.
+        """
+        summary, problem = read_json_object(self.path / SUMMARY_FILE)
+        problem = problem or summary_problem(summary)
+        if problem is not None:
+            return {"session_id": self.id, "status": Status.UNREADABLE, "problem": problem}
+        if summary.get("status") in tuple(Status):
+            summary["status"] = Status(summary["status"])
+        if summary.get("status") == Status.RUNNING and not self._owner_alive(summary):
+            summary["status"] = Status.INTERRUPTED
         return summary
+
+    @property
+    def problem(self) -> str | None:
+        """Why this session cannot be read (its summary), or None."""
+        summary = self.summary()
+        return summary.get("problem") if summary.get("status") == Status.UNREADABLE else None
 
     def _owner_alive(self, summary: dict[str, Any]) -> bool:
         pid, host = summary.get("pid"), summary.get("host")
@@ -139,59 +253,73 @@ class Session:
             return True  # cannot tell from here; trust what was written
         return _pid_alive(pid)
 
+    def still_running(self) -> str | None:
+        """Why this session must not be deleted now (its run is going on), or None.
+
+        A run on this host is checked by its pid; one elsewhere (or without a pid) is taken
+        at its word, since nothing here can tell whether it is still going.
+        """
+        summary = self.summary()
+        if summary.get("status") != Status.RUNNING:
+            return None
+        pid, host = summary.get("pid"), summary.get("host")
+        if isinstance(pid, int) and host == socket.gethostname():
+            return f"session {self.id} is still running (pid {pid}); stop that run first (ctrl+c where it runs, or kill {pid})"
+        where = f" on {host}" if host else ""
+        return (
+            f"session {self.id} says it is still running{where} and this machine cannot check; "
+            f"if that run is gone, remove {self.path} by hand"
+        )
+
+    def read_events(self) -> JsonLines:
+        """The usable events of events.jsonl and how many lines were skipped."""
+        return read_json_lines(self.path / EVENTS_FILE, event_problem)
+
     def events(self) -> Iterator[dict[str, Any]]:
-        path = self.path / EVENTS_FILE
-        if not path.exists():
-            return
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                line = line.strip()
-                if not line:
-                    continue
-                try:
-                    yield json.loads(line)
-                except json.JSONDecodeError:
-                    # A run killed mid-write leaves a partial last line; the rest is good.
-                    continue
+        yield from self.read_events().rows
+
+    def read_examples(self) -> JsonLines:
+        """The usable rows of examples.jsonl and how many lines were skipped."""
+        return read_json_lines(self.path / EXAMPLES_FILE, example_problem)
 
     def examples(self) -> list[dict[str, Any]]:
-        path = self.path / EXAMPLES_FILE
-        if not path.exists():
-            return []
-        with open(path, encoding="utf-8") as fh:
-            return [json.loads(line) for line in fh if line.strip()]
+        return self.read_examples().rows
 
     @property
     def model_path(self) -> Path | None:
+        """``model/`` when a save completed (a save in progress lives in a hidden temp folder)."""
         path = self.path / MODEL_DIR
         return path if path.is_dir() else None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return {}
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return {"status": "unreadable"}
-
-
 def is_session_dir(path: Path) -> bool:
-    return path.is_dir() and (path / SUMMARY_FILE).exists()
+    try:
+        return path.is_dir() and (path / SUMMARY_FILE).exists()
+    except (OSError, ValueError):  # a folder we may not look into; a name with a NUL
+        return False
 
 
 def list_sessions(root: Path) -> list[Session]:
-    """Sessions under ``root``, newest first (by folder name, which starts with a timestamp)."""
-    if not root.is_dir():
+    """Sessions under ``root``, newest first (by folder name, which starts with a timestamp).
+
+    A missing ``root`` holds none; a file or an unreadable folder is a ConfigError.
+    """
+    if not root.exists():
         return []
-    found = [Session(p) for p in root.iterdir() if is_safe_name(p.name) and is_session_dir(p)]
+    if not root.is_dir():
+        raise ConfigError(f"the sessions folder {root} is a file; pass --sessions-dir with a folder")
+    try:
+        entries = list(root.iterdir())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the sessions folder {root}: {exc.strerror or first_line(exc)}") from None
+    found = [Session(p) for p in entries if is_safe_name(p.name) and is_session_dir(p)]
     return sorted(found, key=lambda s: s.id, reverse=True)
 
 
 def open_session(root: Path, ref: str) -> Session:
     """A session by id (or unique id prefix) under ``root``, or by a path to its folder."""
     as_path = Path(ref)
-    if as_path.is_dir() and is_session_dir(as_path):
+    if is_session_dir(as_path):
         return Session(as_path)
     if not is_safe_name(ref):
         raise ConfigError(f"{ref!r} is not a session id (letters, digits, '.', '_' and '-' only)")
@@ -207,8 +335,15 @@ def open_session(root: Path, ref: str) -> Session:
 
 
 def delete_session(session: Session, root: Path) -> None:
-    """Remove one session folder, refusing anything that is not a session directly under root."""
+    """Remove one session folder, refusing anything that is not a session directly under
+    root, and a session whose run is still going (``Session.still_running``)."""
     path = session.path.resolve()
     if path.parent != root.resolve() or not is_session_dir(path):
         raise ConfigError(f"{session.path} is not a session folder inside {root}")
-    shutil.rmtree(path)
+    running = session.still_running()
+    if running is not None:
+        raise ConfigError(running)
+    try:
+        shutil.rmtree(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot delete {path}: {exc.strerror or first_line(exc)}") from None

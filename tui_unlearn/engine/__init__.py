@@ -19,6 +19,7 @@ from tui_unlearn.engine.context import OnEvent, RunContext, RunResult, ShouldSto
 from tui_unlearn.engine.inputs import RunData, eval_splits_for, load_run_data, sample
 from tui_unlearn.engine.runtime import apply_threads, make_accelerator
 from tui_unlearn.paths import sessions_dir as default_sessions_dir
+from tui_unlearn.sessions import check_sessions_dir_writable
 
 __all__ = ["RunResult", "RunData", "run", "evaluate_model", "eval_splits_for", "load_run_data", "sample"]
 
@@ -50,6 +51,7 @@ def run(
 
     config = resolve(config)
     ctx = _context(config, on_event, should_stop, sessions_dir)
+    check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing
     ctx.algorithm = algorithm = get_algorithm(config.algorithm)
     threads = apply_threads(config.threads)
     ctx.accelerator = acc = make_accelerator(config)
@@ -111,6 +113,7 @@ def evaluate_model(
 
     config = resolve(config, training=False)
     ctx = _context(config, on_event, None, sessions_dir)
+    check_sessions_dir_writable(ctx.root)
     apply_threads(config.threads)
     ctx.accelerator = make_accelerator(config)
     ctx.is_main = ctx.accelerator.is_main_process

@@ -22,6 +22,7 @@ from tui_unlearn.errors import RunFailedError
 PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
 # "alternate" shares the forget stream's seed: same order, so its batch i pairs with forget's.
 STREAM_SEED_OFFSETS = {"forget": 0, "alternate": 0, "retain": 1}
+ADAPTER_DIR = "adapter"
 BEFORE, DURING, AFTER = "before", "during", "after"
 
 
@@ -43,7 +44,10 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
         raise RunFailedError(f"{needs_retain} needs retain data, but the retain set is empty")
     ctx.splits = eval_splits_for(config, ctx.data)
     ctx.log(f"loading model {config.model}")
-    device = str(ctx.accelerator.device) if ctx.accelerator is not None else config.device
+    device = config.device
+    if ctx.accelerator is not None:  # the accelerator's device for this process ("cpu", "cuda:1", ...)
+        where = ctx.accelerator.device
+        device = "cpu" if where.type == "cpu" else str(where)
     ctx.loaded = load_model(
         config.model, device=device, dtype=config.dtype, trust_remote_code=config.trust_remote_code,
         models_cache=config.models_cache,
@@ -169,7 +173,7 @@ def prepare_training(ctx: RunContext) -> None:
         model = lora.add_adapters(model, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
                                   targets=config.lora_targets, seed=config.seed)
     if config.gradient_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        _enable_checkpointing(model)
         if config.lora_r:
             model.enable_input_require_grads()
     ctx.model = model
@@ -233,6 +237,14 @@ def prepare_training(ctx: RunContext) -> None:
     trainable, total = lora.trainable_counts(model)
     ctx.scale["trainable_parameters"] = trainable
     ctx.scale["parameters"] = total
+
+
+def _enable_checkpointing(model) -> None:
+    # transformers 5 renamed gradient checkpointing to activation checkpointing; older releases lack it.
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def _frozen(model):
@@ -299,9 +311,12 @@ def train(ctx: RunContext) -> None:
                 ctx.status = "diverged"
                 break
             ctx.done = step
-            ctx.last_losses = {k: round(v, 6) for k, v in outcome.terms.items()}
+            # Significant digits, not decimals: a loss of 3e-5 must not read as 0.
+            ctx.last_losses = {k: float(f"{v:.7g}") for k, v in outcome.terms.items()}
             ctx.record(ev.StepLosses(step, config.steps, ctx.last_losses, outcome.lr,
                                      round(time.monotonic() - ctx.train_started, 3)))
+            if ctx.session is not None:
+                ctx.session.record_progress(step, config.steps)
             during = bool(config.eval_every) and step % config.eval_every == 0 and step < config.steps
             if during:
                 # A full calibration evaluation stands in for the quick one.
@@ -328,7 +343,6 @@ def save_outputs(ctx: RunContext) -> None:
     """The unlearned model (merged when LoRA) and/or the adapter, into the session."""
     from tui_unlearn.models import lora
     from tui_unlearn.models.loading import save_model
-    from tui_unlearn.sessions import MODEL_DIR
 
     config = ctx.config
     if not (config.save_model or config.save_adapter):
@@ -337,16 +351,16 @@ def save_outputs(ctx: RunContext) -> None:
     if not ctx.is_main or ctx.session is None:
         return
     model = evaluation_model(ctx)
+    # Each into a temp folder renamed into place when complete: a kill mid-save leaves no half model.
     if config.save_adapter and lora.is_peft(model):
         ctx.log("saving the LoRA adapter")
-        folder = ctx.session.path / "adapter"
-        lora.save_adapter(model, folder)
+        folder = ctx.session.save_model(lambda tmp: lora.save_adapter(model, tmp), name=ADAPTER_DIR)
         ctx.extra["adapter_saved"] = str(folder)
     if config.save_model:
         # Merging is in place (no second copy of the weights): saving is the run's last use of the model.
         ctx.log("saving the unlearned model" + (" (adapters merged)" if lora.is_peft(model) else ""))
-        folder = ctx.session.path / MODEL_DIR
-        save_model(lora.merged(model), ctx.loaded.tokenizer, folder)
+        weights = lora.merged(model)
+        folder = ctx.session.save_model(lambda tmp: save_model(weights, ctx.loaded.tokenizer, tmp))
         ctx.extra["model_saved"] = str(folder)
 
 

@@ -1,11 +1,14 @@
 """The sessions screen: saved sessions in a table; select several to compare them in a
 table and in plotted curves; delete one after confirming.
 
-Rows, comparisons and curves come from ``tui_unlearn.analysis`` (shared with the CLI).
+Rows, comparisons and curves come from ``tui_unlearn.analysis`` (shared with the CLI). A
+session that cannot be read is listed as "unreadable" and cannot be selected; event lines
+that could not be read are counted in the comparison's subtitle.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from textual import on
@@ -16,18 +19,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Select, Static
 from textual_plotext import PlotextPlot
 
-from tui_unlearn.analysis import (
-    compare_table,
-    fmt,
-    plot_curves,
-    session_curves,
-    session_label,
-    session_row,
-    series_goal,
-    series_name,
-)
+from tui_unlearn.analysis.curves import Curves, plot_curves, series_goal, series_name, session_curves
+from tui_unlearn.analysis.reporting import session_label, unique_labels
+from tui_unlearn.analysis.tables import compare_table, fmt, session_row
 from tui_unlearn.errors import UnlearnError
-from tui_unlearn.sessions import Session, delete_session, list_sessions
+from tui_unlearn.sessions import Session, Status, delete_session, list_sessions
 from tui_unlearn.tui.screens.dialogs import ConfirmDialog
 
 PLOT_SERIES = ("loss", series_name("forget", "accuracy"), series_name("retain", "accuracy"),
@@ -67,6 +63,7 @@ class SessionsScreen(Screen):
         self.sessions: dict[str, Session] = {}
         self.rows: dict[str, dict] = {}
         self.selected: list[str] = []  # in the order the user picked them
+        self._curves: dict[str, Curves] = {}  # read once per refresh, per selected session
 
     def compose(self) -> ComposeResult:
         yield Label("", id="sessions-title", markup=False)
@@ -95,10 +92,15 @@ class SessionsScreen(Screen):
 
     # ---- reading ----
     def action_refresh_sessions(self) -> None:
-        found = list_sessions(self.root)
+        try:
+            found = list_sessions(self.root)
+        except UnlearnError as error:
+            self.notify(str(error), severity="error")
+            found = []
         self.sessions = {s.id: s for s in found}
         self.rows = {s.id: session_row(s) for s in found}
-        self.selected = [sid for sid in self.selected if sid in self.sessions]
+        self.selected = [sid for sid in self.selected if sid in self.sessions and not self._unreadable(sid)]
+        self._curves = {}
         table = self.query_one("#sessions-table", DataTable)
         cursor = table.cursor_row
         table.clear()
@@ -123,6 +125,9 @@ class SessionsScreen(Screen):
         )
         self._compare()
 
+    def _unreadable(self, sid: str) -> bool:
+        return self.rows[sid].get("status") == Status.UNREADABLE
+
     def _highlighted_id(self) -> str | None:
         table = self.query_one("#sessions-table", DataTable)
         if not self.rows or table.cursor_row < 0:
@@ -136,6 +141,9 @@ class SessionsScreen(Screen):
             return
         if sid in self.selected:
             self.selected.remove(sid)
+        elif self._unreadable(sid):
+            self.notify(f"cannot compare {sid}: {self.rows[sid].get('problem')}", severity="warning")
+            return
         else:
             self.selected.append(sid)
         self.query_one("#sessions-table", DataTable).update_cell(sid, "sel", "✓" if sid in self.selected else " ")
@@ -144,7 +152,7 @@ class SessionsScreen(Screen):
     def select(self, *session_ids: str) -> None:
         """Select sessions for comparison (tests and the command palette use it)."""
         for sid in session_ids:
-            if sid in self.sessions and sid not in self.selected:
+            if sid in self.sessions and sid not in self.selected and not self._unreadable(sid):
                 self.selected.append(sid)
                 self.query_one("#sessions-table", DataTable).update_cell(sid, "sel", "✓")
         self._compare()
@@ -159,13 +167,12 @@ class SessionsScreen(Screen):
         self._plot()
 
     def _labels(self) -> list[str]:
-        labels = []
-        for sid in self.selected:
-            label = session_label(self.rows[sid])
-            while label in labels:  # two sessions of one method in the same minute
-                label += "'"
-            labels.append(label)
-        return labels
+        return unique_labels([session_label(self.rows[sid]) for sid in self.selected])
+
+    def _curves_of(self, sid: str) -> Curves:
+        if sid not in self._curves:
+            self._curves[sid] = session_curves(self.sessions[sid])
+        return self._curves[sid]
 
     def _compare(self) -> None:
         table = self.query_one("#compare-table", DataTable)
@@ -179,13 +186,16 @@ class SessionsScreen(Screen):
                 table.add_column(header)
             for row in rows:
                 table.add_row(*row)
+        notes = [f"{label}: {note}" for label, sid in zip(self._labels(), self.selected)
+                 if (note := self._curves_of(sid).note())]
+        self.query_one("#compare-area").border_subtitle = "; ".join(notes)
         self._plot()
 
     def _plot(self) -> None:
         plot = self.query_one("#compare-plot", PlotextPlot)
         series = str(self.query_one("#compare-series", Select).value)
         curves = {
-            label: session_curves(self.sessions[sid]).get(series, [])
+            label: self._curves_of(sid).series.get(series, [])
             for label, sid in zip(self._labels(), self.selected)
         }
         arrow = "lower is better" if series_goal(series) == "min" else "higher is better"
@@ -198,8 +208,11 @@ class SessionsScreen(Screen):
         if sid is None:
             return
         row = self.rows[sid]
-        if row.get("status") == "running":
-            self.notify("that session is still running; stop the run first (ctrl+x)", severity="warning")
+        running = self.sessions[sid].still_running()  # the check `sessions delete` makes
+        if running is not None:
+            if self.sessions[sid].summary().get("pid") == os.getpid():
+                running = "that session is this app's run; stop it first (ctrl+x)"
+            self.notify(running, severity="warning")
             return
 
         def answered(yes: bool | None) -> None:

@@ -9,23 +9,11 @@ from textual.widgets import Button, Label, ProgressBar, RichLog, Static
 from textual_plotext import PlotextPlot
 
 from tui_unlearn import events as ev
-from tui_unlearn.analysis import EVAL_SERIES, fmt, plot_curves, series_name
+from tui_unlearn.analysis.curves import EVAL_SERIES, plot_curves, series_name
+from tui_unlearn.analysis.reporting import evaluation_line, format_seconds, progress_text, run_started_line
 from tui_unlearn.tui.widgets.series import SeriesSpark
 
 LOG_LINES = 2000  # lines the run log keeps
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(0, int(round(seconds)))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m{seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 class RunPane(Vertical):
@@ -102,11 +90,7 @@ class RunPane(Vertical):
         self.session_id = started.session_id
         self.total_steps = started.total_steps
         self.query_one("#run-bar", ProgressBar).update(total=started.total_steps, progress=0)
-        d = started.data
-        self.log_line(
-            f"session {started.session_id}: forget {d.get('forget')}, retain {d.get('retain')}, "
-            f"holdout {d.get('holdout')} records; {started.total_steps} steps"
-        )
+        self.log_line(run_started_line(started.session_id, started.data, started.total_steps))
         self.watch_status(self.status)
 
     def add_steps(self, steps: list[ev.StepLosses]) -> None:
@@ -125,11 +109,7 @@ class RunPane(Vertical):
         last = steps[-1]
         self.step, self.total_steps = last.step, last.total_steps
         self.query_one("#run-bar", ProgressBar).update(total=last.total_steps, progress=last.step)
-        per_step = last.elapsed / last.step if last.step else None
-        eta = per_step * (last.total_steps - last.step) if per_step is not None else None
-        self.query_one("#run-eta", Label).update(
-            f" step {last.step}/{last.total_steps} · {format_seconds(last.elapsed)} · ETA {format_seconds(eta)}"
-        )
+        self.query_one("#run-eta", Label).update(" " + progress_text(last.step, last.total_steps, last.elapsed))
         self._redraw_plot()
 
     def add_evaluation(self, evaluation: ev.Evaluation) -> None:
@@ -138,11 +118,7 @@ class RunPane(Vertical):
             value = evaluation.metrics.get(split, {}).get(metric)
             if value is not None:
                 spark.extend([value])
-        parts = [
-            f"{split} acc {fmt(m.get('accuracy'), 2)} f1 {fmt(m.get('f1'), 2)} loss {fmt(m.get('loss'), 2)}"
-            for split, m in evaluation.metrics.items()
-        ]
-        self.log_line(f"step {evaluation.step} ({evaluation.phase}): " + "; ".join(parts))
+        self.log_line(evaluation_line(evaluation.step, evaluation.phase, evaluation.metrics))
 
     def end(self, finished: ev.RunFinished) -> None:
         self.status = finished.status

@@ -9,7 +9,8 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Label, Sparkline
 
-from tui_unlearn.analysis import best_value, fmt, series_goal
+from tui_unlearn.analysis.curves import best_value, series_goal
+from tui_unlearn.analysis.tables import fmt
 
 
 class SeriesSpark(Widget):

@@ -1,0 +1,77 @@
+"""The lines a run prints for people, written once for the batch face and the TUI's run
+pane: progress with ETA, an evaluation, the run's start; and short session labels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tui_unlearn.analysis.tables import fmt
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``42s``, ``3m07s`` or ``2h05m``; "-" when unknown."""
+    if seconds is None:
+        return "-"
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{seconds:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def eta_seconds(step: int, total: int, elapsed: float | None) -> float | None:
+    """Seconds left at the mean pace so far (``elapsed`` seconds for ``step`` steps)."""
+    if not step or elapsed is None:
+        return None
+    return elapsed / step * max(total - step, 0)
+
+
+def progress_text(step: int, total: int, elapsed: float | None) -> str:
+    """``step 12/60 · 4s · ETA 16s``."""
+    return f"step {step}/{total} · {format_seconds(elapsed)} · ETA {format_seconds(eta_seconds(step, total, elapsed))}"
+
+
+def evaluation_line(step: int, phase: str, metrics: dict[str, Any]) -> str:
+    """``step N (phase): forget acc .. f1 .. loss ..; retain ...``: every split evaluated,
+    each with accuracy, F1 and loss (the caller wraps; nothing is cut here)."""
+    parts = []
+    for split, m in metrics.items():
+        m = m if isinstance(m, dict) else {}
+        parts.append(f"{split} acc {fmt(m.get('accuracy'), 2)} f1 {fmt(m.get('f1'), 2)} loss {fmt(m.get('loss'), 2)}")
+    return f"step {step} ({phase}): " + "; ".join(parts)
+
+
+def run_started_line(session_id: str, data: dict[str, Any], total_steps: int) -> str:
+    """``session ID: forget N, retain N, holdout N records[, K removed ...]; S steps``."""
+    removed = data.get("removed_from_retain")
+    extra = f", {removed} removed from retain as forget duplicates" if removed else ""
+    steps = f"; {total_steps} steps" if total_steps else ""
+    return (
+        f"session {session_id}: forget {data.get('forget')}, retain {data.get('retain')}, "
+        f"holdout {data.get('holdout')} records{extra}{steps}"
+    )
+
+
+def session_label(row: dict[str, Any]) -> str:
+    """A short name for a session in legends and column headers: algorithm and start time."""
+    sid = str(row.get("session_id") or "")
+    if row.get("kind") == "eval":
+        return f"eval {row.get('model') or '?'}"
+    if len(sid) >= 15 and sid[:8].isdigit() and sid[8] == "-":  # ids start YYYYMMDD-HHMMSS
+        stamp = f"{sid[4:6]}-{sid[6:8]} {sid[9:11]}:{sid[11:13]}"
+    else:
+        stamp = sid[:11]
+    return f"{row.get('algorithm') or '?'} {stamp}".strip()
+
+
+def unique_labels(labels: list[str]) -> list[str]:
+    """``labels`` with repeats told apart (" #2", " #3"): two runs of one method in a minute."""
+    seen: dict[str, int] = {}
+    out = []
+    for label in labels:
+        seen[label] = seen.get(label, 0) + 1
+        out.append(label if seen[label] == 1 else f"{label} #{seen[label]}")
+    return out
