@@ -113,7 +113,7 @@ class SweepReport:
         }
 
     def table(self) -> str:
-        from tui_unlearn.analysis import text_table
+        from tui_unlearn.analysis.tables import text_table
 
         on_front = {id(t) for t in self.front}
         utility = self.objectives[1][0]
