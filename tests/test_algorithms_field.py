@@ -202,3 +202,53 @@ def test_undial_target_lowers_the_true_token():
     loss = adjusted_distillation(logits, ref, labels, beta=10.0)
     loss.backward()
     assert logits.grad[0, 0, 2] > 0  # descending the loss lowers the true token's logit
+
+
+@pytest.fixture(scope="module")
+def chat_model_dir(micro_model_dir, tmp_path_factory):
+    """The micro model with a chat template, as a user's instruction-tuned model would have."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    folder = tmp_path_factory.mktemp("chat-model")
+    shutil.copytree(micro_model_dir, folder, dirs_exist_ok=True)
+    tok = AutoTokenizer.from_pretrained(folder)
+    tok.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+                         "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("name", NEW_METHODS)
+def test_each_new_method_runs_in_the_engine_on_a_chat_model(name, chat_model_dir, tmp_path, monkeypatch):
+    import json
+
+    import tui_unlearn.engine.relearn
+
+    from tui_unlearn.config import RunConfig
+    from tui_unlearn.data.formatting import has_chat_template
+    from tui_unlearn.engine import run
+    from tui_unlearn.models.loading import load_model
+
+    assert has_chat_template(load_model(str(chat_model_dir), device="cpu", dtype="float32").tokenizer)
+    files = {}
+    for split, pairs in (("forget", FORGET), ("retain", RETAIN), ("holdout", RETAIN[:1])):
+        files[split] = tmp_path / f"{split}.json"
+        files[split].write_text(json.dumps([{"question": q, "answer": a} for q, a in pairs]))
+    seen = {}
+
+    def relearn_check(ctx, model, before, after):  # what the relearning check would fine-tune
+        seen["frozen"] = [n for n, p in model.named_parameters() if not p.requires_grad]
+        return {"steps": 0}
+
+    monkeypatch.setattr(tui_unlearn.engine.relearn, "relearn_check", relearn_check)
+    result = run(RunConfig(model=str(chat_model_dir), algorithm=name, forget=str(files["forget"]),
+                           retain=str(files["retain"]), holdout=str(files["holdout"]), steps=2, eval_every=1,
+                           max_new_tokens=4, relearn_steps=1), sessions_dir=tmp_path / "s")
+    assert result.status == "finished" and result.summary["steps"] == 2
+    losses = result.summary["final_losses"]
+    assert losses and all(math.isfinite(v) for v in losses.values())
+    if name == "rmu":  # only the chosen layers trained; afterwards every weight can train again
+        assert result.summary["scale"]["trainable_parameters"] < result.summary["scale"]["parameters"]
+    assert seen["frozen"] == []
