@@ -6,8 +6,10 @@ frozen original's distribution with the true next token's logit lowered by ``bet
 softmax(z_ref - beta * onehot(y_t)). The model is trained toward it by cross-entropy, so
 the answer loses probability mass to what the original found plausible instead, and the
 loss is bounded (unlike ascent). Only answer positions count (open-unlearning's
-``compute_undial_loss`` averages over every position, prompt and padding included); an
-optional retain NLL (off by default, as in open-unlearning's config) keeps utility.
+``compute_undial_loss`` averages over every position, prompt and padding included), plus
+retain NLL. Open-unlearning's config leaves the retain term off; on the bundled benchmark that
+took retain accuracy to 0.47 in 60 steps, so the default here is 1.0 at lr 5e-4 (measured:
+forget accuracy 0.04, retain 0.98).
 """
 
 from tui_unlearn.algorithms import register
@@ -52,13 +54,12 @@ register(
         needs_reference=True,
         hyperparams=(
             HyperParam("beta", "float", 10.0, "how far the true token's logit is lowered in the target", 0.0, 1000.0),
-            retain_weight(0.0),
+            retain_weight(1.0),
         ),
         search_space={
             "beta": Search(2.0, 30.0, log=True),
             "retain_weight": Search(0.0, 2.0),
             "lr": Search(1e-4, 3e-3, log=True),
         },
-        run_defaults={"lr": 1e-3},
     )
 )
