@@ -203,3 +203,14 @@ def test_runs_without_rules_still_report_calibration(micro_model_dir, data, tmp_
     assert [e.step for e in calib] == [0, 2] and all(e.rule is None for e in calib)
     assert result.summary["steps"] == 4 and result.summary["calibration"]["kept_step"] is None
     assert ev.event_from_dict(calib[-1].to_dict()) == calib[-1]
+
+
+def test_nothing_to_measure_means_no_extra_passes(micro_model_dir, data, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("measured although nothing could be judged")
+
+    monkeypatch.setattr(calibration, "measure", fail)
+    events = []
+    result = run(micro_config(micro_model_dir, data, steps=4, holdout=None), events.append, sessions_dir=tmp_path / "s")
+    assert result.status == "finished" and not any(isinstance(e, ev.Calibration) for e in events)
+    assert "calibration" not in result.summary

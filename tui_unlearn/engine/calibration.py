@@ -153,14 +153,17 @@ class Calibration:
 # ---- the engine's side: measuring a model, snapshots ----
 
 def start(ctx: Any) -> Calibration | None:
-    """The run's Calibration (None when the run never evaluates during training), judged
-    once on the evaluation before training (step 0)."""
+    """The run's Calibration, judged once on the evaluation before training (step 0); None
+    when the run never evaluates during training, or has neither a rule, a keep-best metric,
+    a holdout set nor an oracle (nothing to measure)."""
     from tui_unlearn.engine.phases import BEFORE
 
     config = ctx.config
     if not config.eval_every:
         return None
     calib = Calibration.from_config(config)
+    if not (calib.rule or calib.keep_best or ctx.oracle is not None or "holdout" in ctx.splits):
+        return None  # nothing to judge and nothing measurable: no extra passes
     before_field = ctx.field_metrics.get(BEFORE, {})
     calib.original_utility = before_field.get("model_utility")
     if calib.utility_floor > 0 and not calib.original_utility:
