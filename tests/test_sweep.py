@@ -94,7 +94,9 @@ def test_pareto_front_and_best():
 
 def test_a_four_trial_grid_sweep_resumes_without_rerunning(base, tmp_path, counted):
     grid = ["lr=1e-3,2e-3", "steps=1,2"]
-    report = run_sweep(base, root=tmp_path / "s", grid_items=grid)
+    logs = []
+    report = run_sweep(base, root=tmp_path / "s", grid_items=grid, log=logs.append)
+    assert any(line.startswith("trial lr=0.001, steps=1: finished, holdout parity") for line in logs), logs
     assert len(counted) == 4 and len(report.trials) == 4 and all(t.complete for t in report.trials)
     folder = report.folder
     assert folder.parent == tmp_path / "s" and folder.name.startswith("sweep-grad_diff-")

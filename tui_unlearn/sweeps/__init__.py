@@ -77,8 +77,18 @@ def run_sweep(
     parallel = parallel_that_fits(parallel, resolved, algorithm.needs_reference, log)
 
     def on_done(i: int, config: Any, session_id: str | None) -> None:
+        from tui_unlearn.sessions import Session
+        from tui_unlearn.sweeps.store import objectives_of
+
         shown = ", ".join(f"{n}={_value(config, n)}" for n in names)
-        log(f"trial {shown}: " + (f"session {session_id}" if session_id else "failed before a session existed"))
+        if session_id is None:
+            log(f"trial {shown}: failed before a session existed")
+            return
+        summary = Session(folder / session_id).summary()
+        o = objectives_of(summary)
+        numbers = ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in o.items()
+                            if k in ("forget_quality", "holdout_parity", "model_utility") and v is not None)
+        log(f"trial {shown}: {summary.get('status')}, {numbers or 'no objectives measured'} (session {session_id})")
 
     if mode == "grid":
         todo = [p for p in plan if not any(t.point == p for t in done)]
