@@ -57,8 +57,10 @@ def row(name: str, summary: dict, wall: float) -> list[str]:
 
 # How every method runs in the "Forgetting quality" table (run settings; its own defaults otherwise).
 CALIBRATED = {"steps": 80, "eval_every": 5, "keep_best": "forget_quality", "utility_floor": 0.95, "relearn_steps": 10}
-# The best configuration the sweeps found on bundled forget10 (see the README).
-BEST = {"algorithm": "rmu", "hparams": {}, **CALIBRATED}
+# The best configuration found on bundled forget10 (see the README): RMU held closer to the
+# original on retain data and at half its default lr, so it passes the oracle's truth-ratio
+# distribution slowly enough for evaluations every 4 steps to catch it.
+BEST = {**CALIBRATED, "algorithm": "rmu", "hparams": {"retain_weight": 50.0}, "lr": 5e-4, "steps": 120, "eval_every": 4}
 
 
 def forgetting_row(label: str, config: RunConfig, summary: dict, wall: float) -> list[str]:
