@@ -1,7 +1,9 @@
-"""The bundled fictitious-authors benchmark: shape, splits, determinism."""
+"""The bundled fictitious-authors benchmark: shape, splits, determinism, utility splits."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections import Counter
 
@@ -9,7 +11,10 @@ import pytest
 
 from tui_unlearn.data import benchmark
 from tui_unlearn.data.benchmark import (
+    _facts,
+    AUTHOR_SPLITS,
     SPLITS,
+    UTILITY_SPLITS,
     benchmark_authors,
     benchmark_fingerprint,
     benchmark_records,
@@ -113,3 +118,101 @@ def test_fast():
             benchmark_records(split, seed=seed)
         benchmark_fingerprint(seed)
     assert time.perf_counter() - start < 0.5
+
+
+# --- the utility splits (TOFU's real_authors / world_facts) ------------------------------------
+# sha256 of every author split's records at seeds 0 and 1, as they were before the utility
+# splits existed: drawing those from the authors' RNG stream would change every author.
+AUTHOR_SPLITS_SHA256 = "6484df9f3d67fffac1d29aeb4d7691e49c9f099fa92e3ecff61572f3728de4b0"
+
+
+def test_author_splits_are_unchanged_by_the_utility_splits():
+    # Over the fields records had then (paraphrased_question came later, empty for the benchmark).
+    payload = [[_facts(r) for r in benchmark_records(split, seed)] for seed in (0, 1) for split in AUTHOR_SPLITS]
+    blob = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    assert hashlib.sha256(blob).hexdigest() == AUTHOR_SPLITS_SHA256
+
+
+def test_utility_split_sizes_and_shape():
+    real, world = benchmark_records("real_authors"), benchmark_records("world_facts")
+    assert len(real) == 30 and len({r["group"] for r in real}) == benchmark.N_FAMOUS_AUTHORS == 20
+    assert len(world) == 30 and len({r["group"] for r in world}) == benchmark.N_WORLD_COUNTRIES == 10
+    for r in real + world:
+        assert tuple(r) == COLUMNS and r["kind"] == "qa"
+        assert r["question"].endswith("?") and r["answer"]
+        assert r["paraphrased_answer"] == ""  # as in TOFU: the truth ratio's base is the answer
+    assert len({r["question"] for r in real + world}) == 60
+    for r in real:
+        assert r["answer"] == r["group"]  # every question asks for a famous author
+
+
+def test_utility_perturbed_answers_are_other_answers_of_the_same_pool():
+    for split in UTILITY_SPLITS:
+        records = benchmark_records(split)
+        for r in records:
+            wrong = r["perturbed_answers"]
+            assert len(wrong) == benchmark.N_UTILITY_PERTURBED >= 3
+            assert len(set(wrong)) == len(wrong) and r["answer"] not in wrong
+            # Same pool: each wrong option is the true answer of a question of the same kind
+            # (same first word and same last word of the question: "capital"/"river"/...).
+            kind = [x["answer"] for x in records if _question_kind(x) == _question_kind(r)]
+            assert set(wrong) <= set(kind)
+
+
+def _question_kind(record) -> str:
+    words = record["question"].lower().replace("?", "").split()
+    for kind in ("capital", "river", "currency", "money"):
+        if kind in words:
+            return "currency" if kind == "money" else kind
+    return "author"
+
+
+def test_utility_splits_share_nothing_with_the_benchmark_authors():
+    authors = benchmark_records("trained") + benchmark_records("holdout")
+    names = {r["group"] for r in authors}
+    name_words = {w for n in names for w in n.split()}
+    famous = {r["group"] for r in benchmark_records("real_authors")}
+    assert not famous & names
+    assert not {w for n in famous for w in n.split()} & name_words
+    author_text = " ".join(r["answer"] for r in authors)
+    for r in benchmark_records("real_authors") + benchmark_records("world_facts"):
+        assert r["answer"] not in author_text
+        for wrong in r["perturbed_answers"]:
+            assert wrong not in author_text
+    # world_facts are about the benchmark's own (fictitious) countries
+    countries = {r["answer"].split(" is from ")[1].rstrip(".") for r in authors if " is from " in r["answer"]}
+    assert {r["group"] for r in benchmark_records("world_facts")} <= countries
+
+
+def test_utility_splits_are_deterministic_and_seed_dependent():
+    for split in UTILITY_SPLITS:
+        assert benchmark_records(split) == benchmark_records(split, seed=benchmark.DEFAULT_SEED)
+        assert benchmark_records(split, seed=7) != benchmark_records(split)
+
+
+def test_fingerprint_covers_the_utility_splits(monkeypatch):
+    before = benchmark_fingerprint()
+    benchmark.benchmark_fingerprint.cache_clear()
+    original = benchmark._build_utility(benchmark.DEFAULT_SEED)
+    changed = {**original, "world_facts": original["world_facts"][1:]}
+    monkeypatch.setattr(benchmark, "_build_utility", lambda seed: changed)
+    try:
+        assert benchmark_fingerprint() != before
+    finally:
+        benchmark.benchmark_fingerprint.cache_clear()
+
+
+def test_benchmark_authors_refuses_utility_splits():
+    with pytest.raises(ConfigError) as info:
+        benchmark_authors("world_facts")
+    assert "\n" not in str(info.value) and "world_facts" in str(info.value)
+
+
+@pytest.mark.parametrize("split", UTILITY_SPLITS)
+def test_utility_splits_load_as_bundled_sources(split):
+    from tui_unlearn.data.loading import load_split
+
+    loaded = load_split(f"bundled:{split}", "retain")
+    assert len(loaded.records) == 30 and loaded.report.kept == 30
+    assert loaded.records[0]["question"] == benchmark_records(split)[0]["question"]
+    assert len(loaded.records[0]["perturbed_answers"]) == benchmark.N_UTILITY_PERTURBED

@@ -174,11 +174,11 @@ def test_keep_best_restores_the_best_weights(micro_model_dir, data, tmp_path, mo
 
 
 def test_keep_best_respects_the_utility_floor(micro_model_dir, data, tmp_path, monkeypatch):
-    import tui_unlearn.oracle
+    from tui_unlearn.recipes.base import Headline
+    from tui_unlearn.recipes.plan import EvalPlan
 
     # A random micro model has no utility to keep (ROUGE 0): give the original one.
-    monkeypatch.setattr(tui_unlearn.oracle, "field_metrics", lambda result, oracle: {
-        "forget_quality": None, "model_utility": 0.5, "privleak": None, "mia_auc": None})
+    monkeypatch.setattr(EvalPlan, "headline", lambda plan, result, oracle: Headline({"model_utility": 0.5}))
     values = {2: (0.9, 0.5), 4: (0.4, 0.97), 6: (0.8, 0.93), 8: (0.1, 1.0), 10: (0.2, 0.99)}
     scripted(monkeypatch, {s: {"forget_quality": q, "utility_ratio": u} for s, (q, u) in values.items()})
     result = run(micro_config(micro_model_dir, data, keep_best="forget_quality", utility_floor=0.95),

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from typer.testing import CliRunner
@@ -187,3 +186,70 @@ def test_ctrl_c_interrupts_cleanly(micro_model_dir, files, tmp_path):
     (session,) = list_sessions(tmp_path / "s")
     assert session.summary()["status"] == "interrupted"
     assert json.loads(out.strip().splitlines()[-1])["status"] == "interrupted"
+
+
+def test_an_exception_inside_the_engine_exits_1_and_keeps_the_traceback(micro_model_dir, files, tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from tui_unlearn import algorithms
+
+    original = algorithms.get_algorithm("grad_diff")
+
+    def broken(x):
+        raise ValueError("a bug in a loss\nwith a second line")
+
+    monkeypatch.setitem(algorithms._REGISTRY, "grad_diff", replace(original, loss=broken))
+    forget, retain = files
+    result = invoke(micro_args(micro_model_dir, forget, retain), tmp_path / "s")
+    assert result.exit_code == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: run failed: ValueError: a bug in a loss") and "error.txt" in last
+    (session,) = list_sessions(tmp_path / "s")
+    assert session.summary()["status"] == "failed"
+    assert "Traceback" in (session.path / "error.txt").read_text() and "Traceback" not in result.stderr
+
+
+def test_json_and_jsonl_together_is_a_usage_error(tmp_path):
+    result = CliRunner().invoke(app, ["--batch", "--json", "--jsonl", "--sessions-dir", str(tmp_path)])
+    assert result.exit_code == 2 and "pick one" in result.stderr
+
+
+def test_eval_of_a_model_that_cannot_load_exits_3(tmp_path):
+    folder = tmp_path / "empty-model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    result = CliRunner().invoke(app, ["eval", "--model", str(folder), "--sessions-dir", str(tmp_path / "s")])
+    assert result.exit_code == 3 and "safetensors" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_eval_does_not_ask_for_a_retain_set(micro_model_dir, files, tmp_path):
+    forget, _ = files
+    result = CliRunner().invoke(app, ["eval", "--model", str(micro_model_dir), "--forget", str(forget),
+                                      "--eval-samples", "2", "--max-new-tokens", "2", "--sessions-dir", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.stderr
+    assert "needs a retain set" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--steps", "x"], "Invalid value for '--steps'"),
+        (["--algorithm", "npo", "--beta", "abc"], "Invalid value for '--beta'"),
+        (["--no-such-flag"], "No such option: --no-such-flag"),
+        (["sessions", "bogus"], "No such command 'bogus'"),
+    ],
+)
+def test_usage_errors_from_the_parser_are_one_line(args, fragment):
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0] and "--help" in lines[0]
+
+
+def test_batch_help_differs_from_help_and_shows_every_run_option():
+    overview = CliRunner().invoke(app, ["--help"]).stdout
+    batch = CliRunner().invoke(app, ["--batch", "--help"]).stdout
+    assert overview != batch
+    assert "--batch --help" in overview and "--lora-r" not in overview
+    for flag in ("--lora-r INT", "--grad-accum INT", "--beta FLOAT", "--mixed-precision", "Exit codes"):
+        assert flag in batch

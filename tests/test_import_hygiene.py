@@ -71,3 +71,17 @@ def test_the_first_screen_comes_up_without_torch_or_transformers(tmp_path):
         "asyncio.run(main())"
     )
     assert loaded_after(code, ("torch", "transformers")) == []
+
+
+def test_every_package_ships_in_the_wheel():
+    """pyproject lists packages by hand: a new package left out installs without its code."""
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    on_disk = {
+        ".".join(init.parent.relative_to(root).parts)
+        for init in (root / "tui_unlearn").rglob("__init__.py")
+    }
+    assert on_disk <= listed, sorted(on_disk - listed)

@@ -7,7 +7,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from tui_unlearn.data.records import make_record, to_dataset
 from tui_unlearn.metrics import evaluate as evaluate_module
@@ -94,9 +93,10 @@ def test_plain_text_rows(lively, result):
     assert body.startswith(row["question"]) and body.endswith(row["answer"])
     n = len(tokenizer(body, add_special_tokens=False)["input_ids"])
     assert len(tokenizer(row["question"], add_special_tokens=False)["input_ids"]) == n // 2
-    assert row["verbatim_rouge_l"] == text.rouge_l_f1(row["generated"], row["answer"])
+    # MUSE's VerbMem: ROUGE-L F1 without stemming, x100
+    assert row["verbatim_rouge_l"] == pytest.approx(100 * text.muse_rouge_l_f1(row["generated"], row["answer"]))
     assert "rouge_l" not in row and row["truth_ratio"] is None
-    assert row["num_tokens"] == n + 1  # the whole text and EOS are scored
+    assert row["num_tokens"] == n + 1  # the whole text and EOS are in the loss
 
 
 def test_a_long_text_prefix_is_capped_to_fit(lively):
@@ -148,11 +148,12 @@ def test_one_scoring_call_for_all_answer_variants(lively, monkeypatch):
 
     monkeypatch.setattr(evaluate_module, "score_answers", spy)
     evaluate_splits(model, tokenizer, SPLITS, generate=False)
-    # 6 QA records with paraphrase + 3 perturbed (5 pairs each), 2 without, 1 text
-    assert len(calls) == 1 and len(calls[0]) == 6 * 5 + 1 + 1
+    # the answers of all splits in one call (7 QA records, 1 text), then every answer
+    # variant in one call (6 QA records with a paraphrase and 3 perturbed answers)
+    assert [len(c) for c in calls] == [8, 6 * 4]
     calls.clear()
     evaluate_splits(model, tokenizer, SPLITS, generate=False, field_metrics=False)
-    assert len(calls) == 1 and len(calls[0]) == 8
+    assert [len(c) for c in calls] == [8, 0]
 
 
 def test_switches_remove_their_metrics(lively):
@@ -201,3 +202,36 @@ def test_forget_quality_from_results():
     model = EvalResult(truth_ratios={"forget": [1.0, 2.0, 3.0]})
     oracle = EvalResult(truth_ratios={"forget": [4.0, 5.0, 6.0]})
     assert forget_quality_from(model, oracle) == pytest.approx(0.1)
+
+
+def test_without_a_paraphrase_the_answer_is_the_truth_ratio_base(lively):
+    # TOFU's real authors and world facts: base_answer_key is the answer itself
+    model, tokenizer = lively
+    record = make_record("Who wrote Hollow Tide?", "Mara Quill.", perturbed_answers=["Odo Vask.", "Ima Tollo."])
+    out = evaluate_splits(model, tokenizer, {"world_facts": [record]}, generate=False)
+    row = out.examples[0]
+    answer, *perturbed = score_answers(model, tokenizer, [(record["question"], a) for a in
+                                                          [record["answer"], *record["perturbed_answers"]]])
+    assert row["truth_ratio"] == pytest.approx(tofu.truth_ratio(answer.loss, [p.loss for p in perturbed]), rel=1e-4)
+    assert row["paraphrased_loss"] == pytest.approx(answer.loss, rel=1e-5)
+    expected = tofu.relative_probability(answer.loss, [p.loss for p in perturbed])
+    assert row["relative_probability"] == pytest.approx(expected, rel=1e-4)
+    assert out.aggregates["world_facts"]["truth_ratio"] == pytest.approx(max(0.0, 1 - row["truth_ratio"]))
+
+
+def test_generation_can_be_limited_to_some_splits(lively):
+    model, tokenizer = lively
+    out = evaluate_splits(model, tokenizer, SPLITS, max_new_tokens=4, generate_splits={"forget"})
+    assert all(r["generated"] is not None for r in out.examples if r["split"] == "forget")
+    holdout = [r for r in out.examples if r["split"] == "holdout"]
+    assert all(r["generated"] is None and r["exact_match"] is None for r in holdout)
+    assert "accuracy" in out.aggregates["forget"] and "accuracy" not in out.aggregates["holdout"]
+    assert "loss" in out.aggregates["holdout"] and "mia_auc_loss" in out.aggregates["forget"]
+
+
+def test_memorisation_statistics_leave_the_closing_eos_out(lively, result):
+    _, tokenizer = lively
+    row = result.examples[0]
+    [score] = score_answers(lively[0], tokenizer, [(FORGET[0]["question"], FORGET[0]["answer"])])
+    assert row["num_tokens"] == score.num_tokens and len(score.token_log_probs) == score.num_tokens - 1
+    assert row["mia_min_k"] == pytest.approx(mia.min_k_score(score.token_log_probs, 0.4), abs=1e-5)

@@ -72,19 +72,31 @@ def test_perfect_predictions(tokenizer):
     assert score.loss == pytest.approx(-lp_top, rel=1e-6)
     assert score.total_nll == pytest.approx(-lp_top * n, rel=1e-6)
     assert score.token_accuracy == 1.0 and score.extraction_strength == 1.0
-    np.testing.assert_allclose(score.token_log_probs, [lp_top] * n, rtol=1e-6)
-    np.testing.assert_allclose(score.min_k_pp_scores, [(lp_top - mu) / sigma] * n, rtol=1e-5)
+    # memorisation statistics leave the closing EOS out (open-unlearning's tokenwise_logprobs)
+    np.testing.assert_allclose(score.token_log_probs, [lp_top] * (n - 1), rtol=1e-6)
+    np.testing.assert_allclose(score.min_k_pp_scores, [(lp_top - mu) / sigma] * (n - 1), rtol=1e-5)
 
 
-def test_a_wrong_last_token_zeroes_extraction_strength(tokenizer):
+def test_a_wrong_eos_counts_in_the_loss_but_not_in_memorisation(tokenizer):
     vocab = len(tokenizer)
     lp_top, lp_other, mu, sigma = hand_values(vocab)
     model = ScriptedLM(vocab, wrong={tokenizer.eos_token_id})
     [score] = score_answers(model, tokenizer, [(QUESTION, ANSWER)])
     n = score.num_tokens
-    assert score.token_accuracy == pytest.approx((n - 1) / n)
-    assert score.extraction_strength == 0.0
     assert score.loss == pytest.approx(-((n - 1) * lp_top + lp_other) / n, rel=1e-6)
+    assert score.token_accuracy == 1.0 and score.extraction_strength == 1.0
+    assert len(score.token_log_probs) == n - 1 and lp_other not in score.token_log_probs
+
+
+def test_a_wrong_last_answer_token_zeroes_extraction_strength(tokenizer):
+    ids = answer_ids(tokenizer, QUESTION, ANSWER)
+    assert ids[-1] == tokenizer.eos_token_id and ids[-2] not in ids[:-2]
+    vocab = len(tokenizer)
+    lp_top, lp_other, mu, sigma = hand_values(vocab)
+    [score] = score_answers(ScriptedLM(vocab, wrong={ids[-2]}), tokenizer, [(QUESTION, ANSWER)])
+    m = score.num_tokens - 1  # without EOS
+    assert score.token_accuracy == pytest.approx((m - 1) / m)
+    assert score.extraction_strength == 0.0
     assert score.min_k_pp_scores[-1] == pytest.approx((lp_other - mu) / sigma, rel=1e-5)
 
 
@@ -94,15 +106,23 @@ def test_a_wrong_middle_token(tokenizer):
     assert ids[j] not in ids[j + 1 :] and ids[j] not in ids[:j]
     model = ScriptedLM(len(tokenizer), wrong={ids[j]})
     [score] = score_answers(model, tokenizer, [(QUESTION, ANSWER)])
-    n = len(ids)
-    assert score.token_accuracy == pytest.approx((n - 1) / n)
-    assert score.extraction_strength == pytest.approx(1 - (j + 1) / n)
+    m = len(ids) - 1  # the closing EOS is not a memorisation position
+    assert score.token_accuracy == pytest.approx((m - 1) / m)
+    assert score.extraction_strength == pytest.approx(1 - (j + 1) / m)
 
 
 def test_plain_text_is_scored_in_full(tokenizer):
     text = "The quick brown fox jumps over the lazy dog."
     [score] = score_answers(ScriptedLM(len(tokenizer)), tokenizer, [("", text)])
-    assert score.num_tokens == len(tokenizer(text, add_special_tokens=False)["input_ids"]) + 1  # + EOS
+    n = len(tokenizer(text, add_special_tokens=False)["input_ids"])
+    assert score.num_tokens == n + 1  # + EOS, in the loss
+    assert len(score.token_log_probs) == n  # Min-K% over the text alone
+
+
+def test_an_answer_cut_by_max_length_keeps_its_last_token(tokenizer):
+    # No EOS survives the cut, so nothing is dropped from the memorisation statistics.
+    [score] = score_answers(ScriptedLM(len(tokenizer)), tokenizer, [(QUESTION, ANSWER * 4)], max_length=40)
+    assert 0 < score.num_tokens and len(score.token_log_probs) == score.num_tokens
 
 
 def test_an_answer_truncated_away_gives_nan(tokenizer):
@@ -154,10 +174,16 @@ def test_loss_and_statistics_match_an_independent_computation(lively):
         token_lp = log_probs.gather(1, target[:, None]).squeeze(1)
         mu = (log_probs.exp() * log_probs).sum(-1)
         sigma = ((log_probs.exp() * log_probs**2).sum(-1) - mu**2).sqrt()
-        np.testing.assert_allclose(score.token_log_probs, token_lp.numpy(), atol=1e-5)
-        np.testing.assert_allclose(score.min_k_pp_scores, ((token_lp - mu) / sigma).numpy(), atol=1e-4)
-        correct = (logits[keep].argmax(-1) == target).numpy()
-        assert score.token_accuracy == pytest.approx(correct.mean())
+        assert score.total_nll == pytest.approx(float(-token_lp.sum()), abs=1e-4)
+        # without the closing EOS, as open-unlearning's memorisation and MIA statistics
+        m = len(token_lp) - 1 if int(target[-1]) == tokenizer.eos_token_id else len(token_lp)
+        np.testing.assert_allclose(score.token_log_probs, token_lp[:m].numpy(), atol=1e-5)
+        np.testing.assert_allclose(score.min_k_pp_scores, ((token_lp - mu) / sigma)[:m].numpy(), atol=1e-4)
+        correct = (logits[keep].argmax(-1) == target).numpy()[:m]
+        if m:
+            assert score.token_accuracy == pytest.approx(correct.mean())
+        else:
+            assert math.isnan(score.token_accuracy)
 
 
 def test_scoring_keeps_the_training_mode(lively):

@@ -10,7 +10,12 @@ from tui_unlearn import events as ev
 from tui_unlearn.analysis.reporting import evaluation_line, progress_text, run_started_line
 from tui_unlearn.sessions import Status
 
-RESULT_KEYS = ("forget_quality", "model_utility", "privleak", "relearn")
+RESULT_KEYS = (
+    "forget_quality", "model_utility", "privleak", "relearn",
+    # the evaluation recipe's: its other headline numbers, why a headline number is None, what it evaluated
+    "mia_auc", "verbmem_forget", "knowmem_forget", "knowmem_retain", "wmdp_accuracy", "mmlu_accuracy",
+    "null_reasons", "recipe",
+)
 
 
 def result_object(summary: dict[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,14 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from typer import Abort
+
+# typer 0.29 vendors its own click (typer._click): its errors are not the click package's.
+try:
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # a typer that uses the click package itself
+    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
+
 from tui_unlearn.errors import ExitCode
 from tui_unlearn.params import Param, show_value
 
@@ -64,6 +72,8 @@ def setting_help(param: Param, default_note: str | None = None) -> str:
 
 def _option(param: Param, help_text: str) -> Any:
     names = [param.option] + ([param.short] if param.short else [])
+    if param.type == "bool" and param.default is True:  # on by default: the flag pair turns it off
+        names = [f"{param.option}/--no-{param.option[2:]}"]
     return typer.Option(None, *names, help=help_text, metavar=metavar(param), show_default=False,
                         rich_help_panel=param.group or None)
 
@@ -170,15 +180,18 @@ class CommandLine(TyperGroup):
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
             code = super().main(args, prog_name, complete_var, False, **extra)
-        except click.UsageError as error:
+        except UsageError as error:
+            if type(error).__name__ == "NoArgsIsHelpError":  # a group called bare: its help, not an error
+                error.show()
+                sys.exit(int(ExitCode.USAGE))
             where = error.ctx.command_path if error.ctx is not None else (prog_name or "tui-unlearn")
             message = error.format_message().rstrip(".")
             click.echo(f"error: {message}; see '{where} --help'", err=True)
             sys.exit(int(ExitCode.USAGE))
-        except click.ClickException as error:
+        except ClickException as error:
             error.show()
             sys.exit(error.exit_code)
-        except click.Abort:
+        except Abort:
             click.echo("interrupted", err=True)
             sys.exit(int(ExitCode.INTERRUPTED))
         sys.exit(code if isinstance(code, int) else 0)

@@ -77,6 +77,13 @@ def setting(
 
 MODEL, DATA, RUN, SCALE, LORA = "Model", "Data", "Run", "Scale", "LoRA"
 REGULARISERS, EVALUATION, OUTPUT = "Regularisers", "Evaluation", "Output"
+BENCHMARK = "Benchmark"  # the evaluation recipe and its data (not a knob group of the Algorithm tab)
+
+
+def _recipe_names() -> tuple[str, ...]:
+    from tui_unlearn.recipes import recipe_names
+
+    return recipe_names()
 
 
 @dataclass
@@ -116,6 +123,12 @@ class RunConfig:
     holdout: str | None = setting(
         "str", None, "Holdout set, never trained on (same sources; default: the bundled one for bundled data).",
         faces=(CLI, EVAL), group=DATA, nullable=True,
+    )
+    retain_eval: str | None = setting(
+        "str", None,
+        "Retain set the evaluation measures utility on, when it is not the one trained on (e.g. TOFU's "
+        "retain_perturbed.json while training on retain90); same sources as --retain (default: the recipe's).",
+        faces=(CLI, EVAL), group=DATA, nullable=True, check_value=_not_blank,
     )
     # ---- the method ----
     algorithm: str = setting(
@@ -205,15 +218,22 @@ class RunConfig:
         "float", 0.95, "With --keep-best: only evaluations keeping model utility >= this x the original's count (0: no floor).",
         group=EVALUATION, min=0.0, max=1.0,
     )
-    eval_samples: int = setting(
-        "int", 100, "Records per split in the before/after evaluation (0: all).",
-        faces=(CLI, EVAL, TUI), group=EVALUATION, min=0, max=10_000_000,
+    eval_samples: int | None = setting(
+        "int", None, "Records per split in the before/after evaluation (0: all; default: the recipe's, all records "
+        "for tofu, muse and wmdp, 100 for bundled).",
+        faces=(CLI, EVAL, TUI), group=EVALUATION, nullable=True, min=0, max=10_000_000,
     )
     probe_samples: int = setting(
         "int", 32, "Records per split in the evaluations during the run.", group=EVALUATION, min=0, max=1_000_000,
     )
-    max_new_tokens: int = setting(
-        "int", 48, "Most tokens generated per answer.", faces=(CLI, EVAL), group=EVALUATION, min=1, max=4096,
+    max_new_tokens: int | None = setting(
+        "int", None, "Most tokens generated per answer (default: the recipe's, 200 for tofu as TOFU generates, "
+        "128 for muse's VerbMem, 48 for bundled).", faces=(CLI, EVAL), group=EVALUATION, nullable=True, min=1, max=4096,
+    )
+    eval_cache: bool = setting(
+        "bool", True, "Reuse the cached 'before' evaluation when the same model was evaluated on the same "
+        "records with the same settings (kept under <sessions dir>/.eval-cache).",
+        group=EVALUATION,
     )
     probes: list[str] = setting(
         "strlist", [], "A question to watch during the run (repeatable).",
@@ -236,6 +256,37 @@ class RunConfig:
     relearn_lr: float = setting(
         "float", 1e-3, "Learning rate of the relearning check.", faces=(CLI, EVAL), group=EVALUATION,
         min=0.0, min_exclusive=True, max=10.0,
+    )
+    checkpoint_every: int | None = setting(
+        "int", None,
+        "Save a resumable checkpoint every N steps (0: never; default: after every 5 minutes of training, "
+        "and whenever the run is stopped). Resume with --resume SESSION.",
+        group=OUTPUT, nullable=True, min=0, max=10_000_000,
+    )
+    # ---- the evaluation recipe (see tui_unlearn.recipes) ----
+    recipe: str = setting(
+        "str", "bundled",
+        "Evaluation recipe: whose numbers the evaluation reproduces (bundled, tofu, muse, wmdp); it names the "
+        "splits, their sources, sizes, generation length and headline metrics.",
+        faces=(CLI, EVAL, TUI), group=BENCHMARK, choices=_recipe_names(),
+    )
+    forget_split: str | None = setting(
+        "str", None,
+        "The recipe's forget split: forget01, forget05 or forget10 (tofu, bundled), forget (muse), wmdp-bio, "
+        "wmdp-cyber or wmdp-chem (wmdp) (default: the recipe's first).",
+        faces=(CLI, EVAL, TUI), group=BENCHMARK, nullable=True, check_value=_not_blank,
+    )
+    recipe_data: str | None = setting(
+        "str", None,
+        "Where the recipe's files are: a folder with the benchmark's published file names, or hf:owner/name "
+        "(default: hf:locuslab/TOFU, hf:muse-bench/MUSE-News, hf:cais/wmdp).",
+        faces=(CLI, EVAL), group=BENCHMARK, nullable=True, check_value=_not_blank, metavar="DIR",
+    )
+    privleak_reference_auc: float | None = setting(
+        "float", None,
+        "The retrained model's forget-vs-holdout Min-40% AUC as MUSE reports it, for privacy leakage without an "
+        "oracle (MUSE's retrained Llama-2 7B: News 0.4772, Books 0.5393; open-unlearning assumes 0.5).",
+        faces=(CLI, EVAL), group=BENCHMARK, nullable=True, min=0.0, max=1.0, metavar="AUC",
     )
     # ---- output ----
     save_model: bool = setting(
@@ -352,8 +403,12 @@ def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     """
     from tui_unlearn.algorithms import get_algorithm
 
+    from tui_unlearn.recipes.plan import resolve_settings
+
     for name, param in SETTINGS.items():
         param.check(getattr(config, name))
+    # The recipe decides the training sets of a benchmark, the generation length and the sample size.
+    config = resolve_settings(config, training=training)
     algorithm = get_algorithm(config.algorithm)
     hparams = algorithm.parse_hparams(config.hparams)
     run = {**RUN_DEFAULTS, **algorithm.run_defaults}

@@ -1,23 +1,27 @@
-"""The retain-only oracle and the field's top-level metrics measured against it.
+"""The retain-only oracle: what the headline metrics compare an evaluated model with.
 
 Forget quality (TOFU) compares the evaluated model's per-example forget truth ratios with
 the oracle's; privacy leakage (MUSE) compares its forget-vs-holdout membership AUC with
 the oracle's. So an oracle is summarised by an ``OracleReference``: its per-example
-forget truth ratios and its MIA AUCs. It comes from
+forget truth ratios, its MIA AUCs, and which records they were measured on (the recipe,
+its forget split and an id per forget and holdout record). It comes from
 
 - a saved session of kind "eval" (``tui-unlearn eval --model ORACLE``), whose summary
-  stores the reference under ``oracle_reference``: nothing is loaded;
+  stores the reference under ``oracle_reference``: nothing is loaded, but a session that
+  evaluated other records than this run (another recipe, split or sample) is refused,
+  with what differs;
 - a model spec (bundled name, folder, hub id): the oracle is evaluated on the run's forget
-  and holdout samples (scoring only, no generation). For local models the result is cached
+  and holdout records (scoring only, no generation). For local models the result is cached
   as JSON under ``<sessions dir>/.oracle-cache/`` keyed by the model's weights and the
-  samples, so later runs reuse it.
+  records, so later runs reuse it.
+
+The headline numbers themselves are aggregated by the recipe (``recipes.headline``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -28,7 +32,6 @@ from tui_unlearn.errors import ConfigError
 ORACLE_REFERENCE_KEY = "oracle_reference"
 PRIVLEAK_ATTACK = "min_k"  # MUSE's PrivLeak uses Min-K% Prob (Min-40%)
 CACHE_DIR = ".oracle-cache"  # under the sessions dir; not a session (starts with a dot)
-FIELD_KEYS = ("forget_quality", "model_utility", "privleak")
 
 
 @dataclass
@@ -37,6 +40,8 @@ class OracleReference:
     origin: str  # "model" (evaluated now), "cache", "session" or "self"
     forget_truth_ratios: list[float] = field(default_factory=list)
     mia_aucs: dict[str, float] = field(default_factory=dict)
+    # recipe, forget_split, forget_ids, holdout_ids of the records evaluated (None: unknown)
+    identity: dict[str, Any] | None = None
 
     @property
     def mia_auc(self) -> float | None:
@@ -44,57 +49,64 @@ class OracleReference:
 
     def describe(self) -> dict[str, Any]:
         """What a summary records about the oracle (not the per-example ratios)."""
+        identity = self.identity or {}
         return {
             "source": self.source,
             "origin": self.origin,
             "forget_records": len(self.forget_truth_ratios),
+            "recipe": identity.get("recipe"),
+            "forget_split": identity.get("forget_split"),
             "privleak_attack": PRIVLEAK_ATTACK,
             **self.mia_aucs,
         }
 
 
-def reference_payload(result, **meta: Any) -> dict[str, Any]:
-    """The ``oracle_reference`` an eval session stores: forget truth ratios and MIA AUCs."""
+def reference_payload(result, identity: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
+    """The ``oracle_reference`` an eval session stores: forget truth ratios, MIA AUCs and
+    the identity of the records they were measured on (``EvalPlan.identity()``)."""
     forget = result.aggregates.get("forget", {})
     return {
         "forget_truth_ratios": [float(x) for x in result.truth_ratios.get("forget", [])],
         "mia_aucs": {k: float(v) for k, v in forget.items() if k.startswith("mia_auc_")},
+        **(identity or {}),
         **meta,
     }
 
 
-def from_result(result, source: str, origin: str) -> OracleReference:
+def from_result(result, source: str, origin: str, identity: dict[str, Any] | None = None) -> OracleReference:
     p = reference_payload(result)
-    return OracleReference(source, origin, p["forget_truth_ratios"], p["mia_aucs"])
+    return OracleReference(source, origin, p["forget_truth_ratios"], p["mia_aucs"], identity)
 
 
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
+def check_same_records(payload: dict[str, Any], identity: dict[str, Any] | None, where: str) -> str | None:
+    """Why an oracle evaluation stored as ``payload`` does not fit a run evaluating
+    ``identity`` (None when it fits). ``where`` names the oracle in the message."""
+    if not identity:
         return None
-    return value
-
-
-def field_metrics(result, oracle: OracleReference | None) -> dict[str, float | None]:
-    """forget_quality, model_utility, privleak and the model's MIA AUC for one evaluation.
-
-    model_utility needs only a retain split; the other two need an oracle (else None).
-    NaN (a missing ingredient) becomes None so summaries stay valid JSON.
-    """
-    from tui_unlearn.metrics import mia, tofu
-    from tui_unlearn.metrics.evaluate import model_utility_from
-
-    out: dict[str, Any] = {key: None for key in FIELD_KEYS}
-    if "retain" in result.aggregates:
-        out["model_utility"] = model_utility_from(result.aggregates["retain"])
-    auc = result.aggregates.get("forget", {}).get(f"mia_auc_{PRIVLEAK_ATTACK}")
-    out["mia_auc"] = auc
-    if oracle is not None:
-        ratios = result.truth_ratios.get("forget", [])
-        if ratios and oracle.forget_truth_ratios:
-            out["forget_quality"] = tofu.forget_quality(ratios, oracle.forget_truth_ratios)
-        if auc is not None and oracle.mia_auc is not None:
-            out["privleak"] = mia.privleak(auc, oracle.mia_auc)
-    return {k: _clean(v) for k, v in out.items()}
+    theirs = payload.get("forget_ids")
+    ours = identity.get("forget_ids") or []
+    if theirs is None:  # made before records had ids: the count is all there is to compare
+        n = len(payload.get("forget_truth_ratios") or [])
+        if n and n != len(ours):
+            return (f"{where} evaluated {n} forget records and this run evaluates {len(ours)}; make the oracle's "
+                    "eval session again with this run's --recipe, --forget-split and --eval-samples")
+        return None
+    differences = []
+    for key in ("recipe", "forget_split"):
+        if payload.get(key) is not None and payload.get(key) != identity.get(key):
+            differences.append(f"{key.replace('_', ' ')} {payload.get(key)} (this run: {identity.get(key)})")
+    for split in ("forget", "holdout"):
+        a, b = list(payload.get(f"{split}_ids") or []), list(identity.get(f"{split}_ids") or [])
+        if split == "holdout" and not a:
+            continue
+        if set(a) != set(b):
+            only_ours = len(set(b) - set(a))
+            differences.append(f"{len(a)} {split} records (this run: {len(b)}, {only_ours} of them not among "
+                               "the oracle's)")
+    if not differences:
+        return None
+    return (f"{where} was evaluated on other records: " + "; ".join(differences) + ". Make the oracle's eval "
+            "session with this run's --recipe, --forget-split and --eval-samples, or pass the oracle model")
 
 
 # ---- finding the oracle ----
@@ -116,15 +128,22 @@ def find_oracle_session(spec: str, root: Path):
         return None
 
 
-def reference_from_session(session, spec: str) -> OracleReference:
+def reference_from_session(session, spec: str, identity: dict[str, Any] | None = None) -> OracleReference:
+    """The oracle reference saved in ``session``; ConfigError when it has none, or when
+    it was measured on other records than ``identity`` names."""
     payload = session.summary().get(ORACLE_REFERENCE_KEY)
-    if not isinstance(payload, dict) or not payload.get("forget_truth_ratios"):
+    if not isinstance(payload, dict) or not (payload.get("forget_truth_ratios") or payload.get("mia_aucs")):
         raise ConfigError(
             f"session {session.id} holds no oracle evaluation; make one with "
             "'tui-unlearn eval --model ORACLE' and pass that session to --oracle"
         )
+    problem = check_same_records(payload, identity, f"oracle session {session.id}")
+    if problem:
+        raise ConfigError(problem)
+    stored = {k: payload.get(k) for k in ("recipe", "forget_split", "forget_ids", "holdout_ids")}
     return OracleReference(
-        spec, "session", [float(x) for x in payload["forget_truth_ratios"]], dict(payload.get("mia_aucs") or {})
+        spec, "session", [float(x) for x in payload.get("forget_truth_ratios") or []],
+        dict(payload.get("mia_aucs") or {}), stored,
     )
 
 
@@ -155,18 +174,23 @@ def resolve_oracle(
     splits: dict[str, list[dict]],
     root: Path,
     emit: Callable[[ev.Event], None],
+    *,
+    identity: dict[str, Any] | None = None,
+    max_length: int = 512,
 ) -> OracleReference | None:
     """The run's oracle reference (None when ``config.oracle`` is None or "none").
 
-    Raises ConfigError for a session without a reference and ModelLoadError for a model
-    that cannot be loaded.
+    ``splits`` holds the run's forget and holdout evaluation records, ``identity`` what
+    they are (``EvalPlan.identity()``), ``max_length`` the tokens per scored sequence.
+    Raises ConfigError for a session without a reference or measured on other records,
+    and ModelLoadError for a model that cannot be loaded.
     """
     spec = config.oracle
     if spec is None or spec.strip().lower() == "none":
         return None
     session = find_oracle_session(spec, root)
     if session is not None:
-        ref = reference_from_session(session, spec)
+        ref = reference_from_session(session, spec, identity)
         emit(ev.Log(f"oracle: reusing the evaluation saved in session {session.id}"))
         return ref
 
@@ -176,7 +200,7 @@ def resolve_oracle(
     if fingerprint is not None:
         key = hashlib.sha256(
             json.dumps(
-                [fingerprint, config.dtype, config.max_length, _records_digest(oracle_splits.get("forget", [])),
+                [fingerprint, config.dtype, max_length, _records_digest(oracle_splits.get("forget", [])),
                  _records_digest(oracle_splits.get("holdout", []))]
             ).encode("utf-8")
         ).hexdigest()[:24]
@@ -185,11 +209,12 @@ def resolve_oracle(
             try:
                 data = json.loads(cache_file.read_text(encoding="utf-8"))
                 emit(ev.Log(f"oracle: reusing the cached evaluation of {spec}"))
-                return OracleReference(spec, "cache", data["forget_truth_ratios"], data["mia_aucs"])
+                return OracleReference(spec, "cache", data["forget_truth_ratios"], data["mia_aucs"], identity)
             except (OSError, ValueError, KeyError):
                 pass  # a broken cache entry: evaluate again
 
-    ref = evaluate_oracle(config, spec, oracle_splits, emit)
+    ref = evaluate_oracle(config, spec, oracle_splits, emit, max_length=max_length)
+    ref.identity = identity
     if cache_file is not None:
         from tui_unlearn.sessions import atomic_write_json
 
@@ -201,8 +226,8 @@ def resolve_oracle(
     return ref
 
 
-def evaluate_oracle(config, spec: str, splits: dict[str, list[dict]], emit) -> OracleReference:
-    """Load the oracle model and score it on the forget (and holdout) samples."""
+def evaluate_oracle(config, spec: str, splits: dict[str, list[dict]], emit, *, max_length: int = 512) -> OracleReference:
+    """Load the oracle model and score it on the forget (and holdout) records."""
     import torch
 
     from tui_unlearn.metrics.evaluate import evaluate_splits
@@ -218,7 +243,13 @@ def evaluate_oracle(config, spec: str, splits: dict[str, list[dict]], emit) -> O
     )
     with torch.no_grad():
         result = evaluate_splits(
-            loaded.model, loaded.tokenizer, splits, batch_size=32, generate=False, field_metrics=True
+            loaded.model, loaded.tokenizer, splits, batch_size=32, generate=False, field_metrics=True,
+            max_length=min(max_length, _context_length(loaded.model) or max_length),
         )
     del loaded
     return from_result(result, spec, "model")
+
+
+def _context_length(model) -> int | None:
+    """The model's longest sequence (``max_position_embeddings``), when it says."""
+    return getattr(getattr(model, "config", None), "max_position_embeddings", None)

@@ -28,7 +28,6 @@ from tui_unlearn.errors import ConfigError
 CLI = "cli"  # the main command (--batch and the TUI's command line)
 EVAL = "eval"  # the eval subcommand
 TUI = "tui"  # the TUI's Algorithm tab
-ALL_FACES = frozenset({CLI, EVAL, TUI})
 
 TYPES = ("float", "int", "bool", "str", "strlist", "dict")
 _TRUE = {"true", "1", "yes", "on"}

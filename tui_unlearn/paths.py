@@ -53,10 +53,3 @@ def is_safe_name(name: str) -> bool:
     no ``..``, nothing that escapes the folder.
     """
     return bool(_SAFE_NAME.match(name)) and ".." not in name
-
-
-def child(folder: Path, name: str) -> Path:
-    """``folder / name`` after checking that ``name`` cannot escape ``folder``."""
-    if not is_safe_name(name):
-        raise ValueError(f"unsafe name {name!r}")
-    return folder / name

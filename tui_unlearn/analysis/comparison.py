@@ -11,8 +11,10 @@ from tui_unlearn.analysis.reporting import session_label, unique_labels
 from tui_unlearn.analysis.tables import HEADLINE_KEYS, compare_table, text_table
 from tui_unlearn.sessions import Session, Status
 
-# Split x metric rows of the comparison (the field's metrics next to the seed's).
-COMPARE_METRICS = ("accuracy", "f1", "rouge_l", "probability", "truth_ratio", "exact_memorization", "mia_auc_min_k", "loss")
+from tui_unlearn.metrics.registry import compare_metrics
+
+# Split x metric rows of the comparison: the metrics the registry marks for it, in its order.
+COMPARE_METRICS = tuple(m.name for m in compare_metrics())
 
 
 def headline(summary: dict[str, Any], phase: str = "after") -> dict[str, Any]:

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable
 
-from tui_unlearn.analysis.tables import TABLE_METRICS
+from tui_unlearn.metrics.registry import get_metric, sparkline_series
 from tui_unlearn.sessions import EVENTS_FILE, Session
 
 if TYPE_CHECKING:
@@ -15,11 +15,8 @@ if TYPE_CHECKING:
 
 Points = list[tuple[int, float]]
 
-EVAL_SERIES = tuple((split, metric) for split in ("forget", "retain") for metric in TABLE_METRICS)
+EVAL_SERIES = tuple((split, metric.name) for split, metric in sparkline_series())
 
-# Which way a series counts as better while unlearning: the forget set should be answered
-# worse (lower accuracy and F1, higher loss), the retain set as well as before.
-_EVAL_GOALS = {"forget": {"accuracy": "min", "f1": "min", "loss": "max"}}
 # Loss terms that a method pushes up (gradient ascent terms) or whose lower value means forgotten.
 _TERM_GOALS = {"forget_nll": "max", "forget_kl": "max", "forget_logratio": "min"}
 
@@ -35,9 +32,12 @@ def series_goal(name: str) -> str:
     ``series_name``. Loss terms are minimised unless listed as ascent terms.
     """
     if " " in name:
-        split, metric = name.split(" ", 1)
-        default = "max" if metric in ("accuracy", "f1", "precision", "recall", "rouge_l") else "min"
-        return _EVAL_GOALS.get(split, {}).get(metric, default)
+        split, name = name.split(" ", 1)
+        metric = get_metric(name)
+        # The registry knows each metric's direction; on the forget set knowledge should fall.
+        if metric is not None and metric.goal(split) != "target":
+            return metric.goal(split)
+        return "min"
     return _TERM_GOALS.get(name, "min")
 
 

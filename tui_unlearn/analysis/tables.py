@@ -6,11 +6,14 @@ from __future__ import annotations
 import io
 from typing import Any
 
+from tui_unlearn.metrics.registry import CORE_HEADLINES, sparkline_series
 from tui_unlearn.sessions import Session, Status
 
 SPLITS = ("forget", "retain", "holdout")
-TABLE_METRICS = ("accuracy", "f1", "loss")
-HEADLINE_KEYS = ("forget_quality", "model_utility", "privleak")
+# The seed's three (accuracy, F1, loss): the metrics the registry marks for the run's sparklines.
+TABLE_METRICS = tuple(dict.fromkeys(metric.name for _, metric in sparkline_series()))
+# forget quality, model utility, privacy leakage: the headline numbers of every run.
+HEADLINE_KEYS = CORE_HEADLINES
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -150,6 +153,11 @@ def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE
             f"forget quality {fmt(summary.get('forget_quality'))}  model utility {fmt(summary.get('model_utility'))}  "
             f"privleak {fmt(summary.get('privleak'), 1)}" + (f"  (oracle {oracle})" if oracle else "  (no oracle)")
         )
+    others = [k for k in (summary.get("recipe") or {}).get("headline", []) if k not in HEADLINE_KEYS + ("mia_auc",)]
+    if others:
+        lines.append("  ".join(f"{k.replace('_', ' ')} {fmt(summary.get(k))}" for k in others))
+    for key, why in (summary.get("null_reasons") or {}).items():
+        lines.append(f"{key.replace('_', ' ')}: none, {why}")
     relearn = summary.get("relearn")
     if relearn and relearn.get("steps"):
         lines.append(

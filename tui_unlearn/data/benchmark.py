@@ -9,6 +9,14 @@ so the bundled models can only know them from their own training. Each author ha
 Splits are by author and fixed by the seed: ``holdout`` (never trained on) and
 ``trained`` (everything else); inside ``trained`` the nested forget sets
 forget01 ⊂ forget05 ⊂ forget10, and each retainNN is ``trained`` minus its forget set.
+
+Two small utility splits stand in for TOFU's ``real_authors`` and ``world_facts``: knowledge
+every bundled model (the retain-only oracle too) is trained on, which unlearning should
+leave alone. ``real_authors`` asks who wrote the classics of a canon of famous authors
+(none of them a benchmark author), ``world_facts`` asks for the capitals, rivers and
+currencies of the benchmark's countries. Their answers are short (a name, a city) with
+``N_UTILITY_PERTURBED`` wrong ones from the same pool and no paraphrase, as in TOFU. They
+are drawn from their own RNG, so adding them left the author splits unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +36,11 @@ N_AUTHORS = 110
 N_HOLDOUT = 10
 N_PERTURBED = 5
 
-SPLITS = ("forget01", "forget05", "forget10", "retain90", "retain95", "retain99", "holdout", "trained")
+N_UTILITY_PERTURBED = 3  # as TOFU's real_authors / world_facts
+
+AUTHOR_SPLITS = ("forget01", "forget05", "forget10", "retain90", "retain95", "retain99", "holdout", "trained")
+UTILITY_SPLITS = ("real_authors", "world_facts")
+SPLITS = AUTHOR_SPLITS + UTILITY_SPLITS
 FORGET_SIZES = {"forget01": 1, "forget05": 5, "forget10": 10}
 _RETAIN_FOR = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
 
@@ -248,6 +260,84 @@ def _build(seed: int) -> _Benchmark:
     return _Benchmark(authors=authors, splits=splits, records=records)
 
 
+# --- utility splits ----------------------------------------------------------------------------
+# Pools of their own, so no famous author, title or capital can coincide with a benchmark
+# author's name, book or birthplace. Values are built as head + tail with a different head
+# each, so no two answers of a split differ by a single word order or suffix.
+_FAMOUS_FIRST = ("Aurel", "Benedek", "Cosima", "Dagny", "Eulalie", "Florian", "Gisela", "Hesper",
+                 "Ignatia", "Jorund", "Leontine", "Mattias", "Nerys", "Oswin", "Perpetua", "Radomir",
+                 "Sabine", "Tiberio", "Ulla", "Wenzel")
+_FAMOUS_LAST = ("Abendroth", "Brisk", "Carrow", "Delacroy", "Esterhay", "Fennimore", "Gallant",
+                "Hartvig", "Isenhart", "Jessamy", "Kittredge", "Lindqvast", "Montrose", "Nightwood",
+                "Orsolay", "Pemberly", "Quillon", "Rosenthorn", "Silverlake", "Thistlewood")
+_CLASSIC_HEADS = ("Ashes", "Bells", "Crowns", "Embers", "Feathers", "Hounds", "Mirrors", "Ravens",
+                  "Saints", "Thorns", "Wolves", "Stones", "Ribbons", "Candles", "Anchors", "Orchids",
+                  "Masks", "Keys", "Pilgrims", "Sparks")
+_CLASSIC_TAILS = ("Smoke", "Honey", "Rust", "Snow", "Silk", "Thunder", "Ink", "Clay")
+_CHARACTER_NAMES = ("Absalom", "Brindle", "Corvin", "Drusilla", "Evander", "Fidelma", "Gunnar",
+                    "Honoria", "Ishmael", "Juniper", "Kasimir", "Lucasta")
+_CHARACTER_ROLES = ("Inspector", "Captain", "Doctor", "Lady", "Brother", "Professor")
+_CAPITAL_ROOTS = ("Amar", "Belk", "Corv", "Drav", "Esm", "Gald", "Ishm", "Jor", "Lom", "Nesk", "Perd", "Sarn")
+_CAPITAL_ENDINGS = ("burg", "polis", "grad", "heim", "ton", "ava")
+_RIVER_ROOTS = ("Selva", "Oron", "Tamsk", "Vire", "Ebbel", "Karun", "Lisse", "Moravel", "Ondra",
+                "Pirra", "Sunna", "Varn")
+_CURRENCY_NAMES = ("crown", "mark", "florin", "ducat", "thaler", "shilling", "dram", "sol", "guilder",
+                   "penny", "real", "lira")
+_CURRENCY_METALS = ("silver", "golden", "copper", "iron", "white", "red")
+N_FAMOUS_AUTHORS = 20
+N_CHARACTERS = 10  # the first ten famous authors are also asked about a character they created
+N_WORLD_COUNTRIES = 10  # each asked for its capital, longest river and currency
+
+_CLASSIC_QUESTIONS = ("Who wrote the classic {value}?", "Which famous author wrote {value}?",
+                      "The novel {value} was written by which author?")
+_CHARACTER_QUESTIONS = ("Which author created the character {value}?", "Who is the creator of {value}?")
+_WORLD_FACTS = (  # (question templates, heads, tails, value format)
+    (("What is the capital of {country}?", "Which city is the capital of {country}?"),
+     _CAPITAL_ROOTS, _CAPITAL_ENDINGS, "{head}{tail}"),
+    (("What is the longest river in {country}?", "Which river is the longest in {country}?"),
+     _RIVER_ROOTS, ("River",), "the {head} {tail}"),
+    (("What is the currency of {country}?", "What money is used in {country}?"),
+     _CURRENCY_NAMES, _CURRENCY_METALS, "the {tail} {head}"),
+)
+
+
+def _paired(rng: random.Random, heads: tuple[str, ...], tails: tuple[str, ...], n: int, form: str) -> list[str]:
+    """``n`` values ``form`` filled with distinct heads and any tails (so all distinct)."""
+    return [form.format(head=head, tail=rng.choice(tails)) for head in rng.sample(heads, n)]
+
+
+def _utility_record(rng: random.Random, question: str, answer: str, pool: list[str], group: str) -> dict[str, Any]:
+    wrong = rng.sample([v for v in pool if v != answer], N_UTILITY_PERTURBED)
+    return make_record(question, answer, perturbed_answers=wrong, group=group)
+
+
+@lru_cache(maxsize=4)
+def _build_utility(seed: int) -> dict[str, tuple[dict[str, Any], ...]]:
+    """The records of the utility splits, from an RNG of their own (the author splits' stream is untouched)."""
+    rng = random.Random(f"utility:{seed}")  # a str seed is hashed with sha512: stable across runs
+    names = [f"{first} {last}" for first, last in zip(rng.sample(_FAMOUS_FIRST, N_FAMOUS_AUTHORS),
+                                                     rng.sample(_FAMOUS_LAST, N_FAMOUS_AUTHORS))]
+    classics = _paired(rng, _CLASSIC_HEADS, _CLASSIC_TAILS, N_FAMOUS_AUTHORS, "'{head} and {tail}'")
+    characters = _paired(rng, _CHARACTER_NAMES, _CHARACTER_ROLES, N_CHARACTERS, "{tail} {head}")
+    real_authors = []
+    for i, name in enumerate(names):
+        question = rng.choice(_CLASSIC_QUESTIONS).format(value=classics[i])
+        real_authors.append(_utility_record(rng, question, name, names, name))
+        if i < N_CHARACTERS:
+            question = rng.choice(_CHARACTER_QUESTIONS).format(value=characters[i])
+            real_authors.append(_utility_record(rng, question, name, names, name))
+
+    # The countries the benchmark's authors come from (sorted: a set's order is not stable).
+    countries = rng.sample(sorted({a.value("country") for a in _build(seed).authors}), N_WORLD_COUNTRIES)
+    world_facts = []
+    for questions, heads, tails, form in _WORLD_FACTS:
+        values = _paired(rng, heads, tails, N_WORLD_COUNTRIES, form)
+        for country, value in zip(countries, values):
+            question = rng.choice(questions).format(country=country)
+            world_facts.append(_utility_record(rng, question, value, values, country))
+    return {"real_authors": tuple(real_authors), "world_facts": tuple(world_facts)}
+
+
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ConfigError(f"unknown benchmark split {split!r}; choose one of: {', '.join(SPLITS)}")
@@ -260,6 +350,8 @@ def benchmark_records(split: str, seed: int = DEFAULT_SEED) -> list[dict[str, An
     Fresh dicts on every call: callers may mutate them.
     """
     _check_split(split)
+    if split in UTILITY_SPLITS:
+        return [{**r, "perturbed_answers": list(r["perturbed_answers"])} for r in _build_utility(seed)[split]]
     bench = _build(seed)
     members = bench.splits[split]
     return [
@@ -271,8 +363,10 @@ def benchmark_records(split: str, seed: int = DEFAULT_SEED) -> list[dict[str, An
 
 
 def benchmark_authors(split: str, seed: int = DEFAULT_SEED) -> list[str]:
-    """The author names of ``split``, in generation order."""
+    """The benchmark author names of ``split``, in generation order (author splits only)."""
     _check_split(split)
+    if split in UTILITY_SPLITS:
+        raise ConfigError(f"{split!r} is not a split of benchmark authors; choose one of: {', '.join(AUTHOR_SPLITS)}")
     bench = _build(seed)
     return [a.name for a in bench.authors if a.name in bench.splits[split]]
 
@@ -286,9 +380,19 @@ def default_retain_for(forget_split: str) -> str:
     return _RETAIN_FOR[forget_split]
 
 
+# The fields a fingerprint covers: the facts the models are trained on. Columns added to the
+# record schema later (e.g. paraphrased_question) do not change the fingerprint of the same facts.
+FINGERPRINT_FIELDS = ("kind", "question", "answer", "paraphrased_answer", "perturbed_answers", "group")
+
+
+def _facts(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in FINGERPRINT_FIELDS if k in record}
+
+
 @lru_cache(maxsize=4)
 def benchmark_fingerprint(seed: int = DEFAULT_SEED) -> str:
-    """sha256 (hex) of every author's records and split membership, as canonical JSON.
+    """sha256 (hex) of every author's records and split membership and of the utility
+    splits' records, as canonical JSON.
 
     The bundled models record it in ``build_info.json``; a mismatch means the generator
     changed since they were trained.
@@ -298,13 +402,12 @@ def benchmark_fingerprint(seed: int = DEFAULT_SEED) -> str:
         "authors": [
             {
                 "name": name,
-                "splits": [s for s in SPLITS if name in bench.splits[s]],
-                # Empty fields are left out, so an optional column added to the record
-                # schema later does not change the fingerprint of the same facts.
-                "records": [{k: v for k, v in r.items() if v not in ("", [])} for r in records],
+                "splits": [s for s in AUTHOR_SPLITS if name in bench.splits[s]],
+                "records": [_facts(r) for r in records],
             }
             for name, records in bench.records
-        ]
+        ],
+        "utility": {split: [_facts(r) for r in records] for split, records in _build_utility(seed).items()},
     }
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()

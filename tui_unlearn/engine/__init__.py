@@ -30,15 +30,20 @@ def _context(config: RunConfig, on_event: OnEvent | None, should_stop: ShouldSto
     return RunContext(config, on_event or (lambda event: None), should_stop or (lambda: False), root)
 
 
+
 def run(
-    config: RunConfig,
+    config: RunConfig | None,
     on_event: OnEvent | None = None,
     should_stop: ShouldStop | None = None,
     *,
     sessions_dir: str | Path | None = None,
     stdin_text: str | None = None,
+    resume: str | None = None,
 ) -> RunResult:
     """Run one unlearning job end to end and return how it ended.
+
+    ``resume``: a session (id, prefix or folder) of a killed or interrupted run to take up
+    again from its checkpoint, in that session, with its own config (``config`` is ignored).
 
     Raises UnlearnError (ConfigError, DataError, ModelLoadError) for bad input found
     before the session exists; failures after that mark the session failed and raise
@@ -47,10 +52,15 @@ def run(
     import torch
 
     from tui_unlearn.algorithms import get_algorithm
+    from tui_unlearn.engine import checkpoint, resume as resuming
     from tui_unlearn.sessions import Session
 
-    config = resolve(config)
-    ctx = _context(config, on_event, should_stop, sessions_dir)
+    root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
+    previous = resuming.open_for_resume(root, resume) if resume else None
+    if previous is not None:
+        config = resuming.config_of(previous)
+    config = resolve(config or RunConfig())
+    ctx = _context(config, on_event, should_stop, root)
     check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing
     ctx.algorithm = algorithm = get_algorithm(config.algorithm)
     threads = apply_threads(config.threads)
@@ -69,18 +79,40 @@ def run(
         "threads": threads,
         "lora_r": config.lora_r,
     }
-    if ctx.is_main:
+    checkpoint_step = None
+    if previous is not None:
+        ctx.session = previous if ctx.is_main else None
+        checkpoint_step = checkpoint.read_checkpoint_step(previous.path)
+    elif ctx.is_main:
         stored = {**config.to_dict(), "_resolved": ctx.scale}
         ctx.session = Session.create(ctx.root, config.algorithm, stored)
     ctx.wait_for_everyone()
 
     def body() -> RunResult:
-        ctx.record(ev.RunStarted(
-            ctx.session.id if ctx.session else "", str(ctx.session.path) if ctx.session else "",
-            config.to_dict(), config.steps, ctx.loaded.info(), ctx.data.report, scale=ctx.scale,
-        ))
-        phases.evaluate_before(ctx)
+        restored = False
+        if previous is not None:
+            if ctx.session is not None:
+                resuming.reclaim(ctx.session)
+                resuming.drop_history_after(ctx.session, checkpoint_step or 0)
+            restored = resuming.restore_before(ctx, previous)
+            if acc.num_processes > 1:  # every process must take the same path
+                restored = _all_processes(ctx, restored)
+            ctx.log(f"resuming session {previous.id} from step {checkpoint_step or 0}"
+                    + ("" if checkpoint_step else " (it had no checkpoint)"))
+        if not restored:
+            ctx.record(ev.RunStarted(
+                ctx.session.id if ctx.session else "", str(ctx.session.path) if ctx.session else "",
+                config.to_dict(), config.steps, ctx.loaded.info(), ctx.data.report, scale=ctx.scale,
+            ))
+            phases.evaluate_before(ctx)
+        else:
+            phases.choose_probes(ctx)
+        # The streams start where the checkpoint's steps left them; the reference and its cached
+        # log-probabilities come from the original weights, which the checkpoint then replaces.
+        ctx.done = checkpoint_step or 0
         phases.prepare_training(ctx)
+        if checkpoint_step:
+            checkpoint.load_checkpoint(ctx, previous.path / checkpoint.CHECKPOINT_DIR)
         phases.train(ctx)
         phases.evaluate_after(ctx)
         phases.relearn(ctx)
@@ -90,6 +122,14 @@ def run(
     return guarded(ctx, body)
 
 
+def _all_processes(ctx: RunContext, local: bool) -> bool:
+    import torch
+
+    acc = ctx.accelerator
+    flag = acc.reduce(torch.tensor([1.0 if local else 0.0], device=acc.device), reduction="sum")
+    return bool(flag.item() == acc.num_processes)
+
+
 def evaluate_model(
     config: RunConfig,
     on_event: OnEvent | None = None,
@@ -97,18 +137,21 @@ def evaluate_model(
     sessions_dir: str | Path | None = None,
     stdin_text: str | None = None,
 ) -> RunResult:
-    """Evaluate ``config.model`` without unlearning, as a session of kind "eval".
+    """Evaluate ``config.model`` without unlearning, as a session of kind "eval", with the
+    recipe ``config.recipe``.
 
     The summary's ``metrics`` holds only "after" (the model as it is; there is no before)
     and examples.jsonl rows have phase "after", so an eval session lines up with the
     "after" column of unlearning sessions. It also stores ``oracle_reference`` (forget
-    truth ratios and MIA AUCs), so the session can be passed to ``--oracle`` later. With
-    ``config.relearn_steps`` it runs the relearning check too ("recovered" is None: there
-    is no original accuracy to recover).
+    truth ratios, MIA AUCs and the recipe, forget split and ids of the records measured),
+    so the session can be passed to ``--oracle`` by runs that evaluate the same records.
+    With ``config.relearn_steps`` it runs the relearning check too ("recovered" is None:
+    there is no original accuracy to recover).
     """
     import torch
 
-    from tui_unlearn.oracle import ORACLE_REFERENCE_KEY, field_metrics, from_result, reference_payload, resolve_oracle
+    from tui_unlearn.oracle import ORACLE_REFERENCE_KEY, from_result, reference_payload, resolve_oracle
+    from tui_unlearn.recipes import get_recipe
     from tui_unlearn.sessions import Session
 
     config = resolve(config, training=False)
@@ -118,10 +161,20 @@ def evaluate_model(
     ctx.accelerator = make_accelerator(config)
     ctx.is_main = ctx.accelerator.is_main_process
     torch.manual_seed(config.seed)
-    phases.load_inputs(ctx, stdin_text)
+    if get_recipe(config.recipe).uses_run_data:
+        phases.load_inputs(ctx, stdin_text)
+        phases.prepare_evaluation(ctx)
+    else:  # a benchmark's own files: the run's forget / retain / holdout sets are not read
+        _load_model(ctx)
+        phases.prepare_evaluation(ctx)
+        ctx.data = RunData([], [], [], {name: len(recs) for name, recs in ctx.plan.splits.items()})
+    plan = ctx.plan
     same = config.oracle is not None and config.oracle == config.model
     if not same and ctx.is_main:
-        ctx.oracle = resolve_oracle(config, ctx.splits, ctx.root, ctx.emit)
+        ctx.oracle = resolve_oracle(
+            config, {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits}, ctx.root, ctx.emit,
+            identity=plan.identity(), max_length=plan.max_length,
+        )
     if ctx.is_main:
         ctx.session = Session.create(ctx.root, "eval", config.to_dict(), kind="eval")
         ctx.session.update_summary(algorithm=None)
@@ -132,9 +185,9 @@ def evaluate_model(
         result = phases.evaluate(ctx, phases.AFTER, 0, ctx.loaded.model)
         if ctx.session is not None:
             ctx.session.write_examples([{"phase": phases.AFTER, **row} for row in result.examples])
-        oracle = from_result(result, config.oracle, "self") if same else ctx.oracle
-        fm = field_metrics(result, oracle)
-        extra: dict[str, Any] = {}
+        oracle = from_result(result, config.oracle, "self", plan.identity()) if same else ctx.oracle
+        extra: dict[str, Any] = phases.headline(ctx, phases.AFTER, result, oracle)
+        fm = ctx.field_metrics[phases.AFTER]
         if config.relearn_steps:
             extra["relearn"] = phases_relearn(ctx, result)
         summary = {}
@@ -142,10 +195,11 @@ def evaluate_model(
             summary = ctx.session.update_summary(
                 status="finished", steps=0, total_steps=0, seconds=ctx.elapsed(), ended=now(),
                 data=ctx.data.report, metrics={phases.AFTER: result.aggregates},
-                forget_quality=fm["forget_quality"], model_utility=fm["model_utility"], privleak=fm["privleak"],
-                field_metrics={phases.AFTER: fm}, oracle=oracle.describe() if oracle else None, **extra,
+                **{key: fm.get(key) for key in (*phases.CORE_HEADLINES, *plan.recipe.headline_keys)},
+                field_metrics={phases.AFTER: fm}, oracle=oracle.describe() if oracle else None,
+                recipe=plan.describe(), **extra,
                 **{ORACLE_REFERENCE_KEY: reference_payload(
-                    result, model=config.model, forget=config.forget, holdout=config.holdout,
+                    result, plan.identity(), model=config.model, forget=config.forget, holdout=config.holdout,
                     eval_samples=config.eval_samples, seed=config.seed,
                 )},
             )
@@ -156,7 +210,22 @@ def evaluate_model(
     return guarded(ctx, body)
 
 
+def _load_model(ctx: RunContext) -> None:
+    from tui_unlearn.models.loading import load_model
+
+    config = ctx.config
+    ctx.log(f"loading model {config.model}")
+    ctx.loaded = load_model(
+        config.model, device=str(ctx.accelerator.device), dtype=config.dtype,
+        trust_remote_code=config.trust_remote_code, models_cache=config.models_cache,
+    )
+
+
 def phases_relearn(ctx: RunContext, result: Any) -> dict[str, Any]:
     from tui_unlearn.engine.relearn import relearn_check
 
+    if "forget" not in ctx.splits:
+        reason = f"the {ctx.plan.recipe.name} recipe has no question-answer forget split"
+        ctx.log(f"relearning check skipped: {reason}")
+        return {"steps": 0, "skipped": reason}
     return relearn_check(ctx, ctx.loaded.model, None, result)

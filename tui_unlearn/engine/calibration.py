@@ -162,7 +162,7 @@ def start(ctx: Any) -> Calibration | None:
     if not config.eval_every:
         return None
     calib = Calibration.from_config(config)
-    if not (calib.rule or calib.keep_best or ctx.oracle is not None or "holdout" in ctx.splits):
+    if not (calib.rule or calib.keep_best or ctx.oracle is not None or "holdout" in ctx.plan.working_splits()):
         return None  # nothing to judge and nothing measurable: no extra passes
     before_field = ctx.field_metrics.get(BEFORE, {})
     calib.original_utility = before_field.get("model_utility")
@@ -184,28 +184,33 @@ def start(ctx: Any) -> Calibration | None:
 
 
 def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float | None]:
-    """Evaluate the model being trained on what the calibration needs; with
-    ``record_evaluation`` (a full evaluation standing in for the quick "during" one) record it
-    as the run's Evaluation event."""
+    """Evaluate the model being trained on what the calibration needs: the run's recipe in
+    full when a metric needs generated answers, else one scoring pass over the forget,
+    holdout (and, if asked, retain) samples; the recipe's headline numbers (forget quality
+    against the oracle, model utility, ...) come from ``plan.headline`` as after the run.
+    With ``record_evaluation`` (a full evaluation standing in for the quick "during" one)
+    it is recorded as the run's Evaluation event."""
     import torch
 
     from tui_unlearn.engine.phases import DURING, evaluation_model
     from tui_unlearn.metrics.evaluate import evaluate_splits
-    from tui_unlearn.oracle import field_metrics
+    from tui_unlearn.recipes.evaluate import evaluate_plan
 
-    calib, config = ctx.calibration, ctx.config
-    splits = calib.splits(ctx.splits)
+    calib, plan = ctx.calibration, ctx.plan
+    model, tokenizer = evaluation_model(ctx), ctx.loaded.tokenizer
     with torch.no_grad():
-        result = evaluate_splits(
-            evaluation_model(ctx), ctx.loaded.tokenizer, splits, batch_size=32,
-            max_new_tokens=config.max_new_tokens, generate=calib.full, field_metrics=True,
-        )
+        if calib.full:
+            result = evaluate_plan(plan, model, tokenizer, batch_size=32)
+        else:
+            result = evaluate_splits(model, tokenizer, calib.splits(plan.working_splits()), batch_size=32,
+                                     max_new_tokens=plan.max_new_tokens, generate=False, field_metrics=True,
+                                     max_length=plan.max_length)
     if record_evaluation:
         ctx.record(ev.Evaluation(step, DURING, result.aggregates, ctx.elapsed()))
-    return values_from(result.aggregates, field_metrics(result, ctx.oracle), calib.original_utility)
+    return values_from(result.aggregates, plan.headline(result, ctx.oracle).values, calib.original_utility)
 
 
-def checkpoint(ctx: Any, step: int, *, record_evaluation: bool) -> bool:
+def judge(ctx: Any, step: int, *, record_evaluation: bool) -> bool:
     """Measure and judge the model at ``step``; snapshot it when it is the best so far.
     Returns whether the stop rule holds (the same answer on every process)."""
     calib = ctx.calibration
@@ -216,7 +221,9 @@ def checkpoint(ctx: Any, step: int, *, record_evaluation: bool) -> bool:
     if calib.rule is not None:
         shown = ", ".join(f"{m} {_fmt(event.values.get(m))}" for m in dict.fromkeys(calib.rule.metrics))
         ctx.log(f"stop rule {calib.rule.text!r} at step {step}: {shown}" + (" — met, stopping" if event.rule_met else ""))
-    return _any_process(ctx, event.rule_met)
+    from tui_unlearn.engine.phases import any_process
+
+    return any_process(ctx, event.rule_met)
 
 
 def snapshot(ctx: Any) -> dict[str, Any]:
@@ -258,16 +265,6 @@ def finish(ctx: Any, stopped_at: int | None) -> None:
             ctx.done = kept
         calib.best_weights = None
     ctx.extra[SUMMARY_KEY] = calib.summary(steps_run, kept, stopped_at)
-
-
-def _any_process(ctx: Any, flag: bool) -> bool:
-    acc = ctx.accelerator
-    if acc is None or acc.num_processes == 1:
-        return bool(flag)
-    import torch
-
-    total = acc.reduce(torch.tensor([1.0 if flag else 0.0], device=acc.device), reduction="sum")
-    return bool(total.item() > 0)
 
 
 def _fmt(value: float | None) -> str:

@@ -49,6 +49,7 @@ class RunContext:
     accelerator: Any = None
     data: Any = None
     splits: dict[str, list[dict]] = field(default_factory=dict)
+    plan: Any = None  # the recipe's evaluation (recipes.plan.EvalPlan)
     loaded: Any = None
     oracle: Any = None
     session: Any = None
@@ -64,6 +65,7 @@ class RunContext:
     probes: list[dict] = field(default_factory=list)
     original_answers: list[str] = field(default_factory=list)
     train_started: float | None = None
+    generate_during: bool = False  # evaluations during training also generate answers
     # results
     before: Any = None
     after: Any = None

@@ -18,6 +18,8 @@ from tui_unlearn import events as ev
 from tui_unlearn.engine.context import RunContext, RunResult, now
 from tui_unlearn.engine.inputs import eval_splits_for, load_run_data, sample
 from tui_unlearn.errors import RunFailedError
+from tui_unlearn.metrics.registry import CORE_HEADLINES
+from tui_unlearn.metrics.registry import SUMMARY_HEADLINES as HEADLINE_KEYS
 
 PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
 # "alternate" shares the forget stream's seed: same order, so its batch i pairs with forget's.
@@ -54,40 +56,84 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
     )
 
 
+def prepare_evaluation(ctx: RunContext) -> None:
+    """Load the recipe's evaluation splits (before any session exists, so a missing file
+    fails the run at once); their question/answer forget / retain / holdout splits become
+    the ones the quick evaluations, the probes and the relearning check use."""
+    from tui_unlearn.recipes.plan import build_plan
+
+    ctx.plan = build_plan(ctx.config, ctx.data, model_max_length=context_length(ctx.loaded.model))
+    ctx.splits.update(ctx.plan.working_splits())
+    missing = "; ".join(f"{name}: {why}" for name, why in ctx.plan.missing.items())
+    ctx.log(f"recipe {ctx.plan.recipe.name}: " + ", ".join(f"{n} {len(r)}" for n, r in ctx.plan.splits.items())
+            + (f" (left out: {missing})" if missing else ""))
+
+
 def load_oracle(ctx: RunContext) -> None:
+    """The evaluation plan, then the oracle measured on its forget and holdout records."""
     from tui_unlearn.oracle import resolve_oracle
 
+    if ctx.plan is None:
+        prepare_evaluation(ctx)
     if ctx.is_main:
-        ctx.oracle = resolve_oracle(ctx.config, ctx.splits, ctx.root, ctx.emit)
+        plan = ctx.plan
+        ctx.oracle = resolve_oracle(
+            ctx.config, {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits}, ctx.root, ctx.emit,
+            identity=plan.identity(), max_length=plan.max_length,
+        )
+
+
+def context_length(model: Any) -> int | None:
+    """The model's longest sequence (``max_position_embeddings``), when it says."""
+    return getattr(getattr(model, "config", None), "max_position_embeddings", None)
 
 
 # ---- evaluation ----
 
+
+
 def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
     """Evaluate ``model`` (default: the model being trained) and record it.
 
-    Before and after: every metric on the fixed samples; during: the quick kind (scores and
-    answers, no field metrics) on smaller samples.
+    Before and after: the recipe's evaluation, every split and metric (``recipes``);
+    during: the quick kind on samples of the forget and retain sets — scores only (loss,
+    token accuracy), no generation, unless ``ctx.generate_during`` (a stop rule on accuracy).
     """
-    from tui_unlearn.metrics.evaluate import evaluate_splits
+    import torch
 
     config = ctx.config
     model = model if model is not None else evaluation_model(ctx)
-    full = phase != DURING
-    splits = ctx.splits if full else {
-        name: sample(ctx.splits[name], config.probe_samples, config.seed + 3)
-        for name in ("forget", "retain") if name in ctx.splits
-    }
     ctx.log(f"evaluating ({phase})")
-    import torch
-
     with torch.no_grad():
-        result = evaluate_splits(
-            model, ctx.loaded.tokenizer, splits, batch_size=32 if full else 64,
-            max_new_tokens=config.max_new_tokens, field_metrics=full,
-        )
+        if phase != DURING:
+            from tui_unlearn.recipes.evaluate import evaluate_plan
+
+            result = evaluate_plan(ctx.plan, model, ctx.loaded.tokenizer, batch_size=32)
+        else:
+            from tui_unlearn.metrics.evaluate import evaluate_splits
+
+            splits = {
+                name: sample(ctx.splits[name], config.probe_samples, config.seed + 3)
+                for name in ("forget", "retain") if name in ctx.splits
+            }
+            result = evaluate_splits(model, ctx.loaded.tokenizer, splits, batch_size=64,
+                                     max_new_tokens=config.max_new_tokens, field_metrics=False,
+                                     generate=ctx.generate_during)
     ctx.record(ev.Evaluation(step, phase, result.aggregates, ctx.elapsed()))
     return result
+
+
+def headline(ctx: RunContext, phase: str, result: Any, oracle: Any = None) -> dict[str, Any]:
+    """The recipe's headline numbers of ``result`` (against ``oracle``, default the run's),
+    kept in ``ctx.field_metrics[phase]``; returns the summary fields that go with them:
+    ``null_reasons`` (metric -> why it is None) and ``headline_details``."""
+    h = ctx.plan.headline(result, oracle if oracle is not None else ctx.oracle)
+    values = {key: None for key in HEADLINE_KEYS}
+    values.update(h.values)
+    ctx.field_metrics[phase] = values
+    details = dict(ctx.extra.get("headline_details") or {})
+    details[phase] = h.details
+    return {"null_reasons": dict(h.reasons), "headline_details": details}
 
 
 def evaluation_model(ctx: RunContext) -> Any:
@@ -106,6 +152,10 @@ def probe(ctx: RunContext, step: int) -> None:
     model = evaluation_model(ctx)
     answers = generate_answers(model, ctx.loaded.tokenizer, [p["question"] for p in ctx.probes],
                                max_new_tokens=ctx.config.max_new_tokens)
+    record_probes(ctx, step, answers)
+
+
+def record_probes(ctx: RunContext, step: int, answers: list[str]) -> None:
     if not ctx.original_answers:
         ctx.original_answers = answers
     rows = [{**p, "original": ctx.original_answers[i], "current": answers[i]} for i, p in enumerate(ctx.probes)]
@@ -121,24 +171,36 @@ def choose_probes(ctx: RunContext) -> None:
 
 
 def evaluate_before(ctx: RunContext) -> None:
-    from tui_unlearn.oracle import field_metrics
+    """The original model's evaluation and probe answers, from the cache when the same model
+    was already evaluated on the same records with the same settings."""
+    from tui_unlearn.engine import eval_cache
 
-    ctx.before = evaluate(ctx, BEFORE, 0, ctx.loaded.model)
     choose_probes(ctx)
-    probe(ctx, 0)
+    questions = [p["question"] for p in ctx.probes]
+    key = eval_cache.cache_key(ctx, questions) if ctx.config.eval_cache else None
+    cached = eval_cache.load(ctx.root, key)
+    if cached is not None and len(cached["probe_answers"]) == len(questions):
+        ctx.log("evaluating (before): reusing the cached evaluation of this model on these records")
+        ctx.before = eval_cache.as_result(cached)
+        ctx.record(ev.Evaluation(0, BEFORE, ctx.before.aggregates, ctx.elapsed()))
+        record_probes(ctx, 0, cached["probe_answers"])
+    else:
+        ctx.before = evaluate(ctx, BEFORE, 0, ctx.loaded.model)
+        probe(ctx, 0)
+        if ctx.is_main:
+            eval_cache.store(ctx.root, key, ctx.before, ctx.original_answers)
     ctx.examples = [{"phase": BEFORE, **row} for row in ctx.before.examples]
-    ctx.field_metrics[BEFORE] = field_metrics(ctx.before, ctx.oracle)
+    # An interrupted run keeps the reasons of its last evaluation.
+    ctx.extra.update(headline(ctx, BEFORE, ctx.before), recipe=ctx.plan.describe())
     if ctx.session is not None:
         ctx.session.write_examples(ctx.examples)
         ctx.session.update_summary(
             metrics={BEFORE: ctx.before.aggregates}, field_metrics=ctx.field_metrics,
-            oracle=ctx.oracle.describe() if ctx.oracle else None,
+            oracle=ctx.oracle.describe() if ctx.oracle else None, **ctx.extra,
         )
 
 
 def evaluate_after(ctx: RunContext) -> None:
-    from tui_unlearn.oracle import field_metrics
-
     if ctx.status == "diverged":
         ctx.log(f"loss diverged at step {ctx.done + 1}; keeping the weights of step {ctx.done}")
     if ctx.status == "interrupted":
@@ -146,7 +208,9 @@ def evaluate_after(ctx: RunContext) -> None:
     ctx.after = evaluate(ctx, AFTER, ctx.done)
     probe(ctx, ctx.done)
     ctx.examples += [{"phase": AFTER, **row} for row in ctx.after.examples]
-    ctx.field_metrics[AFTER] = field_metrics(ctx.after, ctx.oracle)
+    ctx.extra.update(headline(ctx, AFTER, ctx.after))
+    # The recipe's own headline numbers sit at the top of the summary, as forget quality always has.
+    ctx.extra.update({key: ctx.field_metrics[AFTER].get(key) for key in ctx.plan.recipe.headline_keys})
     if ctx.session is not None:
         ctx.session.write_examples(ctx.examples)
 
@@ -254,12 +318,12 @@ def _frozen(model):
     return model
 
 
-def _stop_requested(ctx: RunContext) -> bool:
-    """Whether any process was asked to stop (every process must stop at the same step)."""
-    local = bool(ctx.stop())
+def any_process(ctx: RunContext, local: bool) -> bool:
+    """True when ``local`` is true on any process: decisions every process must take together
+    (stop now, checkpoint now) are agreed on, or a collective would wait forever."""
     acc = ctx.accelerator
     if acc is None or acc.num_processes == 1:
-        return local
+        return bool(local)
     import torch
 
     flag = acc.reduce(torch.tensor([1.0 if local else 0.0], device=acc.device), reduction="sum")
@@ -272,8 +336,10 @@ def train(ctx: RunContext) -> None:
     with ``--keep-best`` the best evaluation's weights are put back at the end."""
     from tui_unlearn.algorithms.base import LossInputs
     from tui_unlearn.engine import calibration
+    from tui_unlearn.engine.checkpoint import CheckpointPolicy, save_checkpoint
 
     config, algorithm = ctx.config, ctx.algorithm
+    policy = CheckpointPolicy(config.checkpoint_every)
     loop, regs = ctx.loop, ctx.regularisers
     model = loop.model
     ctx.train_started = time.monotonic()
@@ -283,8 +349,11 @@ def train(ctx: RunContext) -> None:
     stopped_at = None
     try:
         for step in range(ctx.done + 1, config.steps + 1):
-            if _stop_requested(ctx):
+            if any_process(ctx, bool(ctx.stop())):
                 ctx.status = "interrupted"
+                if ctx.done and config.checkpoint_every != 0:
+                    ctx.log(f"saving a checkpoint at step {ctx.done} (resume with --resume)")
+                    save_checkpoint(ctx)
                 break
 
             def micro_step(j: int) -> dict:
@@ -317,6 +386,9 @@ def train(ctx: RunContext) -> None:
                                      round(time.monotonic() - ctx.train_started, 3)))
             if ctx.session is not None:
                 ctx.session.record_progress(step, config.steps)
+            if step < config.steps and any_process(ctx, policy.due(step)):
+                save_checkpoint(ctx)
+                policy.saved()
             during = bool(config.eval_every) and step % config.eval_every == 0 and step < config.steps
             if during:
                 # A full calibration evaluation stands in for the quick one.
@@ -325,7 +397,7 @@ def train(ctx: RunContext) -> None:
                 probe(ctx, step)
             # The last step is a keep-best candidate too (the "after" evaluation comes later).
             if calib is not None and (during or (step == config.steps and calib.keep_best)):
-                if calibration.checkpoint(ctx, step, record_evaluation=during and calib.full) and step < config.steps:
+                if calibration.judge(ctx, step, record_evaluation=during and calib.full) and step < config.steps:
                     stopped_at = step
                     break
     finally:
@@ -373,12 +445,16 @@ def relearn(ctx: RunContext) -> None:
 
 
 def finish(ctx: RunContext) -> RunResult:
+    from tui_unlearn.engine.checkpoint import discard_checkpoint
+
     config = ctx.config
+    if ctx.status in ("finished", "diverged") and ctx.session is not None:
+        discard_checkpoint(ctx.session.path)  # nothing left to resume
     metrics = {BEFORE: ctx.before.aggregates}
     extra: dict[str, Any] = dict(ctx.extra)
     if ctx.after is not None:
         metrics[AFTER] = ctx.after.aggregates
-        extra.update({key: ctx.field_metrics[AFTER][key] for key in ("forget_quality", "model_utility", "privleak")})
+        extra.update({key: ctx.field_metrics[AFTER][key] for key in CORE_HEADLINES})
     train_seconds = round(time.monotonic() - ctx.train_started, 2) if ctx.train_started else 0.0
     summary = {}
     if ctx.session is not None:

@@ -96,6 +96,14 @@ def make_accelerator(config: Any):
     )
 
 
+def local_accelerator(device: str = "cpu", grad_accum: int = 1):
+    """A single-process ``Accelerator`` on ``device`` without mixed precision (the tiny-model
+    builder, tests): the same loop as a run, none of a run's settings."""
+    from types import SimpleNamespace
+
+    return make_accelerator(SimpleNamespace(device=device, mixed_precision="no", grad_accum=grad_accum))
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     name = type(exc).__name__
     return "OutOfMemory" in name or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())

@@ -63,6 +63,7 @@ class BatchStream:
 
     def __init__(self, examples: Sequence[dict], batch_size: int, seed: int, pad_id: int, accelerator: Any,
                  *, start: int = 0) -> None:
+        import torch
         import torch.utils.data
 
         self.examples = examples
@@ -70,13 +71,12 @@ class BatchStream:
         self.batch_size = max(1, min(batch_size, len(examples)))
         loader = torch.utils.data.DataLoader(
             _dataset(examples, seed, start), batch_size=self.batch_size, collate_fn=collate_with_index(pad_id),
+            # Its own generator: a DataLoader draws a seed when iteration starts, and from the global
+            # RNG that draw would land in the middle of training, differently for a resumed run.
+            generator=torch.Generator().manual_seed(seed),
         )
         self._loader = accelerator.prepare_data_loader(loader) if accelerator is not None else loader
         self._iterator = iter(self._loader)
 
     def next(self) -> dict:
         return next(self._iterator)
-
-    def examples_per_step(self, accumulation: int, processes: int) -> int:
-        """Global stream positions one optimisation step consumes."""
-        return self.batch_size * accumulation * processes

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -81,63 +81,124 @@ def evaluate_splits(
     generate: bool = True,
     field_metrics: bool = True,
     max_length: int = 512,
+    generate_splits: Collection[str] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on every split (records in the schema of ``data.records``).
 
     Always: loss, token accuracy, and with ``generate`` the generated answers with exact
     match (``accuracy``), token precision / recall / F1. With ``field_metrics``: ROUGE-L
-    recall, probability, truth ratio (records with a paraphrased and perturbed answers;
-    the forget form on splits named "forget*"), exact memorisation, extraction strength,
-    and on "forget*" splits, when a "holdout" split is given, the membership-inference
-    AUCs forget vs holdout. The model is left in the train/eval mode it came in.
+    recall, probability, truth ratio (records with perturbed answers, over the paraphrased
+    answer or, without one, the answer itself; the forget form on splits named
+    "forget*"), probability against the perturbed answers, exact memorisation,
+    extraction strength, and on "forget*" splits, when a "holdout" split is given, the
+    membership-inference AUCs forget vs holdout. ``generate_splits`` limits generation
+    to the splits named (None: every split). The model is left in the train/eval mode it
+    came in.
     """
     records = {name: list(recs) for name, recs in splits.items()}
+    examples = qa_examples(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                           generate=generate, field_metrics=field_metrics, max_length=max_length,
+                           generate_splits=generate_splits)
+    return result_from_examples(examples, split_names=list(records), generate=generate, field_metrics=field_metrics)
 
-    # One flat list of (question, answer) pairs for the scorer; `slots` points back.
+
+def qa_examples(
+    model,
+    tokenizer,
+    records: Mapping[str, Sequence[Mapping[str, Any]]],
+    *,
+    batch_size: int = 32,
+    max_new_tokens: int = 48,
+    generate: bool = True,
+    field_metrics: bool = True,
+    max_length: int = 512,
+    generate_splits: Collection[str] | None = None,
+) -> list[Example]:
+    """The scored (and, for the splits that generate, answered) examples of question/answer
+    and plain-text records: one scoring pass and one generation pass over every split."""
+    generating = {name for name in records if generate and (generate_splits is None or name in generate_splits)}
+
+    # Flat lists of (question, answer) pairs for the scorer, `slots` pointing back: the
+    # answers themselves with every statistic, their variants (loss only) in a second call.
     pairs: list[tuple[str, str]] = []
+    variants: list[tuple[str, str]] = []
     slots: list[tuple[str, Mapping[str, Any], dict[str, Any]]] = []
     for name, recs in records.items():
         for rec in recs:
             kind = _kind(rec)
             question = (rec.get("question") or "") if kind == "qa" else ""
-            slot: dict[str, Any] = {"kind": kind, "main": len(pairs)}
+            slot: dict[str, Any] = {"kind": kind, "main": len(pairs), "generate": name in generating}
             pairs.append((question, rec.get("answer") or ""))
             paraphrased = rec.get("paraphrased_answer") or ""
             perturbed = list(rec.get("perturbed_answers") or [])
-            if field_metrics and kind == "qa" and paraphrased and perturbed:
-                slot["paraphrased"] = len(pairs)
-                pairs.append((question, paraphrased))
-                slot["perturbed"] = list(range(len(pairs), len(pairs) + len(perturbed)))
-                pairs.extend((question, p) for p in perturbed)
+            if field_metrics and kind == "qa" and perturbed:
+                if paraphrased:
+                    slot["paraphrased"] = len(variants)
+                    variants.append((question, paraphrased))
+                slot["perturbed"] = list(range(len(variants), len(variants) + len(perturbed)))
+                variants.extend((question, p) for p in perturbed)
             slots.append((name, rec, slot))
     scores = score_answers(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length)
+    variant_scores = score_answers(model, tokenizer, variants, batch_size=batch_size, max_length=max_length,
+                                   statistics=False)
 
-    if generate:
+    for _, rec, slot in slots:
+        if slot["kind"] == "text":
+            _, slot["prefix"], slot["continuation"], _ = _split_text(tokenizer, rec.get("answer") or "", max_length)
+    if generating:
         _generate_into(
-            model, tokenizer, slots, batch_size=batch_size, max_new_tokens=max_new_tokens, max_length=max_length
+            model, tokenizer, [s for s in slots if s[2]["generate"]],
+            batch_size=batch_size, max_new_tokens=max_new_tokens, max_length=max_length,
         )
-    else:
-        for _, rec, slot in slots:
-            if slot["kind"] == "text":
-                _, slot["prefix"], slot["continuation"], _ = _split_text(
-                    tokenizer, rec.get("answer") or "", max_length
-                )
 
+    examples = []
+    for name, rec, slot in slots:
+        is_text = slot["kind"] == "text"
+        examples.append(Example(
+            split=name,
+            kind=slot["kind"],
+            record=rec,
+            gold=slot["continuation"] if is_text else rec.get("answer") or "",
+            main=scores[slot["main"]],
+            generated=slot.get("generated") if slot["generate"] else None,
+            paraphrased=variant_scores[slot["paraphrased"]] if "paraphrased" in slot else None,
+            perturbed=[variant_scores[i] for i in slot.get("perturbed", ())],
+            prompt=slot["prefix"] if is_text else None,
+        ))
+    return examples
+
+
+def result_from_examples(
+    examples: Sequence[Example],
+    *,
+    split_names: Sequence[str] | None = None,
+    generate: bool = True,
+    field_metrics: bool = True,
+) -> EvalResult:
+    """Rows, split aggregates, truth ratios and forget-vs-holdout AUCs from scored examples.
+
+    The one place per-example numbers become a result: ``evaluate_splits`` and the
+    recipes' own evaluations (multiple choice, MUSE's completions) end here, and so can a
+    test that rebuilds examples from someone else's per-example logs. ``split_names``
+    orders the splits (default: first appearance); a split without examples gets an empty
+    aggregate.
+    """
+    names = list(split_names) if split_names is not None else list(dict.fromkeys(e.split for e in examples))
     result = EvalResult()
     computed = row_metrics(generate=generate, field_metrics=field_metrics)
-    for name, rec, slot in slots:
-        row = _example_row(name, rec, slot, scores, computed, generate)
+    for example in examples:
+        row = example_row(example, computed)
         # NaN (an answer truncated away) becomes None so rows stay valid JSON.
         result.examples.append({k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()})
-    for name in records:
+    for name in names:
         rows = [r for r in result.examples if r["split"] == name]
         result.aggregates[name] = split_aggregates(name, rows, generate=generate, field_metrics=field_metrics)
         ratios = [r["truth_ratio"] for r in rows if r.get("truth_ratio") is not None]
         if ratios:
             result.truth_ratios[name] = ratios
-    if field_metrics and HOLDOUT_SPLIT in records:
+    if field_metrics and HOLDOUT_SPLIT in names:
         holdout = [r for r in result.examples if r["split"] == HOLDOUT_SPLIT]
-        for name in records:
+        for name in names:
             if name.startswith("forget"):
                 forget = [r for r in result.examples if r["split"] == name]
                 result.aggregates[name].update(pair_aggregates(forget, holdout))
@@ -145,7 +206,7 @@ def evaluate_splits(
 
 
 def _generate_into(model, tokenizer, slots, *, batch_size: int, max_new_tokens: int, max_length: int) -> None:
-    """Fill ``slot["generated"]`` (and the prefix / continuation of plain text)."""
+    """Fill ``slot["generated"]`` (plain text continues its prefix, see ``_split_text``)."""
     qa = [(rec, slot) for _, rec, slot in slots if slot["kind"] == "qa"]
     answers = generate_from_ids(
         model,
@@ -161,7 +222,7 @@ def _generate_into(model, tokenizer, slots, *, batch_size: int, max_new_tokens: 
     prefix_ids = []
     longest = 0
     for rec, slot in plain:
-        ids, slot["prefix"], slot["continuation"], n = _split_text(tokenizer, rec.get("answer") or "", max_length)
+        ids, _, _, n = _split_text(tokenizer, rec.get("answer") or "", max_length)
         prefix_ids.append(ids)
         longest = max(longest, n)
     continuations = generate_from_ids(
@@ -175,29 +236,18 @@ def _generate_into(model, tokenizer, slots, *, batch_size: int, max_new_tokens: 
         slot["generated"] = generated
 
 
-def _example_row(name, rec, slot, scores, metrics, generate: bool) -> dict[str, Any]:
+def example_row(example: Example, metrics: Sequence[Any]) -> dict[str, Any]:
     """One examples.jsonl row: who the record is, what the model said, every computed metric."""
-    main = scores[slot["main"]]
-    is_text = slot["kind"] == "text"
-    gold = slot["continuation"] if is_text else rec.get("answer") or ""
-    example = Example(
-        split=name,
-        kind=slot["kind"],
-        record=rec,
-        gold=gold,
-        main=main,
-        generated=slot.get("generated") if generate else None,
-        paraphrased=scores[slot["paraphrased"]] if "paraphrased" in slot else None,
-        perturbed=[scores[i] for i in slot.get("perturbed", ())],
-    )
+    rec = example.record
+    main = example.main
     row: dict[str, Any] = {
-        "split": name,
-        "kind": slot["kind"],
+        "split": example.split,
+        "kind": example.kind,
         "group": rec.get("group") or "",
-        "question": slot["prefix"] if is_text else rec.get("question") or "",
-        "answer": gold,
+        "question": example.prompt if example.prompt is not None else rec.get("question") or "",
+        "answer": example.gold,
         "generated": example.generated,
-        "num_tokens": main.num_tokens,
+        "num_tokens": getattr(main, "num_tokens", 0),
     }
     for metric in metrics:
         if example.kind in metric.kinds:
@@ -206,8 +256,9 @@ def _example_row(name, rec, slot, scores, metrics, generate: bool) -> dict[str, 
 
 
 def model_utility_from(retain_aggregates: Mapping[str, float]) -> float:
-    """Harmonic mean of the retain split's probability, ROUGE-L recall and truth-ratio score
-    (TOFU's model utility restricted to the splits we have); NaN when one is missing."""
+    """Harmonic mean of one split's probability, ROUGE-L recall and truth-ratio score: a
+    third of TOFU's model utility (the recipes' ``headline`` computes all nine parts);
+    NaN when one is missing."""
     try:
         values = [retain_aggregates[k] for k in ("probability", "rouge_l", "truth_ratio")]
     except KeyError:

@@ -88,12 +88,15 @@ def _plain_generation_config(model, tokenizer, pad_id: int, eos_ids: list[int]):
 
 
 def generate_from_ids(
-    model, tokenizer, prompts: Sequence[list[int]], *, batch_size: int = 64, max_new_tokens: int = 48
+    model, tokenizer, prompts: Sequence[list[int]], *, batch_size: int = 64, max_new_tokens: int = 48,
+    strip: bool = True,
 ) -> list[str]:
     """Greedy-decode a continuation of each prompt (token ids), in input order.
 
     The prompts are sorted by length (longest first, so an out-of-memory shows up at
     once), left-padded in batches of ``batch_size`` and decoded with the KV cache.
+    ``strip`` False keeps leading and trailing whitespace (MUSE cuts KnowMem answers at
+    a blank line, which a leading one would otherwise hide).
     """
     import torch
 
@@ -135,7 +138,8 @@ def generate_from_ids(
                         if token in eos_set:
                             row = row[:cut]
                             break
-                    results[index] = tokenizer.decode(row, skip_special_tokens=True).strip()
+                    text = tokenizer.decode(row, skip_special_tokens=True)
+                    results[index] = text.strip() if strip else text
     finally:
         model.train(was_training)
     return results

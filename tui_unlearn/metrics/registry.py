@@ -44,7 +44,7 @@ class Example:
     """
 
     split: str
-    kind: str  # "qa" | "text"
+    kind: str  # "qa" | "text" | "completion" (MUSE VerbMem) | "knowmem" | "choice"
     record: Mapping[str, Any]
     gold: str
     main: Any
@@ -52,6 +52,14 @@ class Example:
     paraphrased: Any = None
     perturbed: Sequence[Any] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # what a recipe adds (e.g. option scores)
+    prompt: str | None = None  # what the row shows as its question (None: the record's question)
+
+    @property
+    def truth_base(self) -> Any:
+        """The score the truth ratio puts over the perturbed answers: the paraphrased
+        answer's, or the answer's own when the record has no paraphrase (TOFU's real
+        authors and world facts: ``base_answer_key: answer``)."""
+        return self.paraphrased if self.paraphrased is not None else self.main
 
 
 def mean(values: Sequence[float], split: str) -> float:
@@ -101,6 +109,8 @@ class Metric:
     def compute(self, example: Example) -> float | None:
         if self.per_example is None or example.kind not in self.kinds:
             return None
+        if self.needs == GENERATE and example.generated is None:
+            return None  # a split evaluated without generation
         value = self.per_example(example)
         if value is None:
             return None
@@ -176,6 +186,12 @@ def compare_metrics() -> list[Metric]:
 def sparkline_series() -> list[tuple[str, Metric]]:
     """(split, metric) pairs the run pane draws as sparklines."""
     return [(split, m) for split in ("forget", "retain") for m in all_metrics().values() if m.sparkline]
+
+
+# The headline numbers every unlearning summary carries (TOFU's two and MUSE's privacy leakage),
+# and the forget MIA AUC behind the last; recipes add their own run-scope metrics beside them.
+CORE_HEADLINES = ("forget_quality", "model_utility", "privleak")
+SUMMARY_HEADLINES = (*CORE_HEADLINES, "mia_auc")
 
 
 def headline_metrics() -> list[Metric]:

@@ -1,9 +1,11 @@
 """Text-overlap metrics between a generated answer and the gold answer.
 
 ``exact_match`` and ``token_prf`` follow the SQuAD evaluation script (normalise, then
-compare bags of tokens). ROUGE-L comes from Google's ``rouge-score`` package with the
-Porter stemmer on, which is what TOFU and MUSE use; TOFU reports its recall
-(``scorer.score(target=gold, prediction=generated).recall``), MUSE its F1.
+compare bags of tokens). ROUGE-L comes from Google's ``rouge-score`` package. TOFU (and
+open-unlearning) score with the Porter stemmer on and report the recall
+(``scorer.score(target=gold, prediction=generated).recall``): ``rouge_l``. MUSE's
+VerbMem and KnowMem score with the stemmer off and report the F1 (its
+``RougeEvalLogger``): ``muse_rouge_l_f1``.
 """
 
 from __future__ import annotations
@@ -49,12 +51,12 @@ def token_prf(pred: str, gold: str) -> tuple[float, float, float]:
     return precision, recall, 2 * precision * recall / (precision + recall)
 
 
-@lru_cache(maxsize=1)
-def _rouge_l_scorer():
-    # Building a scorer loads the stemmer; one is enough for the process.
+@lru_cache(maxsize=2)
+def _rouge_l_scorer(use_stemmer: bool = True):
+    # Building a scorer loads the stemmer; one of each kind is enough for the process.
     from rouge_score import rouge_scorer
 
-    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=use_stemmer)
 
 
 @lru_cache(maxsize=8192)
@@ -74,5 +76,12 @@ def rouge_l_recall(pred: str, gold: str) -> float:
 
 
 def rouge_l_f1(pred: str, gold: str) -> float:
-    """ROUGE-L F1 of ``pred`` against ``gold`` (MUSE's verbatim-memorisation score)."""
+    """ROUGE-L F1 of ``pred`` against ``gold``, stemmed (open-unlearning's ``rougeL_f1``)."""
     return rouge_l(pred, gold)[1]
+
+
+@lru_cache(maxsize=8192)
+def muse_rouge_l_f1(pred: str, gold: str) -> float:
+    """ROUGE-L F1 of ``pred`` against ``gold`` without stemming, in 0..1: MUSE's VerbMem
+    and KnowMem per example (MUSE reports the mean times 100)."""
+    return float(_rouge_l_scorer(False).score(gold, pred)["rougeL"].fmeasure)

@@ -3,18 +3,20 @@
     python -m tui_unlearn.models.build_tiny [--out DIR] [--micro] [--only NAME]
 
 Both models share one byte-level BPE tokenizer (trained on every benchmark string of all
-authors, holdout included, so any benchmark text tokenizes well), one Llama config and one
-seed; the target (``tiny-authors``) is fine-tuned on ``trained`` = forget10 + retain90, the
-retain-only oracle (``tiny-authors-retain``) on retain90 alone. Training uses the project's
-own ``encode_example``/``collate`` so the prompt format is exactly what the engine and
-generation use. On one machine (same CPU, torch version and ``TRAIN_THREADS``) a rebuild
-gives identical ``model.safetensors`` bytes; ``build_info.json`` also records wall time,
-which naturally differs.
+authors, holdout and the utility splits included, so any benchmark text tokenizes well),
+one Llama config and one seed; the target (``tiny-authors``) is fine-tuned on ``trained`` =
+forget10 + retain90, the retain-only oracle (``tiny-authors-retain``) on retain90 alone, and
+both on the utility splits (``real_authors``, ``world_facts``: well-known knowledge that
+the oracle has too). Training uses the project's own ``encode_example``/``collate`` so the
+prompt format is exactly what the engine and generation use. On one machine (same CPU,
+torch version and ``TRAIN_THREADS``) a rebuild gives identical ``model.safetensors`` bytes;
+``build_info.json`` also records wall time, which naturally differs.
 
-The small pieces (``train_tokenizer``, ``tiny_llama_config``, ``deterministic_torch``,
-``train_causal_lm``, ``greedy_answers``, ``exact_match``, ``build_micro_model``) are
-reusable by tests; ``exact_match`` here only fills ``build_info.json`` (the metrics
-package owns the real evaluation).
+``build_info.json``'s exact-match figures are the project's metric (``metrics.text``'s
+SQuAD normalisation over ``metrics.generation``'s greedy answers), so they are the
+README's numbers. The small pieces (``train_tokenizer``, ``tiny_llama_config``,
+``deterministic_torch``, ``train_causal_lm``, ``exact_match_rate``, ``build_micro_model``)
+are reusable by tests.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import argparse
 import json
 import math
 import random
-import re
 import shutil
 import sys
 import time
@@ -32,13 +33,24 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from tui_unlearn.data.benchmark import DEFAULT_SEED, benchmark_authors, benchmark_fingerprint, benchmark_records
+from tui_unlearn.data.benchmark import (
+    DEFAULT_SEED,
+    UTILITY_SPLITS,
+    benchmark_authors,
+    benchmark_fingerprint,
+    benchmark_records,
+)
+from tui_unlearn.data.formatting import PLAIN_PROMPT, collate, encode_example, pad_token_id
 from tui_unlearn.data.records import make_record
-from tui_unlearn.data.formatting import PLAIN_PROMPT, collate, encode_example, pad_token_id, prompt_ids
+from tui_unlearn.metrics.generation import generate_answers
+from tui_unlearn.metrics.text import exact_match
 from tui_unlearn.models.bundled import BUNDLED_MODELS
 
 SPECIAL_TOKENS = ("<pad>", "<s>", "</s>")  # ids 0, 1, 2
-TRAIN_THREADS = 2  # fixed: matmul reductions may depend on the thread count
+# Fixed, since matmul reductions may depend on the thread count. One thread: on a shared or
+# busy machine two OpenMP threads wait on each other at every barrier (measured 4x slower
+# per step than one thread on 2 loaded cores), and at this size a second thread saves little.
+TRAIN_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -59,17 +71,21 @@ class BuildRecipe:
     max_length: int = 128
     seed: int = DEFAULT_SEED
     benchmark_seed: int = DEFAULT_SEED
-    n_authors: int | None = None  # micro builds use only the first few authors of each split
+    n_authors: int | None = None  # micro builds use only the first few authors (groups) of each split
 
 
+# A toy for tests: one author per split, a few dozen optimizer steps, about a second of training.
 MICRO_RECIPE = BuildRecipe(
-    vocab_size=400, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
-    epochs=12, batch_size=8, lr=1e-2, n_authors=2,
+    vocab_size=300, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
+    epochs=3, batch_size=4, lr=1e-2, n_authors=1,
 )
 
 # Which benchmark splits each bundled model is trained on.
-TRAINING_SPLITS = {"tiny-authors": "trained", "tiny-authors-retain": "retain90"}
-REPORT_SPLITS = ("forget10", "retain90", "holdout")
+TRAINING_SPLITS = {
+    "tiny-authors": ("trained", *UTILITY_SPLITS),
+    "tiny-authors-retain": ("retain90", *UTILITY_SPLITS),
+}
+REPORT_SPLITS = ("forget10", "retain90", "holdout", *UTILITY_SPLITS)
 
 
 # --- tokenizer ---------------------------------------------------------------------------------
@@ -103,13 +119,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
 
 
 def benchmark_texts(seed: int = DEFAULT_SEED, authors: int | None = None) -> list[str]:
-    """Every string of the benchmark (all authors, holdout included) for tokenizer training."""
+    """Every string of the benchmark (all authors, holdout and utility splits included) for tokenizer training."""
     texts = []
-    for record in _records("trained", seed, authors) + _records("holdout", seed, authors):
-        # In the shapes training and generation see: the plain prompt, then " " + answer.
-        texts.append(PLAIN_PROMPT.format(question=record["question"]) + " " + record["answer"])
-        texts.append(" " + record["paraphrased_answer"])
-        texts.extend(" " + wrong for wrong in record["perturbed_answers"])
+    for split in ("trained", "holdout", *UTILITY_SPLITS):
+        for record in _records(split, seed, authors):
+            # In the shapes training and generation see: the plain prompt, then " " + answer.
+            texts.append(PLAIN_PROMPT.format(question=record["question"]) + " " + record["answer"])
+            if record["paraphrased_answer"]:
+                texts.append(" " + record["paraphrased_answer"])
+            texts.extend(" " + wrong for wrong in record["perturbed_answers"])
     return texts
 
 
@@ -166,7 +184,8 @@ def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epoc
     Shuffling uses ``random.Random(seed)``; build the model and train it inside
     ``deterministic_torch(seed)`` for bit-identical reruns.
     """
-    import torch
+    from tui_unlearn.engine.runtime import local_accelerator
+    from tui_unlearn.engine.training import TrainingLoop
 
     examples = [encode_example(tokenizer, r["question"], r["answer"], max_length) for r in records]
     pad = pad_token_id(tokenizer)
@@ -181,8 +200,9 @@ def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epoc
         progress = (step - warmup) / max(1, total - warmup)
         return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+    # The project's one training loop (the engine's): AdamW, this schedule, clipping at 1.
+    loop = TrainingLoop(local_accelerator(), model, model.parameters(), lr=lr, schedule=schedule,
+                        grad_clip=1.0, betas=(0.9, 0.98), weight_decay=weight_decay)
     stats = TrainStats()
     start = time.perf_counter()
     model.train()
@@ -192,13 +212,10 @@ def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epoc
         epoch_loss = 0.0
         for i in range(0, len(order), batch_size):
             batch = collate([examples[j] for j in order[i:i + batch_size]], pad)
-            loss = model(**batch).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            stats.losses.append(float(loss.detach()))
+            outcome = loop.step(lambda micro: {"loss": loop.model(**batch).loss})
+            if outcome.status != "ok":
+                raise RuntimeError(f"training diverged at step {stats.steps + 1}; lower the learning rate")
+            stats.losses.append(outcome.terms["loss"])
             epoch_loss += stats.losses[-1]
             stats.steps += 1
         if on_epoch is not None:
@@ -209,50 +226,15 @@ def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epoc
 
 
 # --- evaluation --------------------------------------------------------------------------------
-_PUNCT = re.compile(r"[^\w\s]")
+def exact_match_rate(model, tokenizer, records: Sequence[dict[str, Any]], *, batch_size: int = 64) -> float:
+    """Fraction of ``records`` whose greedy answer exact-matches the gold one (SQuAD normalisation).
 
-
-def normalize_answer(text: str) -> str:
-    """Lowercase, drop punctuation, collapse whitespace."""
-    return " ".join(_PUNCT.sub("", text.lower()).split())
-
-
-def greedy_answers(model, tokenizer, questions: Sequence[str], *, batch_size: int = 64,
-                   max_new_tokens: int = 48) -> list[str]:
-    """Greedy continuations of ``build_prompt`` for each question, decoded up to EOS.
-
-    An answer that never reaches EOS within ``max_new_tokens`` keeps its runaway text, so
-    it cannot count as an exact match.
+    The project's metric: ``metrics.generation.generate_answers`` then ``metrics.text.exact_match``.
     """
-    import torch
-
-    pad = pad_token_id(tokenizer)
-    eos = tokenizer.eos_token_id
-    out: list[str] = []
-    for i in range(0, len(questions), batch_size):
-        chunk = questions[i:i + batch_size]
-        feats = [{"input_ids": ids, "labels": [0] * len(ids)} for ids in (prompt_ids(tokenizer, q) for q in chunk)]
-        batch = collate(feats, pad, padding_side="left")
-        with torch.no_grad():
-            generated = model.generate(
-                input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=pad, eos_token_id=eos,
-            )
-        width = batch["input_ids"].shape[1]
-        for row in generated[:, width:].tolist():
-            ended = eos in row
-            text = tokenizer.decode(row[: row.index(eos)] if ended else row, skip_special_tokens=True).strip()
-            out.append(text if ended else text + " <no eos>")
-    return out
-
-
-def exact_match(model, tokenizer, records: Sequence[dict[str, Any]], batch_size: int = 64) -> float:
-    """Fraction of records whose greedy answer equals the gold one after ``normalize_answer``."""
     if not records:
         return 0.0
-    answers = greedy_answers(model, tokenizer, [r["question"] for r in records], batch_size=batch_size)
-    hits = sum(normalize_answer(a) == normalize_answer(r["answer"]) for a, r in zip(answers, records))
-    return hits / len(records)
+    answers = generate_answers(model, tokenizer, [r["question"] for r in records], batch_size=batch_size)
+    return sum(exact_match(a, r["answer"]) for a, r in zip(answers, records)) / len(records)
 
 
 # --- building ----------------------------------------------------------------------------------
@@ -260,14 +242,17 @@ def _records(split: str, seed: int, authors: int | None) -> list[dict[str, Any]]
     records = benchmark_records(split, seed)
     if authors is None:
         return records
-    keep = set(_first_authors(split, seed, authors))
+    keep = set(_first_groups(split, seed, authors))
     return [r for r in records if r["group"] in keep]
 
 
-def _first_authors(split: str, seed: int, n: int) -> list[str]:
-    """The first ``n`` authors of ``split``; for ``trained`` that is ``n`` of forget10 and ``n`` of retain90."""
+def _first_groups(split: str, seed: int, n: int) -> list[str]:
+    """The first ``n`` authors of ``split`` (for ``trained``: ``n`` of forget10 and ``n`` of retain90),
+    or of a utility split its first ``n`` groups (famous authors, countries)."""
     if split == "trained":
-        return _first_authors("forget10", seed, n) + _first_authors("retain90", seed, n)
+        return _first_groups("forget10", seed, n) + _first_groups("retain90", seed, n)
+    if split in UTILITY_SPLITS:
+        return list(dict.fromkeys(r["group"] for r in benchmark_records(split, seed)))[:n]
     return benchmark_authors(split, seed)[:n]
 
 
@@ -276,12 +261,13 @@ def build_model(name: str, tokenizer, recipe: BuildRecipe, out_dir: Path, *, eva
     """Train bundled model ``name`` and save it (weights, tokenizer, build_info.json) to ``out_dir``."""
     from transformers import LlamaForCausalLM
 
-    split = TRAINING_SPLITS[name]
-    records = _records(split, recipe.benchmark_seed, recipe.n_authors)
+    splits = TRAINING_SPLITS[name]
+    records = [r for split in splits for r in _records(split, recipe.benchmark_seed, recipe.n_authors)]
     # Each fact is also seen once as a plain sentence in its paraphrased wording, so the model
     # knows the fact beyond one template and the truth ratio (paraphrase vs perturbed) means
-    # something; plain text has no question, so it never competes with the QA answer.
-    records = records + [make_record("", r["paraphrased_answer"]) for r in records]
+    # something; plain text has no question, so it never competes with the QA answer. The
+    # utility splits have no paraphrase (as in TOFU): their truth ratio's base is the answer.
+    records = records + [make_record("", r["paraphrased_answer"]) for r in records if r["paraphrased_answer"]]
     config = tiny_llama_config(
         tokenizer, hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
         num_layers=recipe.num_layers, num_heads=recipe.num_heads, max_positions=recipe.max_positions,
@@ -289,19 +275,20 @@ def build_model(name: str, tokenizer, recipe: BuildRecipe, out_dir: Path, *, eva
     with deterministic_torch(recipe.seed):
         model = LlamaForCausalLM(config)
         n_params = sum(p.numel() for p in model.parameters())
-        log(f"{name}: {n_params / 1e6:.2f}M parameters, {len(records)} records of {split}")
+        log(f"{name}: {n_params / 1e6:.2f}M parameters, {len(records)} records of {' + '.join(splits)}")
         stats = train_causal_lm(
             model, tokenizer, records, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
             warmup_fraction=recipe.warmup_fraction, weight_decay=recipe.weight_decay,
             max_length=recipe.max_length, seed=recipe.seed,
             on_epoch=lambda e, loss: log(f"{name}: epoch {e + 1}/{recipe.epochs} loss {loss:.4f}"),
         )
-    log(f"{name}: trained {stats.steps} steps in {stats.wall_s:.1f}s")
-    figures: dict[str, float] = {}
-    if evaluate:
-        for report in REPORT_SPLITS:
-            figures[report] = exact_match(model, tokenizer, _records(report, recipe.benchmark_seed, recipe.n_authors))
-        log(f"{name}: exact match " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
+        log(f"{name}: trained {stats.steps} steps in {stats.wall_s:.1f}s")
+        figures: dict[str, float] = {}
+        if evaluate:  # still on TRAIN_THREADS threads: as quick as training on a busy machine
+            for report in REPORT_SPLITS:
+                sample = _records(report, recipe.benchmark_seed, recipe.n_authors)
+                figures[report] = exact_match_rate(model, tokenizer, sample)
+            log(f"{name}: exact match " + ", ".join(f"{k} {v:.3f}" for k, v in figures.items()))
 
     model.generation_config.bos_token_id = tokenizer.bos_token_id
     model.generation_config.eos_token_id = tokenizer.eos_token_id
@@ -310,7 +297,7 @@ def build_model(name: str, tokenizer, recipe: BuildRecipe, out_dir: Path, *, eva
     info = {
         "name": name,
         "description": BUNDLED_MODELS[name],
-        "trained_on": split,
+        "trained_on": list(splits),
         "recipe": asdict(recipe),
         "model_config": {
             "architecture": "LlamaForCausalLM", "vocab_size": config.vocab_size,

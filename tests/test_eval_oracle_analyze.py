@@ -1,5 +1,5 @@
-"""Issue 4 in the engine and CLI: `eval` sessions, the oracle and the field's top-level
-metrics, the relearning check, and `analyze` with its exports."""
+"""`eval` sessions, the retain-only oracle and the field's top-level metrics, the relearning
+check, and `analyze` with its exports, through the CLI on the bundled models."""
 
 from __future__ import annotations
 
@@ -66,14 +66,20 @@ def test_target_is_told_apart_from_the_oracle(bundled):
     assert t["forget_quality"] < 0.05
     assert t["metrics"]["after"]["forget"]["mia_auc_min_k"] > 0.9
     assert t["privleak"] < -50  # MUSE's sign: about -100 for a model that memorised the forget set
-    assert isinstance(t["model_utility"], float)
+    from tui_unlearn.data.benchmark import SPLITS
+
+    if "real_authors" in SPLITS:  # TOFU's nine-part utility needs the bundled utility splits
+        assert isinstance(t["model_utility"], float)
+    else:
+        assert t["model_utility"] is None and "needs nine numbers" in t["null_reasons"]["model_utility"]
 
 
 def test_batch_run_reports_field_metrics_and_relearn(bundled):
     run = bundled["run"]
+    # The bundled forget10 run has the bundled oracle: every headline number is computed.
     for key in ("forget_quality", "model_utility", "privleak"):
-        assert key in run and (run[key] is None or isinstance(run[key], float))
-    assert isinstance(run["forget_quality"], float) and 0.0 <= run["forget_quality"] <= 1.0
+        assert isinstance(run[key], float), key
+    assert 0.0 <= run["forget_quality"] <= 1.0 and 0.0 < run["model_utility"] <= 1.0
     summary = open_session(bundled["root"], run["session_id"]).summary()
     assert set(summary["field_metrics"]) == {"before", "after"}
     assert summary["field_metrics"]["after"]["forget_quality"] == run["forget_quality"]
@@ -83,13 +89,20 @@ def test_batch_run_reports_field_metrics_and_relearn(bundled):
     for key in ("forget_accuracy_before_relearn", "forget_accuracy_after_relearn"):
         assert 0.0 <= rel[key] <= 1.0
     assert rel["forget_accuracy_original"] == pytest.approx(1.0)
-    assert rel["recovered"] is None or isinstance(rel["recovered"], float)
+    # "recovered" is defined only when unlearning removed some accuracy from the evaluated half.
+    removed = rel["forget_accuracy_original"] - rel["forget_accuracy_before_relearn"]
+    if removed > 0:
+        expected = (rel["forget_accuracy_after_relearn"] - rel["forget_accuracy_before_relearn"]) / removed
+        assert rel["recovered"] == pytest.approx(expected)
+    else:
+        assert rel["recovered"] is None
     # The bundled oracle's evaluation is cached under the sessions dir and reused.
     assert list((bundled["root"] / oracle_mod.CACHE_DIR).glob("*.json"))
-    r = cli("--batch", "--json", "--sessions-dir", bundled["root"], "--steps", "1", "--eval-every", "0", "--eval-samples", "20")
+    # The same run again reads the oracle from the cache and gets exactly the same forget quality.
+    r = cli("--batch", "--json", "--sessions-dir", bundled["root"], "--steps", "3", "--eval-every", "0", "--eval-samples", "20")
     assert r.exit_code == 0, r.stderr
     assert "reusing the cached evaluation of tiny-authors-retain" in r.stderr
-    assert json.loads(r.stdout)["forget_quality"] == pytest.approx(run["forget_quality"], rel=0.5, abs=1.0)
+    assert json.loads(r.stdout)["forget_quality"] == run["forget_quality"]
 
 
 def test_analyze_prints_tables_and_charts_and_exports(bundled, tmp_path):
@@ -99,7 +112,10 @@ def test_analyze_prints_tables_and_charts_and_exports(bundled, tmp_path):
             "--markdown", paths["md"])
     assert r.exit_code == 0, r.stderr
     assert "forget quality" in r.stdout and "eval tiny-authors-retain" in r.stdout
-    assert "forget quality against model utility" in r.stdout  # the scatter chart's title
+    from tui_unlearn.data.benchmark import SPLITS
+
+    if "real_authors" in SPLITS:  # the scatter needs model utility, which needs the bundled utility splits
+        assert "forget quality against model utility" in r.stdout  # the scatter chart's title
     rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
     assert [row["session_id"] for row in rows] == ids
     assert {"after.forget_quality", "after.model_utility", "after.privleak", "after.forget.accuracy"} <= set(rows[0])

@@ -1,0 +1,107 @@
+"""Resumable runs: a run killed between checkpoints, resumed, ends exactly like an uninterrupted one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from tui_unlearn.cli import app
+from tui_unlearn.errors import ExitCode
+from tui_unlearn.sessions import list_sessions
+
+FORGET = [{"question": f"Where was author {i} born?", "answer": f"Author {i} was born in town {i}."} for i in range(6)]
+RETAIN = [{"question": f"What does writer {i} write?", "answer": f"Writer {i} writes genre {i}."} for i in range(6)]
+
+
+@pytest.fixture()
+def run_args(micro_model_dir, tmp_path):
+    forget, retain = tmp_path / "forget.jsonl", tmp_path / "retain.jsonl"
+    forget.write_text("".join(json.dumps(r) + "\n" for r in FORGET))
+    retain.write_text("".join(json.dumps(r) + "\n" for r in RETAIN))
+    # Dropout makes every step draw from the RNG: the resumed run must restore it exactly.
+    return ["--model", str(micro_model_dir), "--forget", str(forget), "--retain", str(retain), "--steps", "8",
+            "--lr", "1e-2", "--batch-size", "2", "--checkpoint-every", "2", "--eval-every", "3",
+            "--eval-samples", "6", "--max-new-tokens", "4", "--dropout", "0.2", "--device", "cpu"]
+
+
+def _batch(args, sessions, *extra):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    return [sys.executable, "-m", "tui_unlearn", "--batch", "--sessions-dir", str(sessions), *args, *extra], env
+
+
+def _step_losses(session) -> dict[int, dict]:
+    return {e["step"]: e["losses"] for e in session.events() if e.get("event") == "step"}
+
+
+def test_killed_between_checkpoints_then_resumed_ends_like_an_uninterrupted_run(run_args, tmp_path):
+    cmd, env = _batch(run_args, tmp_path / "whole", "--json")
+    whole = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert whole.returncode == 0, whole.stderr[-1500:]
+    expected = json.loads(whole.stdout)
+
+    cmd, env = _batch(run_args, tmp_path / "killed", "--jsonl")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    for line in proc.stdout:  # kill -9 after step 5: the last checkpoint is step 4
+        event = json.loads(line)
+        if event["event"] == "step" and event["step"] == 5:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    (session,) = list_sessions(tmp_path / "killed")
+    assert session.summary()["status"] == "interrupted"  # its process is gone
+    assert session.summary()["steps"] >= 1  # progress was written as the run went (at most once a second)
+    assert (session.path / "checkpoint" / "state.json").exists()
+
+    result = CliRunner().invoke(app, ["--batch", "--sessions-dir", str(tmp_path / "killed"), "--resume", session.id, "--json"])
+    assert result.exit_code == 0, result.stderr
+    resumed = json.loads(result.stdout)
+    assert resumed["session_id"] == session.id and resumed["status"] == "finished" and resumed["steps"] == 8
+    assert resumed["metrics"] == expected["metrics"]
+    (whole_session,) = list_sessions(tmp_path / "whole")
+    assert _step_losses(session) == _step_losses(whole_session)  # history has each step once, as taken
+    assert not (session.path / "checkpoint").exists()  # a finished run keeps no checkpoint
+
+
+def test_an_interrupted_run_checkpoints_where_it_stopped_and_resumes(micro_model_dir, run_args, tmp_path):
+    from tui_unlearn.config import RunConfig
+    from tui_unlearn.engine import run
+
+    forget, retain = run_args[3], run_args[5]
+    config = RunConfig(model=str(micro_model_dir), forget=forget, retain=retain, steps=8, lr=1e-2, batch_size=2,
+                       eval_every=0, eval_samples=4, max_new_tokens=4, device="cpu")
+    calls = {"n": 0}
+
+    def stop_after_three_steps():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    first = run(config, should_stop=stop_after_three_steps, sessions_dir=tmp_path / "s")
+    assert first.status == "interrupted" and first.summary["steps"] == 3
+    state = json.loads((tmp_path / "s" / first.session_id / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 3
+    result = CliRunner().invoke(app, ["--batch", "--sessions-dir", str(tmp_path / "s"), "--resume", first.session_id, "--json"])
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["steps"] == 8
+
+
+def test_resume_refuses_what_it_cannot_continue(run_args, tmp_path):
+    cmd, env = _batch(run_args[:-10] + ["--steps", "2", "--eval-every", "0", "--eval-samples", "2"], tmp_path / "s")
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-1500:]
+    (session,) = list_sessions(tmp_path / "s")
+    cases = [
+        (["--resume", session.id], "already ended (finished)"),
+        (["--resume", "nope"], "no session 'nope'"),
+        (["--resume", session.id, "--steps", "3"], "drop the other run options"),
+    ]
+    for extra, fragment in cases:
+        result = CliRunner().invoke(app, ["--batch", "--sessions-dir", str(tmp_path / "s"), *extra])
+        assert result.exit_code == ExitCode.USAGE and fragment in result.stderr, (extra, result.stderr)
+    no_batch = CliRunner().invoke(app, ["--sessions-dir", str(tmp_path / "s"), "--resume", session.id])
+    assert no_batch.exit_code == ExitCode.USAGE and "add --batch" in no_batch.stderr

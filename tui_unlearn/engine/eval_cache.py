@@ -1,0 +1,87 @@
+"""The "before" evaluation, cached: the same model on the same records gives the same numbers.
+
+Every trial of a sweep, and every rerun of a method on the same model and data, starts by
+evaluating the original model on the same samples. That result (aggregates, per-example
+rows, truth ratios, the probe answers) is stored as JSON under ``<sessions dir>/.eval-cache/``,
+keyed by what decides it: the model's weights (path, sizes and modification times of its
+safetensors files), its dtype and device type, the evaluated records, the probe questions,
+the evaluation settings and the metric declarations of this version of tui-unlearn.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+CACHE_DIR = ".eval-cache"  # under the sessions dir; not a session (starts with a dot)
+BEFORE_BATCH_SIZE = 32
+
+
+def model_fingerprint(folder: Path) -> str | None:
+    """Path, size and mtime of every safetensors file of a local model folder (None: none found)."""
+    try:
+        files = sorted(Path(folder).glob("*.safetensors"))
+        parts = [str(Path(folder).resolve())] + [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    except OSError:
+        return None
+    return "|".join(parts) if files else None
+
+
+def cache_key(ctx: Any, probes: list[str]) -> str | None:
+    """The cache key of the run's "before" evaluation, or None when it cannot be cached."""
+    from tui_unlearn import __version__
+    from tui_unlearn.metrics.registry import all_metrics
+
+    loaded = ctx.loaded
+    fingerprint = model_fingerprint(loaded.path)
+    if fingerprint is None:
+        return None
+    plan = getattr(ctx, "plan", None)
+    # The recipe's plan names every evaluated record and setting; without one, the run's splits.
+    evaluated: Any = ctx.splits if plan is None else [
+        plan.recipe.name, plan.forget_split, plan.max_new_tokens, plan.max_length, plan.splits, plan.shots,
+    ]
+    payload = [
+        __version__, sorted(all_metrics()), fingerprint, loaded.dtype, str(loaded.device).split(":")[0],
+        ctx.config.max_length, ctx.config.max_new_tokens, BEFORE_BATCH_SIZE, evaluated, probes,
+    ]
+    text = json.dumps(payload, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def load(root: Path, key: str | None) -> dict[str, Any] | None:
+    if key is None:
+        return None
+    try:
+        data = json.loads((root / CACHE_DIR / f"{key}.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # absent or broken: evaluate again
+    needed = ("aggregates", "examples", "truth_ratios", "probe_answers")
+    return data if isinstance(data, dict) and all(k in data for k in needed) else None
+
+
+def store(root: Path, key: str | None, result: Any, probe_answers: list[str]) -> None:
+    """Write the entry atomically; caching is an optimisation, so a failure is ignored."""
+    if key is None:
+        return
+    from tui_unlearn.sessions import atomic_write_json
+
+    data = {
+        "aggregates": result.aggregates,
+        "examples": result.examples,
+        "truth_ratios": result.truth_ratios,
+        "probe_answers": probe_answers,
+    }
+    try:
+        (root / CACHE_DIR).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(root / CACHE_DIR / f"{key}.json", data)
+    except OSError:
+        pass
+
+
+def as_result(data: dict[str, Any]):
+    from tui_unlearn.metrics.evaluate import EvalResult
+
+    return EvalResult(aggregates=data["aggregates"], examples=data["examples"], truth_ratios=data["truth_ratios"])

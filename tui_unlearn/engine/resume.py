@@ -1,0 +1,100 @@
+"""Taking a killed or interrupted run up again in its own session.
+
+What the run had measured before it stopped is read back from the session (the "before"
+evaluation from ``summary.json`` and ``examples.jsonl``, the original model's probe answers
+from ``events.jsonl``), so nothing already done is repeated; history written after the
+checkpoint (steps the new run will take again) is dropped from ``events.jsonl``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from tui_unlearn.errors import ConfigError
+
+# Event kinds that belong to training steps: after the checkpoint they are taken again.
+STEP_KINDS = ("step", "probes", "evaluation", "log")
+
+
+def open_for_resume(root: Path, ref: str):
+    """The session ``ref`` names, checked to be resumable; ConfigError (one line) if not."""
+    from tui_unlearn.sessions import Status, open_session
+
+    session = open_session(root, ref)
+    summary = session.summary()
+    status = summary.get("status")
+    if status == Status.UNREADABLE:
+        raise ConfigError(f"session {session.id} cannot be resumed: {summary.get('problem')}")
+    if summary.get("kind", "unlearn") != "unlearn":
+        raise ConfigError(f"session {session.id} is an {summary.get('kind')} session; only unlearning runs resume")
+    running = session.still_running()
+    if running:
+        raise ConfigError(running)
+    if status in (Status.FINISHED, Status.DIVERGED):
+        raise ConfigError(f"session {session.id} already ended ({status}); start a new run with --config {session.path / 'config.json'}")
+    return session
+
+
+def config_of(session) -> Any:
+    from tui_unlearn.config import RunConfig
+
+    data, problem = session.read_config()
+    if problem is not None:
+        raise ConfigError(f"session {session.id} cannot be resumed: its config.json {problem}")
+    data.pop("_resolved", None)
+    return RunConfig.from_dict(data, source=str(session.path / "config.json"))
+
+
+def reclaim(session) -> None:
+    """Mark the session as this process's run again."""
+    from tui_unlearn.sessions import Status
+
+    session.update_summary(status=Status.RUNNING, pid=os.getpid(), host=socket.gethostname(),
+                           ended=None, error=None)
+
+
+def restore_before(ctx: Any, session: Any) -> bool:
+    """Fill ``ctx.before`` and what goes with it from ``session``; False when the run never
+    finished its "before" evaluation (then it is done again)."""
+    from tui_unlearn.metrics.evaluate import EvalResult
+
+    summary = session.summary()
+    before = (summary.get("metrics") or {}).get("before")
+    rows = [row for row in session.examples() if row.get("phase") == "before"]
+    if not before or not rows:
+        return False
+    examples = [{k: v for k, v in row.items() if k != "phase"} for row in rows]
+    ratios: dict[str, list[float]] = {}
+    for row in examples:
+        if isinstance(row.get("truth_ratio"), (int, float)):
+            ratios.setdefault(row["split"], []).append(float(row["truth_ratio"]))
+    ctx.before = EvalResult(aggregates=before, examples=examples, truth_ratios=ratios)
+    ctx.examples = [dict(row) for row in rows]
+    ctx.field_metrics["before"] = (summary.get("field_metrics") or {}).get("before") or {}
+    for event in session.events():
+        if event.get("event") == "probes" and event.get("step") == 0:
+            ctx.original_answers = [p.get("original", "") for p in event.get("probes") or []]
+            break
+    return True
+
+
+def drop_history_after(session, step: int) -> None:
+    """Rewrite events.jsonl without what came after ``step`` (taken again by the resumed run)."""
+    from tui_unlearn.sessions import EVENTS_FILE, atomic_write_text
+
+    kept, seen_end = [], False
+    for event in session.events():
+        kind = event.get("event")
+        if kind in ("finished", "failed"):
+            seen_end = True
+            continue
+        if kind in STEP_KINDS and isinstance(event.get("step"), int) and event["step"] > step:
+            continue
+        if seen_end and kind == "log":
+            continue
+        kept.append(event)
+    atomic_write_text(session.path / EVENTS_FILE, "".join(json.dumps(e) + "\n" for e in kept))

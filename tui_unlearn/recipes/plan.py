@@ -1,0 +1,210 @@
+"""A recipe made concrete for one run: every split's records loaded and sampled.
+
+``resolve_settings`` fills the run settings a recipe decides (training sources,
+generation length, sample size) and is called by ``config.resolve``; ``build_plan``
+loads the evaluation splits once, before any session exists, so a missing file fails
+the run at once (a split the recipe marks optional is left out with its reason instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tui_unlearn.errors import ConfigError, DataError, UnlearnError, first_line
+from tui_unlearn.recipes import get_recipe
+from tui_unlearn.recipes.base import BUNDLED_PREFIX, QA, RUN_PREFIX, EvalSplit, Headline, Recipe
+
+ROLES = ("forget", "retain", "holdout")
+RUN_SEED_OFFSETS = {"forget": 0, "retain": 1, "holdout": 2}  # the samples every run has always used
+
+
+def resolve_settings(config: Any, *, training: bool = True) -> Any:
+    """``config`` with the settings its recipe decides filled in (a ``RunConfig``).
+
+    - ``forget_split``: checked against the recipe's, defaulted to its first;
+    - the training sets of a benchmark recipe (``--forget`` left at the bundled default,
+      ``--retain`` / ``--holdout`` unset): the benchmark's own files;
+    - ``max_new_tokens`` and ``eval_samples`` when unset: the recipe's.
+
+    Raises ConfigError for a forget split the recipe does not have, and (``training``)
+    when the recipe has no public forget set to train on and none is given.
+    """
+    from tui_unlearn.config import BUNDLED_PREFIX as BUNDLED_SOURCE, DEFAULT_FORGET
+
+    recipe = get_recipe(config.recipe)
+    split = config.forget_split
+    if split is not None and split not in recipe.forget_splits:
+        raise ConfigError(f"--forget-split {split} is not a split of the {recipe.name} recipe; choose one of: "
+                          f"{', '.join(recipe.forget_splits) or 'none'}")
+    changes: dict[str, Any] = {}
+    forget_default = config.forget == DEFAULT_FORGET
+    if recipe.uses_run_data:  # bundled: --forget-split names the bundled forget set
+        if split is None and config.forget.startswith(BUNDLED_SOURCE):
+            candidate = config.forget[len(BUNDLED_SOURCE):]
+            split = candidate if candidate in recipe.forget_splits else None
+        elif split is not None and forget_default:
+            changes["forget"] = f"{BUNDLED_SOURCE}{split}"
+        elif split is not None and config.forget != f"{BUNDLED_SOURCE}{split}":
+            raise ConfigError(f"--forget-split {split} and --forget {config.forget} disagree; give one of them")
+    else:
+        split = split or recipe.default_forget_split
+        for role, current in (("forget", None if forget_default else config.forget),
+                              ("retain", config.retain), ("holdout", config.holdout)):
+            if current is not None:
+                continue
+            stem = recipe.training.get(recipe.fill("{forget}", split) + ":" + role, recipe.training.get(role))
+            if stem:
+                changes[role] = recipe.locate(stem, config.recipe_data, split)
+            elif role == "forget" and training:
+                raise ConfigError(f"the {recipe.name} recipe has no forget set to train on for {split}: pass --forget "
+                                  f"({recipe.training_note or 'a file or hf:owner/name'})")
+            elif role != "forget":
+                changes[role] = ""  # not the bundled one: resolve() turns "" into None
+    changes["forget_split"] = split
+    if config.max_new_tokens is None:
+        changes["max_new_tokens"] = recipe.max_new_tokens
+    if config.eval_samples is None:
+        changes["eval_samples"] = recipe.eval_samples
+    return replace(config, **changes)
+
+
+def record_id(record: dict[str, Any]) -> str:
+    """A short stable id of a record's content (question and answer, or prompt and text)."""
+    key = [record.get("question") or record.get("prompt") or "", record.get("answer") or record.get("gt") or "",
+           record.get("choices") or []]
+    return hashlib.sha256(json.dumps(key, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class EvalPlan:
+    """The evaluation of one run: the recipe, its splits' records, and what is missing."""
+
+    recipe: Recipe
+    forget_split: str | None
+    max_new_tokens: int
+    eval_samples: int
+    max_length: int
+    splits: dict[str, list[dict]] = field(default_factory=dict)  # split -> sampled records, in recipe order
+    sources: dict[str, str] = field(default_factory=dict)  # split -> what it was read from
+    totals: dict[str, int] = field(default_factory=dict)  # split -> records before sampling
+    missing: dict[str, str] = field(default_factory=dict)  # split -> why it is not evaluated
+    shots: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # KnowMem in-context examples
+    privleak_reference_auc: float | None = None
+
+    def spec(self, name: str) -> EvalSplit:
+        return next(s for s in self.recipe.splits if s.name == name)
+
+    def of_tasks(self, *tasks: str) -> dict[str, list[dict]]:
+        return {name: recs for name, recs in self.splits.items() if self.spec(name).task in tasks}
+
+    def working_splits(self) -> dict[str, list[dict]]:
+        """The question/answer splits named forget / retain / holdout: what the quick
+        evaluations during a run, the probes and the relearning check use."""
+        return {name: recs for name, recs in self.of_tasks(QA).items() if name in ROLES}
+
+    def headline(self, result: Any, oracle: Any) -> Headline:
+        return self.recipe.headline(result, oracle, self)
+
+    def identity(self) -> dict[str, Any]:
+        """What an oracle's evaluation must share with this one: recipe, forget split and records."""
+        return {
+            "recipe": self.recipe.name,
+            "forget_split": self.forget_split,
+            "forget_ids": [record_id(r) for r in self.splits.get("forget", [])],
+            "holdout_ids": [record_id(r) for r in self.splits.get("holdout", [])],
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """The summary's ``recipe``: name, forget split, generation length, and per split
+        its source, records evaluated (of how many) and task, or why it is missing."""
+        splits: dict[str, Any] = {}
+        for s in self.recipe.splits:
+            if s.name in self.splits:
+                splits[s.name] = {"source": self.sources[s.name], "records": len(self.splits[s.name]),
+                                  "of": self.totals[s.name], "task": s.task, "generate": s.generate}
+            else:
+                splits[s.name] = {"missing": self.missing.get(s.name, "not loaded")}
+        return {
+            "name": self.recipe.name,
+            "forget_split": self.forget_split,
+            "max_new_tokens": self.max_new_tokens,
+            "eval_samples": self.eval_samples,
+            "max_length": self.max_length,
+            "headline": list(self.recipe.headline_keys),
+            "splits": splits,
+        }
+
+
+def build_plan(config: Any, data: Any = None, *, model_max_length: int | None = None) -> EvalPlan:
+    """Load and sample every split of ``config.recipe`` (``config`` resolved).
+
+    ``data`` is the run's ``RunData`` (for ``run:`` sources); ``model_max_length`` caps
+    the tokens per scored sequence (the model's context). Raises DataError for a required
+    split that cannot be read, naming the recipe and the split.
+    """
+    from tui_unlearn.data.run_data import sample
+    from tui_unlearn.recipes.sources import read_split
+
+    recipe = get_recipe(config.recipe)
+    max_length = recipe.max_length if not model_max_length else min(recipe.max_length, model_max_length)
+    plan = EvalPlan(recipe, config.forget_split, config.max_new_tokens, config.eval_samples, max_length,
+                    privleak_reference_auc=config.privleak_reference_auc)
+    for index, spec in enumerate(recipe.splits):
+        try:
+            records, source = _load(spec, config, data, recipe)
+            if spec.shots:
+                shots_source = recipe.locate(spec.shots, config.recipe_data, config.forget_split)
+                plan.shots[spec.name] = [(r["question"], r["answer"]) for r in read_split(shots_source, spec.task)]
+        except UnlearnError as error:
+            if spec.required:
+                raise DataError(f"{recipe.name} recipe, {spec.name} split: {error}") from error
+            plan.missing[spec.name] = str(error)
+            continue
+        if not records:
+            plan.missing[spec.name] = f"{source} has no records"
+            continue
+        role = spec.source[len(RUN_PREFIX):] if spec.source.startswith(RUN_PREFIX) else None
+        seed = config.seed + (RUN_SEED_OFFSETS[role] if role in RUN_SEED_OFFSETS else 10 + index)
+        plan.splits[spec.name] = sample(records, config.eval_samples, seed)
+        plan.sources[spec.name] = source
+        plan.totals[spec.name] = len(records)
+    return plan
+
+
+def _load(spec: EvalSplit, config: Any, data: Any, recipe: Recipe) -> tuple[list[dict], str]:
+    """(records, source label) of one split, before sampling."""
+    from tui_unlearn.recipes.sources import read_split
+
+    if spec.retain_eval and config.retain_eval:
+        return read_split(config.retain_eval, spec.task), config.retain_eval
+    if spec.source.startswith(RUN_PREFIX):
+        role = spec.source[len(RUN_PREFIX):]
+        records = list(getattr(data, role, None) or [])
+        given = getattr(config, role, None)
+        if not records:
+            raise DataError(f"the run has no {role} set" + ("" if given else f": pass --{role}"))
+        return records, given or role
+    if spec.source.startswith(BUNDLED_PREFIX):
+        from tui_unlearn.data.benchmark import SPLITS
+
+        name = spec.source[len(BUNDLED_PREFIX):]
+        if name not in SPLITS:
+            raise DataError(f"{spec.source} is not in this version of the bundled benchmark")
+        if not config.forget.startswith(BUNDLED_PREFIX):
+            raise DataError(f"{spec.source} belongs to the bundled benchmark, and this run's forget set "
+                            f"({config.forget}) is not from it")
+        return read_split(spec.source, spec.task), spec.source
+    where = config.recipe_data or recipe.data or ""
+    if spec.hub and where.startswith("hf:"):
+        source = spec.hub
+    else:
+        source = recipe.locate(spec.source, config.recipe_data, config.forget_split)
+    try:
+        return read_split(source, spec.task), source
+    except DataError:
+        raise
+    except UnlearnError as error:  # e.g. a ConfigError from a hub spec
+        raise DataError(first_line(error)) from error
