@@ -121,9 +121,9 @@ def main() -> int:
 
 
 def forgetting(root: Path, algorithms: list[str] | None) -> int:
-    runs = [(name, RunConfig(algorithm=name, **CALIBRATED)) for name in algorithms or list(all_algorithms())]
     best = dict(BEST)
-    runs.append((f"{best['algorithm']} (best found)", RunConfig(**best)))
+    runs = [(f"{best['algorithm']} (best found)", RunConfig(**best))]
+    runs += [(name, RunConfig(algorithm=name, **CALIBRATED)) for name in algorithms or list(all_algorithms())]
     rows = []
     for label, config in runs:
         start = time.monotonic()
