@@ -166,5 +166,7 @@ def test_sweep_command_json_table_best_config_and_analyze(base, tmp_path):
     shown = cli.invoke(app, ["analyze", out["sweep_dir"], "--no-charts"])
     assert shown.exit_code == 0, shown.output
     assert "Pareto front" in shown.stdout and out["pareto"][0]["session_id"] in shown.stdout
+    by_name = cli.invoke(app, ["analyze", out["sweep_id"], "--sessions-dir", str(tmp_path / "s"), "--no-charts"])
+    assert by_name.exit_code == 0 and out["sweep_id"] in by_name.stdout
     bad = cli.invoke(app, ["sweep", "--sessions-dir", str(tmp_path / "s")])
     assert bad.exit_code == 2 and "--grid" in bad.output
