@@ -214,3 +214,16 @@ def test_nothing_to_measure_means_no_extra_passes(micro_model_dir, data, tmp_pat
     result = run(micro_config(micro_model_dir, data, steps=4, holdout=None), events.append, sessions_dir=tmp_path / "s")
     assert result.status == "finished" and not any(isinstance(e, ev.Calibration) for e in events)
     assert "calibration" not in result.summary
+
+
+def test_scoring_passes_skip_answer_variants_nobody_reads():
+    from tui_unlearn.engine.calibration import scoring_splits
+
+    record = {"question": "q", "answer": "a", "paraphrased_answer": "p", "perturbed_answers": ["x", "y"]}
+    splits = {"forget": [record], "holdout": [record]}
+    with_oracle = scoring_splits(splits, ["forget_quality", "holdout_parity"], has_oracle=True)
+    assert with_oracle["forget"][0] is record and "perturbed_answers" not in with_oracle["holdout"][0]
+    without = scoring_splits(splits, ["forget_quality", "holdout_parity"], has_oracle=False)
+    assert "perturbed_answers" not in without["forget"][0]
+    asked = scoring_splits(splits, ["holdout_truth_ratio"], has_oracle=False)
+    assert asked["holdout"][0] is record

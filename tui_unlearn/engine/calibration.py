@@ -202,12 +202,27 @@ def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float 
         if calib.full:
             result = evaluate_plan(plan, model, tokenizer, batch_size=32)
         else:
-            result = evaluate_splits(model, tokenizer, calib.splits(plan.working_splits()), batch_size=32,
-                                     max_new_tokens=plan.max_new_tokens, generate=False, field_metrics=True,
-                                     max_length=plan.max_length)
+            splits = scoring_splits(calib.splits(plan.working_splits()), calib.wanted(), ctx.oracle is not None)
+            result = evaluate_splits(model, tokenizer, splits, batch_size=64, max_new_tokens=plan.max_new_tokens,
+                                     generate=False, field_metrics=True, max_length=plan.max_length)
     if record_evaluation:
         ctx.record(ev.Evaluation(step, DURING, result.aggregates, ctx.elapsed()))
     return values_from(result.aggregates, plan.headline(result, ctx.oracle).values, calib.original_utility)
+
+
+def scoring_splits(splits: dict[str, list[dict]], wanted: list[str], has_oracle: bool) -> dict[str, list[dict]]:
+    """The splits a scoring-only measurement passes, without the answer variants nothing
+    asked for: paraphrased and perturbed answers cost six extra scorings a record and only
+    truth ratios read them (forget quality on the forget split; a rule on a split's truth ratio)."""
+    keep = {n.partition("_")[0] for n in wanted if n.endswith("_truth_ratio")}
+    if has_oracle and "forget_quality" in wanted:
+        keep.add("forget")
+    return {name: records if name in keep else [_without_variants(r) for r in records]
+            for name, records in splits.items()}
+
+
+def _without_variants(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("paraphrased_answer", "perturbed_answers")}
 
 
 def judge(ctx: Any, step: int, *, record_evaluation: bool) -> bool:
