@@ -216,7 +216,7 @@ def eval_command(
 @handle_errors
 def analyze_command(
     session_ids: list[str] = typer.Argument(..., metavar="SESSION",
-                                            help="Session ids (or unique prefixes, or folders) to compare."),
+                                            help="Session ids (or unique prefixes, or folders) to compare, or one sweep folder."),
     sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder.", metavar="PATH"),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per session to this CSV file.", metavar="PATH"),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Write the comparison to this JSON file.", metavar="PATH"),
@@ -237,7 +237,10 @@ def analyze_command(
     from tui_unlearn.sessions import open_session
 
     root = resolve_dir(sessions_dir)
-    sessions = [open_session(root, ref) for ref in session_ids]
+    from tui_unlearn.sweeps.cli_view import sweep_sessions
+
+    sessions = sweep_sessions(session_ids, root, echo=typer.echo, charts=not no_charts, width=width)
+    sessions = sessions if sessions is not None else [open_session(root, ref) for ref in session_ids]
     comparison = Comparison.of(sessions)
     for note in comparison.notes:
         err(f"note: {note}")
@@ -277,6 +280,46 @@ def watch_command(
     from tui_unlearn.tui.app import run_app
 
     run_app(None, sessions_dir, watch=session)
+
+
+# ---- sweep ----
+
+@app.command("sweep", epilog=_algorithms_epilog())
+@with_hparam_options
+@with_setting_options(CLI)
+@handle_errors
+def sweep_command(
+    grid: list[str] = typer.Option([], "--grid", metavar="NAME=V1,V2,...",
+                                   help="Values to try for one hyperparameter or setting (repeatable): every combination runs."),
+    trials: Optional[int] = typer.Option(None, "--trials", metavar="N", min=1,
+                                         help="Let Optuna's multi-objective sampler pick N trials in the method's search space."),
+    space: list[str] = typer.Option([], "--space", metavar="NAME=LOW:HIGH[:log]",
+                                    help="With --trials: search this range (or A|B|C choices) instead of the method's (repeatable)."),
+    parallel: int = typer.Option(1, "--parallel", metavar="K", min=1, help="Run K trials at once where memory allows."),
+    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
+    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+    sweep_dir: Optional[Path] = typer.Option(None, "--sweep-dir", metavar="PATH",
+                                             help="The sweep's folder (default: one named after the sweep, in the sessions folder)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (its 'pareto' key lists the front)."),
+    no_charts: bool = typer.Option(False, "--no-charts", help="Print the table only."),
+    **values: Any,
+) -> None:
+    """Sweep a method's hyperparameters: each trial a session, the Pareto front of forgetting
+    against utility, the best configuration as a config file. The same command again resumes."""
+    from tui_unlearn.paths import sessions_dir as resolve_dir
+    from tui_unlearn.sweeps import run_sweep
+
+    base = build_config(config_file, values)
+    report = run_sweep(base, root=resolve_dir(sessions_dir), grid_items=grid, space_items=space, trials=trials,
+                       parallel=parallel, folder=sweep_dir, log=err)
+    if as_json:
+        typer.echo(json.dumps(report.to_json()))
+    else:
+        typer.echo(report.table())
+        if not no_charts:
+            typer.echo(report.scatter())
+    if report.best_config is not None:
+        err(f"best configuration: {report.best_config} (run it with: tui-unlearn --batch --config {report.best_config})")
 
 
 # ---- sessions ----

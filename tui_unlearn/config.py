@@ -46,6 +46,18 @@ def _not_blank(value: str | None) -> str | None:
     return "must not be empty" if value is not None and not value.strip() else None
 
 
+def _stop_rule(value: str | None) -> str | None:
+    from tui_unlearn.engine.stop_rules import check_stop_when
+
+    return check_stop_when(value)
+
+
+def _keep_best_metric(value: str | None) -> str | None:
+    from tui_unlearn.engine.stop_rules import check_keep_best
+
+    return check_keep_best(value)
+
+
 def setting(
     type: str,
     default: Any,
@@ -188,6 +200,23 @@ class RunConfig:
     eval_every: int = setting(
         "int", 10, "Steps between evaluations during the run (0: before and after only).",
         faces=(CLI, TUI), group=EVALUATION, min=0, max=10_000_000,
+    )
+    stop_when: str | None = setting(
+        "str", None,
+        "Stop at the first evaluation where this holds: holdout-parity[:TOL] (forget-vs-holdout MIA AUCs, "
+        "LOSS and Min-K%++, within TOL of 0.5; default 0.05), or METRIC>=X / METRIC<=X such as "
+        "forget_quality>=0.5 or forget_accuracy<=0.1; join several with ','.",
+        group=EVALUATION, nullable=True, metavar="RULE", check_value=_stop_rule,
+    )
+    keep_best: str | None = setting(
+        "str", None,
+        "Keep the weights of the best evaluation by this metric (forget_quality, holdout_parity, "
+        "forget_accuracy, ...) as the result, among those above --utility-floor.",
+        group=EVALUATION, nullable=True, metavar="METRIC", check_value=_keep_best_metric,
+    )
+    utility_floor: float = setting(
+        "float", 0.95, "With --keep-best: only evaluations keeping model utility >= this x the original's count (0: no floor).",
+        group=EVALUATION, min=0.0, max=1.0,
     )
     eval_samples: int | None = setting(
         "int", None, "Records per split in the before/after evaluation (0: all; default: the recipe's, all records "
@@ -415,6 +444,9 @@ def _check_training_settings(config: RunConfig, algorithm: Any, hparams: dict[st
             "fp16 mixed precision needs float32 weights to train (the loss scaler cannot update fp16 weights); "
             "use --dtype float32, --mixed-precision bf16, or LoRA"
         )
+    if (config.stop_when or config.keep_best) and not config.eval_every:
+        flag = "--stop-when" if config.stop_when else "--keep-best"
+        raise ConfigError(f"{flag} judges the evaluations during the run: set --eval-every N (N > 0)")
     if algorithm.check_config is not None:
         problem = algorithm.check_config(config, hparams)
         if problem:

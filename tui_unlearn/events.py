@@ -60,6 +60,34 @@ class Evaluation(Event):
 
 
 @dataclass
+class Calibration(Event):
+    """Where a run stands against its stop rule and keep-best metric, at one evaluation.
+
+    Emitted after the evaluation "before" (step 0) and at every evaluation during the run.
+    ``values``: the calibration numbers measured now (forget_quality, model_utility,
+    utility_ratio, holdout_parity, mia_auc_loss, mia_auc_min_k_pp, forget_accuracy, ...;
+    None where not measured). ``rule``: the --stop-when text (None: no rule);
+    ``rule_met``: it holds now; ``distance``: how far from holding (0 when met; decades
+    for forget quality); ``progress``: 0 at the original model, 1 at the rule (None
+    without a rule). ``keep_best``: the metric whose best evaluation is kept, with
+    ``best_step``/``best_value`` so far; ``floor_met``: this evaluation keeps model utility
+    above ``--utility-floor`` x the original's (None when no floor applies).
+    """
+
+    kind: ClassVar[str] = "calibration"
+    step: int
+    values: dict[str, float | None]
+    rule: str | None = None
+    rule_met: bool = False
+    distance: float | None = None
+    progress: float | None = None
+    keep_best: str | None = None
+    best_step: int | None = None
+    best_value: float | None = None
+    floor_met: bool | None = None
+
+
+@dataclass
 class ProbeAnswers(Event):
     kind: ClassVar[str] = "probes"
     step: int
@@ -81,7 +109,7 @@ class RunFailed(Event):
     session_path: str | None = None
 
 
-EVENT_TYPES = {cls.kind: cls for cls in (Log, RunStarted, StepLosses, Evaluation, ProbeAnswers, RunFinished, RunFailed)}
+EVENT_TYPES = {cls.kind: cls for cls in (Log, RunStarted, StepLosses, Evaluation, Calibration, ProbeAnswers, RunFinished, RunFailed)}
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

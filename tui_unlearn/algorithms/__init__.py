@@ -7,7 +7,8 @@ from tui_unlearn.errors import ConfigError
 
 _REGISTRY: dict[str, Algorithm] = {}
 _builtin_loaded = False
-BUILTIN = ("finetune", "grad_ascent", "grad_diff", "idk", "distill", "npo", "simnpo")
+BUILTIN = ("finetune", "grad_ascent", "grad_diff", "idk", "distill", "npo", "simnpo",
+           "dpo", "idk_dpo", "rmu", "wga", "undial", "satimp")
 
 
 def register(algorithm: Algorithm) -> Algorithm:
@@ -29,6 +30,12 @@ def _load_builtin() -> None:
         distill,
         npo,
         simnpo,
+        dpo,
+        idk_dpo,
+        rmu,
+        wga,
+        undial,
+        satimp,
     )
 
 

@@ -29,10 +29,15 @@ class LossInputs:
 
     ``forget`` and ``retain`` are collated batches (``input_ids``, ``attention_mask``,
     ``labels`` with -100 on prompt and padding, ``index``: each example's position in its
-    stream); ``retain`` is None when the run has no retain set. ``reference`` is what the
-    frozen original model provides (:class:`~tui_unlearn.algorithms.references.References`;
-    None unless the method or a regulariser asked for it): read it through
-    :meth:`reference_logits` and :meth:`reference_logprob_sums`.
+    stream); ``retain`` is None when the run has no retain set. ``alternate`` (methods that
+    declare ``alternate_forget``) is the batch of alternative answers to the same forget
+    questions, row ``i`` paired with ``forget`` row ``i`` (same ``index``). ``reference`` is
+    what the frozen original model provides
+    (:class:`~tui_unlearn.algorithms.references.References`; None unless the method or a
+    regulariser asked for it): read it through :meth:`reference_logits`,
+    :meth:`reference_logprob_sums` and :meth:`reference_activations`. ``state`` is one dict
+    kept for the whole run (the same object every step), for what a method fixes once
+    (RMU's random direction).
     """
 
     model: Any
@@ -41,6 +46,8 @@ class LossInputs:
     reference: Any
     hp: dict[str, Any]
     step: int
+    alternate: dict | None = None
+    state: dict[str, Any] = field(default_factory=dict)
 
     def reference_logits(self, batch: dict):
         """The original model's logits on ``batch`` (no gradient)."""
@@ -54,6 +61,33 @@ class LossInputs:
         if self.reference is None:
             raise RuntimeError("this method did not declare reference_logprobs, so no reference was built")
         return self.reference.logprob_sums(stream, batch)
+
+    def reference_activations(self, batch: dict, layer: int):
+        """The original model's output of decoder layer ``layer`` on ``batch`` [B, T, D] (no gradient)."""
+        if self.reference is None:
+            raise RuntimeError("this method did not declare needs_reference, so no reference model was built")
+        return self.reference.activations(batch, layer)
+
+
+@dataclass(frozen=True)
+class Search:
+    """Where a sweep looks for one value (a hyperparameter or a run setting such as ``lr``).
+
+    A range ``low..high`` (sampled on a log scale when ``log``; whole numbers when
+    ``integer``) or a list of ``choices``. Narrower than the declared validity range: it is
+    the region worth trying on a typical model, not every value that is allowed.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+    choices: tuple[Any, ...] = ()
+
+    def describe(self) -> str:
+        if self.choices:
+            return "|".join(str(c) for c in self.choices)
+        return f"{self.low:g}..{self.high:g}{' log' if self.log else ''}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +113,14 @@ class Algorithm:
     # Optional: a one-line reason these settings cannot work with this method (checked before
     # any session exists), e.g. a smaller student with LoRA or an L2 anchor.
     check_config: Callable[[Any, dict], str | None] | None = None
+    # Optional: alternative answers to the forget questions, one per forget record and in
+    # the same order (DPO's preferred answers); they arrive as ``LossInputs.alternate``.
+    alternate_forget: Callable[[list[dict], dict, Any], list[dict]] | None = None
+    # Optional: (model, hp) -> names of the only parameters to train (RMU's chosen layers);
+    # every other parameter is frozen for the run.
+    trainable_parameters: Callable[[Any, dict], list[str]] | None = None
+    # Where a sweep looks: hyperparameter (or run setting) name -> range; see ``Search``.
+    search_space: dict[str, Search] = field(default_factory=dict)
 
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.hyperparams}
@@ -133,6 +175,13 @@ def backward_early(loss):
 
 
 # ---- loss helpers shared by methods (tensors; imported lazily by callers) ----
+
+def token_nll(logits, labels):
+    """Per-token negative log-likelihood of the labels [B, T-1] and the mask of counted
+    tokens [B, T-1] (bool): position t scores label t+1; prompt and padding are masked."""
+    logp, mask = token_logprobs(logits, labels)
+    return -logp, mask.bool()
+
 
 def token_logprobs(logits, labels):
     """Per-token log-probabilities of the labels and the mask of counted tokens.
@@ -230,6 +279,37 @@ def answer_nll(model, batch):
     """Per-example mean answer-token NLL [B] (the output head on answer positions only)."""
     counts = (batch["labels"][:, 1:] != -100).sum(-1).clamp(min=1)
     return -answer_logprob_sums(model, batch) / counts
+
+
+class _StopForward(Exception):
+    """Raised by a capture hook once the wanted layer has run: the rest of the forward is waste."""
+
+
+def layer_activations(model, batch, layer: int):
+    """The output hidden states of decoder layer ``layer`` (0-based) on ``batch`` [B, T, D].
+
+    Runs ``model`` only up to that layer (a hook stops the forward there), except for a
+    DistributedDataParallel wrapper, whose bookkeeping expects whole forward passes. Keeps
+    the gradient when called with grad enabled.
+    """
+    from tui_unlearn.models.architecture import decoder_layers
+
+    captured = []
+    whole = hasattr(model, "require_backward_grad_sync")  # DDP
+
+    def hook(module, inputs, output):
+        captured.append(output[0] if isinstance(output, tuple) else output)
+        if not whole:
+            raise _StopForward
+
+    handle = decoder_layers(model)[layer].register_forward_hook(hook)
+    try:
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured[0]
 
 
 def nll(model, batch):

@@ -60,6 +60,8 @@ class RunContext:
     references: Any = None
     regularisers: Any = None
     streams: dict[str, Any] = field(default_factory=dict)
+    method_state: dict[str, Any] = field(default_factory=dict)  # LossInputs.state, kept across steps
+    calibration: Any = None  # engine.calibration.Calibration: stop rule and keep-best, when asked for
     probes: list[dict] = field(default_factory=list)
     original_answers: list[str] = field(default_factory=list)
     train_started: float | None = None

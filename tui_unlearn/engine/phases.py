@@ -22,7 +22,8 @@ from tui_unlearn.metrics.registry import CORE_HEADLINES
 from tui_unlearn.metrics.registry import SUMMARY_HEADLINES as HEADLINE_KEYS
 
 PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
-STREAM_SEED_OFFSETS = {"forget": 0, "retain": 1}
+# "alternate" shares the forget stream's seed: same order, so its batch i pairs with forget's.
+STREAM_SEED_OFFSETS = {"forget": 0, "alternate": 0, "retain": 1}
 ADAPTER_DIR = "adapter"
 BEFORE, DURING, AFTER = "before", "during", "after"
 
@@ -240,6 +241,13 @@ def prepare_training(ctx: RunContext) -> None:
         if config.lora_r:
             model.enable_input_require_grads()
     ctx.model = model
+    if algorithm.trainable_parameters is not None:
+        keep = set(algorithm.trainable_parameters(model, hp))
+        # Frozen for this run only: train() gives them back their gradients at the end.
+        ctx.method_state["frozen"] = [p for name, p in model.named_parameters() if p.requires_grad and name not in keep]
+        for p in ctx.method_state["frozen"]:
+            p.requires_grad_(False)
+    ctx.method_state["seed"] = config.seed
     ctx.regularisers = ActiveRegularisers(config, model)
 
     # The reference: cached log-probabilities always; a model only when logits are needed.
@@ -247,13 +255,7 @@ def prepare_training(ctx: RunContext) -> None:
     if not needs_model:
         ctx.references = References()
     elif config.lora_r and not separate_student:
-        base = References.of_model(model, disable_adapter=True)
-
-        def logits(batch):
-            with ctx.regularisers.paused():
-                return base.logits(batch)
-
-        ctx.references = References(logits)
+        ctx.references = References.of_model(model, disable_adapter=True, pause=ctx.regularisers.paused)
     elif separate_student:
         ctx.references = References.of_model(_frozen(original))
     else:
@@ -272,6 +274,8 @@ def prepare_training(ctx: RunContext) -> None:
     encoded = {}
     if algorithm.needs_forget:
         encoded["forget"] = encode(forget_records)
+    if algorithm.alternate_forget is not None:
+        encoded["alternate"] = encode(algorithm.alternate_forget(forget_records, hp, rng))
     if ctx.data.retain:
         encoded["retain"] = encode(ctx.data.retain)
     # Before the first update the trained model still computes the original (LoRA's B is 0),
@@ -327,7 +331,11 @@ def any_process(ctx: RunContext, local: bool) -> bool:
 
 
 def train(ctx: RunContext) -> None:
+    """Step the method's loss on the training loop until ``config.steps``, a stop request,
+    a divergence, or the stop rule (``--stop-when``). Evaluates every ``eval_every`` steps;
+    with ``--keep-best`` the best evaluation's weights are put back at the end."""
     from tui_unlearn.algorithms.base import LossInputs
+    from tui_unlearn.engine import calibration
     from tui_unlearn.engine.checkpoint import CheckpointPolicy, save_checkpoint
 
     config, algorithm = ctx.config, ctx.algorithm
@@ -336,7 +344,9 @@ def train(ctx: RunContext) -> None:
     model = loop.model
     ctx.train_started = time.monotonic()
     ctx.log(f"unlearning with {algorithm.name} for {config.steps} steps")
-    forget, retain = ctx.streams.get("forget"), ctx.streams.get("retain")
+    streams = {name: ctx.streams.get(name) for name in ("forget", "retain", "alternate")}
+    calib = calibration.start(ctx)
+    stopped_at = None
     try:
         for step in range(ctx.done + 1, config.steps + 1):
             if any_process(ctx, bool(ctx.stop())):
@@ -347,13 +357,16 @@ def train(ctx: RunContext) -> None:
                 break
 
             def micro_step(j: int) -> dict:
+                batches = {name: s.next() if s else None for name, s in streams.items()}
                 inputs = LossInputs(
                     model=model,
-                    forget=forget.next() if forget else None,
-                    retain=retain.next() if retain else None,
+                    forget=batches["forget"],
+                    retain=batches["retain"],
                     reference=ctx.references,
                     hp=config.hparams,
                     step=step,
+                    alternate=batches["alternate"],
+                    state=ctx.method_state,
                 )
                 terms = dict(algorithm.loss(inputs))
                 return regs.add_terms(inputs, terms)
@@ -378,11 +391,24 @@ def train(ctx: RunContext) -> None:
             if step < config.steps and any_process(ctx, policy.due(step)):
                 save_checkpoint(ctx)
                 policy.saved()
-            if config.eval_every and step % config.eval_every == 0 and step < config.steps:
-                evaluate(ctx, DURING, step)
+            during = bool(config.eval_every) and step % config.eval_every == 0 and step < config.steps
+            if during:
+                # A full calibration evaluation stands in for the quick one.
+                if calib is None or not calib.full:
+                    evaluate(ctx, DURING, step)
                 probe(ctx, step)
+            # The last step is a keep-best candidate too (the "after" evaluation comes later).
+            if calib is not None and (during or (step == config.steps and calib.keep_best)):
+                if calibration.judge(ctx, step, record_evaluation=during and calib.full) and step < config.steps:
+                    stopped_at = step
+                    break
     finally:
         regs.close()
+        # Parameters a method froze for the run (RMU's untouched layers) train again later
+        # (the relearning check fine-tunes every weight).
+        for p in ctx.method_state.pop("frozen", []):
+            p.requires_grad_(True)
+    calibration.finish(ctx, stopped_at)
 
 
 # ---- outputs ----

@@ -1,0 +1,288 @@
+"""Calibrated forgetting: measure where a run stands at each evaluation, stop at a rule,
+and keep the best weights.
+
+At every ``--eval-every`` step (and once from the evaluation before training) the run
+measures the numbers that say whether the forget set now looks like data the model never
+saw: the forget-vs-holdout membership AUCs (LOSS and Min-K%++; ``holdout_parity`` is the
+larger distance of the two from 0.5) and, with an oracle, forget quality. These need only
+scoring passes over the fixed evaluation samples (no generation), so they are always
+measured; a stop rule or keep-best metric that needs generated answers (accuracy, model
+utility) makes that evaluation a full one, which then also serves as the run's "during"
+evaluation.
+
+``--stop-when RULE`` (see ``stop_rules``) ends training at the first evaluation where the
+rule holds. ``--keep-best METRIC`` remembers the trainable weights of the best evaluation
+by that metric among those whose model utility is at least ``--utility-floor`` x the
+original's, and puts them back when training ends, so the "after" evaluation, the saved
+model and the relearning check see them; the summary says which step they came from.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tui_unlearn import events as ev
+from tui_unlearn.engine.stop_rules import (
+    PARITY,
+    StopRule,
+    better,
+    canonical,
+    holdout_parity,
+    needs_generation,
+    parse_rule,
+    splits_needed,
+)
+
+# Always measured when the run has what they need (a holdout set; an oracle).
+ALWAYS = ("forget_quality", PARITY, "mia_auc_loss", "mia_auc_min_k_pp")
+# What the Calibration event and the summary's history carry (plus the rule's and keep-best's metrics).
+REPORTED = ALWAYS + ("model_utility", "utility_ratio", "privleak", "forget_accuracy", "forget_truth_ratio")
+SUMMARY_KEY = "calibration"
+
+
+def values_from(aggregates: dict[str, dict[str, float]], field: dict[str, Any], original_utility: float | None) -> dict[str, float | None]:
+    """Every calibration number of one evaluation, flat: ``<split>_<metric>`` for each split
+    aggregate, the forget split's ``mia_auc_*``, ``holdout_parity``, and the field metrics
+    (forget_quality, model_utility, privleak, mia_auc) with ``utility_ratio``. NaN -> None."""
+    values: dict[str, float | None] = {}
+    for split, metrics in aggregates.items():
+        for name, value in metrics.items():
+            values[f"{split}_{name}"] = value
+    forget = aggregates.get("forget", {})
+    values.update({k: v for k, v in forget.items() if k.startswith("mia_auc_")})
+    values[PARITY] = holdout_parity(forget)
+    for key in ("forget_quality", "model_utility", "privleak", "mia_auc"):
+        values[key] = field.get(key)
+    mu = values.get("model_utility")
+    values["utility_ratio"] = mu / original_utility if mu is not None and original_utility else None
+    return {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)) for k, v in values.items()}
+
+
+@dataclass
+class Calibration:
+    """A run's stop rule and keep-best choice, and what it has seen so far."""
+
+    rule: StopRule | None = None
+    keep_best: str | None = None
+    utility_floor: float = 0.0  # fraction of the original's model utility; 0: no floor
+    original_utility: float | None = None
+    start_distance: float | None = None
+    best_step: int | None = None
+    best_value: float | None = None
+    best_weights: dict[str, Any] | None = None
+    met_step: int | None = None
+    is_best: bool = False  # the last observed evaluation is the best so far
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Calibration":
+        return cls(
+            rule=parse_rule(config.stop_when) if config.stop_when else None,
+            keep_best=canonical(config.keep_best) if config.keep_best else None,
+            utility_floor=config.utility_floor if config.keep_best else 0.0,
+        )
+
+    # ---- what to measure ----
+    def wanted(self) -> list[str]:
+        names = list(ALWAYS)
+        if self.rule is not None:
+            names += self.rule.metrics
+        if self.keep_best:
+            names.append(self.keep_best)
+        if self.utility_floor > 0:
+            names.append("utility_ratio")
+        return list(dict.fromkeys(names))
+
+    @property
+    def full(self) -> bool:
+        """Whether measuring needs generated answers (then it is a full evaluation)."""
+        return any(needs_generation(name) for name in self.wanted())
+
+    def splits(self, available: dict[str, list]) -> dict[str, list]:
+        names = set().union(*(splits_needed(n) for n in self.wanted()))
+        if self.full:
+            names = set(available)  # the full evaluation doubles as the run's "during" evaluation
+        return {n: available[n] for n in available if n in names}
+
+    # ---- judging one evaluation ----
+    def observe(self, step: int, values: dict[str, float | None]) -> ev.Calibration:
+        """Record ``values`` of the evaluation at ``step``; the event says where the run stands.
+        Updates the best step (not the weights: the caller snapshots them when ``is_best``)."""
+        self.is_best = False
+        floor_met = None
+        if self.utility_floor > 0:
+            ratio = values.get("utility_ratio")
+            floor_met = ratio is not None and ratio >= self.utility_floor
+        if self.keep_best and step > 0 and floor_met is not False:
+            value = values.get(self.keep_best)
+            if value is not None and (self.best_value is None or better(self.keep_best, value, self.best_value)):
+                self.best_step, self.best_value, self.is_best = step, value, True
+        met, distance, progress = False, None, None
+        if self.rule is not None:
+            met = self.rule.holds(values)
+            distance = self.rule.distance(values)
+            if step == 0:
+                self.start_distance = distance
+            if distance is not None and self.start_distance:
+                progress = max(0.0, min(1.0, 1.0 - distance / self.start_distance))
+            elif met:
+                progress = 1.0
+            if met and step > 0 and self.met_step is None:
+                self.met_step = step
+        reported = {k: values.get(k) for k in list(REPORTED) + self.wanted()}
+        self.history.append({"step": step, **reported})
+        return ev.Calibration(step, reported, self.rule.text if self.rule else None, met, distance, progress,
+                              self.keep_best, self.best_step, self.best_value, floor_met)
+
+    def summary(self, steps_run: int, kept_step: int | None, stopped_at: int | None) -> dict[str, Any]:
+        return {
+            "rule": self.rule.text if self.rule else None,
+            "rule_met_step": self.met_step,
+            "stopped_at": stopped_at,
+            "keep_best": self.keep_best,
+            "utility_floor": self.utility_floor if self.keep_best else None,
+            "best_value": self.best_value,
+            "kept_step": kept_step,
+            "steps_run": steps_run,
+            "history": self.history,
+        }
+
+
+# ---- the engine's side: measuring a model, snapshots ----
+
+def start(ctx: Any) -> Calibration | None:
+    """The run's Calibration, judged once on the evaluation before training (step 0); None
+    when the run never evaluates during training, or has neither a rule, a keep-best metric,
+    a holdout set nor an oracle (nothing to measure)."""
+    from tui_unlearn.engine.phases import BEFORE
+
+    config = ctx.config
+    if not config.eval_every:
+        return None
+    calib = Calibration.from_config(config)
+    if not (calib.rule or calib.keep_best or ctx.oracle is not None or "holdout" in ctx.plan.working_splits()):
+        return None  # nothing to judge and nothing measurable: no extra passes
+    before_field = ctx.field_metrics.get(BEFORE, {})
+    calib.original_utility = before_field.get("model_utility")
+    if calib.utility_floor > 0 and not calib.original_utility:
+        ctx.log("keep-best: the original's model utility could not be measured (no retain set?); no utility floor applies")
+        calib.utility_floor = 0.0
+    values = values_from(ctx.before.aggregates, before_field, calib.original_utility)
+    event = calib.observe(0, values)
+    ctx.record(event)
+    if calib.rule is not None:
+        missing = [c.metric for c in calib.rule.clauses if values.get(c.metric) is None]
+        if missing:
+            ctx.log(f"stop rule: {', '.join(missing)} cannot be measured on this run (no oracle or no holdout set?); "
+                    "the rule can never hold")
+        elif event.rule_met:
+            ctx.log(f"stop rule {calib.rule.text!r} already holds for the original model; it stops the run at the first evaluation")
+    ctx.calibration = calib
+    return calib
+
+
+def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float | None]:
+    """Evaluate the model being trained on what the calibration needs: the run's recipe in
+    full when a metric needs generated answers, else one scoring pass over the forget,
+    holdout (and, if asked, retain) samples; the recipe's headline numbers (forget quality
+    against the oracle, model utility, ...) come from ``plan.headline`` as after the run.
+    With ``record_evaluation`` (a full evaluation standing in for the quick "during" one)
+    it is recorded as the run's Evaluation event."""
+    import torch
+
+    from tui_unlearn.engine.phases import DURING, evaluation_model
+    from tui_unlearn.metrics.evaluate import evaluate_splits
+    from tui_unlearn.recipes.evaluate import evaluate_plan
+
+    calib, plan = ctx.calibration, ctx.plan
+    model, tokenizer = evaluation_model(ctx), ctx.loaded.tokenizer
+    with torch.no_grad():
+        if calib.full:
+            result = evaluate_plan(plan, model, tokenizer, batch_size=32)
+        else:
+            splits = scoring_splits(calib.splits(plan.working_splits()), calib.wanted(), ctx.oracle is not None)
+            result = evaluate_splits(model, tokenizer, splits, batch_size=64, max_new_tokens=plan.max_new_tokens,
+                                     generate=False, field_metrics=True, max_length=plan.max_length)
+    if record_evaluation:
+        ctx.record(ev.Evaluation(step, DURING, result.aggregates, ctx.elapsed()))
+    return values_from(result.aggregates, plan.headline(result, ctx.oracle).values, calib.original_utility)
+
+
+def scoring_splits(splits: dict[str, list[dict]], wanted: list[str], has_oracle: bool) -> dict[str, list[dict]]:
+    """The splits a scoring-only measurement passes, without the answer variants nothing
+    asked for: paraphrased and perturbed answers cost six extra scorings a record and only
+    truth ratios read them (forget quality on the forget split; a rule on a split's truth ratio)."""
+    keep = {n.partition("_")[0] for n in wanted if n.endswith("_truth_ratio")}
+    if has_oracle and "forget_quality" in wanted:
+        keep.add("forget")
+    return {name: records if name in keep else [_without_variants(r) for r in records]
+            for name, records in splits.items()}
+
+
+def _without_variants(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k not in ("paraphrased_answer", "perturbed_answers")}
+
+
+def judge(ctx: Any, step: int, *, record_evaluation: bool) -> bool:
+    """Measure and judge the model at ``step``; snapshot it when it is the best so far.
+    Returns whether the stop rule holds (the same answer on every process)."""
+    calib = ctx.calibration
+    event = calib.observe(step, measure(ctx, step, record_evaluation=record_evaluation))
+    ctx.record(event)
+    if calib.keep_best and calib.is_best:
+        calib.best_weights = snapshot(ctx)
+    if calib.rule is not None:
+        shown = ", ".join(f"{m} {_fmt(event.values.get(m))}" for m in dict.fromkeys(calib.rule.metrics))
+        ctx.log(f"stop rule {calib.rule.text!r} at step {step}: {shown}" + (" — met, stopping" if event.rule_met else ""))
+    from tui_unlearn.engine.phases import any_process
+
+    return any_process(ctx, event.rule_met)
+
+
+def snapshot(ctx: Any) -> dict[str, Any]:
+    """CPU copies of the trainable parameters (all the run can change), by name."""
+    from tui_unlearn.engine.phases import evaluation_model
+
+    return {name: p.detach().to("cpu", copy=True)
+            for name, p in evaluation_model(ctx).named_parameters() if p.requires_grad}
+
+
+def restore(ctx: Any, weights: dict[str, Any]) -> None:
+    import torch
+
+    from tui_unlearn.engine.phases import evaluation_model
+
+    params = dict(evaluation_model(ctx).named_parameters())
+    with torch.no_grad():
+        for name, saved in weights.items():
+            params[name].copy_(saved.to(params[name].device))
+
+
+def finish(ctx: Any, stopped_at: int | None) -> None:
+    """After training: put the best weights back (keep-best) and write the summary entry.
+    ``stopped_at``: the step at which the stop rule ended training (None: it did not)."""
+    calib = ctx.calibration
+    if calib is None:
+        return
+    steps_run = ctx.done
+    kept = None
+    if calib.keep_best and ctx.status in ("finished", "diverged"):
+        if calib.best_weights is None:
+            floor = f" with model utility >= {calib.utility_floor:g} x the original's" if calib.utility_floor else ""
+            ctx.log(f"keep-best: no evaluation{floor} measured {calib.keep_best}; keeping the last weights (step {steps_run})")
+        else:
+            kept = calib.best_step
+            if kept != steps_run:
+                restore(ctx, calib.best_weights)
+                ctx.log(f"keep-best: restored the weights of step {kept} ({calib.keep_best} {_fmt(calib.best_value)})")
+            ctx.done = kept
+        calib.best_weights = None
+    ctx.extra[SUMMARY_KEY] = calib.summary(steps_run, kept, stopped_at)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.3g}"

@@ -1,0 +1,156 @@
+"""Hyperparameter sweeps: a grid, or Optuna's multi-objective sampler, over one method.
+
+``run_sweep`` turns a base config into trials (each an ordinary session inside the sweep
+folder), skips the trials a previous run of the same sweep already finished, runs the rest
+(``parallel`` at a time where memory allows) and returns a :class:`SweepReport`: the
+trials, the Pareto front of forgetting (forget quality, or holdout parity without an
+oracle) against model utility, and the best configuration, written as a config file.
+Optuna does the sampling (TPE, which handles several objectives); this package only feeds
+it the finished trials and runs what it asks for.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from tui_unlearn.errors import ConfigError
+from tui_unlearn.sweeps.report import WITH_ORACLE, WITHOUT_ORACLE, SweepReport
+from tui_unlearn.sweeps.store import is_sweep_dir, list_sweeps, read_trials, write_best_config
+
+__all__ = ["run_sweep", "SweepReport", "is_sweep_dir", "list_sweeps", "sweep_folder"]
+
+
+def _plan(base: Any, grid_items: list[str], space_items: list[str], trials: int | None):
+    """(algorithm, resolved base, mode, space description, grid points or Optuna space)."""
+    from tui_unlearn.algorithms import get_algorithm
+    from tui_unlearn.config import resolve
+    from tui_unlearn.sweeps import space as sp
+
+    algorithm = get_algorithm(base.algorithm)
+    resolved = resolve(base)
+    if grid_items and trials:
+        raise ConfigError("give either --grid (every combination) or --trials N (a sampler), not both")
+    if grid_items:
+        if space_items:
+            raise ConfigError("--space sets ranges for --trials; a grid lists its values with --grid")
+        grid = sp.parse_grid(algorithm, grid_items)
+        return algorithm, resolved, "grid", sp.describe(grid), sp.grid_points(grid)
+    if not trials:
+        raise ConfigError("say what to sweep: --grid NAME=V1,V2,... (repeatable) or --trials N")
+    space = {**sp.default_space(algorithm, resolved.lr), **sp.parse_space(algorithm, space_items)}
+    return algorithm, resolved, "optuna", sp.describe(space), space
+
+
+def sweep_folder(base: Any, grid_items: list[str], space_items: list[str], trials: int | None, root: Path) -> Path:
+    """Where this sweep lives under ``root`` (the same for the same sweep command)."""
+    from tui_unlearn.sweeps.store import identity, sweep_id
+
+    algorithm, _, mode, described, _ = _plan(base, grid_items, space_items, trials)
+    return root / sweep_id(identity(algorithm.name, mode, described, base.to_dict()))
+
+
+def run_sweep(
+    base: Any,
+    *,
+    root: Path,
+    grid_items: list[str] = (),  # type: ignore[assignment]
+    space_items: list[str] = (),  # type: ignore[assignment]
+    trials: int | None = None,
+    parallel: int = 1,
+    folder: Path | None = None,
+    log: Callable[[str], None] = lambda line: None,
+) -> SweepReport:
+    """Run (or resume) the sweep and report it; ``folder`` overrides where it lives."""
+    from tui_unlearn.sweeps import space as sp
+    from tui_unlearn.sweeps.runner import parallel_that_fits, run_trials
+    from tui_unlearn.sweeps.store import identity, open_folder, sweep_id
+
+    grid_items, space_items = list(grid_items), list(space_items)
+    algorithm, resolved, mode, described, plan = _plan(base, grid_items, space_items, trials)
+    ident = identity(algorithm.name, mode, described, base.to_dict())
+    folder = folder or root / sweep_id(ident)
+    open_folder(folder, ident)
+    names = list(described)
+    done = [t for t in read_trials(folder, names, algorithm.name) if t.complete]
+    parallel = parallel_that_fits(parallel, resolved, algorithm.needs_reference, log)
+
+    def on_done(i: int, config: Any, session_id: str | None) -> None:
+        from tui_unlearn.sessions import Session
+        from tui_unlearn.sweeps.store import objectives_of
+
+        shown = ", ".join(f"{n}={_value(config, n)}" for n in names)
+        if session_id is None:
+            log(f"trial {shown}: failed before a session existed")
+            return
+        summary = Session(folder / session_id).summary()
+        o = objectives_of(summary)
+        numbers = ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in o.items()
+                            if k in ("forget_quality", "holdout_parity", "model_utility") and v is not None)
+        log(f"trial {shown}: {summary.get('status')}, {numbers or 'no objectives measured'} (session {session_id})")
+
+    if mode == "grid":
+        todo = [p for p in plan if not any(t.point == p for t in done)]
+        log(f"sweep {folder.name}: {len(plan)} grid points, {len(plan) - len(todo)} already done, {len(todo)} to run")
+        run_trials([sp.trial_config(base, algorithm, p) for p in todo], folder, parallel, on_done)
+    else:
+        _optuna(base, algorithm, resolved, plan, done, trials, parallel, folder, names, log, on_done)
+
+    report = SweepReport.of(folder, utility_floor=resolved.utility_floor)
+    if report.best is not None:
+        report.best_config = write_best_config(folder, report.best)
+    return report
+
+
+def _optuna(base, algorithm, resolved, space, done, trials, parallel, folder, names, log, on_done) -> None:
+    import optuna
+
+    from tui_unlearn.sweeps import space as sp
+    from tui_unlearn.sweeps.runner import run_trials
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    has_oracle = bool(resolved.oracle) and resolved.oracle.strip().lower() != "none"
+    objectives = WITH_ORACLE if has_oracle else WITHOUT_ORACLE
+    directions = ["maximize" if goal == "max" else "minimize" for _, goal in objectives]
+    distributions = sp.optuna_distributions(space)
+    sampler = optuna.samplers.TPESampler(seed=base.seed, n_startup_trials=max(3, min(10, trials // 3)),
+                                         constant_liar=parallel > 1)
+    study = optuna.create_study(directions=directions, sampler=sampler)
+
+    def values(objs: dict[str, float | None]) -> list[float] | None:
+        out = []
+        for name, _ in objectives:
+            v = objs.get(name)
+            if name == "model_utility" and v is None:
+                v = objs.get("retain_f1")  # no perturbed retain answers: retain F1 stands in, as in the report
+            if v is None:
+                return None
+            # p-values span dozens of decades: the sampler sees their logarithm.
+            out.append(math.log10(max(v, 1e-300)) if name == "forget_quality" else v)
+        return out
+
+    for t in done:  # what earlier runs of this sweep finished
+        v = values(t.objectives)
+        try:
+            study.add_trial(optuna.trial.create_trial(
+                params=t.point, distributions=distributions, values=v,
+                state=optuna.trial.TrialState.COMPLETE if v else optuna.trial.TrialState.FAIL))
+        except ValueError:
+            continue  # its values lie outside the space (cannot happen for the same sweep)
+    todo = max(0, trials - len(done))
+    log(f"sweep {folder.name}: {trials} trials asked, {len(done)} already done, {todo} to run")
+    while todo > 0:
+        batch = [study.ask(distributions) for _ in range(min(parallel, todo))]
+        configs = [sp.trial_config(base, algorithm, t.params) for t in batch]
+        ids = run_trials(configs, folder, parallel, on_done)
+        for trial, session_id in zip(batch, ids):
+            found = [t for t in read_trials(folder, names, algorithm.name) if t.session.id == session_id]
+            v = values(found[0].objectives) if found and found[0].complete else None
+            study.tell(trial, v) if v else study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        todo -= len(batch)
+
+
+def _value(config: Any, name: str) -> Any:
+    value = config.hparams.get(name, getattr(config, name, None))
+    return f"{value:g}" if isinstance(value, float) else value

@@ -1,0 +1,31 @@
+"""``analyze SWEEP_FOLDER``: a sweep shown as one group, its table and front, then its front compared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from tui_unlearn.sweeps.store import is_sweep_dir
+
+
+def sweep_sessions(refs: list[str], root: Path, *, echo: Callable[[str], None], charts: bool, width: int):
+    """When ``refs`` is one sweep folder (a path, or a name under ``root``): print its report
+    and return the sessions on its Pareto front for the comparison; else None."""
+    if len(refs) != 1:
+        return None
+    folder = Path(refs[0]).expanduser()
+    if not is_sweep_dir(folder):
+        folder = root / refs[0]
+        if not is_sweep_dir(folder):
+            return None
+    from tui_unlearn.errors import ConfigError
+    from tui_unlearn.sweeps.report import SweepReport
+
+    report = SweepReport.of(folder)
+    echo(report.table())
+    if charts:
+        echo(report.scatter(width=width))
+    if not report.front:
+        raise ConfigError(f"sweep {folder.name} has no finished trial yet; run the sweep command again to resume it")
+    echo("")
+    return [t.session for t in report.front]

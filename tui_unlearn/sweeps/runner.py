@@ -1,0 +1,115 @@
+"""Running a sweep's trials: one after another in this process, or K at a time as
+``tui-unlearn --batch`` subprocesses when memory allows."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable
+
+from tui_unlearn.errors import UnlearnError
+
+GIB = 1024**3
+PROCESS_OVERHEAD = 0.6 * GIB  # python + torch + tokenizer per trial process (measured ~0.5 GiB on CPU)
+# Weights, gradients and AdamW's two moments; one more copy when a frozen reference is kept.
+COPIES_TRAINED, COPIES_REFERENCE = 4, 1
+
+
+def weights_bytes(config: Any) -> int | None:
+    """Size of the model's safetensors files when it is a local or bundled folder, else None."""
+    from tui_unlearn.models.bundled import bundled_model_dir, is_bundled
+
+    try:
+        folder = bundled_model_dir(config.model) if is_bundled(config.model) else Path(config.model).expanduser()
+    except UnlearnError:
+        return None
+    files = list(folder.glob("*.safetensors")) if folder.is_dir() else []
+    return sum(f.stat().st_size for f in files) or None
+
+
+def memory_available(device: str) -> int:
+    """Free bytes where the trials will put their weights (the GPU's, else the machine's)."""
+    import psutil
+
+    if device != "cpu":
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return int(torch.cuda.mem_get_info()[0])
+        except Exception:  # a broken CUDA setup: judge by host memory
+            pass
+    return int(psutil.virtual_memory().available)
+
+
+def parallel_that_fits(parallel: int, config: Any, needs_reference: bool, log: Callable[[str], None]) -> int:
+    """``parallel``, or fewer when that many trials would not fit in free memory."""
+    if parallel <= 1:
+        return 1
+    size = weights_bytes(config)
+    if size is None:
+        log(f"cannot tell the size of {config.model}; running {parallel} trials at once as asked")
+        return parallel
+    need = size * (COPIES_TRAINED + (COPIES_REFERENCE if needs_reference else 0)) + PROCESS_OVERHEAD
+    fits = max(1, int(0.8 * memory_available(config.device) // need))
+    if fits < parallel:
+        log(f"memory allows {fits} trial(s) at once (about {need / GIB:.1f} GiB each), not {parallel}")
+        return fits
+    return parallel
+
+
+def run_in_process(config: Any, folder: Path) -> str | None:
+    """Run one trial with the engine here; its session id (None when it failed before one existed)."""
+    from tui_unlearn.engine import run
+
+    try:
+        return run(config, sessions_dir=folder).session_id
+    except UnlearnError:
+        return None  # a session that started holds the failure; the report shows it
+
+
+def run_subprocess(config: Any, folder: Path) -> str | None:
+    """Run one trial as ``tui-unlearn --batch --json`` in a child process."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", dir=folder, prefix=".trial-", delete=False) as fh:
+        json.dump(config.to_dict(), fh)
+        path = fh.name
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "tui_unlearn", "--batch", "--json", "--config", path, "--sessions-dir", str(folder)],
+            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(config.threads or 1)},
+        )
+    finally:
+        os.unlink(path)
+    for line in reversed(done.stdout.splitlines()):
+        try:
+            return json.loads(line).get("session_id")
+        except ValueError:
+            continue
+    return None
+
+
+def run_trials(configs: list[Any], folder: Path, parallel: int,
+               on_done: Callable[[int, Any, str | None], None]) -> list[str | None]:
+    """Run every config as a session in ``folder``; ``on_done(i, config, session_id)`` after each."""
+    if parallel <= 1:
+        ids = []
+        for i, config in enumerate(configs):
+            ids.append(run_in_process(config, folder))
+            on_done(i, config, ids[-1])
+        return ids
+    cores = os.cpu_count() or 1
+    # Each child gets its share of the cores unless the user fixed --threads.
+    configs = [c if c.threads else c.with_overrides(threads=max(1, cores // parallel)) for c in configs]
+
+    def one(i: int) -> str | None:
+        session_id = run_subprocess(configs[i], folder)
+        on_done(i, configs[i], session_id)
+        return session_id
+
+    with ThreadPoolExecutor(max_workers=parallel) as pool:
+        return list(pool.map(one, range(len(configs))))
