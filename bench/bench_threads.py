@@ -68,7 +68,7 @@ def launch(args, threads: int | None, copies: int) -> list[float]:
         procs = [subprocess.Popen(batch_command(args, threads, sessions), stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True, env=clean_env()) for _ in range(copies)]
         outs = [p.communicate(timeout=1800) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         if p.returncode != 0:
             raise RuntimeError(f"run failed (exit {p.returncode}): {err.strip().splitlines()[-1:]}")
     return [step_seconds(out, args.warmup) for out, _ in outs]

@@ -71,8 +71,8 @@ def time_to_first_screen(repeats: int) -> None:
 async def key_latency(engine_name: str, presses: int) -> None:
     from textual import events
     from textual.widgets import Input
-
     from tui_fakes import FakeEngine
+
     from tui_unlearn.config import RunConfig
     from tui_unlearn.tui.app import create_app
 
@@ -134,8 +134,8 @@ async def watch_latency(presses: int, steps_per_s: float = 200.0) -> None:
 
     from textual import events
     from textual.widgets import TabbedContent
-
     from tui_fakes import SessionWriter
+
     from tui_unlearn.tui.app import create_app
 
     root = Path(tempfile.mkdtemp())
@@ -158,7 +158,7 @@ async def watch_latency(presses: int, steps_per_s: float = 200.0) -> None:
     app = create_app(sessions_dir=root, watch=writer.session)
     latencies = []
     thread = threading.Thread(target=write, daemon=True)
-    async with app.run_test(size=(100, 32), message_hook=hook) as pilot:
+    async with app.run_test(size=(100, 32), message_hook=hook):
         pane = app.screen.run_pane
         thread.start()
         while pane.step < 50:

@@ -225,7 +225,6 @@ def test_each_new_method_runs_in_the_engine_on_a_chat_model(name, chat_model_dir
     import json
 
     import tui_unlearn.engine.relearn
-
     from tui_unlearn.config import RunConfig
     from tui_unlearn.data.formatting import has_chat_template
     from tui_unlearn.engine import run

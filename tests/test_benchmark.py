@@ -11,10 +11,10 @@ import pytest
 
 from tui_unlearn.data import benchmark
 from tui_unlearn.data.benchmark import (
-    _facts,
     AUTHOR_SPLITS,
     SPLITS,
     UTILITY_SPLITS,
+    _facts,
     benchmark_authors,
     benchmark_fingerprint,
     benchmark_records,

@@ -94,7 +94,7 @@ def test_stdin_starting_with_a_bracket_that_is_not_json_is_text():
 
 
 def test_stdin_is_read_when_no_text_is_given(monkeypatch):
-    stream = io.TextIOWrapper(io.BytesIO("Q: a?\nA: b\n".encode()), encoding="utf-8")
+    stream = io.TextIOWrapper(io.BytesIO(b"Q: a?\nA: b\n"), encoding="utf-8")
     monkeypatch.setattr(sys, "stdin", stream)
     assert pairs(load_split("-", "forget").records) == [("a?", "b")]
 

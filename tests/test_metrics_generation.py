@@ -7,8 +7,8 @@ import logging
 import warnings
 
 import pytest
-from conftest import load_lively_model
 import torch
+from conftest import load_lively_model
 
 from tui_unlearn.data.formatting import prompt_ids
 from tui_unlearn.metrics.generation import (

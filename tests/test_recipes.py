@@ -11,13 +11,13 @@ from typer.testing import CliRunner
 from tui_unlearn.cli import app
 from tui_unlearn.config import SETTINGS, RunConfig, resolve
 from tui_unlearn.data.benchmark import SPLITS as BENCHMARK_SPLITS
+from tui_unlearn.data.run_data import load_run_data
 from tui_unlearn.errors import ConfigError
 from tui_unlearn.metrics.registry import all_metrics
 from tui_unlearn.params import CLI, EVAL, TUI
 from tui_unlearn.recipes import all_recipes, get_recipe, recipe_names
 from tui_unlearn.recipes.base import Headline
 from tui_unlearn.recipes.plan import build_plan, record_id
-from tui_unlearn.data.run_data import load_run_data
 
 
 def cli(*args):

@@ -14,7 +14,13 @@ from typer.testing import CliRunner
 
 from tui_unlearn.cli import app
 from tui_unlearn.config import RunConfig, resolve
-from tui_unlearn.metrics.choice import choice_examples, choose, continuation_log_likelihoods, encode_pair, question_context
+from tui_unlearn.metrics.choice import (
+    choice_examples,
+    choose,
+    continuation_log_likelihoods,
+    encode_pair,
+    question_context,
+)
 from tui_unlearn.recipes.plan import build_plan
 from tui_unlearn.recipes.sources import choice_records
 

@@ -124,8 +124,9 @@ def test_settings_that_cannot_work_together_fail_before_a_session(micro_model_di
 
 
 def test_out_of_memory_is_one_line_naming_the_knobs_and_keeps_the_session(micro_model_dir, files, tmp_path, monkeypatch):
-    import torch
     from dataclasses import replace
+
+    import torch
 
     from tui_unlearn import algorithms
 

@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from tui_fakes import make_sessions, metrics_at
 from typer.testing import CliRunner
 
-from tui_fakes import make_sessions, metrics_at
 from tui_unlearn import events as ev
 from tui_unlearn.analysis.reporting import evaluation_line, progress_text, run_started_line
 from tui_unlearn.batch import BatchReporter

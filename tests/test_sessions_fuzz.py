@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from tui_fakes import losses_at, metrics_at
 from typer.testing import CliRunner
 
-from tui_fakes import losses_at, metrics_at
 from tui_unlearn import events as ev
 from tui_unlearn.cli import app
 from tui_unlearn.sessions import Session

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -12,8 +11,8 @@ from tui_unlearn.algorithms import get_algorithm
 from tui_unlearn.cli import app
 from tui_unlearn.config import RunConfig, load_config_file
 from tui_unlearn.errors import ConfigError
-from tui_unlearn.sweeps import run_sweep, space as sp
-from tui_unlearn.sweeps import runner
+from tui_unlearn.sweeps import run_sweep, runner
+from tui_unlearn.sweeps import space as sp
 from tui_unlearn.sweeps.report import WITH_ORACLE, WITHOUT_ORACLE, best_trial, pareto_front
 from tui_unlearn.sweeps.store import Trial
 

@@ -14,8 +14,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import typer
 
@@ -70,7 +71,7 @@ def _algorithms_epilog() -> str:
     return "\n".join(lines)
 
 
-def build_config(config_file: Optional[Path], values: dict[str, Any]):
+def build_config(config_file: Path | None, values: dict[str, Any]):
     """The RunConfig of a command: the ``--config`` file (or the defaults), then the flags given."""
     from tui_unlearn.config import RunConfig, load_config_file
 
@@ -92,13 +93,13 @@ SESSIONS_HELP = "Where sessions are saved (env TUI_UNLEARN_SESSIONS_DIR)."
 def main_command(
     ctx: typer.Context,
     batch: bool = typer.Option(False, "--batch", help="Run headless (no TUI) and print results."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+    config_file: Path | None = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
+    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
     as_json: bool = typer.Option(False, "--json", help="With --batch: print one JSON object with the results."),
     as_jsonl: bool = typer.Option(False, "--jsonl", help="With --batch: print every event as a JSON line."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as JSON and exit."),
     version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True, help="Print the version and exit."),
-    resume: Optional[str] = typer.Option(
+    resume: str | None = typer.Option(
         None, "--resume", metavar="SESSION",
         help="With --batch: continue a killed or interrupted run from its checkpoint, in its own session and config.",
     ),
@@ -143,7 +144,7 @@ def main_command(
     run_app(config, sessions_dir)
 
 
-def run_batch(config, sessions_dir: Optional[Path], *, as_json: bool, as_jsonl: bool, resume: str | None = None) -> int:
+def run_batch(config, sessions_dir: Path | None, *, as_json: bool, as_jsonl: bool, resume: str | None = None) -> int:
     from tui_unlearn.batch import BatchReporter
     from tui_unlearn.engine import run
 
@@ -184,8 +185,8 @@ def run_batch(config, sessions_dir: Optional[Path], *, as_json: bool, as_jsonl: 
 @with_setting_options(EVAL)
 @handle_errors
 def eval_command(
-    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+    config_file: Path | None = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
+    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the results."),
     **values: Any,
 ) -> None:
@@ -217,10 +218,10 @@ def eval_command(
 def analyze_command(
     session_ids: list[str] = typer.Argument(..., metavar="SESSION",
                                             help="Session ids (or unique prefixes, or folders) to compare, or one sweep folder."),
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder.", metavar="PATH"),
-    csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one row per session to this CSV file.", metavar="PATH"),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Write the comparison to this JSON file.", metavar="PATH"),
-    markdown_path: Optional[Path] = typer.Option(None, "--markdown", help="Write the tables to this Markdown file.",
+    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help="Sessions folder.", metavar="PATH"),
+    csv_path: Path | None = typer.Option(None, "--csv", help="Write one row per session to this CSV file.", metavar="PATH"),
+    json_path: Path | None = typer.Option(None, "--json", help="Write the comparison to this JSON file.", metavar="PATH"),
+    markdown_path: Path | None = typer.Option(None, "--markdown", help="Write the tables to this Markdown file.",
                                                  metavar="PATH"),
     no_charts: bool = typer.Option(False, "--no-charts", help="Print the tables only."),
     width: int = typer.Option(100, "--width", help="Chart width in characters.", metavar="INT"),
@@ -262,7 +263,7 @@ def analyze_command(
 @handle_errors
 def watch_command(
     session_id: str = typer.Argument(..., metavar="SESSION", help="Session id (or a unique prefix, or its folder)."),
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
 ) -> None:
     """Watch a run that another process is writing (a --batch run in tmux, under accelerate
     launch or a job scheduler): its progress, curves and probe answers, live.
@@ -291,14 +292,14 @@ def watch_command(
 def sweep_command(
     grid: list[str] = typer.Option([], "--grid", metavar="NAME=V1,V2,...",
                                    help="Values to try for one hyperparameter or setting (repeatable): every combination runs."),
-    trials: Optional[int] = typer.Option(None, "--trials", metavar="N", min=1,
+    trials: int | None = typer.Option(None, "--trials", metavar="N", min=1,
                                          help="Let Optuna's multi-objective sampler pick N trials in the method's search space."),
     space: list[str] = typer.Option([], "--space", metavar="NAME=LOW:HIGH[:log]",
                                     help="With --trials: search this range (or A|B|C choices) instead of the method's (repeatable)."),
     parallel: int = typer.Option(1, "--parallel", metavar="K", min=1, help="Run K trials at once where memory allows."),
-    config_file: Optional[Path] = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
-    sweep_dir: Optional[Path] = typer.Option(None, "--sweep-dir", metavar="PATH",
+    config_file: Path | None = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
+    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+    sweep_dir: Path | None = typer.Option(None, "--sweep-dir", metavar="PATH",
                                              help="The sweep's folder (default: one named after the sweep, in the sessions folder)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (its 'pareto' key lists the front)."),
     no_charts: bool = typer.Option(False, "--no-charts", help="Print the table only."),
@@ -324,7 +325,7 @@ def sweep_command(
 
 # ---- sessions ----
 
-def _sessions_root(sessions_dir: Optional[Path]) -> Path:
+def _sessions_root(sessions_dir: Path | None) -> Path:
     """The sessions folder to read; a file there is a usage error (exit 2)."""
     from tui_unlearn.paths import sessions_dir as resolve_dir
 
@@ -341,7 +342,7 @@ def _stdin_is_terminal() -> bool:
 @sessions_app.command("list")
 @handle_errors
 def sessions_list(
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder."),
+    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help="Sessions folder."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
     """List saved sessions, newest first. A session that cannot be read is listed with
@@ -363,7 +364,7 @@ def sessions_list(
 @handle_errors
 def sessions_show(
     session_id: str = typer.Argument(..., help="Session id (or a unique prefix, or its folder)."),
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder."),
+    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help="Sessions folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Show one session's config and before/after metrics (or why it cannot be read)."""
@@ -381,7 +382,7 @@ def sessions_show(
 @handle_errors
 def sessions_delete(
     session_id: str = typer.Argument(..., help="Session id (or a unique prefix)."),
-    sessions_dir: Optional[Path] = typer.Option(None, "--sessions-dir", help="Sessions folder."),
+    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help="Sessions folder."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete one session folder.

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import inspect
 import sys
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 import click
 import typer
-from typer.core import TyperGroup
-
 from typer import Abort
+from typer.core import TyperGroup
 
 # typer 0.29 vendors its own click (typer._click): its errors are not the click package's.
 try:
@@ -35,11 +35,11 @@ HPARAMS_GROUP = "Method hyperparameters"
 FACE_GROUP = "General"
 
 _ANNOTATIONS = {
-    "int": Optional[int],
-    "float": Optional[float],
-    "bool": Optional[bool],
-    "str": Optional[str],
-    "strlist": Optional[list[str]],
+    "int": int | None,
+    "float": float | None,
+    "bool": bool | None,
+    "str": str | None,
+    "strlist": list[str] | None,
 }
 _METAVARS = {"int": "INT", "float": "FLOAT", "str": "TEXT", "strlist": "TEXT"}
 # Options named in the short --help overview; --batch --help lists them all.
@@ -142,7 +142,7 @@ def with_hparam_options(func: Callable) -> Callable:
         if rng and not param.choices:
             text += f" [range: {rng}]"
         flag = Param(name, param.type, None, text, choices=param.choices, group=HPARAMS_GROUP)
-        annotation = _ANNOTATIONS[param.type] if param.type in _ANNOTATIONS else Optional[str]
+        annotation = _ANNOTATIONS[param.type] if param.type in _ANNOTATIONS else str | None
         options.append((HPARAM_PREFIX + name, annotation, _option(flag, text)))
     return add_options(func, options)
 

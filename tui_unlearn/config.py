@@ -301,7 +301,7 @@ class RunConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], source: str = "config") -> "RunConfig":
+    def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
         """A config from a parsed file: unknown keys and wrongly typed values are errors."""
         unknown = sorted(set(data) - set(SETTINGS))
         if unknown:
@@ -324,7 +324,7 @@ class RunConfig:
                 raise ConfigError(f"{source}: {error}") from None
         return config
 
-    def with_overrides(self, **overrides: Any) -> "RunConfig":
+    def with_overrides(self, **overrides: Any) -> RunConfig:
         """A copy with every override that is not None applied (flags win over files)."""
         given = {k: v for k, v in overrides.items() if v is not None}
         if "hparams" in given:
@@ -402,7 +402,6 @@ def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     ``training`` False (an ``eval``) skips what only training needs (a method's retain set).
     """
     from tui_unlearn.algorithms import get_algorithm
-
     from tui_unlearn.recipes.plan import resolve_settings
 
     for name, param in SETTINGS.items():

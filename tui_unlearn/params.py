@@ -19,8 +19,9 @@ Both apply the same range and choice rules and raise ``ConfigError`` with one li
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from tui_unlearn.errors import ConfigError
 

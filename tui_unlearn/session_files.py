@@ -8,9 +8,10 @@ counted line (for JSON-lines files), never an exception.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tui_unlearn.errors import first_line
 

@@ -19,11 +19,12 @@ import shutil
 import socket
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from tui_unlearn.errors import ConfigError, first_line
 from tui_unlearn.paths import is_safe_name
@@ -130,7 +131,7 @@ class Session:
 
     # ---- creation and writing ----
     @classmethod
-    def create(cls, root: Path, label: str, config: dict[str, Any], kind: str = "unlearn") -> "Session":
+    def create(cls, root: Path, label: str, config: dict[str, Any], kind: str = "unlearn") -> Session:
         root.mkdir(parents=True, exist_ok=True)
         for _ in range(10):
             path = root / new_session_id(label)
@@ -150,7 +151,7 @@ class Session:
                 "status": Status.RUNNING,
                 "algorithm": config.get("algorithm"),
                 "model": config.get("model"),
-                "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "started": datetime.now(UTC).isoformat(timespec="seconds"),
                 "pid": os.getpid(),
                 "host": socket.gethostname(),
             }

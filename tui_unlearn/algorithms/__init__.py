@@ -23,19 +23,19 @@ def _load_builtin() -> None:
     _builtin_loaded = True
     # Importing a method module registers it; the order is the order users see.
     from tui_unlearn.algorithms import (  # noqa: F401
+        distill,
+        dpo,
         finetune,
         grad_ascent,
         grad_diff,
         idk,
-        distill,
-        npo,
-        simnpo,
-        dpo,
         idk_dpo,
+        npo,
         rmu,
-        wga,
-        undial,
         satimp,
+        simnpo,
+        undial,
+        wga,
     )
 
 

@@ -7,10 +7,11 @@ know a method exists.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from tui_unlearn.errors import ConfigError
 from tui_unlearn.params import HyperParam, Param

@@ -8,11 +8,11 @@ did, so it does not run off the way plain ascent does.
 from tui_unlearn.algorithms import register
 from tui_unlearn.algorithms.base import (
     Algorithm,
-    retain_weight,
     HyperParam,
     LossInputs,
     answer_logprob_sums,
     plus_retain_nll,
+    retain_weight,
 )
 
 

@@ -14,8 +14,9 @@ Two things a method may ask of the original ("reference") model:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 from tui_unlearn.algorithms.base import forward, layer_activations, sequence_logprob_sum
 
@@ -40,7 +41,7 @@ class References:
 
     @classmethod
     def of_model(cls, model: Any, *, disable_adapter: bool = False,
-                 pause: Callable[[], Any] | None = None) -> "References":
+                 pause: Callable[[], Any] | None = None) -> References:
         """References read from ``model`` on demand (frozen: no gradient flows into it).
 
         ``disable_adapter``: ``model`` is a peft model whose adapters are switched off for

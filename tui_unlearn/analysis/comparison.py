@@ -9,9 +9,8 @@ from typing import Any
 from tui_unlearn.analysis.curves import Curves, session_curves
 from tui_unlearn.analysis.reporting import session_label, unique_labels
 from tui_unlearn.analysis.tables import HEADLINE_KEYS, compare_table, text_table
-from tui_unlearn.sessions import Session, Status
-
 from tui_unlearn.metrics.registry import compare_metrics
+from tui_unlearn.sessions import Session, Status
 
 # Split x metric rows of the comparison: the metrics the registry marks for it, in its order.
 COMPARE_METRICS = tuple(m.name for m in compare_metrics())
@@ -49,7 +48,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)  # one line each: a session or event lines skipped
 
     @classmethod
-    def of(cls, sessions: list[Session]) -> "Comparison":
+    def of(cls, sessions: list[Session]) -> Comparison:
         """Read ``sessions``; unreadable ones are left out with a note."""
         kept, summaries, notes = [], [], []
         for session in sessions:

@@ -4,8 +4,9 @@ thinning for a terminal's width, and drawing with plotext (the TUI and ``analyze
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from tui_unlearn.metrics.registry import get_metric, sparkline_series
 from tui_unlearn.sessions import EVENTS_FILE, Session
@@ -145,7 +146,7 @@ def _num(value: Any) -> float:
     return float(value) if _finite(value) else 0.0
 
 
-def comparison_charts(comparison: "Comparison", width: int = 100, height: int = 18) -> str:
+def comparison_charts(comparison: Comparison, width: int = 100, height: int = 18) -> str:
     """Plotext charts as text: headline bars, accuracy over steps, quality vs utility."""
     import plotext as plt
 

@@ -24,9 +24,10 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from tui_unlearn.data.records import make_record
 from tui_unlearn.errors import ConfigError

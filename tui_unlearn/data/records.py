@@ -14,7 +14,8 @@ Records travel as plain dicts (lists of them); ``to_dataset`` builds a
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 COLUMNS = (
     "kind", "question", "answer", "paraphrased_answer", "paraphrased_question", "perturbed_answers", "group",

@@ -52,7 +52,8 @@ def run(
     import torch
 
     from tui_unlearn.algorithms import get_algorithm
-    from tui_unlearn.engine import checkpoint, resume as resuming
+    from tui_unlearn.engine import checkpoint
+    from tui_unlearn.engine import resume as resuming
     from tui_unlearn.sessions import Session
 
     root = Path(sessions_dir) if sessions_dir else default_sessions_dir()

@@ -77,7 +77,7 @@ class Calibration:
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def from_config(cls, config: Any) -> "Calibration":
+    def from_config(cls, config: Any) -> Calibration:
         return cls(
             rule=parse_rule(config.stop_when) if config.stop_when else None,
             keep_best=canonical(config.keep_best) if config.keep_best else None,

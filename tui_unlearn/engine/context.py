@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tui_unlearn import events as ev
 from tui_unlearn.errors import ExitCode, RunFailedError, UnlearnError
@@ -98,7 +99,7 @@ class RunContext:
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def describe_failure(exc: BaseException) -> str:

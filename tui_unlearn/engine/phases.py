@@ -356,7 +356,7 @@ def train(ctx: RunContext) -> None:
                     save_checkpoint(ctx)
                 break
 
-            def micro_step(j: int) -> dict:
+            def micro_step(j: int, step: int = step) -> dict:
                 batches = {name: s.next() if s else None for name, s in streams.items()}
                 inputs = LossInputs(
                     model=model,

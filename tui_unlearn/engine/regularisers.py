@@ -8,9 +8,10 @@ reference model (``needs_reference``), set itself up once on the trained model
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from tui_unlearn.algorithms.base import LossInputs, forward, kl_to_reference
 
@@ -95,12 +96,12 @@ class ActiveRegularisers:
         return any(reg.needs_reference and float(getattr(config, name)) > 0 for name, reg in REGULARISERS.items())
 
     def begin_step(self) -> None:
-        for reg, _, state in self.items:
+        for _, _, state in self.items:
             if isinstance(state, _BlockDropout):
                 state.active = True
 
     def end_step(self) -> None:
-        for reg, _, state in self.items:
+        for _, _, state in self.items:
             if isinstance(state, _BlockDropout):
                 state.active = False
 

@@ -14,7 +14,8 @@ starts the stream at ``steps_done x examples per step`` and continues exactly.
 from __future__ import annotations
 
 import random
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
@@ -29,8 +30,7 @@ def global_positions(n: int, seed: int, start: int = 0) -> Iterator[int]:
     epoch, offset = divmod(start, n)
     while True:
         order = epoch_order(n, seed, epoch)
-        for i in order[offset:]:
-            yield i
+        yield from order[offset:]
         epoch, offset = epoch + 1, 0
 
 

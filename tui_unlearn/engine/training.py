@@ -22,8 +22,9 @@ or step the optimizer inside ``backward`` (DeepSpeed).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any
 
 OK, DIVERGED = "ok", "diverged"
 

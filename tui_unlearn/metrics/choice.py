@@ -24,7 +24,7 @@ continuation being what the whole adds to the context.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 LETTERS = ("A", "B", "C", "D", "E", "F", "G", "H")
 DESCRIPTION = "The following are multiple choice questions (with answers) about {subject}.\n\n"

@@ -15,8 +15,9 @@ memorisation); their loss covers the whole text.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Collection, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -221,7 +222,7 @@ def _generate_into(model, tokenizer, slots, *, batch_size: int, max_new_tokens: 
     plain = [(rec, slot) for _, rec, slot in slots if slot["kind"] == "text"]
     prefix_ids = []
     longest = 0
-    for rec, slot in plain:
+    for rec, _slot in plain:
         ids, _, _, n = _split_text(tokenizer, rec.get("answer") or "", max_length)
         prefix_ids.append(ids)
         longest = max(longest, n)

@@ -8,8 +8,8 @@ the KV cache. Results come back in input order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import contextmanager
-from typing import Sequence
 
 from tui_unlearn.data.formatting import pad_token_id, prompt_ids
 

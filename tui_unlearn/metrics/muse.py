@@ -20,7 +20,8 @@ prompt at a time, which gives the same greedy tokens.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from tui_unlearn.metrics.generation import generate_from_ids
 from tui_unlearn.metrics.registry import Example

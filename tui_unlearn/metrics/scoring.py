@@ -16,8 +16,8 @@ ends says little about whether its content was memorised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

@@ -8,7 +8,7 @@ reproduce the TOFU authors' published per-example logs and headline figures.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 

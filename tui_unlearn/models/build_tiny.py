@@ -28,10 +28,11 @@ import random
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from tui_unlearn.data.benchmark import (
     DEFAULT_SEED,
@@ -212,7 +213,7 @@ def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epoc
         epoch_loss = 0.0
         for i in range(0, len(order), batch_size):
             batch = collate([examples[j] for j in order[i:i + batch_size]], pad)
-            outcome = loop.step(lambda micro: {"loss": loop.model(**batch).loss})
+            outcome = loop.step(lambda micro, batch=batch: {"loss": loop.model(**batch).loss})
             if outcome.status != "ok":
                 raise RuntimeError(f"training diverged at step {stats.steps + 1}; lower the learning rate")
             stats.losses.append(outcome.terms["loss"])

@@ -11,9 +11,10 @@ numbers, each None with a one-line reason when it cannot be computed.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 # How a split is evaluated (what kind of records it holds).
 QA = "qa"  # question/answer records: loss, generation, truth ratio, ... (metrics.evaluate)

@@ -12,9 +12,9 @@ Training defaults: MUSE's raw forget texts and ``retain1``.
 
 from __future__ import annotations
 
+from tui_unlearn.recipes import headline as hl
 from tui_unlearn.recipes import register
 from tui_unlearn.recipes.base import COMPLETION, KNOWMEM, TEXT, EvalSplit, Headline, Recipe
-from tui_unlearn.recipes import headline as hl
 
 
 def muse_headline(result, oracle, plan) -> Headline:

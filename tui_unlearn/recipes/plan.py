@@ -32,7 +32,8 @@ def resolve_settings(config: Any, *, training: bool = True) -> Any:
     Raises ConfigError for a forget split the recipe does not have, and (``training``)
     when the recipe has no public forget set to train on and none is given.
     """
-    from tui_unlearn.config import BUNDLED_PREFIX as BUNDLED_SOURCE, DEFAULT_FORGET
+    from tui_unlearn.config import BUNDLED_PREFIX as BUNDLED_SOURCE
+    from tui_unlearn.config import DEFAULT_FORGET
 
     recipe = get_recipe(config.recipe)
     split = config.forget_split

@@ -18,7 +18,6 @@ from tui_unlearn.recipes import register
 from tui_unlearn.recipes.base import EvalSplit, Recipe
 from tui_unlearn.recipes.headline import tofu_headline
 
-
 RECIPE = register(Recipe(
     name="tofu",
     description="TOFU: forget quality on the whole forget split against a retain-only oracle, nine-part model "

@@ -13,9 +13,9 @@ pool of questions). A small benign sample in the WMDP layout ships in
 
 from __future__ import annotations
 
+from tui_unlearn.recipes import headline as hl
 from tui_unlearn.recipes import register
 from tui_unlearn.recipes.base import CHOICE, EvalSplit, Headline, Recipe
-from tui_unlearn.recipes import headline as hl
 
 SUBJECTS = {"wmdp-bio": "biology", "wmdp-cyber": "cybersecurity", "wmdp-chem": "chemistry"}
 

@@ -78,7 +78,7 @@ class SweepReport:
     best_config: Path | None = None
 
     @classmethod
-    def of(cls, folder: Path, utility_floor: float = 0.95) -> "SweepReport":
+    def of(cls, folder: Path, utility_floor: float = 0.95) -> SweepReport:
         meta = read_meta(folder)
         ident = meta.get("identity", {})
         names = list(ident.get("space", {}))

@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def open_folder(folder: Path, ident: dict[str, Any]) -> dict[str, Any]:
 
         raise ConfigError(f"{folder} holds another sweep (different method, space or settings); "
                           "choose another --sweep-dir or leave it out")
-    meta = {"id": folder.name, "identity": ident, "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    meta = {"id": folder.name, "identity": ident, "created": datetime.now(UTC).isoformat(timespec="seconds")}
     atomic_write_json(path, meta)
     return meta
 
