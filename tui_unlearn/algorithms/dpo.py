@@ -35,12 +35,16 @@ def preference_loss(x: LossInputs) -> dict:
     """DPO with ``x.alternate`` preferred over ``x.forget`` (row i of each pairs up), plus retain NLL."""
     import torch
 
-    if not torch.equal(x.forget["index"].cpu(), x.alternate["index"].cpu()):
-        raise RuntimeError("forget and alternate batches are out of step")  # a bug, never user input
+    alternate = x.alternate
+    # Both are bugs, never user input: the method declares alternate_forget.
+    if alternate is None:
+        raise RuntimeError("a preference method ran without its alternate batch")
+    if not torch.equal(x.forget["index"].cpu(), alternate["index"].cpu()):
+        raise RuntimeError("forget and alternate batches are out of step")
     lose = sequence_logprob_sum(forward(x.model, x.forget), x.forget["labels"])
-    win = sequence_logprob_sum(forward(x.model, x.alternate), x.alternate["labels"])
+    win = sequence_logprob_sum(forward(x.model, alternate), alternate["labels"])
     lose_ref = x.reference_logprob_sums("forget", x.forget)
-    win_ref = x.reference_logprob_sums("alternate", x.alternate)
+    win_ref = x.reference_logprob_sums("alternate", alternate)
     forget = dpo_term(win, win_ref, lose, lose_ref, x.hp["beta"])
     terms = {
         "dpo": forget,

@@ -61,6 +61,8 @@ def run(
     if previous is not None:
         config = resuming.config_of(previous)
     config = resolve(config or RunConfig())
+    assert config.steps is not None and config.batch_size is not None  # resolve() fills them
+    steps = config.steps
     ctx = _context(config, on_event, should_stop, root)
     check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing
     ctx.algorithm = algorithm = get_algorithm(config.algorithm)
@@ -103,7 +105,7 @@ def run(
         if not restored:
             ctx.record(ev.RunStarted(
                 ctx.session.id if ctx.session else "", str(ctx.session.path) if ctx.session else "",
-                config.to_dict(), config.steps, ctx.loaded.info(), ctx.data.report, scale=ctx.scale,
+                config.to_dict(), steps, ctx.loaded.info(), ctx.data.report, scale=ctx.scale,
             ))
             phases.evaluate_before(ctx)
         else:
@@ -112,7 +114,7 @@ def run(
         # log-probabilities come from the original weights, which the checkpoint then replaces.
         ctx.done = checkpoint_step or 0
         phases.prepare_training(ctx)
-        if checkpoint_step:
+        if checkpoint_step and previous is not None:
             checkpoint.load_checkpoint(ctx, previous.path / checkpoint.CHECKPOINT_DIR)
         phases.train(ctx)
         phases.evaluate_after(ctx)
@@ -186,7 +188,7 @@ def evaluate_model(
         result = phases.evaluate(ctx, phases.AFTER, 0, ctx.loaded.model)
         if ctx.session is not None:
             ctx.session.write_examples([{"phase": phases.AFTER, **row} for row in result.examples])
-        oracle = from_result(result, config.oracle, "self", plan.identity()) if same else ctx.oracle
+        oracle = from_result(result, config.oracle, "self", plan.identity()) if same and config.oracle else ctx.oracle
         extra: dict[str, Any] = phases.headline(ctx, phases.AFTER, result, oracle)
         fm = ctx.field_metrics[phases.AFTER]
         if config.relearn_steps:

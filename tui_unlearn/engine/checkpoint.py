@@ -79,7 +79,7 @@ def save_checkpoint(ctx: Any) -> Path | None:
         if torch.cuda.is_available():
             rng.update({f"torch_cuda_{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
         save_file({**tensors, **{f"rng.{k}": v for k, v in rng.items()}}, str(tmp / OPTIMIZER))
-        np_state = np.random.get_state()
+        np_state: tuple[Any, ...] = np.random.get_state(legacy=True)  # type: ignore[assignment]  # stubs say tuple or dict; legacy=True is the tuple
         state = {
             "step": ctx.done,
             "total_steps": ctx.config.steps,

@@ -112,7 +112,7 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
         else:
             from tui_unlearn.metrics.evaluate import evaluate_splits
 
-            splits = {
+            splits: dict[str, list[dict]] = {
                 name: sample(ctx.splits[name], config.probe_samples, config.seed + 3)
                 for name in ("forget", "retain") if name in ctx.splits
             }
@@ -344,7 +344,7 @@ def train(ctx: RunContext) -> None:
     model = loop.model
     ctx.train_started = time.monotonic()
     ctx.log(f"unlearning with {algorithm.name} for {config.steps} steps")
-    streams = {name: ctx.streams.get(name) for name in ("forget", "retain", "alternate")}
+    streams = {name: ctx.streams.get(name) for name in ("retain", "alternate")}
     calib = calibration.start(ctx)
     stopped_at = None
     try:
@@ -360,7 +360,7 @@ def train(ctx: RunContext) -> None:
                 batches = {name: s.next() if s else None for name, s in streams.items()}
                 inputs = LossInputs(
                     model=model,
-                    forget=batches["forget"],
+                    forget=ctx.streams["forget"].next(),
                     retain=batches["retain"],
                     reference=ctx.references,
                     hp=config.hparams,

@@ -98,7 +98,8 @@ def choose(
 ) -> list[list[float]]:
     """Each option's summed log-likelihood for (question, choices, subject) items, one
     forward pass per batch of (question, option) pairs."""
-    pairs, spans = [], []
+    pairs: list[tuple[list[int], list[int]]] = []
+    spans: list[tuple[int, int]] = []
     for question, choices, subject in questions:
         context = question_context(question, choices, subject)
         spans.append((len(pairs), len(choices)))

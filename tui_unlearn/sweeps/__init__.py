@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tui_unlearn.errors import ConfigError
 from tui_unlearn.sweeps.report import WITH_ORACLE, WITHOUT_ORACLE, SweepReport
@@ -40,6 +40,7 @@ def _plan(base: Any, grid_items: list[str], space_items: list[str], trials: int 
         return algorithm, resolved, "grid", sp.describe(grid), sp.grid_points(grid)
     if not trials:
         raise ConfigError("say what to sweep: --grid NAME=V1,V2,... (repeatable) or --trials N")
+    assert resolved.lr is not None  # resolve() fills it
     space = {**sp.default_space(algorithm, resolved.lr), **sp.parse_space(algorithm, space_items)}
     return algorithm, resolved, "optuna", sp.describe(space), space
 
@@ -113,7 +114,9 @@ def _optuna(base, algorithm, resolved, space, done, trials, parallel, folder, na
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     has_oracle = bool(resolved.oracle) and resolved.oracle.strip().lower() != "none"
     objectives = WITH_ORACLE if has_oracle else WITHOUT_ORACLE
-    directions = ["maximize" if goal == "max" else "minimize" for _, goal in objectives]
+    directions: list[Literal["minimize", "maximize"]] = [
+        "maximize" if goal == "max" else "minimize" for _, goal in objectives
+    ]
     distributions = sp.optuna_distributions(space)
     sampler = optuna.samplers.TPESampler(seed=base.seed, n_startup_trials=max(3, min(10, trials // 3)),
                                          constant_liar=parallel > 1)

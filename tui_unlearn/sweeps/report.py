@@ -41,8 +41,7 @@ def _oriented(trial: Trial, objectives) -> list[float] | None:
 def pareto_front(trials: list[Trial], objectives) -> list[Trial]:
     """The complete trials no other complete trial dominates (at least as good on every
     objective and better on one), in the order given."""
-    scored = [(t, _oriented(t, objectives)) for t in trials if t.complete]
-    scored = [(t, v) for t, v in scored if v is not None]
+    scored = [(t, v) for t in trials if t.complete and (v := _oriented(t, objectives)) is not None]
     front = []
     for t, v in scored:
         dominated = any(all(a >= b for a, b in zip(w, v)) and any(a > b for a, b in zip(w, v)) for _, w in scored)
@@ -62,7 +61,7 @@ def best_trial(front: list[Trial], objectives, utility_floor: float) -> Trial | 
     sign = 1.0 if forget_goal == "max" else -1.0
     kept = [t for t in front if (t.objectives.get(ratio) or 0.0) >= utility_floor]
     if kept:
-        return max(kept, key=lambda t: sign * t.objectives[forget_name])
+        return max(kept, key=lambda t: sign * (t.objectives[forget_name] or 0.0))  # set on the front
     return max(front, key=lambda t: (t.objectives.get(ratio) or 0.0, t.objectives.get(utility) or 0.0))
 
 
@@ -138,7 +137,7 @@ class SweepReport:
         name, utility = self.objectives[0][0], self.objectives[1][0]
 
         def y(t: Trial) -> float:
-            v = t.objectives[name]
+            v = t.objectives[name] or 0.0  # plotted trials have it
             return math.log10(max(v, 1e-300)) if name == "forget_quality" else v
 
         done = [t for t in self.trials if t.complete and t.objectives.get(name) is not None

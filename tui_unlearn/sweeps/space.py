@@ -104,6 +104,8 @@ def optuna_distributions(space: dict[str, Search]) -> dict[str, Any]:
     for name, s in space.items():
         if s.choices:
             out[name] = CategoricalDistribution(list(s.choices))
+        elif s.low is None or s.high is None:
+            raise ConfigError(f"the search space of {name} has neither a range nor choices")
         elif s.integer:
             out[name] = IntDistribution(int(s.low), int(s.high), log=s.log)
         else:
@@ -113,7 +115,8 @@ def optuna_distributions(space: dict[str, Search]) -> dict[str, Any]:
 
 def trial_config(base: Any, algorithm: Algorithm, point: dict[str, Any]) -> Any:
     """``base`` (a RunConfig) with the point's settings and hyperparameters applied."""
-    settings, hparams = {}, {}
+    settings: dict[str, Any] = {}
+    hparams: dict[str, Any] = {}
     for name, value in point.items():
         kind, param = declaration(algorithm, name)
         (hparams if kind == "hparam" else settings)[name] = param.parse(value)
