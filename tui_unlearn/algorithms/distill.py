@@ -39,7 +39,7 @@ def smaller_student(model, keep: int):
         # Caches index layers by position; renumber so generation works after pruning.
         for module in layer.modules():
             if hasattr(module, "layer_idx"):
-                setattr(module, "layer_idx", new_index)
+                module.layer_idx = new_index  # type: ignore[assignment]  # an int attribute, not a submodule
     setattr(parent, attr, kept)
     config = student.config
     for key in ("num_hidden_layers", "n_layer"):
