@@ -11,12 +11,7 @@ import torch
 from conftest import load_lively_model
 
 from tui_unlearn.data.formatting import prompt_ids
-from tui_unlearn.metrics.generation import (
-    continue_texts,
-    generate_answers,
-    generate_from_ids,
-    text_prefix_ids,
-)
+from tui_unlearn.metrics.generation import generate_answers, generate_from_ids
 
 QUESTIONS = [
     "Where was Alia Brenn born?",
@@ -130,15 +125,6 @@ def test_a_peft_wrapped_model_is_greedy_and_left_as_it_was(micro_model_dir, tran
     assert not [m for m in transformers_warnings() if "generation" in m.lower()]
     assert "generation_config" not in vars(wrapped)
     assert wrapped.get_base_model().generation_config is base_config
-
-
-def test_continue_texts_matches_greedy_from_bos_plus_prefix(lively):
-    model, tokenizer = lively
-    prefixes = ["The quick brown", "Alia Brenn was born in a small town near the sea", "0"]
-    ids = [text_prefix_ids(tokenizer, p) for p in prefixes]
-    assert all(i[0] == tokenizer.bos_token_id for i in ids)
-    expected = [greedy_reference(model, tokenizer, i, 10) for i in ids]
-    assert continue_texts(model, tokenizer, prefixes, 10, batch_size=2) == expected
 
 
 class ScriptedLM(torch.nn.Module):

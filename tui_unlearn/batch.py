@@ -49,7 +49,6 @@ class BatchReporter:
         self.session_path: str | None = None
         self.session_id: str | None = None
         self._bar_open = False
-        self._train_start: float | None = None
 
     # -- events --
     def on_event(self, event: ev.Event) -> None:

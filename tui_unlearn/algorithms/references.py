@@ -59,10 +59,6 @@ class References:
 
         return cls(call=call)
 
-    @property
-    def has_model(self) -> bool:
-        return self._logits_fn is not None or self._call is not None
-
     def logits(self, batch: dict):
         if self._call is not None:
             return self._call(lambda model: forward(model, batch))

@@ -8,15 +8,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from tui_unlearn.metrics.registry import get_metric, sparkline_series
+from tui_unlearn.metrics.registry import get_metric
 from tui_unlearn.sessions import EVENTS_FILE, Session
 
 if TYPE_CHECKING:
     from tui_unlearn.analysis.comparison import Comparison
 
 Points = list[tuple[int, float]]
-
-EVAL_SERIES = tuple((split, metric.name) for split, metric in sparkline_series())
 
 # Loss terms that a method pushes up (gradient ascent terms) or whose lower value means forgotten.
 _TERM_GOALS = {"forget_nll": "max", "forget_kl": "max", "forget_logratio": "min"}

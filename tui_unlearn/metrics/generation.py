@@ -26,22 +26,6 @@ def generate_answers(
     return generate_from_ids(model, tokenizer, ids, batch_size=batch_size, max_new_tokens=max_new_tokens)
 
 
-def text_prefix_ids(tokenizer, prefix: str) -> list[int]:
-    """BOS then the prefix's tokens: how plain-text records begin in training."""
-    ids = list(tokenizer(prefix, add_special_tokens=False)["input_ids"])
-    if tokenizer.bos_token_id is not None:
-        ids.insert(0, tokenizer.bos_token_id)
-    return ids
-
-
-def continue_texts(
-    model, tokenizer, prefixes: Sequence[str], max_new_tokens: int, *, batch_size: int = 64
-) -> list[str]:
-    """The model's greedy continuation of each plain-text prefix, stripped, in input order."""
-    ids = [text_prefix_ids(tokenizer, p) for p in prefixes]
-    return generate_from_ids(model, tokenizer, ids, batch_size=batch_size, max_new_tokens=max_new_tokens)
-
-
 def stop_token_ids(model, tokenizer) -> list[int]:
     """Every id that ends a generation: the tokenizer's EOS and the model's own EOS ids."""
     ids: list[int] = []

@@ -195,5 +195,3 @@ CORE_HEADLINES = ("forget_quality", "model_utility", "privleak")
 SUMMARY_HEADLINES = (*CORE_HEADLINES, "mia_auc")
 
 
-def headline_metrics() -> list[Metric]:
-    return metrics_in(RUN)

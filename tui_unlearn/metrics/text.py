@@ -70,16 +70,6 @@ def rouge_l(pred: str, gold: str) -> tuple[float, float]:
     return float(score.recall), float(score.fmeasure)
 
 
-def rouge_l_recall(pred: str, gold: str) -> float:
-    """ROUGE-L recall of ``pred`` against ``gold`` (TOFU's ``rougeL_recall``)."""
-    return rouge_l(pred, gold)[0]
-
-
-def rouge_l_f1(pred: str, gold: str) -> float:
-    """ROUGE-L F1 of ``pred`` against ``gold``, stemmed (open-unlearning's ``rougeL_f1``)."""
-    return rouge_l(pred, gold)[1]
-
-
 @lru_cache(maxsize=8192)
 def muse_rouge_l_f1(pred: str, gold: str) -> float:
     """ROUGE-L F1 of ``pred`` against ``gold`` without stemming, in 0..1: MUSE's VerbMem
