@@ -30,7 +30,7 @@ class LossInputs:
 
     ``forget`` and ``retain`` are collated batches (``input_ids``, ``attention_mask``,
     ``labels`` with -100 on prompt and padding, ``index``: each example's position in its
-    stream; every run has a forget set); ``retain`` is None when the run has no retain set. ``alternate`` (methods that
+    stream); ``forget`` is None only for methods that train without it (finetune); ``retain`` is None when the run has no retain set. ``alternate`` (methods that
     declare ``alternate_forget``) is the batch of alternative answers to the same forget
     questions, row ``i`` paired with ``forget`` row ``i`` (same ``index``). ``reference`` is
     what the frozen original model provides
@@ -42,7 +42,8 @@ class LossInputs:
     """
 
     model: Any
-    forget: dict
+    # A batch dict; typed Any because only finetune (which never reads it) runs without one.
+    forget: Any
     retain: dict | None
     reference: Any
     hp: dict[str, Any]

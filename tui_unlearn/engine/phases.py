@@ -344,7 +344,7 @@ def train(ctx: RunContext) -> None:
     model = loop.model
     ctx.train_started = time.monotonic()
     ctx.log(f"unlearning with {algorithm.name} for {config.steps} steps")
-    streams = {name: ctx.streams.get(name) for name in ("retain", "alternate")}
+    streams = {name: ctx.streams.get(name) for name in ("forget", "retain", "alternate")}
     calib = calibration.start(ctx)
     stopped_at = None
     try:
@@ -360,7 +360,7 @@ def train(ctx: RunContext) -> None:
                 batches = {name: s.next() if s else None for name, s in streams.items()}
                 inputs = LossInputs(
                     model=model,
-                    forget=ctx.streams["forget"].next(),
+                    forget=batches["forget"],
                     retain=batches["retain"],
                     reference=ctx.references,
                     hp=config.hparams,
