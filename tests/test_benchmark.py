@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections import Counter
 
 import pytest
@@ -109,15 +108,6 @@ def test_unknown_split_is_a_one_line_config_error():
     assert "forget99" in message
     for name in SPLITS:
         assert name in message
-
-
-def test_fast():
-    start = time.perf_counter()
-    for seed in (101, 102):
-        for split in SPLITS:
-            benchmark_records(split, seed=seed)
-        benchmark_fingerprint(seed)
-    assert time.perf_counter() - start < 0.5
 
 
 # --- the utility splits (TOFU's real_authors / world_facts) ------------------------------------
