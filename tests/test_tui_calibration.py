@@ -53,6 +53,8 @@ class CalibratingEngine(FakeEngine):
 
     def __call__(self, config, on_event, should_stop, *, sessions_dir=None, **kwargs):
         def relay(event: ev.Event) -> None:
+            if isinstance(event, ev.RunFinished) and self.keep_best:  # as the engine's summary says it
+                event.summary["calibration"] = {"rule": self.rule, "stopped_at": None, "kept_step": 20}
             on_event(event)
             if isinstance(event, ev.Evaluation) and event.phase in ("before", "during"):
                 news = calibration_at(event.step, self.rule, self.keep_best)
@@ -82,6 +84,10 @@ def test_a_rule_in_decades_says_so_and_a_run_without_rule_or_keep_best_has_no_bo
     assert calibration_text(ev.Calibration(0, {"holdout_parity": 0.2})) is None
     floor = calibration_text(ev.Calibration(5, {}, keep_best="holdout_parity", floor_met=False), utility_floor=0.9)
     assert floor is not None and "utility floor 0.9× not held here" in floor.plain and "no candidate yet" in floor.plain
+    met = ev.Calibration(6, {"forget_accuracy": 0.05}, "forget_accuracy<=0.1", True, 0.0, 1.0)
+    ended = calibration_text(met, outcome={"stopped_at": 6, "kept_step": None})
+    assert ended is not None and "✓ met · stopped at step 6 · forget_accuracy 0.05" in ended.plain
+    assert "kept" not in ended.plain
 
 
 # ---- the Run tab of a run started here ----
@@ -107,6 +113,7 @@ async def test_the_run_tab_shows_the_stop_rule_and_how_close_the_run_is(tmp_path
         text = box_text(pane)  # step 20: the rule holds
         assert pane.calibration.step == 20 and f"stop rule {'█' * 20} 100% · {RULE} · ✓ met" in text
         assert "distance" not in text
+        assert "kept the weights of step 20" in text  # the ended run's summary says which
     assert engine.configs[0].stop_when == RULE and engine.configs[0].keep_best == "forget_quality"
     assert engine.configs[0].utility_floor == 0.9  # the form carried the settings into the run
 

@@ -54,7 +54,13 @@ def rule_metrics(rule: str) -> list[str]:
         return []
 
 
-def rule_line(event: ev.Calibration) -> Text | None:
+def ended_step(outcome: dict[str, Any] | None, key: str) -> int | None:
+    """A step the run's summary names under ``calibration`` (``stopped_at``, ``kept_step``)."""
+    value = outcome.get(key) if isinstance(outcome, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def rule_line(event: ev.Calibration, outcome: dict[str, Any] | None = None) -> Text | None:
     """``stop rule ████░░ 40% · <rule> · not met · distance d · <metric> <value>`` (None: no rule)."""
     if not isinstance(event.rule, str) or not event.rule.strip():
         return None
@@ -68,13 +74,17 @@ def rule_line(event: ev.Calibration) -> Text | None:
     if distance is not None and not met:
         unit = " decades" if metrics and all(m in LOG_SCALE for m in metrics) else ""
         parts += [" · distance ", f"{distance:.3g}{unit}"]
+    stopped = ended_step(outcome, "stopped_at")
+    if stopped is not None:
+        parts += [" · ", (f"stopped at step {stopped}", "bold")]
     shown = [f"{m} {short(values.get(m))}" for m in metrics]
     if shown:
         parts += [" · ", (", ".join(shown), "dim")]
     return Text.assemble(*parts)
 
 
-def keep_best_line(event: ev.Calibration, utility_floor: float | None = None) -> Text | None:
+def keep_best_line(event: ev.Calibration, utility_floor: float | None = None,
+                   outcome: dict[str, Any] | None = None) -> Text | None:
     """``keep best <metric> · best step s = v · utility floor holds`` (None: no keep-best)."""
     if not isinstance(event.keep_best, str) or not event.keep_best:
         return None
@@ -91,13 +101,19 @@ def keep_best_line(event: ev.Calibration, utility_floor: float | None = None) ->
         parts += [" · ", (f"{named} holds", "green")]
     elif event.floor_met is False:
         parts += [" · ", (f"{named} not held here", "bold red")]
+    kept = ended_step(outcome, "kept_step")
+    if kept is not None:
+        parts += [" · ", (f"kept the weights of step {kept}", "bold green")]
     return Text.assemble(*parts)
 
 
-def calibration_text(event: ev.Calibration, utility_floor: float | None = None) -> Text | None:
+def calibration_text(event: ev.Calibration, utility_floor: float | None = None,
+                     outcome: dict[str, Any] | None = None) -> Text | None:
     """The calibration box's lines: the stop rule's, then keep-best's; None when the run has
-    neither (the box is then hidden)."""
-    lines = [line for line in (rule_line(event), keep_best_line(event, utility_floor)) if line is not None]
+    neither (the box is then hidden). ``outcome``: the ended run's ``summary["calibration"]``
+    (where the rule stopped it, which step's weights were kept)."""
+    lines = [line for line in (rule_line(event, outcome), keep_best_line(event, utility_floor, outcome))
+             if line is not None]
     if not lines:
         return None
     return Text("\n").join(lines)

@@ -208,7 +208,13 @@ class RunPane(Vertical):
         """Show where the run stands against its stop rule and keep-best metric (the box
         stays hidden for a run that has neither)."""
         self.calibration = calibration
-        text = calibration_text(calibration, self.utility_floor)
+        self._show_calibration()
+
+    def _show_calibration(self) -> None:
+        if self.calibration is None:
+            return
+        outcome = (self.summary or {}).get("calibration")
+        text = calibration_text(self.calibration, self.utility_floor, outcome)
         box = self.query_one("#run-calibration", Static)
         box.display = text is not None
         if text is not None:
@@ -238,6 +244,7 @@ class RunPane(Vertical):
         if status == "finished":
             self.query_one("#run-bar", ProgressBar).update(progress=self.progress.total)
         self.summary = summary
+        self._show_calibration()  # where the rule stopped the run, which step's weights were kept
         if (summary.get("metrics") or {}).get("before") or (summary.get("metrics") or {}).get("after"):
             results = self.query_one("#run-results", Static)
             results.update(Text(before_after_table(summary), no_wrap=False))
