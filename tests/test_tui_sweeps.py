@@ -10,6 +10,7 @@ from textual.widgets import DataTable
 
 from tui_fakes import FakeEngine, make_sessions, metrics_at, settle, wait_until, write_session
 from tui_unlearn.config import RunConfig
+from tui_unlearn.sessions import Session
 from tui_unlearn.sweeps.report import SweepReport
 from tui_unlearn.sweeps.store import identity, open_folder, sweep_id
 from tui_unlearn.tui.app import create_app
@@ -81,6 +82,17 @@ def test_the_group_has_the_reports_front_and_best(tmp_path):
     assert group.front[1].objectives["forget_quality"] == 0.2 and group.front[1].point == {"lr": 1e-4}
     assert len(group.trial_keys) == 4 and set(trial_rows) == set(group.trial_keys) and group.complete == 3
     assert rows == {}  # the trials live in the sweep's folder, not the sessions folder's top level
+
+
+def test_a_trial_that_finishes_moves_the_front(tmp_path):
+    folder = make_sweep(tmp_path)
+    scanner = SweepScanner(tmp_path)
+    (group,) = scanner.scan({}, {})[0]
+    assert scanner.scan({}, {})[0][0] is group  # nothing changed: the report is not read again
+    last = Session(folder / TRIALS[3][0])
+    last.update_summary(status="finished", forget_quality=0.5, model_utility=0.81)
+    (moved,) = scanner.scan({}, {})[0]
+    assert [t.session_id for t in moved.front] == [TRIALS[3][0]] and moved.best_key == f"{folder.name}/{TRIALS[3][0]}"
 
 
 async def test_a_sweep_is_one_group_with_its_front_starred(tmp_path):

@@ -111,7 +111,10 @@ def read_group(folder: Path, key_of: dict[str, str]) -> SweepGroup:
 
 
 def _fingerprint(rows: dict[str, dict[str, Any]]) -> tuple:
-    return tuple((key, tuple(sorted((k, str(v)) for k, v in row.items()))) for key, row in rows.items())
+    """What the front depends on: which trials there are and how each ended (a running
+    trial's steps move every second; the report is not read again for that)."""
+    return tuple((key, str(row.get("status")), str(row.get("forget_quality")), str(row.get("model_utility")))
+                 for key, row in rows.items())
 
 
 class SweepScanner:
