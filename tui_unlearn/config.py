@@ -206,17 +206,17 @@ class RunConfig:
         "Stop at the first evaluation where this holds: holdout-parity[:TOL] (forget-vs-holdout MIA AUCs, "
         "LOSS and Min-K%++, within TOL of 0.5; default 0.05), or METRIC>=X / METRIC<=X such as "
         "forget_quality>=0.5 or forget_accuracy<=0.1; join several with ','.",
-        group=EVALUATION, nullable=True, metavar="RULE", check_value=_stop_rule,
+        faces=(CLI, TUI), group=EVALUATION, nullable=True, metavar="RULE", check_value=_stop_rule,
     )
     keep_best: str | None = setting(
         "str", None,
         "Keep the weights of the best evaluation by this metric (forget_quality, holdout_parity, "
         "forget_accuracy, ...) as the result, among those above --utility-floor.",
-        group=EVALUATION, nullable=True, metavar="METRIC", check_value=_keep_best_metric,
+        faces=(CLI, TUI), group=EVALUATION, nullable=True, metavar="METRIC", check_value=_keep_best_metric,
     )
     utility_floor: float = setting(
         "float", 0.95, "With --keep-best: only evaluations keeping model utility >= this x the original's count (0: no floor).",
-        group=EVALUATION, min=0.0, max=1.0,
+        faces=(CLI, TUI), group=EVALUATION, min=0.0, max=1.0,
     )
     eval_samples: int | None = setting(
         "int", None, "Records per split in the before/after evaluation (0: all; default: the recipe's, all records "

@@ -43,6 +43,13 @@ class Evaluation(EngineMessage):
 
 
 @dataclass
+class Calibration(EngineMessage):
+    """Where the run stands against its stop rule and keep-best metric."""
+
+    event: ev.Calibration
+
+
+@dataclass
 class ProbeAnswers(EngineMessage):
     event: ev.ProbeAnswers
 
@@ -69,6 +76,7 @@ class RunFailed(EngineMessage):
 EVENT_MESSAGES: dict[type, type[EngineMessage]] = {
     ev.RunStarted: RunStarted,
     ev.Evaluation: Evaluation,
+    ev.Calibration: Calibration,
     ev.ProbeAnswers: ProbeAnswers,
     ev.Log: Log,
     ev.RunFinished: RunFinished,
@@ -123,13 +131,15 @@ class WatchUpdate(Message):
 class SessionsRead(Message):
     """The sessions folder as read by the sessions screen's reader thread.
 
-    ``rows``: session id -> ``analysis.tables.session_row`` plus "forget", "running";
-    newest first. ``error``: why the folder could not be read (rows then empty).
+    ``rows``: session id (a sweep's trial: "<sweep folder>/<id>") -> ``analysis.tables.session_row``
+    plus "forget", "running"; newest first. ``error``: why the folder could not be read (rows then empty).
     """
 
     rows: dict[str, dict[str, Any]]
     sessions: dict[str, Any]
     error: str | None = None
+    # ``sweep_reader.SweepGroup``s, newest first; their trials' rows are in ``rows`` too
+    sweeps: list[Any] = field(default_factory=list)
 
 
 @dataclass

@@ -62,6 +62,10 @@ class RunNews:
         message.stop()
         self.run_pane.add_evaluation(message.event)
 
+    def on_calibration(self, message: msg.Calibration) -> None:
+        message.stop()
+        self.run_pane.add_calibration(message.event)
+
     def on_probe_answers(self, message: msg.ProbeAnswers) -> None:
         message.stop()
         self.probe_pane.show_answers(message.event)

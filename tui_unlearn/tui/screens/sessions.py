@@ -1,6 +1,8 @@
 """The sessions screen: saved sessions in a table that keeps itself current; watch one live
 (enter), resume an interrupted one (ctrl+r), select several to compare them in a table and
-in plotted curves, delete one after confirming.
+in plotted curves, delete one after confirming. A sweep is one group: a header row (enter
+folds it) with its trials under it, those on its Pareto front starred; space on the header
+selects the front for comparison, and a panel under the table shows the front's objectives.
 
 Everything on disk is read in thread workers (``session_reader``): the folder is scanned
 about once a second (cheaply: only what changed is read again) and the table updated when
@@ -33,6 +35,14 @@ from tui_unlearn.sessions import Session, Status, delete_session
 from tui_unlearn.tui.messages import CompareRead, SessionDeleted, SessionsRead
 from tui_unlearn.tui.screens.dialogs import ConfirmDialog
 from tui_unlearn.tui.session_reader import SCAN_EVERY_S, SessionScanner, read_comparison
+from tui_unlearn.tui.sweep_reader import SweepGroup, SweepScanner, is_group_key
+from tui_unlearn.tui.sweep_view import (
+    front_text,
+    header_cells,
+    point_text,
+    table_order,
+    trial_status,
+)
 from tui_unlearn.tui.widgets.mounting import Choice
 
 PLOT_SERIES = ("loss", series_name("forget", "accuracy"), series_name("retain", "accuracy"),
@@ -98,6 +108,9 @@ class SessionsScreen(Screen):
         self.sessions: dict[str, Session] = {}
         self.rows: dict[str, dict] = {}
         self.selected: list[str] = []  # in the order the user picked them
+        self.groups: dict[str, SweepGroup] = {}  # header row key -> sweep, newest first
+        self.folded: set[str] = set()  # the sweeps whose trials are hidden
+        self._trial_group: dict[str, SweepGroup] = {}  # a trial's row key -> its sweep
         self.loaded = False  # the first scan has arrived
         self._summaries: dict[str, dict] = {}
         self._curves: dict[str, Curves] = {}
@@ -108,6 +121,7 @@ class SessionsScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Label(f"reading {self.root} …", id="sessions-title", markup=False)
         yield DataTable(id="sessions-table", cursor_type="row", zebra_stripes=True)
+        yield Static("", id="sweep-front")
         with Horizontal(id="compare-area"):
             with Vertical(id="compare-left"):
                 yield Static("Select sessions with space to compare them.", id="compare-hint")
@@ -123,6 +137,7 @@ class SessionsScreen(Screen):
             table.add_column(label, key=key, width=width)
         table.tooltip = f"Sessions in {self.root}"
         self.query_one("#compare-area").border_title = "Compare"
+        self.query_one("#sweep-front").display = False
         table.focus()
         self._compare()
         self._start_reader()
@@ -133,16 +148,19 @@ class SessionsScreen(Screen):
 
     # ---- reading, in a thread ----
     def _start_reader(self) -> None:
-        scanner, stop, wake = SessionScanner(self.root), self._stop, self._wake
+        scanner, sweeps, stop, wake = SessionScanner(self.root), SweepScanner(self.root), self._stop, self._wake
 
         def work() -> None:
             last: tuple | None = None
             while not stop.is_set():
                 rows, sessions, error = scanner.scan()
-                seen = (tuple((sid, tuple(sorted((k, str(v)) for k, v in row.items()))) for sid, row in rows.items()), error)
+                groups, trial_rows, trial_sessions = sweeps.scan(rows, sessions)
+                rows, sessions = {**rows, **trial_rows}, {**sessions, **trial_sessions}
+                seen = (tuple((sid, tuple(sorted((k, str(v)) for k, v in row.items()))) for sid, row in rows.items()),
+                        groups, error)
                 if seen != last:
                     last = seen
-                    self.post_message(SessionsRead(rows, sessions, error))
+                    self.post_message(SessionsRead(rows, sessions, error, groups))
                 wake.wait(SCAN_EVERY_S)
                 wake.clear()
 
@@ -158,6 +176,9 @@ class SessionsScreen(Screen):
             self.notify(message.error, severity="error")
         changed = [sid for sid in self.selected if self.rows.get(sid) != message.rows.get(sid)]
         self.rows, self.sessions = message.rows, message.sessions
+        self.groups = {g.key: g for g in message.sweeps}
+        self._trial_group = {key: g for g in message.sweeps for key in g.trial_keys}
+        self.folded &= set(self.groups)
         self.loaded = True
         self.selected = [sid for sid in self.selected if sid in self.rows and not self._unreadable(sid)]
         for sid in changed:  # read again what the comparison shows of them
@@ -167,31 +188,52 @@ class SessionsScreen(Screen):
         running = sum(1 for row in self.rows.values() if row.get("running"))
         noun = "session" if len(self.rows) == 1 else "sessions"
         live = f" ({running} running)" if running else ""
+        sweeps = f" · {len(self.groups)} sweep{'' if len(self.groups) == 1 else 's'}" if self.groups else ""
         self.query_one("#sessions-title", Label).update(
-            f"{len(self.rows)} saved {noun}{live} · enter watches · space compares · ctrl+r resumes · f1 keys"
+            f"{len(self.rows)} saved {noun}{live}{sweeps} · enter watches · space compares · ctrl+r resumes · f1 keys"
         )
+        self._show_front()
         if changed or not self.selected:
             self._compare()
+
+    def _group_of(self, key: str | None) -> SweepGroup | None:
+        """The sweep a row belongs to (its header or one of its trials), or None."""
+        if key is None:
+            return None
+        if is_group_key(key):
+            return self.groups.get(key)
+        return self._trial_group.get(key)
+
+    def _cells(self, key: str) -> list[Any]:
+        if is_group_key(key):
+            return header_cells(self.groups[key], key not in self.folded)
+        row = self.rows[key]
+        shown = cells(row, key in self.selected)
+        group = self._group_of(key)
+        if group is not None:  # a trial: what it tried instead of the method its header names
+            shown[2] = "└ " + point_text(group.points.get(key, {}))
+            shown[5] = trial_status(shown[5], key in group.front_keys)
+        return shown
 
     def _fill_table(self) -> None:
         table = self.query_one("#sessions-table", DataTable)
         keys = [str(k.value) for k in table.rows]
-        if keys == list(self.rows):  # same sessions: update the cells that changed
-            for sid, row in self.rows.items():
-                for (_, column, _), value in zip(COLUMNS, cells(row, sid in self.selected)):
-                    if str(table.get_cell(sid, column)) != str(value):
-                        table.update_cell(sid, column, value)
+        order = table_order(self.groups, self.rows, self.folded)
+        if keys == order:  # same rows: update the cells that changed
+            for key in order:
+                for (_, column, _), value in zip(COLUMNS, self._cells(key)):
+                    if str(table.get_cell(key, column)) != str(value):
+                        table.update_cell(key, column, value)
             return
         current = self._highlighted_id()
         table.clear()
-        for sid, row in self.rows.items():
-            table.add_row(*cells(row, sid in self.selected), key=sid)
-        if self.rows:
-            ids = list(self.rows)
-            table.move_cursor(row=ids.index(current) if current in ids else 0)
+        for key in order:
+            table.add_row(*self._cells(key), key=key)
+        if order:
+            table.move_cursor(row=order.index(current) if current in order else 0)
 
     def _unreadable(self, sid: str) -> bool:
-        return self.rows[sid].get("status") == Status.UNREADABLE
+        return sid in self.rows and self.rows[sid].get("status") == Status.UNREADABLE
 
     def _highlighted_id(self) -> str | None:
         table = self.query_one("#sessions-table", DataTable)
@@ -205,9 +247,32 @@ class SessionsScreen(Screen):
         event.stop()
         self.action_watch()
 
+    @on(DataTable.RowHighlighted, "#sessions-table")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        event.stop()
+        self._show_front()
+
+    def _show_front(self) -> None:
+        """The panel under the table: the highlighted sweep's Pareto front (hidden elsewhere)."""
+        panel = self.query_one("#sweep-front", Static)
+        group = self._group_of(self._highlighted_id())
+        panel.display = group is not None
+        if group is not None:
+            panel.update(front_text(group))
+            panel.border_title = f"Sweep {group.name}"
+            panel.border_subtitle = "enter folds it · space on its header compares its front"
+
+    def toggle_group(self, key: str) -> None:
+        """Fold a sweep's trials under its header, or show them again."""
+        self.folded ^= {key}
+        self._fill_table()
+
     def action_watch(self) -> None:
         sid = self._highlighted_id()
         if sid is None:
+            return
+        if is_group_key(sid):
+            self.toggle_group(sid)
             return
         if self._unreadable(sid):
             self.notify(f"cannot open {sid}: {self.rows[sid].get('problem')}", severity="warning")
@@ -218,12 +283,29 @@ class SessionsScreen(Screen):
         sid = self._highlighted_id()
         if sid is None:
             return
+        group = self._group_of(sid)
+        if group is not None:  # the sweep command knows its trials: it runs the unfinished ones again
+            self.notify(f"a sweep's trials resume with the same sweep command: it reruns those not finished "
+                        f"({group.name})", title="Resume the sweep", severity="warning")
+            return
         self.app.resume_run(self.sessions[sid], self.rows[sid].get("total_steps"))  # type: ignore[attr-defined]
 
     # ---- comparing ----
     def action_toggle_selected(self) -> None:
         sid = self._highlighted_id()
         if sid is None:
+            return
+        if is_group_key(sid):  # the front, as ``analyze SWEEP`` compares it
+            front = [k for k in self.groups[sid].front_keys if k in self.rows]
+            if not front:
+                self.notify(f"{self.groups[sid].name} has no finished trial yet", severity="warning")
+                return
+            if all(k in self.selected for k in front):
+                self.selected = [k for k in self.selected if k not in front]
+            else:
+                self.selected += [k for k in front if k not in self.selected]
+            self._fill_table()
+            self._compare()
             return
         if sid in self.selected:
             self.selected.remove(sid)
@@ -240,7 +322,7 @@ class SessionsScreen(Screen):
         for sid in session_ids:
             if sid in self.rows and sid not in self.selected and not self._unreadable(sid):
                 self.selected.append(sid)
-                self.query_one("#sessions-table", DataTable).update_cell(sid, "sel", "✓")
+        self._fill_table()
         self._compare()
 
     def action_next_plot_series(self) -> None:
@@ -321,6 +403,9 @@ class SessionsScreen(Screen):
         sid = self._highlighted_id()
         if sid is None:
             return
+        if is_group_key(sid):
+            self.notify(f"a sweep is deleted as a folder: {self.groups[sid].path}", severity="warning")
+            return
         row = self.rows[sid]
         if row.get("running"):  # as `sessions delete` refuses it; the row was read a moment ago
             if row.get("pid") == os.getpid():
@@ -329,7 +414,8 @@ class SessionsScreen(Screen):
                 self.notify(f"session {sid} is still running (pid {row.get('pid')}); stop that run first",
                             severity="warning")
             return
-        session, root = self.sessions[sid], self.root
+        session = self.sessions[sid]
+        root = session.path.parent if self._group_of(sid) else self.root  # a trial lives in its sweep's folder
 
         def answered(yes: bool | None) -> None:
             if not yes:

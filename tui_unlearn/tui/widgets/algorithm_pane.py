@@ -42,6 +42,14 @@ def form_message(param: Param, error: ConfigError) -> str:
     return text
 
 
+def parse_field(param: Param, text: str) -> Any:
+    """A form field's text as the declared value: an empty box is "not set" (None) for a
+    nullable text setting too (``Param.parse`` keeps "" as text, which is a value for a flag)."""
+    if param.nullable and param.type == "str" and not text.strip():
+        return None
+    return param.parse(text)
+
+
 class ParamValidator(Validator):
     def __init__(self, param: Param) -> None:
         super().__init__()
@@ -49,7 +57,7 @@ class ParamValidator(Validator):
 
     def validate(self, value: str) -> ValidationResult:
         try:
-            self.param.parse(value)
+            parse_field(self.param, value)
         except ConfigError as error:
             return self.failure(form_message(self.param, error))
         return self.success()
@@ -127,7 +135,7 @@ class ParamField(Vertical):
     def parsed(self) -> Any:
         """The value as the declared type; raises ConfigError (and shows it) when wrong."""
         try:
-            return self.param.parse(self.raw)
+            return parse_field(self.param, self.raw)
         except ConfigError as error:
             self._show_error(form_message(self.param, error))
             raise

@@ -24,6 +24,7 @@ from tui_unlearn.analysis.reporting import (
     run_started_line,
 )
 from tui_unlearn.analysis.tables import before_after_table
+from tui_unlearn.tui.calibration_view import calibration_text
 from tui_unlearn.tui.run_status import ENDED, RunProgress, phase_text, scale_text
 from tui_unlearn.tui.widgets.loss_plot import LossPlot, RunLog
 from tui_unlearn.tui.widgets.mounting import app_closing
@@ -47,6 +48,8 @@ class RunPane(Vertical):
         self.progress = RunProgress()
         self.session_id: str | None = None
         self.summary: dict[str, Any] | None = None  # the ended run's summary (the results box shows it)
+        self.calibration: ev.Calibration | None = None  # the last calibration news (stop rule, keep-best)
+        self.utility_floor: float | None = None  # the run's --utility-floor, from its config
 
     # ---- what the tests and the app read ----
     @property
@@ -77,6 +80,7 @@ class RunPane(Vertical):
             yield ProgressBar(total=100, show_eta=False, id="run-bar")
             yield Label("", id="run-phase", markup=False)
         yield Label("", id="run-scale", markup=False)
+        yield Static("", id="run-calibration")
         with VerticalScroll(id="run-body"):
             yield Static("", id="run-results")
             with Vertical(id="run-series"):
@@ -99,6 +103,7 @@ class RunPane(Vertical):
         self.query_one("#run-results").border_title = "Results"
         self.query_one("#run-results").display = False
         self.query_one("#run-scale", Label).display = False
+        self.query_one("#run-calibration").display = False
         self.set_interval(1.0, self._tick)
         self.watch_status(self.status)
 
@@ -127,6 +132,8 @@ class RunPane(Vertical):
         self.progress = RunProgress(phase="loading", status=self.status, total=total_steps or 0,
                                     started_at=wall_clock() if started_at is None else started_at)
         self.session_id, self.summary = None, None
+        self.calibration, self.utility_floor = None, None
+        self.query_one("#run-calibration").display = False
         self.query_one("#loss-series").remove_children()
         for spark in self.query("#eval-series SeriesSpark").results(SeriesSpark):
             spark.clear()
@@ -156,6 +163,8 @@ class RunPane(Vertical):
         scale = self.query_one("#run-scale", Label)
         scale.update(" " + scale_text(started.config or {}, started.scale or {}, started.model_info or {}))
         scale.display = True
+        config = started.config if isinstance(started.config, dict) else {}
+        self.utility_floor = config.get("utility_floor") if config.get("keep_best") else None
         self.log_line(run_started_line(started.session_id, started.data or {}, started.total_steps))
         self.watch_status(self.status)
 
@@ -195,6 +204,22 @@ class RunPane(Vertical):
         self.log_line(evaluation_line(evaluation.step, evaluation.phase, evaluation.metrics))
         self._tick()
 
+    def add_calibration(self, calibration: ev.Calibration) -> None:
+        """Show where the run stands against its stop rule and keep-best metric (the box
+        stays hidden for a run that has neither)."""
+        self.calibration = calibration
+        self._show_calibration()
+
+    def _show_calibration(self) -> None:
+        if self.calibration is None:
+            return
+        outcome = (self.summary or {}).get("calibration")
+        text = calibration_text(self.calibration, self.utility_floor, outcome)
+        box = self.query_one("#run-calibration", Static)
+        box.display = text is not None
+        if text is not None:
+            box.update(text)
+
     def on_log(self, message: str) -> None:
         self.progress.on_log(message)
         self.log_line(message)
@@ -219,6 +244,7 @@ class RunPane(Vertical):
         if status == "finished":
             self.query_one("#run-bar", ProgressBar).update(progress=self.progress.total)
         self.summary = summary
+        self._show_calibration()  # where the rule stopped the run, which step's weights were kept
         if (summary.get("metrics") or {}).get("before") or (summary.get("metrics") or {}).get("after"):
             results = self.query_one("#run-results", Static)
             results.update(Text(before_after_table(summary), no_wrap=False))
