@@ -12,8 +12,8 @@ from pathlib import Path
 from tui_unlearn.errors import ModelLoadError
 
 BUNDLED_MODELS = {
-    "tiny-authors": "trained on forget10 + retain90 (the target)",
-    "tiny-authors-retain": "trained on retain90 only (the retain-only oracle)",
+    "tiny-authors": "forget10 + retain90 + utility splits (the target)",
+    "tiny-authors-retain": "retain90 + utility splits (the retain-only oracle)",
 }
 REBUILD_COMMAND = "python -m tui_unlearn.models.build_tiny"
 
