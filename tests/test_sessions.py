@@ -200,6 +200,19 @@ def test_a_running_session_whose_process_is_gone_reads_interrupted(tmp_path):
     assert json.loads((s.path / "summary.json").read_text())["status"] == "running"  # reading changes nothing
 
 
+def test_a_reused_pid_does_not_keep_a_dead_run_running(tmp_path):
+    # The run's pid now belongs to another live process (pid 1 here, started long before).
+    s = Session.create(tmp_path, "x", {})
+    assert isinstance(s.summary()["pid_started"], float)  # recorded at creation
+    s.update_summary(pid=1)
+    assert s.summary()["status"] == "interrupted" and s.still_running() is None
+    delete_session(s, tmp_path)
+    assert not s.path.exists()
+    old = Session.create(tmp_path, "y", {})  # written by an older version: no start time
+    old.update_summary(pid=1, pid_started=None)
+    assert old.summary()["status"] == "running"  # a live pid is all it can go by
+
+
 def test_a_session_whose_run_is_going_cannot_be_deleted(tmp_path):
     s = Session.create(tmp_path, "x", {})  # this process is its run
     why = s.still_running()

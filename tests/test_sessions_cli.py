@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 
+import psutil
 import pytest
 from tui_fakes import make_sessions, metrics_at
 from typer.testing import CliRunner
@@ -137,7 +138,7 @@ def test_delete_refuses_a_session_whose_run_is_going(tmp_path):
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as proc:
         try:
             s = Session.create(tmp_path, "npo", {"algorithm": "npo"})
-            s.update_summary(pid=proc.pid)
+            s.update_summary(pid=proc.pid, pid_started=round(psutil.Process(proc.pid).create_time(), 2))
             r = cli("sessions", "delete", s.id, "--sessions-dir", tmp_path, "--yes")
             one_line_error(r, 2)
             assert f"still running (pid {proc.pid})" in r.stderr and f"kill {proc.pid}" in r.stderr

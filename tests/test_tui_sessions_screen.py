@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import psutil
 import pytest
 from textual.widgets import DataTable
 
@@ -59,7 +60,7 @@ async def test_a_session_whose_run_is_going_is_not_offered_for_deletion(tmp_path
     with subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]) as proc:
         try:
             running = Session.create(tmp_path, "npo", {"algorithm": "npo"})  # the newest: first row
-            running.update_summary(pid=proc.pid)
+            running.update_summary(pid=proc.pid, pid_started=round(psutil.Process(proc.pid).create_time(), 2))
             app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
             async with app.run_test(size=SIZE) as pilot:
                 await settle(pilot)

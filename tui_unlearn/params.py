@@ -152,13 +152,14 @@ class Param:
         if self.type in ("float", "int"):
             if self.type == "float" and not math.isfinite(value):
                 raise ConfigError(f"{self.name} must be a finite number, got {value!r}")
-            if self.type == "int" and abs(value) > INT_LIMIT:
-                raise ConfigError(f"{self.name} must be at most {INT_LIMIT}, got {value}")
             if self.min is not None and (value < self.min or (self.min_exclusive and value == self.min)):
                 sign = ">" if self.min_exclusive else ">="
                 raise ConfigError(f"{self.name} must be {sign} {_num(self.min)}, got {_num(value)}")
             if self.max is not None and value > self.max:
                 raise ConfigError(f"{self.name} must be <= {_num(self.max)}, got {_num(value)}")
+            # Past a declared range, the range is what to quote; beyond it, what torch can take.
+            if self.type == "int" and abs(value) > INT_LIMIT:
+                raise ConfigError(f"{self.name} must be at most {INT_LIMIT}, got {value}")
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{self.name} must be one of {', '.join(self.choices)}, got {value!r}")
         if self.check_value is not None:

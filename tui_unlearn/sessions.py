@@ -85,7 +85,10 @@ def new_session_id(label: str) -> str:
     return f"{stamp}-{safe_label}-{secrets.token_hex(2)}"
 
 
-def _pid_alive(pid: int) -> bool:
+def _pid_alive(pid: int, started: float | None = None) -> bool:
+    """Whether process ``pid`` exists and, when ``started`` (its creation time, epoch
+    seconds, as :func:`_process_started` recorded it) is known, is that same process: pids
+    are reused, and a live stranger must not make a dead run look like it is going."""
     if pid <= 0:  # 0 and negatives name process groups, not a process
         return False
     try:
@@ -93,10 +96,23 @@ def _pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     except (OverflowError, OSError):
         return False
-    return True
+    if started is None:
+        return True
+    now = _process_started(pid)
+    return now is None or abs(now - started) < 1.0  # creation times are rounded to ticks
+
+
+def _process_started(pid: int) -> float | None:
+    """Creation time of process ``pid`` (epoch seconds), or None where it cannot be read."""
+    import psutil
+
+    try:
+        return round(psutil.Process(pid).create_time(), 2)
+    except (psutil.Error, OSError):
+        return None
 
 
 def check_sessions_dir_writable(root: Path) -> None:
@@ -153,6 +169,7 @@ class Session:
                 "model": config.get("model"),
                 "started": datetime.now(UTC).isoformat(timespec="seconds"),
                 "pid": os.getpid(),
+                "pid_started": _process_started(os.getpid()),
                 "host": socket.gethostname(),
             }
         )
@@ -249,10 +266,10 @@ class Session:
         return summary.get("problem") if summary.get("status") == Status.UNREADABLE else None
 
     def _owner_alive(self, summary: dict[str, Any]) -> bool:
-        pid, host = summary.get("pid"), summary.get("host")
+        pid, host, started = summary.get("pid"), summary.get("host"), summary.get("pid_started")
         if not isinstance(pid, int) or host != socket.gethostname():
             return True  # cannot tell from here; trust what was written
-        return _pid_alive(pid)
+        return _pid_alive(pid, started if isinstance(started, (int, float)) else None)
 
     def still_running(self) -> str | None:
         """Why this session must not be deleted now (its run is going on), or None.
@@ -260,7 +277,7 @@ class Session:
         A run on this host is checked by its pid; one elsewhere (or without a pid) is taken
         at its word, since nothing here can tell whether it is still going.
         """
-        summary = self.summary()
+        summary = self.summary()  # a running session whose process is gone reads interrupted
         if summary.get("status") != Status.RUNNING:
             return None
         pid, host = summary.get("pid"), summary.get("host")
