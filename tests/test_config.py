@@ -50,7 +50,7 @@ def test_toml_config(tmp_path):
         ({"kl_retain": float("nan")}, "kl_retain must be a finite number"),
         ({"grad_clip": float("nan")}, "grad_clip must be a finite number"),
         ({"l2_anchor": float("inf")}, "l2_anchor must be a finite number"),
-        ({"seed": 2**64}, "seed must be at most"),
+        ({"seed": 2**64}, "seed must be <= 4294967295"),
         ({"seed": 2**40}, "seed must be <= 4294967295"),
         ({"seed": 2**63}, "seed must be <= 4294967295"),  # the declared range, not the integer limit
         ({"device": "gpu"}, "device must be auto, cpu, cuda, cuda:N or mps"),
