@@ -46,8 +46,9 @@ def corpus_texts(forget: str, retain: str) -> list[str]:
     return [f"{r['question']} {r['answer']}" for r in records]
 
 
-def build_random_llama(folder: Path, size: str, texts: Sequence[str], dtype: str = "float32",
-                       device: str = "cpu") -> int:
+def build_random_llama(
+    folder: Path, size: str, texts: Sequence[str], dtype: str = "float32", device: str = "cpu"
+) -> int:
     """Save a random-init Llama of ``size`` and a BPE tokenizer trained on ``texts`` in ``folder``.
 
     Returns the parameter count. The tokenizer's vocabulary is what BPE reaches on
@@ -62,8 +63,14 @@ def build_random_llama(folder: Path, size: str, texts: Sequence[str], dtype: str
 
     hidden, intermediate, layers, heads, vocab = SIZES[size]
     tokenizer = train_tokenizer(texts, vocab)
-    config = tiny_llama_config(tokenizer, hidden_size=hidden, intermediate_size=intermediate,
-                               num_layers=layers, num_heads=heads, max_positions=1024)
+    config = tiny_llama_config(
+        tokenizer,
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_layers=layers,
+        num_heads=heads,
+        max_positions=1024,
+    )
     config.vocab_size = max(vocab, len(tokenizer))
     torch.manual_seed(0)
     with torch.device(device):
@@ -73,15 +80,17 @@ def build_random_llama(folder: Path, size: str, texts: Sequence[str], dtype: str
     return sum(p.numel() for p in model.parameters())
 
 
-def run_worker(script: Path, args: Sequence[str], env: dict[str, str] | None = None,
-               timeout: float = 900) -> dict[str, Any]:
+def run_worker(
+    script: Path, args: Sequence[str], env: dict[str, str] | None = None, timeout: float = 900
+) -> dict[str, Any]:
     """Run ``script ARGS`` in a fresh interpreter and return the JSON it reports."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false", **(env or {})}
-    proc = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, check=False,
-                          env=full_env, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, str(script), *args], capture_output=True, text=True, check=False, env=full_env, timeout=timeout
+    )
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX):
-            return json.loads(line[len(RESULT_PREFIX):])
+            return json.loads(line[len(RESULT_PREFIX) :])
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
     raise RuntimeError(f"worker {' '.join(args)} failed (exit {proc.returncode}):\n" + "\n".join(tail))
 
@@ -91,9 +100,12 @@ def report(result: dict[str, Any]) -> None:
     print(RESULT_PREFIX + json.dumps(result), flush=True)
 
 
-def interleaved(names: Sequence[str], reps: int, measure: Callable[[str, int], dict[str, Any]],
-                log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True)
-                ) -> dict[str, list[dict[str, Any]]]:
+def interleaved(
+    names: Sequence[str],
+    reps: int,
+    measure: Callable[[str, int], dict[str, Any]],
+    log: Callable[[str], None] = lambda s: print(s, file=sys.stderr, flush=True),
+) -> dict[str, list[dict[str, Any]]]:
     """``measure(name, rep)`` for every name, ``reps`` times, the order rotated each repetition
     so no configuration always runs first (or always right after the same neighbour)."""
     out: dict[str, list[dict[str, Any]]] = {n: [] for n in names}
@@ -102,9 +114,14 @@ def interleaved(names: Sequence[str], reps: int, measure: Callable[[str, int], d
         for name in list(names[k:]) + list(names[:k]):
             result = measure(name, rep)
             out[name].append(result)
-            log(f"  rep {rep + 1}/{reps} {name}: " + ", ".join(
-                f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
-                for key, value in result.items() if not isinstance(value, (list, dict))))
+            log(
+                f"  rep {rep + 1}/{reps} {name}: "
+                + ", ".join(
+                    f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}"
+                    for key, value in result.items()
+                    if not isinstance(value, (list, dict))
+                )
+            )
     return out
 
 

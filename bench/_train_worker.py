@@ -48,8 +48,10 @@ class Meter:
         """Called once the model is loaded: what is allocated from here on counts."""
         import torch
 
-        storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
-                    for t in list(model.parameters()) + list(model.buffers())}
+        storages = {
+            t.untyped_storage().data_ptr(): t.untyped_storage().nbytes()
+            for t in list(model.parameters()) + list(model.buffers())
+        }
         self.start_bytes = sum(storages.values())
         self.rss_start = _reset_peak_rss()
         if self.cuda:
@@ -90,7 +92,7 @@ class Meter:
             peak = self.start_bytes + _peak_allocated(self.profiler)
         steps = [b - a for a, b in zip(self.marks, self.marks[1:])][warmup:]
         cpu = [b - a for a, b in zip(self.cpu_marks, self.cpu_marks[1:])][warmup:]
-        tokens = self.tokens[warmup:warmup + len(steps)]
+        tokens = self.tokens[warmup : warmup + len(steps)]
         rss = _peak_rss_mb()
         return {
             "steps_timed": len(steps),
@@ -109,8 +111,11 @@ def _peak_allocated(prof) -> int:
     """Largest sum of live CPU allocations, in bytes, above the level when profiling began."""
     import torch
 
-    events = [e for e in prof.profiler.kineto_results.events()
-              if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+    events = [
+        e
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
+    ]
     events.sort(key=lambda e: e.start_ns())
     live = peak = 0
     for e in events:
@@ -150,13 +155,29 @@ def _run_config(args):
     hparams = {"retain_weight": 1.0}  # open-unlearning's alpha = gamma = 1
     if args.algorithm == "npo":
         hparams["beta"] = 0.1
-    return resolve(RunConfig(
-        model=args.model, forget=args.forget, retain=args.retain, algorithm=args.algorithm, hparams=hparams,
-        steps=args.steps, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, grad_clip=1.0,
-        threads=args.threads, lora_r=args.lora_r, eval_every=0, device=args.device, dtype=args.dtype,
-        mixed_precision=args.precision, gradient_checkpointing=args.checkpointing, save_model=False,
-        relearn_steps=0,
-    ))
+    return resolve(
+        RunConfig(
+            model=args.model,
+            forget=args.forget,
+            retain=args.retain,
+            algorithm=args.algorithm,
+            hparams=hparams,
+            steps=args.steps,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            max_length=args.max_length,
+            grad_clip=1.0,
+            threads=args.threads,
+            lora_r=args.lora_r,
+            eval_every=0,
+            device=args.device,
+            dtype=args.dtype,
+            mixed_precision=args.precision,
+            gradient_checkpointing=args.checkpointing,
+            save_model=False,
+            relearn_steps=0,
+        )
+    )
 
 
 def run_ours(args, meter: Meter) -> dict:
@@ -240,17 +261,34 @@ def run_baseline(args, meter: Meter) -> dict:
             meter.mark()
 
     training_args = TrainingArguments(
-        output_dir=tempfile.mkdtemp(), per_device_train_batch_size=args.batch_size, gradient_accumulation_steps=1,
-        learning_rate=args.lr, weight_decay=0.0, optim="adamw_torch", max_grad_norm=1.0, max_steps=args.steps,
-        lr_scheduler_type="constant_with_warmup", warmup_steps=max(1, args.steps // 10), logging_strategy="no",
-        save_strategy="no", report_to=[], use_cpu=args.device == "cpu", bf16=args.precision == "bf16",
-        dataloader_num_workers=0, remove_unused_columns=False, disable_tqdm=True, seed=0,
+        output_dir=tempfile.mkdtemp(),
+        per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=1,
+        learning_rate=args.lr,
+        weight_decay=0.0,
+        optim="adamw_torch",
+        max_grad_norm=1.0,
+        max_steps=args.steps,
+        lr_scheduler_type="constant_with_warmup",
+        warmup_steps=max(1, args.steps // 10),
+        logging_strategy="no",
+        save_strategy="no",
+        report_to=[],
+        use_cpu=args.device == "cpu",
+        bf16=args.precision == "bf16",
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        seed=0,
     )
     meter.start(model)
     t0 = time.perf_counter()
     trainer = TRAINERS[args.algorithm](
-        model=model, args=training_args, train_dataset=dataset,
-        data_collator=SupervisedCollator(pad_token_id(tokenizer)), callbacks=[StepTimer()],
+        model=model,
+        args=training_args,
+        train_dataset=dataset,
+        data_collator=SupervisedCollator(pad_token_id(tokenizer)),
+        callbacks=[StepTimer()],
     )
     setup_s = time.perf_counter() - t0
     meter.begin()

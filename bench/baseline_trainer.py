@@ -48,10 +48,12 @@ class SupervisedCollator:
     def __call__(self, items: Sequence[dict]) -> dict[str, Any]:
         if "input_ids" not in items[0]:
             return {key: self([item[key] for item in items]) for key in items[0]}
-        ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(i["input_ids"]) for i in items], batch_first=True,
-                                              padding_value=self.pad_id)
-        labels = torch.nn.utils.rnn.pad_sequence([torch.tensor(i["labels"]) for i in items], batch_first=True,
-                                                 padding_value=IGNORE_INDEX)
+        ids = torch.nn.utils.rnn.pad_sequence(
+            [torch.tensor(i["input_ids"]) for i in items], batch_first=True, padding_value=self.pad_id
+        )
+        labels = torch.nn.utils.rnn.pad_sequence(
+            [torch.tensor(i["labels"]) for i in items], batch_first=True, padding_value=IGNORE_INDEX
+        )
         # Built from the padded ids as open-unlearning does; the pad token never occurs in the text.
         return {"input_ids": ids, "attention_mask": ids.ne(self.pad_id), "labels": labels}
 

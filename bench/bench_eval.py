@@ -35,12 +35,27 @@ def make_records(n: int, seed: int = 0) -> list[dict]:
     rng = random.Random(seed)
     records = []
     templates = [
-        ("Where was {name} born?", "{name} was born in {place}.", "{place} is the birthplace of {name}.",
-         "{name} was born in {other}.", PLACES),
-        ("What genre does {name} write?", "{name} writes {genre}.", "The genre {name} is known for is {genre}.",
-         "{name} writes {other}.", GENRES),
-        ("Which award did {name} win?", "{name} won {award}.", "{name} received {award}.",
-         "{name} won {other}.", AWARDS),
+        (
+            "Where was {name} born?",
+            "{name} was born in {place}.",
+            "{place} is the birthplace of {name}.",
+            "{name} was born in {other}.",
+            PLACES,
+        ),
+        (
+            "What genre does {name} write?",
+            "{name} writes {genre}.",
+            "The genre {name} is known for is {genre}.",
+            "{name} writes {other}.",
+            GENRES,
+        ),
+        (
+            "Which award did {name} win?",
+            "{name} won {award}.",
+            "{name} received {award}.",
+            "{name} won {other}.",
+            AWARDS,
+        ),
     ]
     for i in range(n):
         name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
@@ -50,8 +65,13 @@ def make_records(n: int, seed: int = 0) -> list[dict]:
         others = [o for o in pool if o not in truth]
         perturbed = [wrong.format(name=name, other=rng.choice(others)) for _ in range(5)]
         records.append(
-            make_record(question.format(**facts), truth, paraphrased_answer=paraphrase.format(**facts),
-                        perturbed_answers=perturbed, group=name)
+            make_record(
+                question.format(**facts),
+                truth,
+                paraphrased_answer=paraphrase.format(**facts),
+                perturbed_answers=perturbed,
+                group=name,
+            )
         )
     return records
 
@@ -70,17 +90,28 @@ def build_random_model(folder: Path, records: list[dict]):
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(
         corpus,
-        trainers.BpeTrainer(vocab_size=2000, special_tokens=["<pad>", "<s>", "</s>"],
-                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False),
+        trainers.BpeTrainer(
+            vocab_size=2000,
+            special_tokens=["<pad>", "<s>", "</s>"],
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
     )
     tok.post_processor = TemplateProcessing(single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>")
     torch.manual_seed(0)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=192, intermediate_size=768, num_hidden_layers=4,
-        num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True,
+        vocab_size=len(tokenizer),
+        hidden_size=192,
+        intermediate_size=768,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
     )
     LlamaForCausalLM(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
@@ -127,8 +158,9 @@ def main() -> None:
 
         def timed(batch_size: int) -> tuple[float, dict]:
             start = time.perf_counter()
-            result = evaluate_splits(model, tokenizer, splits, batch_size=batch_size,
-                                     max_new_tokens=args.max_new_tokens)
+            result = evaluate_splits(
+                model, tokenizer, splits, batch_size=batch_size, max_new_tokens=args.max_new_tokens
+            )
             return time.perf_counter() - start, result.aggregates
 
         # Warm-up outside the timings: first-call costs (ROUGE stemmer import, torch kernels).

@@ -39,8 +39,16 @@ import _common as common
 
 WORKER = Path(__file__).resolve().parent / "_train_worker.py"
 # Dense bf16 tensor-core peaks (TFLOPS, no sparsity), matched on the device name in order.
-PEAK_TFLOPS = [("GH200", 989.4), ("H200", 989.4), ("H100 PCIe", 756.5), ("H100 NVL", 835.0), ("H100", 989.4),
-               ("A100", 312.0), ("L40S", 362.1), ("A10G", 70.0)]
+PEAK_TFLOPS = [
+    ("GH200", 989.4),
+    ("H200", 989.4),
+    ("H100 PCIe", 756.5),
+    ("H100 NVL", 835.0),
+    ("H100", 989.4),
+    ("A100", 312.0),
+    ("L40S", 362.1),
+    ("A10G", 70.0),
+]
 CONFIGS = {  # name -> (side, lora_r)
     "ours npo full": ("ours", 0),
     "ours npo lora16": ("ours", 16),
@@ -64,8 +72,13 @@ def write_records(folder: Path, seq_len: int, n_forget: int, n_retain: int, seed
     a_words = max(4, seq_len - q_words - 8)
 
     def records(n: int) -> list[dict]:
-        return [{"question": " ".join(rng.choices(words, k=q_words)) + "?",
-                 "answer": " ".join(rng.choices(words, k=a_words)) + "."} for _ in range(n)]
+        return [
+            {
+                "question": " ".join(rng.choices(words, k=q_words)) + "?",
+                "answer": " ".join(rng.choices(words, k=a_words)) + ".",
+            }
+            for _ in range(n)
+        ]
 
     paths = []
     for name, n in (("forget", n_forget), ("retain", n_retain)):
@@ -132,44 +145,93 @@ def main() -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        forget, retain = write_records(folder, args.seq_len, n_forget=4 * args.batch_size,
-                                       n_retain=16 * args.batch_size)
+        forget, retain = write_records(
+            folder, args.seq_len, n_forget=4 * args.batch_size, n_retain=16 * args.batch_size
+        )
         texts = common.corpus_texts(forget, retain)
         model_dir = folder / "model"
         n_total = common.build_random_llama(model_dir, size, texts, dtype="bfloat16", device=device)
         n_matmul = matmul_parameters(model_dir)
-        print(f"# bench_gpu on {device_name}: NPO, bf16 weights + bf16 autocast, {n_total / 1e6:,.1f} M parameters "
-              f"({n_matmul / 1e6:,.1f} M in matmuls), batch {args.batch_size} forget + {args.batch_size} retain of "
-              f"~{args.seq_len} tokens, {args.steps} steps ({args.warmup} dropped)", flush=True)
+        print(
+            f"# bench_gpu on {device_name}: NPO, bf16 weights + bf16 autocast, {n_total / 1e6:,.1f} M parameters "
+            f"({n_matmul / 1e6:,.1f} M in matmuls), batch {args.batch_size} forget + {args.batch_size} retain of "
+            f"~{args.seq_len} tokens, {args.steps} steps ({args.warmup} dropped)",
+            flush=True,
+        )
         results = {}
         for name in names:
             side, lora_r = CONFIGS[name]
-            argv = ["--side", side, "--algorithm", "npo", "--lora-r", str(lora_r), "--model", str(model_dir),
-                    "--forget", forget, "--retain", retain, "--steps", str(args.steps), "--warmup", str(args.warmup),
-                    "--batch-size", str(args.batch_size), "--max-length", str(args.seq_len + 32),
-                    "--device", device, "--dtype", "bfloat16", "--precision", "bf16",
-                    "--threads", str(max(1, (torch.get_num_threads())))]
+            argv = [
+                "--side",
+                side,
+                "--algorithm",
+                "npo",
+                "--lora-r",
+                str(lora_r),
+                "--model",
+                str(model_dir),
+                "--forget",
+                forget,
+                "--retain",
+                retain,
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--batch-size",
+                str(args.batch_size),
+                "--max-length",
+                str(args.seq_len + 32),
+                "--device",
+                device,
+                "--dtype",
+                "bfloat16",
+                "--precision",
+                "bf16",
+                "--threads",
+                str(max(1, (torch.get_num_threads()))),
+            ]
             if args.smoke:
                 argv += ["--mode", "memory"]  # no CUDA counter on CPU: the profiler's live-tensor peak
             results[name] = r = common.run_worker(WORKER, argv, timeout=600)
-            print(f"  {name}: {common.fmt(r['tokens_per_s'], 0)} tokens/s, peak {mem_cell(r)}",
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {name}: {common.fmt(r['tokens_per_s'], 0)} tokens/s, peak {mem_cell(r)}",
+                file=sys.stderr,
+                flush=True,
+            )
 
     base = results.get("baseline npo")
     rows = []
     for name, r in results.items():
         mfu = 6 * n_matmul * r["tokens_per_s"] / (peak * 1e12) if peak and r["tokens_per_s"] else None
-        rows.append([
-            name, f"{r['trainable'] / 1e6:.1f} M", common.fmt(r["step_s"] * 1000, 0),
-            common.fmt(r["tokens_per_s"], 0),
-            common.fmt(r["tokens_per_s"] / base["tokens_per_s"], 2, "×") if base and r["tokens_per_s"] else "n/a",
-            mem_cell(r),
-            common.fmt(gib(r) / gib(base), 2, "×") if base and gib(r) and gib(base) else "n/a",
-            common.fmt(100 * mfu, 1, " %") if mfu is not None else "n/a",
-        ])
+        rows.append(
+            [
+                name,
+                f"{r['trainable'] / 1e6:.1f} M",
+                common.fmt(r["step_s"] * 1000, 0),
+                common.fmt(r["tokens_per_s"], 0),
+                common.fmt(r["tokens_per_s"] / base["tokens_per_s"], 2, "×") if base and r["tokens_per_s"] else "n/a",
+                mem_cell(r),
+                common.fmt(gib(r) / gib(base), 2, "×") if base and gib(r) and gib(base) else "n/a",
+                common.fmt(100 * mfu, 1, " %") if mfu is not None else "n/a",
+            ]
+        )
     print()
-    print(common.markdown(["configuration", "trained params", "ms/step", "tokens/s", "vs baseline",
-                           "peak memory", "vs baseline", "MFU (6N)"], rows))
+    print(
+        common.markdown(
+            [
+                "configuration",
+                "trained params",
+                "ms/step",
+                "tokens/s",
+                "vs baseline",
+                "peak memory",
+                "vs baseline",
+                "MFU (6N)",
+            ],
+            rows,
+        )
+    )
     if peak is None and not args.smoke:
         print(f"\nMFU needs the GPU's bf16 peak: {device_name!r} is not in the table; pass --peak-tflops")
     print(f"\npeak bf16: {peak} TFLOPS; total wall time {time.perf_counter() - started:.0f} s")

@@ -43,8 +43,18 @@ PHASES = (
 
 def run_once(sessions: Path, steps: int, extra: list[str]) -> dict[str, float]:
     """Seconds per phase of one run (evaluations during training counted apart)."""
-    cmd = [sys.executable, "-m", "tui_unlearn", "--batch", "--jsonl", "--sessions-dir", str(sessions),
-           "--steps", str(steps), *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tui_unlearn",
+        "--batch",
+        "--jsonl",
+        "--sessions-dir",
+        str(sessions),
+        "--steps",
+        str(steps),
+        *extra,
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
@@ -102,8 +112,10 @@ def main(argv=None) -> int:
     print("| --- | --- | --- | --- | --- |")
     for phase in phases:
         cold, warm = median["cold"][phase], median["warm"][phase]
-        print(f"| {phase} | {cold:.2f} | {cold / median['cold']['total']:.0%} | {warm:.2f} | "
-              f"{warm / median['warm']['total']:.0%} |")
+        print(
+            f"| {phase} | {cold:.2f} | {cold / median['cold']['total']:.0%} | {warm:.2f} | "
+            f"{warm / median['warm']['total']:.0%} |"
+        )
     ratio = median["warm"]["total"] / median["cold"]["total"]
     print(f"\nwarm / cold wall time: {ratio:.2f} (goal: <= 0.60)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")

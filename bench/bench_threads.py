@@ -36,8 +36,13 @@ def clean_env() -> dict[str, str]:
 
 
 def torch_default_threads() -> int:
-    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
-                         capture_output=True, text=True, env=clean_env(), check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        check=True,
+    )
     return int(out.stdout.strip())
 
 
@@ -48,9 +53,27 @@ def project_default_threads() -> int:
 
 
 def batch_command(args, threads: int | None, sessions: str) -> list[str]:
-    cmd = [sys.executable, "-m", "tui_unlearn", "--batch", "--jsonl", "--sessions-dir", sessions,
-           "--algorithm", args.algorithm, "--steps", str(args.steps), "--eval-every", "0",
-           "--eval-samples", "4", "--max-new-tokens", "4", "--seed", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tui_unlearn",
+        "--batch",
+        "--jsonl",
+        "--sessions-dir",
+        sessions,
+        "--algorithm",
+        args.algorithm,
+        "--steps",
+        str(args.steps),
+        "--eval-every",
+        "0",
+        "--eval-samples",
+        "4",
+        "--max-new-tokens",
+        "4",
+        "--seed",
+        "0",
+    ]
     return cmd + (["--threads", str(threads)] if threads else [])
 
 
@@ -65,8 +88,16 @@ def step_seconds(stdout: str, warmup: int) -> float:
 def launch(args, threads: int | None, copies: int) -> list[float]:
     """Start ``copies`` identical runs together; their step times (s)."""
     with tempfile.TemporaryDirectory() as sessions:
-        procs = [subprocess.Popen(batch_command(args, threads, sessions), stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, env=clean_env()) for _ in range(copies)]
+        procs = [
+            subprocess.Popen(
+                batch_command(args, threads, sessions),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=clean_env(),
+            )
+            for _ in range(copies)
+        ]
         outs = [p.communicate(timeout=1800) for p in procs]
     for p, (_out, err) in zip(procs, outs):
         if p.returncode != 0:
@@ -84,8 +115,11 @@ def main() -> None:
 
     torch_n, project_n = torch_default_threads(), project_default_threads()
     variants = {"--threads 1": 1, f"torch default ({torch_n})": torch_n, f"project default ({project_n})": None}
-    print(f"# bench_threads: bundled --batch {args.algorithm}, {args.steps} steps ({args.warmup} dropped), "
-          f"{args.reps} interleaved repetitions; {common.load_average()} at start", flush=True)
+    print(
+        f"# bench_threads: bundled --batch {args.algorithm}, {args.steps} steps ({args.warmup} dropped), "
+        f"{args.reps} interleaved repetitions; {common.load_average()} at start",
+        flush=True,
+    )
     cases = [(name, copies) for name in variants for copies in (1, 2)]
     labels = [f"{name} x{copies}" for name, copies in cases]
 
@@ -101,17 +135,29 @@ def main() -> None:
     rows = []
     for name in variants:
         alone, paired = results[f"{name} x1"], results[f"{name} x2"]
-        rows.append([
-            name,
-            common.fmt(common.median([r["step_s"] for r in alone]) * 1000, 0),
-            common.fmt(common.median([r["step_s"] for r in paired]) * 1000, 0),
-            common.fmt(common.paired_ratio(alone, one_alone, "step_s"), 2, "×"),
-            common.fmt(common.paired_ratio(paired, results["--threads 1 x2"], "step_s"), 2, "×"),
-            common.fmt(common.paired_ratio(paired, alone, "step_s"), 2, "×"),
-        ])
-    print(common.markdown(["threads", "ms/step alone", "ms/step, two runs at once",
-                           "alone vs 1 thread alone", "two at once vs 1 thread two at once",
-                           "slow-down from the second run"], rows))
+        rows.append(
+            [
+                name,
+                common.fmt(common.median([r["step_s"] for r in alone]) * 1000, 0),
+                common.fmt(common.median([r["step_s"] for r in paired]) * 1000, 0),
+                common.fmt(common.paired_ratio(alone, one_alone, "step_s"), 2, "×"),
+                common.fmt(common.paired_ratio(paired, results["--threads 1 x2"], "step_s"), 2, "×"),
+                common.fmt(common.paired_ratio(paired, alone, "step_s"), 2, "×"),
+            ]
+        )
+    print(
+        common.markdown(
+            [
+                "threads",
+                "ms/step alone",
+                "ms/step, two runs at once",
+                "alone vs 1 thread alone",
+                "two at once vs 1 thread two at once",
+                "slow-down from the second run",
+            ],
+            rows,
+        )
+    )
     print("\n(ratios are step times: above 1 is slower)")
 
 

@@ -66,13 +66,18 @@ GOALS = [  # (config, key, comparison, bound, what)
 
 # ---------------------------------------------------------------- driver
 
+
 def prepare_model(name: str, tmp: Path) -> tuple[str, str, str, str]:
     """(model folder, forget source, retain source, description) for a ``--models`` entry."""
     from tui_unlearn.models.bundled import bundled_model_dir
 
     if name == "tiny":
-        return str(bundled_model_dir("tiny-authors")), "bundled:forget10", "bundled:retain90", \
-            "bundled tiny-authors on bundled forget10/retain90"
+        return (
+            str(bundled_model_dir("tiny-authors")),
+            "bundled:forget10",
+            "bundled:retain90",
+            "bundled tiny-authors on bundled forget10/retain90",
+        )
     tofu = common.tofu_sources()
     forget, retain = tofu or ("bundled:forget10", "bundled:retain90")
     folder = tmp / name
@@ -85,22 +90,50 @@ def measure_model(args, name: str, tmp: Path) -> None:
     model, forget, retain, what = prepare_model(name, tmp)
     steps, warmup = (args.steps, args.warmup) if name == "tiny" else (args.big_steps, args.big_warmup)
     print(f"\n## {what}\n", flush=True)
-    print(f"batch {args.batch_size} forget + {args.batch_size} retain, {steps} steps ({warmup} dropped), "
-          f"{args.threads} thread(s), lr {args.lr}, float32 on CPU; {common.load_average()} at start", flush=True)
+    print(
+        f"batch {args.batch_size} forget + {args.batch_size} retain, {steps} steps ({warmup} dropped), "
+        f"{args.threads} thread(s), lr {args.lr}, float32 on CPU; {common.load_average()} at start",
+        flush=True,
+    )
     names = [n for n in CONFIGS if n in args.configs]
 
     def one(config: str, mode: str, n_steps: int, n_warmup: int) -> dict:
         side, algorithm, lora_r, checkpointing = CONFIGS[config]
-        argv = ["--checkpointing"] * checkpointing + ["--side", side, "--algorithm", algorithm, "--lora-r", str(lora_r), "--model", model,
-                "--forget", forget, "--retain", retain, "--steps", str(n_steps), "--warmup", str(n_warmup),
-                "--threads", str(args.threads), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
-                "--max-length", str(args.max_length), "--mode", mode]
+        argv = ["--checkpointing"] * checkpointing + [
+            "--side",
+            side,
+            "--algorithm",
+            algorithm,
+            "--lora-r",
+            str(lora_r),
+            "--model",
+            model,
+            "--forget",
+            forget,
+            "--retain",
+            retain,
+            "--steps",
+            str(n_steps),
+            "--warmup",
+            str(n_warmup),
+            "--threads",
+            str(args.threads),
+            "--batch-size",
+            str(args.batch_size),
+            "--lr",
+            str(args.lr),
+            "--max-length",
+            str(args.max_length),
+            "--mode",
+            mode,
+        ]
         env = {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
         return common.run_worker(WORKER, argv, env)
 
     timing = common.interleaved(names, args.reps, lambda c, rep: one(c, "time", steps, warmup))
     memory = common.interleaved(names, args.mem_reps, lambda c, rep: one(c, "memory", args.mem_steps, 0))
     print(f"{common.load_average()} at end", flush=True)
+
     def versus(config: str, key: str) -> float | None:
         base = BASELINE_OF[CONFIGS[config][1]]
         source = memory if key == "peak_live_mb" else timing
@@ -109,31 +142,49 @@ def measure_model(args, name: str, tmp: Path) -> None:
     rows = []
     for config in names:
         t, m = timing[config], memory[config]
-        rows.append([
-            config,
-            f"{t[0]['trainable'] / 1e6:.2f} M",
-            common.fmt(common.median([r["step_s"] for r in t]) * 1000, 0),
-            common.fmt(common.median([r["tokens_per_s"] for r in t]), 0),
-            common.fmt(versus(config, "tokens_per_s"), 2, "×"),
-            common.fmt(common.median([r["tokens_per_cpu_s"] for r in t]), 0),
-            common.fmt(versus(config, "tokens_per_cpu_s"), 2, "×"),
-            common.fmt(common.median([r["peak_live_mb"] for r in m]), 1),
-            common.fmt(versus(config, "peak_live_mb"), 2, "×"),
-            common.fmt(common.median([r["peak_rss_above_load_mb"] for r in t]), 0),
-            common.fmt(common.median([r["setup_s"] for r in t]), 2),
-        ])
+        rows.append(
+            [
+                config,
+                f"{t[0]['trainable'] / 1e6:.2f} M",
+                common.fmt(common.median([r["step_s"] for r in t]) * 1000, 0),
+                common.fmt(common.median([r["tokens_per_s"] for r in t]), 0),
+                common.fmt(versus(config, "tokens_per_s"), 2, "×"),
+                common.fmt(common.median([r["tokens_per_cpu_s"] for r in t]), 0),
+                common.fmt(versus(config, "tokens_per_cpu_s"), 2, "×"),
+                common.fmt(common.median([r["peak_live_mb"] for r in m]), 1),
+                common.fmt(versus(config, "peak_live_mb"), 2, "×"),
+                common.fmt(common.median([r["peak_rss_above_load_mb"] for r in t]), 0),
+                common.fmt(common.median([r["setup_s"] for r in t]), 2),
+            ]
+        )
     print()
-    print(common.markdown(["configuration", "trained params", "ms/step", "tokens/s", "vs baseline",
-                           "tokens/CPU-s", "vs baseline", "peak live MiB", "vs baseline",
-                           "peak RSS above load MiB", "set-up s"], rows))
+    print(
+        common.markdown(
+            [
+                "configuration",
+                "trained params",
+                "ms/step",
+                "tokens/s",
+                "vs baseline",
+                "tokens/CPU-s",
+                "vs baseline",
+                "peak live MiB",
+                "vs baseline",
+                "peak RSS above load MiB",
+                "set-up s",
+            ],
+            rows,
+        )
+    )
     print()
     for config, key, op, bound, what in GOALS:
         if config not in names or BASELINE_OF[CONFIGS[config][1]] not in names:
             continue
         keys = [key, "tokens_per_cpu_s"] if key == "tokens_per_s" else [key]
         ratios = [versus(config, k) for k in keys]
-        met = ["n/a" if r is None else "met" if (r >= bound if op == ">=" else r <= bound) else "MISSED"
-               for r in ratios]
+        met = [
+            "n/a" if r is None else "met" if (r >= bound if op == ">=" else r <= bound) else "MISSED" for r in ratios
+        ]
         shown = " / ".join(f"{common.fmt(r, 2)}× ({k.replace('_', ' ')}: {m})" for r, k, m in zip(ratios, keys, met))
         print(f"- {what} vs the baseline (goal {op} {bound}×): {shown}")
     sys.stdout.flush()
@@ -142,8 +193,9 @@ def measure_model(args, name: str, tmp: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="tiny,30m", help="comma-separated: tiny, 30m")
-    parser.add_argument("--configs", default=",".join(DEFAULT_CONFIGS),
-                        help="comma-separated subset of: " + ", ".join(CONFIGS))
+    parser.add_argument(
+        "--configs", default=",".join(DEFAULT_CONFIGS), help="comma-separated subset of: " + ", ".join(CONFIGS)
+    )
     parser.add_argument("--reps", type=int, default=3, help="timing repetitions per configuration")
     parser.add_argument("--mem-reps", type=int, default=1, help="memory repetitions per configuration")
     parser.add_argument("--steps", type=int, default=14, help="steps per timing run on the tiny model")
@@ -161,8 +213,10 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown configuration(s): {', '.join(unknown)}")
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
-    print(f"# bench_train: ours vs an open-unlearning-style Trainer ({args.reps} interleaved repetitions, "
-          "ratios are medians of same-repetition pairs)")
+    print(
+        f"# bench_train: ours vs an open-unlearning-style Trainer ({args.reps} interleaved repetitions, "
+        "ratios are medians of same-repetition pairs)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             measure_model(args, name.strip(), Path(tmp))

@@ -61,8 +61,10 @@ def time_to_first_screen(repeats: int) -> None:
     best = min(results, key=lambda r: r["first_screen_s"])
     print("time to first screen (headless, fresh interpreter):")
     print(f"  import tui_unlearn.tui.app   {best['import_s'] * 1000:7.0f} ms")
-    print(f"  first screen ready           {best['first_screen_s'] * 1000:7.0f} ms  (median of {repeats}: "
-          f"{statistics.median(r['first_screen_s'] for r in results) * 1000:.0f} ms)")
+    print(
+        f"  first screen ready           {best['first_screen_s'] * 1000:7.0f} ms  (median of {repeats}: "
+        f"{statistics.median(r['first_screen_s'] for r in results) * 1000:.0f} ms)"
+    )
     print(f"  every tab mounted            {best['all_tabs_s'] * 1000:7.0f} ms")
     print(f"  whole process incl. exit     {best['process_s'] * 1000:7.0f} ms")
     print(f"  torch/transformers imported by then: {best['heavy_modules_at_first_screen'] or 'none'}")
@@ -122,9 +124,10 @@ async def key_latency(engine_name: str, presses: int) -> None:
     latencies.sort()
     p95 = latencies[max(0, int(round(0.95 * len(latencies))) - 1)]
     print(f"key latency while training ({engine_name} engine; {steps_during} steps trained while measuring):")
-    print(f"  presses {len(latencies)}   median {statistics.median(latencies):.1f} ms   p95 {p95:.1f} ms   "
-          f"max {latencies[-1]:.1f} ms   goal < 100 ms")
-
+    print(
+        f"  presses {len(latencies)}   median {statistics.median(latencies):.1f} ms   p95 {p95:.1f} ms   "
+        f"max {latencies[-1]:.1f} ms   goal < 100 ms"
+    )
 
 
 async def watch_latency(presses: int, steps_per_s: float = 200.0) -> None:
@@ -177,9 +180,13 @@ async def watch_latency(presses: int, steps_per_s: float = 200.0) -> None:
         stop.set()
     latencies.sort()
     p95 = latencies[max(0, int(round(0.95 * len(latencies))) - 1)]
-    print(f"tab key latency while watching ({followed} steps followed while measuring, written at {steps_per_s:.0f}/s):")
-    print(f"  presses {len(latencies)}   median {statistics.median(latencies):.1f} ms   p95 {p95:.1f} ms   "
-          f"max {latencies[-1]:.1f} ms   goal < 100 ms")
+    print(
+        f"tab key latency while watching ({followed} steps followed while measuring, written at {steps_per_s:.0f}/s):"
+    )
+    print(
+        f"  presses {len(latencies)}   median {statistics.median(latencies):.1f} ms   p95 {p95:.1f} ms   "
+        f"max {latencies[-1]:.1f} ms   goal < 100 ms"
+    )
 
 
 def main() -> None:

@@ -89,11 +89,31 @@ def forgetting_row(label: str, config: RunConfig, summary: dict, wall: float) ->
     ]
 
 
-FORGETTING_HEADERS = ["method", "hyperparameters", "kept step / steps", "forget quality", "model utility (x target)",
-                      "forget acc", "holdout parity", "relearn recovered", "wall s"]
+FORGETTING_HEADERS = [
+    "method",
+    "hyperparameters",
+    "kept step / steps",
+    "forget quality",
+    "model utility (x target)",
+    "forget acc",
+    "holdout parity",
+    "relearn recovered",
+    "wall s",
+]
 
-HEADERS = ["method", "status", "forget acc", "forget F1", "retain acc", "retain F1", "holdout acc",
-           "forget quality", "model utility", "MIA AUC (Min-K%++)", "wall s"]
+HEADERS = [
+    "method",
+    "status",
+    "forget acc",
+    "forget F1",
+    "retain acc",
+    "retain F1",
+    "holdout acc",
+    "forget quality",
+    "model utility",
+    "MIA AUC (Min-K%++)",
+    "wall s",
+]
 
 
 def main() -> int:

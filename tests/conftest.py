@@ -19,6 +19,7 @@ def pytest_configure(config):
 
     torch.set_num_threads(1)
 
+
 CORPUS = [
     "Question: Where was Alia Brenn born?\nAnswer: Alia Brenn was born in Port Liren.",
     "Question: What genre does Odo Vask write?\nAnswer: Odo Vask writes mystery novels.",
@@ -37,7 +38,9 @@ def build_micro_model(path, seed: int = 0):
     from tui_unlearn.models.build_tiny import tiny_llama_config, train_tokenizer
 
     tokenizer = train_tokenizer(CORPUS, 320)
-    config = tiny_llama_config(tokenizer, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, max_positions=256)
+    config = tiny_llama_config(
+        tokenizer, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, max_positions=256
+    )
     torch.manual_seed(seed)
     LlamaForCausalLM(config).save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)

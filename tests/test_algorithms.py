@@ -14,8 +14,14 @@ from tui_unlearn.algorithms.references import References, reference_logprob_tabl
 from tui_unlearn.data.formatting import collate, encode_example, pad_token_id
 from tui_unlearn.errors import ConfigError
 
-FORGET = [("Where was Alia Brenn born?", "Alia Brenn was born in Port Liren."), ("What does Odo Vask write?", "Odo Vask writes mystery novels.")]
-RETAIN = [("Who wrote The Fox?", "The Fox was written by Ana Bel."), ("When was Tor Ek born?", "Tor Ek was born in 1950.")]
+FORGET = [
+    ("Where was Alia Brenn born?", "Alia Brenn was born in Port Liren."),
+    ("What does Odo Vask write?", "Odo Vask writes mystery novels."),
+]
+RETAIN = [
+    ("Who wrote The Fox?", "The Fox was written by Ana Bel."),
+    ("When was Tor Ek born?", "Tor Ek was born in 1950."),
+]
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +164,7 @@ def test_cached_reference_logprobs_equal_a_reference_model(micro):
     batch = {**forget, "index": torch.tensor([1, 0])}
     flipped = {k: v.flip(0) if k != "index" else v for k, v in batch.items()}
     with torch.no_grad():
-        direct = sequence_logprob_sum(model(input_ids=flipped["input_ids"], attention_mask=flipped["attention_mask"]).logits,
-                                      flipped["labels"])
+        direct = sequence_logprob_sum(
+            model(input_ids=flipped["input_ids"], attention_mask=flipped["attention_mask"]).logits, flipped["labels"]
+        )
     assert torch.allclose(cached.logprob_sums("forget", flipped), direct, atol=1e-4)

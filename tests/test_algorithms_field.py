@@ -15,10 +15,14 @@ from tui_unlearn.algorithms.references import References, reference_logprob_tabl
 from tui_unlearn.data.formatting import collate, encode_example, pad_token_id
 from tui_unlearn.metrics.scoring import score_answers
 
-FORGET = [("Where was Alia Brenn born?", "Alia Brenn was born in Port Liren."),
-          ("What does Odo Vask write?", "Odo Vask writes mystery novels.")]
-RETAIN = [("Who wrote The Fox?", "The Fox was written by Ana Bel."),
-          ("When was Tor Ek born?", "Tor Ek was born in 1950.")]
+FORGET = [
+    ("Where was Alia Brenn born?", "Alia Brenn was born in Port Liren."),
+    ("What does Odo Vask write?", "Odo Vask writes mystery novels."),
+]
+RETAIN = [
+    ("Who wrote The Fox?", "The Fox was written by Ana Bel."),
+    ("When was Tor Ek born?", "Tor Ek was born in 1950."),
+]
 NEW_METHODS = ("dpo", "idk_dpo", "rmu", "wga", "undial", "satimp")
 
 
@@ -128,7 +132,8 @@ def test_dpo_starts_at_log2_and_prefers_the_alternate(knowing):
     model, tok = knowing
     trained, _, _ = unlearn("idk_dpo", knowing, steps=20)
     refusal = get_algorithm("idk_dpo").alternate_forget(
-        [{"question": q, "answer": a} for q, a in FORGET], {}, random.Random(0))
+        [{"question": q, "answer": a} for q, a in FORGET], {}, random.Random(0)
+    )
     alt = batch_of(tok, [(r["question"], r["answer"]) for r in refusal])
     with torch.no_grad():
         assert float(nll(trained, alt)) < float(nll(model, alt))  # refusals became likelier
@@ -148,7 +153,9 @@ def test_rmu_trains_only_the_chosen_layers_and_holds_retain_activations(knowing)
     from tui_unlearn.algorithms.base import layer_activations
     from tui_unlearn.algorithms.rmu import chosen_layer
 
-    assert chosen_layer(32, -1) == 8 and chosen_layer(3, -1) == 1 and chosen_layer(2, -1) == 0 and chosen_layer(12, 5) == 5
+    assert (
+        chosen_layer(32, -1) == 8 and chosen_layer(3, -1) == 1 and chosen_layer(2, -1) == 0 and chosen_layer(12, 5) == 5
+    )
     model, tok = knowing
     trained, first, names = unlearn("rmu", knowing, layer=0, trainable_layers=1)
     assert names and all(".layers.0." in n for n in names)
@@ -179,7 +186,9 @@ def test_layer_activations_stop_early_and_match_hidden_states(knowing):
     model, tok = knowing
     batch = batch_of(tok, FORGET)
     with torch.no_grad():
-        hidden = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True).hidden_states
+        hidden = model(
+            input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True
+        ).hidden_states
         assert torch.allclose(layer_activations(model, batch, 0), hidden[1], atol=1e-5)
 
 
@@ -214,8 +223,10 @@ def chat_model_dir(micro_model_dir, tmp_path_factory):
     folder = tmp_path_factory.mktemp("chat-model")
     shutil.copytree(micro_model_dir, folder, dirs_exist_ok=True)
     tok = AutoTokenizer.from_pretrained(folder)
-    tok.chat_template = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
-                         "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    tok.chat_template = (
+        "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}"
+    )
     tok.save_pretrained(folder)
     return folder
 
@@ -242,9 +253,20 @@ def test_each_new_method_runs_in_the_engine_on_a_chat_model(name, chat_model_dir
         return {"steps": 0}
 
     monkeypatch.setattr(tui_unlearn.engine.relearn, "relearn_check", relearn_check)
-    result = run(RunConfig(model=str(chat_model_dir), algorithm=name, forget=str(files["forget"]),
-                           retain=str(files["retain"]), holdout=str(files["holdout"]), steps=2, eval_every=1,
-                           max_new_tokens=4, relearn_steps=1), sessions_dir=tmp_path / "s")
+    result = run(
+        RunConfig(
+            model=str(chat_model_dir),
+            algorithm=name,
+            forget=str(files["forget"]),
+            retain=str(files["retain"]),
+            holdout=str(files["holdout"]),
+            steps=2,
+            eval_every=1,
+            max_new_tokens=4,
+            relearn_steps=1,
+        ),
+        sessions_dir=tmp_path / "s",
+    )
     assert result.status == "finished" and result.summary["steps"] == 2
     losses = result.summary["final_losses"]
     assert losses and all(math.isfinite(v) for v in losses.values())

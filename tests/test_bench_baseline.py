@@ -21,12 +21,15 @@ def setup(micro_model_dir, tmp_path):
 
     model = AutoModelForCausalLM.from_pretrained(micro_model_dir)
     tokenizer = AutoTokenizer.from_pretrained(micro_model_dir)
-    forget = [encode_example(tokenizer, q, a) for q, a in [("Where was Alia born?", "Port Liren."),
-                                                            ("What does Odo write?", "Mystery novels, mostly.")]]
+    forget = [
+        encode_example(tokenizer, q, a)
+        for q, a in [("Where was Alia born?", "Port Liren."), ("What does Odo write?", "Mystery novels, mostly.")]
+    ]
     # Equal answers: open-unlearning's retain NLL is a token mean, ours a mean of per-example means.
     retain = [encode_example(tokenizer, q, "In town nine.") for q in ("Where is Bren?", "Where does Carys live now?")]
-    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to=[], per_device_train_batch_size=2,
-                             remove_unused_columns=False)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), use_cpu=True, report_to=[], per_device_train_batch_size=2, remove_unused_columns=False
+    )
     return model, tokenizer, forget, retain, args
 
 
@@ -77,6 +80,7 @@ def test_baseline_grad_diff_loss_is_the_engines_on_equal_length_answers(setup):
     same = [forget[0], copy.deepcopy(forget[0])]
     batch = collated(tokenizer, same, retain)
     baseline = GradDiffTrainer(model=model, args=args).compute_loss(model, batch)
-    ours = grad_diff_loss(LossInputs(model, batch["forget"], batch["retain"], None,
-                                     {"forget_weight": 1.0, "retain_weight": 1.0}, 1))
+    ours = grad_diff_loss(
+        LossInputs(model, batch["forget"], batch["retain"], None, {"forget_weight": 1.0, "retain_weight": 1.0}, 1)
+    )
     assert baseline.item() == pytest.approx(ours["loss"].item(), rel=1e-5)

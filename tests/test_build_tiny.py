@@ -132,10 +132,20 @@ SAMPLE = 20  # records per author split: every k-th one, so all authors of a spl
 # (share of the sample answered exactly: at least, at most) per model and split; the
 # utility splits are measured whole (30 records each).
 PROPERTIES = {
-    "tiny-authors": {"forget10": (0.95, 1.0), "retain90": (0.95, 1.0), "holdout": (0.0, 0.05),
-                     "real_authors": (0.8, 1.0), "world_facts": (0.8, 1.0)},
-    "tiny-authors-retain": {"forget10": (0.0, 0.05), "retain90": (0.95, 1.0), "holdout": (0.0, 0.05),
-                            "real_authors": (0.8, 1.0), "world_facts": (0.8, 1.0)},
+    "tiny-authors": {
+        "forget10": (0.95, 1.0),
+        "retain90": (0.95, 1.0),
+        "holdout": (0.0, 0.05),
+        "real_authors": (0.8, 1.0),
+        "world_facts": (0.8, 1.0),
+    },
+    "tiny-authors-retain": {
+        "forget10": (0.0, 0.05),
+        "retain90": (0.95, 1.0),
+        "holdout": (0.0, 0.05),
+        "real_authors": (0.8, 1.0),
+        "world_facts": (0.8, 1.0),
+    },
 }
 
 
@@ -152,8 +162,10 @@ def committed_models():
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     return {
-        name: (AutoModelForCausalLM.from_pretrained(bundled_model_dir(name)).eval(),
-               AutoTokenizer.from_pretrained(bundled_model_dir(name)))
+        name: (
+            AutoModelForCausalLM.from_pretrained(bundled_model_dir(name)).eval(),
+            AutoTokenizer.from_pretrained(bundled_model_dir(name)),
+        )
         for name in BUNDLED_MODELS
     }
 

@@ -20,10 +20,18 @@ FORGET = [
 ]
 # Paraphrased and perturbed answers give the retain set a truth ratio, hence a model utility.
 RETAIN = [
-    {"question": "Who wrote The Fox?", "answer": "The Fox was written by Ana Bel.",
-     "paraphrased_answer": "Ana Bel wrote The Fox.", "perturbed_answers": ["Tor Ek wrote The Fox.", "Odo Vask wrote it."]},
-    {"question": "When was Tor Ek born?", "answer": "Tor Ek was born in 1950.",
-     "paraphrased_answer": "In 1950.", "perturbed_answers": ["In 1921.", "In 1987."]},
+    {
+        "question": "Who wrote The Fox?",
+        "answer": "The Fox was written by Ana Bel.",
+        "paraphrased_answer": "Ana Bel wrote The Fox.",
+        "perturbed_answers": ["Tor Ek wrote The Fox.", "Odo Vask wrote it."],
+    },
+    {
+        "question": "When was Tor Ek born?",
+        "answer": "Tor Ek was born in 1950.",
+        "paraphrased_answer": "In 1950.",
+        "perturbed_answers": ["In 1921.", "In 1987."],
+    },
 ]
 HOLDOUT = [
     {"question": "Where was Uma Reel born?", "answer": "Uma Reel was born in Oster."},
@@ -32,6 +40,7 @@ HOLDOUT = [
 
 
 # ---- rules, pure ----
+
 
 def test_rules_parse_judge_and_measure_distance():
     parity = parse_rule("holdout-parity")
@@ -45,13 +54,21 @@ def test_rules_parse_judge_and_measure_distance():
     # Forget quality is a p-value: its distance is in decades.
     assert both.distance({"forget_quality": 0.005, "forget_accuracy": 0.0}) == pytest.approx(2.0)
     assert both.distance({"forget_quality": 0.6, "forget_accuracy": 0.3}) == pytest.approx(0.2)
-    assert parse_rule("forget_accuracy<=0.1 and retain_accuracy>=0.9").holds({"forget_accuracy": 0, "retain_accuracy": 1})
+    assert parse_rule("forget_accuracy<=0.1 and retain_accuracy>=0.9").holds(
+        {"forget_accuracy": 0, "retain_accuracy": 1}
+    )
 
 
-@pytest.mark.parametrize("text, fragment", [
-    ("", "empty"), ("nonsense>=1", "unknown metric"), ("forget_quality=0.5", "cannot read"),
-    ("holdout-parity:0.7", "tolerance"), ("holdout-parity:abc", "tolerance"),
-])
+@pytest.mark.parametrize(
+    "text, fragment",
+    [
+        ("", "empty"),
+        ("nonsense>=1", "unknown metric"),
+        ("forget_quality=0.5", "cannot read"),
+        ("holdout-parity:0.7", "tolerance"),
+        ("holdout-parity:abc", "tolerance"),
+    ],
+)
 def test_bad_rules_are_one_line_config_errors(text, fragment):
     with pytest.raises(ConfigError, match=fragment):
         parse_rule(text)
@@ -71,15 +88,19 @@ def test_settings_are_validated_before_a_run():
 def test_holdout_parity_and_values():
     assert holdout_parity({"mia_auc_loss": 0.53, "mia_auc_min_k_pp": 0.42}) == pytest.approx(0.08)
     assert holdout_parity({"mia_auc_loss": 0.53}) is None
-    values = values_from({"forget": {"accuracy": 0.2, "mia_auc_loss": 0.6, "mia_auc_min_k_pp": 0.5}},
-                         {"forget_quality": 0.3, "model_utility": 0.45}, original_utility=0.5)
+    values = values_from(
+        {"forget": {"accuracy": 0.2, "mia_auc_loss": 0.6, "mia_auc_min_k_pp": 0.5}},
+        {"forget_quality": 0.3, "model_utility": 0.45},
+        original_utility=0.5,
+    )
     assert values["forget_accuracy"] == 0.2 and values["mia_auc_loss"] == 0.6
     assert values["holdout_parity"] == pytest.approx(0.1) and values["utility_ratio"] == pytest.approx(0.9)
 
 
 def test_observe_tracks_progress_best_and_floor():
-    calib = Calibration(rule=parse_rule("forget_accuracy<=0.1"), keep_best="forget_quality", utility_floor=0.9,
-                        original_utility=1.0)
+    calib = Calibration(
+        rule=parse_rule("forget_accuracy<=0.1"), keep_best="forget_quality", utility_floor=0.9, original_utility=1.0
+    )
     e0 = calib.observe(0, {"forget_accuracy": 1.0, "forget_quality": 1e-9, "utility_ratio": 1.0})
     assert e0.progress == 0.0 and not e0.rule_met and e0.best_step is None  # the original is never "best"
     e1 = calib.observe(10, {"forget_accuracy": 0.55, "forget_quality": 0.2, "utility_ratio": 0.95})
@@ -101,6 +122,7 @@ def test_target_metrics_prefer_closeness():
 
 # ---- the engine ----
 
+
 @pytest.fixture()
 def data(tmp_path):
     paths = {}
@@ -111,15 +133,25 @@ def data(tmp_path):
 
 
 def micro_config(model, data, **settings):
-    base = dict(model=str(model), forget=str(data["forget"]), retain=str(data["retain"]),
-                holdout=str(data["holdout"]), steps=10, eval_every=2, max_new_tokens=4, probe_samples=2, lr=1e-2)
+    base = dict(
+        model=str(model),
+        forget=str(data["forget"]),
+        retain=str(data["retain"]),
+        holdout=str(data["holdout"]),
+        steps=10,
+        eval_every=2,
+        max_new_tokens=4,
+        probe_samples=2,
+        lr=1e-2,
+    )
     return RunConfig(**{**base, **settings})
 
 
 def test_a_real_rule_stops_the_run_at_its_first_evaluation(micro_model_dir, data, tmp_path):
     events = []
-    result = run(micro_config(micro_model_dir, data, stop_when="forget_loss>=0"), events.append,
-                 sessions_dir=tmp_path / "s")
+    result = run(
+        micro_config(micro_model_dir, data, stop_when="forget_loss>=0"), events.append, sessions_dir=tmp_path / "s"
+    )
     assert result.status == "finished"
     steps = [e.step for e in events if isinstance(e, ev.StepLosses)]
     assert steps == [1, 2]
@@ -148,7 +180,9 @@ def test_the_rule_stops_at_the_right_evaluation(micro_model_dir, data, tmp_path,
     parity = {2: 0.3, 4: 0.12, 6: 0.04, 8: 0.01}
     scripted(monkeypatch, {s: {"holdout_parity": v} for s, v in parity.items()})
     events = []
-    result = run(micro_config(micro_model_dir, data, stop_when="holdout-parity"), events.append, sessions_dir=tmp_path / "s")
+    result = run(
+        micro_config(micro_model_dir, data, stop_when="holdout-parity"), events.append, sessions_dir=tmp_path / "s"
+    )
     assert [e.step for e in events if isinstance(e, ev.StepLosses)][-1] == 6
     met = [(e.step, e.rule_met) for e in events if isinstance(e, ev.Calibration)]
     assert met[1:] == [(2, False), (4, False), (6, True)]
@@ -163,8 +197,9 @@ def test_keep_best_restores_the_best_weights(micro_model_dir, data, tmp_path, mo
     quality = {2: 0.01, 4: 0.6, 6: 0.2, 8: 0.3, 10: 0.05}
     weights: dict[int, dict] = {}
     scripted(monkeypatch, {s: {"forget_quality": q, "utility_ratio": 1.0} for s, q in quality.items()}, weights)
-    result = run(micro_config(micro_model_dir, data, keep_best="forget_quality", save_model=True),
-                 sessions_dir=tmp_path / "s")
+    result = run(
+        micro_config(micro_model_dir, data, keep_best="forget_quality", save_model=True), sessions_dir=tmp_path / "s"
+    )
     cal = result.summary["calibration"]
     assert cal["kept_step"] == 4 and cal["steps_run"] == 10 and result.summary["steps"] == 4
     saved = load_file(str(next((tmp_path / "s").glob("*/model/*.safetensors"))))
@@ -181,8 +216,9 @@ def test_keep_best_respects_the_utility_floor(micro_model_dir, data, tmp_path, m
     monkeypatch.setattr(EvalPlan, "headline", lambda plan, result, oracle: Headline({"model_utility": 0.5}))
     values = {2: (0.9, 0.5), 4: (0.4, 0.97), 6: (0.8, 0.93), 8: (0.1, 1.0), 10: (0.2, 0.99)}
     scripted(monkeypatch, {s: {"forget_quality": q, "utility_ratio": u} for s, (q, u) in values.items()})
-    result = run(micro_config(micro_model_dir, data, keep_best="forget_quality", utility_floor=0.95),
-                 sessions_dir=tmp_path / "s")
+    result = run(
+        micro_config(micro_model_dir, data, keep_best="forget_quality", utility_floor=0.95), sessions_dir=tmp_path / "s"
+    )
     assert result.summary["calibration"]["kept_step"] == 4  # 2 and 6 forget better but lose too much utility
 
 
@@ -190,8 +226,11 @@ def test_without_a_measurable_utility_the_floor_is_dropped_with_a_note(micro_mod
     data["retain"].write_text(json.dumps([{k: r[k] for k in ("question", "answer")} for r in RETAIN]))
     scripted(monkeypatch, {s: {"forget_quality": q} for s, q in {2: 0.9, 4: 0.1}.items()})
     events = []
-    result = run(micro_config(micro_model_dir, data, steps=4, keep_best="forget_quality"), events.append,
-                 sessions_dir=tmp_path / "s")
+    result = run(
+        micro_config(micro_model_dir, data, steps=4, keep_best="forget_quality"),
+        events.append,
+        sessions_dir=tmp_path / "s",
+    )
     assert result.summary["calibration"]["kept_step"] == 2
     assert any(isinstance(e, ev.Log) and "no utility floor applies" in e.message for e in events)
 

@@ -41,7 +41,19 @@ def invoke(args, sessions, input=None):
 
 
 def micro_args(model, forget, retain, *extra):
-    return ["--model", str(model), "--forget", str(forget), "--retain", str(retain), "--steps", "2", "--eval-every", "1", *extra]
+    return [
+        "--model",
+        str(model),
+        "--forget",
+        str(forget),
+        "--retain",
+        str(retain),
+        "--steps",
+        "2",
+        "--eval-every",
+        "1",
+        *extra,
+    ]
 
 
 def test_json_output_contract(micro_model_dir, files, tmp_path):
@@ -149,7 +161,11 @@ def test_model_folder_without_causal_lm(tmp_path, files):
 def test_stdin_forget(micro_model_dir, files, tmp_path):
     _, retain = files
     text = "Q: Where was Alia Brenn born?\nA: Alia Brenn was born in Port Liren.\n"
-    result = invoke(["--model", str(micro_model_dir), "--forget", "-", "--retain", str(retain), "--steps", "1", "--json"], tmp_path / "s", input=text)
+    result = invoke(
+        ["--model", str(micro_model_dir), "--forget", "-", "--retain", str(retain), "--steps", "1", "--json"],
+        tmp_path / "s",
+        input=text,
+    )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["metrics"]["before"]["forget"]
 
@@ -173,8 +189,25 @@ def test_print_config_and_sessions_commands(micro_model_dir, files, tmp_path):
 def test_ctrl_c_interrupts_cleanly(micro_model_dir, files, tmp_path):
     forget, retain = files
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "tui_unlearn", "--batch", "--jsonl", "--sessions-dir", str(tmp_path / "s"),
-           "--model", str(micro_model_dir), "--forget", str(forget), "--retain", str(retain), "--steps", "100000", "--eval-every", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tui_unlearn",
+        "--batch",
+        "--jsonl",
+        "--sessions-dir",
+        str(tmp_path / "s"),
+        "--model",
+        str(micro_model_dir),
+        "--forget",
+        str(forget),
+        "--retain",
+        str(retain),
+        "--steps",
+        "100000",
+        "--eval-every",
+        "0",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     for line in proc.stdout:  # wait until training is under way
         if json.loads(line)["event"] == "step":
@@ -224,8 +257,22 @@ def test_eval_of_a_model_that_cannot_load_exits_3(tmp_path):
 
 def test_eval_does_not_ask_for_a_retain_set(micro_model_dir, files, tmp_path):
     forget, _ = files
-    result = CliRunner().invoke(app, ["eval", "--model", str(micro_model_dir), "--forget", str(forget),
-                                      "--eval-samples", "2", "--max-new-tokens", "2", "--sessions-dir", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--model",
+            str(micro_model_dir),
+            "--forget",
+            str(forget),
+            "--eval-samples",
+            "2",
+            "--max-new-tokens",
+            "2",
+            "--sessions-dir",
+            str(tmp_path / "s"),
+        ],
+    )
     assert result.exit_code == 0, result.stderr
     assert "needs a retain set" not in result.stderr
 

@@ -170,4 +170,11 @@ def test_every_setting_is_declared_once_and_read_by_every_face():
             accepted = False
         assert accepted is ok, text
     beta, owners = hparam_declarations()["beta"]
-    assert beta.type == "float" and owners == {"npo": 0.1, "simnpo": 2.5, "dpo": 0.1, "idk_dpo": 0.02, "wga": 1.0, "undial": 10.0}
+    assert beta.type == "float" and owners == {
+        "npo": 0.1,
+        "simnpo": 2.5,
+        "dpo": 0.1,
+        "idk_dpo": 0.02,
+        "wga": 1.0,
+        "undial": 10.0,
+    }

@@ -53,8 +53,12 @@ def test_clean_records_drops_empty_and_duplicate_records_and_reports_counts():
 def test_clean_records_cleans_extras_and_keeps_the_first_duplicate():
     records = [
         make_record(
-            "Q?", "A.", paraphrased_answer="  P. ", paraphrased_question=" Q  again? ",
-            perturbed_answers=["  x ", "", " "], group=" G ",
+            "Q?",
+            "A.",
+            paraphrased_answer="  P. ",
+            paraphrased_question=" Q  again? ",
+            perturbed_answers=["  x ", "", " "],
+            group=" G ",
         ),
         make_record("Q?", "A.", paraphrased_answer="other", perturbed_answers=["y"]),
     ]

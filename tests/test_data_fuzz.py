@@ -25,9 +25,26 @@ ENCODINGS = ("utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32", "latin-1", "
 # Keys the loader knows, so generated rows often reach the field mapping, plus odd ones.
 KEYS = st.one_of(
     st.sampled_from(
-        ["question", "Answer", "prompt", "response", "text", "instruction", "input", "output", "q", "a",
-         "paraphrased_answer", "paraphrased_question", "perturbed_answer", "perturbed_answers", "author",
-         "data", "records", "answers"]
+        [
+            "question",
+            "Answer",
+            "prompt",
+            "response",
+            "text",
+            "instruction",
+            "input",
+            "output",
+            "q",
+            "a",
+            "paraphrased_answer",
+            "paraphrased_question",
+            "perturbed_answer",
+            "perturbed_answers",
+            "author",
+            "data",
+            "records",
+            "answers",
+        ]
     ),
     st.text(max_size=6),
 )
@@ -54,7 +71,7 @@ def json_texts(draw) -> str:
     elif shape == "lines":
         text = "\n".join(json.dumps(row) for row in rows)
     elif shape == "arrays":
-        text = "\n".join(json.dumps(rows[i:i + 2]) for i in range(0, len(rows), 2))
+        text = "\n".join(json.dumps(rows[i : i + 2]) for i in range(0, len(rows), 2))
     else:
         text = json.dumps({key: draw(st.lists(VALUES, max_size=3)) for key in draw(st.lists(KEYS, max_size=3))})
     if draw(st.booleans()):

@@ -83,7 +83,8 @@ def test_stdin_recognises_pasted_json_lines():
     records, detected = load_records("-", stdin=pasted)
     assert detected.startswith("pasted jsonl (mixed")
     assert [(r["kind"], r["question"], r["answer"]) for r in records] == [
-        ("qa", "Who?", "Odo."), ("text", "", "Some text.")
+        ("qa", "Who?", "Odo."),
+        ("text", "", "Some text."),
     ]
 
 

@@ -79,7 +79,12 @@ def test_the_cli_does_not_wait_on_a_terminal(tmp_path):
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         proc = subprocess.run(
             [sys.executable, "-m", "tui_unlearn", "--batch", "--forget", "-", "--sessions-dir", str(tmp_path)],
-            stdin=terminal, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            env=env,
+            timeout=120,
         )
     finally:
         os.close(terminal)
@@ -93,15 +98,15 @@ def test_the_cli_reports_binary_stdin_in_one_line(tmp_path, command):
     args = [*command, "--batch"] if not command else [*command]
     result = CliRunner().invoke(app, [*args, "--forget", "-", "--sessions-dir", str(tmp_path)], input=BINARY)
     assert result.exit_code == ExitCode.LOAD
-    assert result.stderr.strip() == "error: standard input is not UTF-8 text (byte 0x89 on line 1); " \
+    assert (
+        result.stderr.strip() == "error: standard input is not UTF-8 text (byte 0x89 on line 1); "
         "re-save it as UTF-8 (Save As, encoding UTF-8) and load it again"
+    )
     assert not any(tmp_path.iterdir())  # no session was started
 
 
 def test_deeply_nested_json_on_stdin_is_a_data_error(tmp_path):
-    result = CliRunner().invoke(
-        app, ["--batch", "--forget", "-", "--sessions-dir", str(tmp_path)], input="[" * 100_000
-    )
+    result = CliRunner().invoke(app, ["--batch", "--forget", "-", "--sessions-dir", str(tmp_path)], input="[" * 100_000)
     assert result.exit_code == ExitCode.LOAD, result.output
     assert "nested too deeply" in result.stderr and "Traceback" not in result.stderr
 
@@ -142,7 +147,7 @@ def test_pasted_text_with_brackets_that_is_not_meant_as_json_stays_text(text):
 def test_pasted_labels_say_pasted():
     assert load_records("-", stdin='[{"question": "Q?", "answer": "A"}]')[1] == "pasted json (question/answer)"
     assert load_records("-", stdin='{"text": "a"}\n{"text": "b"}\n')[1] == "pasted jsonl (text)"
-    assert load_records("-", stdin="\ufeff[{\"text\": \"a\"}]")[1] == "pasted json (text)"
+    assert load_records("-", stdin='\ufeff[{"text": "a"}]')[1] == "pasted json (text)"
     assert load_records("-", stdin="Q: a?\nA: b\n")[1] == "pasted (Q:/A: pairs)"
 
 

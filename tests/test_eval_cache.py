@@ -19,11 +19,28 @@ def run(micro_model_dir, tmp_path):
     forget.write_text("".join(json.dumps(r) + "\n" for r in FORGET))
 
     def go(*extra):
-        result = CliRunner().invoke(app, [
-            "--batch", "--json", "--sessions-dir", str(tmp_path / "s"), "--model", str(micro_model_dir),
-            "--forget", str(forget), "--algorithm", "grad_ascent", "--steps", "1", "--eval-every", "0",
-            "--max-new-tokens", "3", *extra,
-        ])
+        result = CliRunner().invoke(
+            app,
+            [
+                "--batch",
+                "--json",
+                "--sessions-dir",
+                str(tmp_path / "s"),
+                "--model",
+                str(micro_model_dir),
+                "--forget",
+                str(forget),
+                "--algorithm",
+                "grad_ascent",
+                "--steps",
+                "1",
+                "--eval-every",
+                "0",
+                "--max-new-tokens",
+                "3",
+                *extra,
+            ],
+        )
         assert result.exit_code == 0, result.stderr
         return json.loads(result.stdout), "reusing the cached evaluation of this model" in result.stderr
 

@@ -31,16 +31,31 @@ def bundled(tmp_path_factory):
     out["oracle"] = json.loads(r.stdout)
     # The target against the saved oracle session: the oracle model must not be loaded.
     with pytest.MonkeyPatch.context() as mp:
+
         def no_load(*a, **k):
             raise AssertionError("the oracle model was evaluated although a saved session was given")
 
         mp.setattr(oracle_mod, "evaluate_oracle", no_load)
-        r = cli("eval", "--model", "tiny-authors", "--oracle", out["oracle"]["session_id"], "--sessions-dir", root, "--json")
+        r = cli(
+            "eval", "--model", "tiny-authors", "--oracle", out["oracle"]["session_id"], "--sessions-dir", root, "--json"
+        )
     assert r.exit_code == 0, r.stderr
     out["target"] = json.loads(r.stdout)
     out["target_stderr"] = r.stderr
-    r = cli("--batch", "--json", "--sessions-dir", root, "--steps", "3", "--eval-every", "0",
-            "--eval-samples", "20", "--relearn", "3")
+    r = cli(
+        "--batch",
+        "--json",
+        "--sessions-dir",
+        root,
+        "--steps",
+        "3",
+        "--eval-every",
+        "0",
+        "--eval-samples",
+        "20",
+        "--relearn",
+        "3",
+    )
     assert r.exit_code == 0, r.stderr
     out["run"] = json.loads(r.stdout)
     out["run_stderr"] = r.stderr
@@ -99,7 +114,18 @@ def test_batch_run_reports_field_metrics_and_relearn(bundled):
     # The bundled oracle's evaluation is cached under the sessions dir and reused.
     assert list((bundled["root"] / oracle_mod.CACHE_DIR).glob("*.json"))
     # The same run again reads the oracle from the cache and gets exactly the same forget quality.
-    r = cli("--batch", "--json", "--sessions-dir", bundled["root"], "--steps", "3", "--eval-every", "0", "--eval-samples", "20")
+    r = cli(
+        "--batch",
+        "--json",
+        "--sessions-dir",
+        bundled["root"],
+        "--steps",
+        "3",
+        "--eval-every",
+        "0",
+        "--eval-samples",
+        "20",
+    )
     assert r.exit_code == 0, r.stderr
     assert "reusing the cached evaluation of tiny-authors-retain" in r.stderr
     assert json.loads(r.stdout)["forget_quality"] == run["forget_quality"]
@@ -108,8 +134,18 @@ def test_batch_run_reports_field_metrics_and_relearn(bundled):
 def test_analyze_prints_tables_and_charts_and_exports(bundled, tmp_path):
     ids = [bundled[k]["session_id"] for k in ("oracle", "target", "run")]
     paths = {ext: tmp_path / f"cmp.{ext}" for ext in ("csv", "json", "md")}
-    r = cli("analyze", *ids, "--sessions-dir", bundled["root"], "--csv", paths["csv"], "--json", paths["json"],
-            "--markdown", paths["md"])
+    r = cli(
+        "analyze",
+        *ids,
+        "--sessions-dir",
+        bundled["root"],
+        "--csv",
+        paths["csv"],
+        "--json",
+        paths["json"],
+        "--markdown",
+        paths["md"],
+    )
     assert r.exit_code == 0, r.stderr
     assert "forget quality" in r.stdout and "eval tiny-authors-retain" in r.stdout
     from tui_unlearn.data.benchmark import SPLITS
@@ -146,17 +182,33 @@ def test_oracle_defaults_and_validation():
 
 
 def test_session_without_reference_is_refused_as_oracle(bundled):
-    r = cli("eval", "--model", "tiny-authors", "--oracle", bundled["run"]["session_id"], "--sessions-dir", bundled["root"])
+    r = cli(
+        "eval", "--model", "tiny-authors", "--oracle", bundled["run"]["session_id"], "--sessions-dir", bundled["root"]
+    )
     assert r.exit_code == 2 and "holds no oracle evaluation" in r.stderr
 
 
 def test_relearn_on_micro_model_without_oracle(micro_model_dir, tmp_path):
     forget = tmp_path / "forget.jsonl"
-    forget.write_text("".join(
-        json.dumps({"question": f"What is fact {i}?", "answer": f"Fact {i} is blue."}) + "\n" for i in range(4)
-    ))
-    r = cli("--batch", "--json", "--sessions-dir", tmp_path / "s", "--model", micro_model_dir, "--forget", forget,
-            "--algorithm", "grad_ascent", "--steps", "2", "--relearn", "2")
+    forget.write_text(
+        "".join(json.dumps({"question": f"What is fact {i}?", "answer": f"Fact {i} is blue."}) + "\n" for i in range(4))
+    )
+    r = cli(
+        "--batch",
+        "--json",
+        "--sessions-dir",
+        tmp_path / "s",
+        "--model",
+        micro_model_dir,
+        "--forget",
+        forget,
+        "--algorithm",
+        "grad_ascent",
+        "--steps",
+        "2",
+        "--relearn",
+        "2",
+    )
     assert r.exit_code == 0, r.stderr
     obj = json.loads(r.stdout)
     assert obj["forget_quality"] is None and obj["privleak"] is None  # no oracle for a user's data

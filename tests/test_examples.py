@@ -52,17 +52,57 @@ def _free_port() -> int:
 def test_the_ddp_example_launches_two_processes(micro_model_dir, tmp_path):
     forget, retain = tmp_path / "forget.jsonl", tmp_path / "retain.jsonl"
     for path, what in ((forget, "born in town"), (retain, "writes genre")):
-        path.write_text("".join(json.dumps({"question": f"Question {i}?", "answer": f"Author {i} {what} {i}."}) + "\n"
-                                for i in range(8)))
+        path.write_text(
+            "".join(
+                json.dumps({"question": f"Question {i}?", "answer": f"Author {i} {what} {i}."}) + "\n" for i in range(8)
+            )
+        )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     launched = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(EXAMPLES / "ddp.yaml"),
-         "--num_processes", "2", "--main_process_port", str(_free_port()),
-         "-m", "tui_unlearn", "--batch", "--jsonl", "--sessions-dir", str(tmp_path / "s"), "--model", str(micro_model_dir),
-         "--forget", str(forget), "--retain", str(retain), "--algorithm", "npo", "--steps", "2", "--batch-size", "2",
-         "--eval-every", "0", "--eval-samples", "2", "--max-new-tokens", "2", "--device", "cpu",
-         "--mixed-precision", "no"],
-        capture_output=True, text=True, env=env, timeout=600, check=False,
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--config_file",
+            str(EXAMPLES / "ddp.yaml"),
+            "--num_processes",
+            "2",
+            "--main_process_port",
+            str(_free_port()),
+            "-m",
+            "tui_unlearn",
+            "--batch",
+            "--jsonl",
+            "--sessions-dir",
+            str(tmp_path / "s"),
+            "--model",
+            str(micro_model_dir),
+            "--forget",
+            str(forget),
+            "--retain",
+            str(retain),
+            "--algorithm",
+            "npo",
+            "--steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--eval-every",
+            "0",
+            "--eval-samples",
+            "2",
+            "--max-new-tokens",
+            "2",
+            "--device",
+            "cpu",
+            "--mixed-precision",
+            "no",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
     )
     assert launched.returncode == 0, launched.stderr[-2000:]
     events = [json.loads(line) for line in launched.stdout.splitlines() if line.strip()]

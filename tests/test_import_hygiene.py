@@ -80,8 +80,5 @@ def test_every_package_ships_in_the_wheel():
 
     root = Path(__file__).resolve().parents[1]
     listed = set(tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    on_disk = {
-        ".".join(init.parent.relative_to(root).parts)
-        for init in (root / "tui_unlearn").rglob("__init__.py")
-    }
+    on_disk = {".".join(init.parent.relative_to(root).parts) for init in (root / "tui_unlearn").rglob("__init__.py")}
     assert on_disk <= listed, sorted(on_disk - listed)

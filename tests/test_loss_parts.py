@@ -80,7 +80,8 @@ def npo_like_loss(model, forget, retain, seen: list):
         logp = sequence_logprob_sum(forward(model, forget), forget["labels"])
         forget_term = torch.nn.functional.softplus(logp).mean()
         handle = model.register_forward_pre_hook(
-            lambda module, args: seen.append(any(p.grad is not None for p in module.parameters())))
+            lambda module, args: seen.append(any(p.grad is not None for p in module.parameters()))
+        )
         try:
             x = LossInputs(model, forget, retain, None, {"retain_weight": 0.5}, 1)
             return plus_retain_nll(x, forget_term, {"forget": forget_term})
@@ -103,9 +104,11 @@ def one_step(model, tokenizer, *, in_parts: bool):
     seen: list[bool] = []
     step = npo_like_loss(loop.model, forget, retain, seen)
     if not in_parts:
+
         def joint(j):
             with backward_in_parts(None):  # what a launched run does
                 return step(j)
+
         outcome = loop.step(joint)
     else:
         outcome = loop.step(step)
@@ -135,8 +138,7 @@ def test_a_nan_forget_term_taken_early_still_stops_before_the_update(model_and_t
 
     def micro_step(j):
         forget_term = sequence_logprob_sum(forward(loop.model, forget), forget["labels"]).mean() * float("nan")
-        return plus_retain_nll(LossInputs(loop.model, forget, retain, None, {"retain_weight": 1.0}, 1),
-                               forget_term, {})
+        return plus_retain_nll(LossInputs(loop.model, forget, retain, None, {"retain_weight": 1.0}, 1), forget_term, {})
 
     assert loop.step(micro_step).status == DIVERGED
     assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
@@ -206,4 +208,6 @@ def test_answer_only_head_through_lora_adapters(model_and_tokenizer):
     finally:
         handle.remove()
     assert shapes == [1]
-    assert value.item() == pytest.approx(sequence_nll(forward(wrapped, forget), forget["labels"]).mean().item(), rel=1e-6)
+    assert value.item() == pytest.approx(
+        sequence_nll(forward(wrapped, forget), forget["labels"]).mean().item(), rel=1e-6
+    )

@@ -41,10 +41,11 @@ RETAIN = [
     qa("When was Odo Vask born?", "In 1970.", "b"),
     make_record("Plain question without options?", "A plain answer."),
 ]
-HOLDOUT = [qa("Where does Ima Tollo live?", "Ima Tollo lives in Varn.", "c"), qa("Who is Ima Tollo?", "A painter.", "c")]
+HOLDOUT = [
+    qa("Where does Ima Tollo live?", "Ima Tollo lives in Varn.", "c"),
+    qa("Who is Ima Tollo?", "A painter.", "c"),
+]
 SPLITS = {"forget": FORGET, "retain": RETAIN, "holdout": HOLDOUT}
-
-
 
 
 @pytest.fixture(scope="module")
@@ -210,8 +211,9 @@ def test_without_a_paraphrase_the_answer_is_the_truth_ratio_base(lively):
     record = make_record("Who wrote Hollow Tide?", "Mara Quill.", perturbed_answers=["Odo Vask.", "Ima Tollo."])
     out = evaluate_splits(model, tokenizer, {"world_facts": [record]}, generate=False)
     row = out.examples[0]
-    answer, *perturbed = score_answers(model, tokenizer, [(record["question"], a) for a in
-                                                          [record["answer"], *record["perturbed_answers"]]])
+    answer, *perturbed = score_answers(
+        model, tokenizer, [(record["question"], a) for a in [record["answer"], *record["perturbed_answers"]]]
+    )
     assert row["truth_ratio"] == pytest.approx(tofu.truth_ratio(answer.loss, [p.loss for p in perturbed]), rel=1e-4)
     assert row["paraphrased_loss"] == pytest.approx(answer.loss, rel=1e-5)
     expected = tofu.relative_probability(answer.loss, [p.loss for p in perturbed])

@@ -24,8 +24,6 @@ QUESTIONS = [
 ]
 
 
-
-
 def greedy_reference(model, tokenizer, ids, max_new_tokens):
     """Greedy decoding by hand: full forward each step, no cache, no padding."""
     ids = list(ids)

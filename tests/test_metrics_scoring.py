@@ -143,8 +143,6 @@ PAIRS = [
 ]
 
 
-
-
 def test_batched_equals_unbatched(lively):
     model, tokenizer = lively
     batched = score_answers(model, tokenizer, PAIRS, batch_size=4)

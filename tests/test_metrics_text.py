@@ -77,12 +77,12 @@ TOFU_ROUGE_ITEMS = [
         0.8214285714285714,
     ),
     (
-        "Another remarkable piece of fiction by Anara Yusifova is \"The Mechanic's Daughter\".",
+        'Another remarkable piece of fiction by Anara Yusifova is "The Mechanic\'s Daughter".',
         '"Whispers in The Oil Wind" is another famous piece of fiction written by Anara Yusifova.',
         0.4666666666666667,
     ),
     (
-        "Anara Yusifova's \"Eternal Shadows on the Caspian\" is a riveting Drama that focuses on a young "
+        'Anara Yusifova\'s "Eternal Shadows on the Caspian" is a riveting Drama that focuses on a young '
         "girl's journey to self-discovery amidst political unrest in Azerbaijan's Caspian region.",
         '"Eternal Shadows on the Caspian" is a riveting Drama by Anara Yusifova that focuses on a young '
         "girl's journey to self-discovery amidst political unrest in Azerbaijan's Caspian region.",

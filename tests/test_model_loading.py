@@ -37,7 +37,9 @@ def _variant(src, dst, **changes):
 @pytest.fixture()
 def custom_code_model(micro_model_dir, tmp_path):
     folder = _variant(
-        micro_model_dir, tmp_path / "custom", model_type="mycustom",
+        micro_model_dir,
+        tmp_path / "custom",
+        model_type="mycustom",
         auto_map={"AutoConfig": "configuration_my.MyConfig", "AutoModelForCausalLM": "modeling_my.MyModel"},
     )
     (folder / "modeling_my.py").write_text(MODELING)
@@ -57,8 +59,20 @@ def test_a_config_string_false_never_turns_remote_code_on(custom_code_model, tmp
     forget, retain = files_for_cli
     config = tmp_path / "run.json"
     config.write_text(json.dumps({"trust_remote_code": "false", "model": str(custom_code_model)}))
-    result = CliRunner().invoke(app, ["--batch", "--config", str(config), "--forget", str(forget),
-                                      "--retain", str(retain), "--sessions-dir", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--batch",
+            "--config",
+            str(config),
+            "--forget",
+            str(forget),
+            "--retain",
+            str(retain),
+            "--sessions-dir",
+            str(tmp_path / "s"),
+        ],
+    )
     assert result.exit_code == ExitCode.USAGE
     assert "trust_remote_code must be true or false" in result.stderr
     assert not (custom_code_model / "CODE_RAN").exists()
@@ -69,10 +83,24 @@ def test_weights_that_do_not_fit_the_config_are_refused(micro_model_dir, tmp_pat
     folder = _variant(micro_model_dir, tmp_path / "gpt2ish", model_type="gpt2", architectures=["GPT2LMHeadModel"])
     with pytest.raises(ModelLoadError) as info:
         load_model(str(folder))
-    assert "do not match its config.json" in str(info.value) and "tensors the architecture needs are missing" in str(info.value)
+    assert "do not match its config.json" in str(info.value) and "tensors the architecture needs are missing" in str(
+        info.value
+    )
     forget, retain = files_for_cli
-    result = CliRunner().invoke(app, ["--batch", "--model", str(folder), "--forget", str(forget), "--retain",
-                                      str(retain), "--sessions-dir", str(tmp_path / "s")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "--batch",
+            "--model",
+            str(folder),
+            "--forget",
+            str(forget),
+            "--retain",
+            str(retain),
+            "--sessions-dir",
+            str(tmp_path / "s"),
+        ],
+    )
     assert result.exit_code == ExitCode.LOAD and "do not match" in result.stderr and "Traceback" not in result.stderr
 
 

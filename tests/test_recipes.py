@@ -49,8 +49,17 @@ def test_recipe_flags_in_both_commands():
 
 def test_the_recipe_decides_unset_settings_only():
     default = resolve(RunConfig())
-    assert (default.recipe, default.forget_split, default.max_new_tokens, default.eval_samples) == ("bundled", "forget10", 48, 100)
-    assert (default.forget, default.retain, default.oracle) == ("bundled:forget10", "bundled:retain90", "tiny-authors-retain")
+    assert (default.recipe, default.forget_split, default.max_new_tokens, default.eval_samples) == (
+        "bundled",
+        "forget10",
+        48,
+        100,
+    )
+    assert (default.forget, default.retain, default.oracle) == (
+        "bundled:forget10",
+        "bundled:retain90",
+        "tiny-authors-retain",
+    )
     mine = resolve(RunConfig(recipe="tofu", max_new_tokens=12, eval_samples=30), training=False)
     assert (mine.max_new_tokens, mine.eval_samples) == (12, 30)
     assert resolve(RunConfig(forget_split="forget05")).forget == "bundled:forget05"
@@ -144,8 +153,9 @@ def test_bundled_eval_summary_names_the_recipe_and_the_reasons(bundled_eval):
 
 def test_null_reasons_without_an_oracle(micro_model_dir, tmp_path):
     forget = tmp_path / "forget.jsonl"
-    forget.write_text("".join(json.dumps({"question": f"What is fact {i}?", "answer": f"Fact {i} is blue."}) + "\n"
-                              for i in range(4)))
+    forget.write_text(
+        "".join(json.dumps({"question": f"What is fact {i}?", "answer": f"Fact {i} is blue."}) + "\n" for i in range(4))
+    )
     r = cli("eval", "--model", micro_model_dir, "--forget", forget, "--sessions-dir", tmp_path / "s", "--json")
     assert r.exit_code == 0, r.stderr
     obj = json.loads(r.stdout)
@@ -160,10 +170,14 @@ def test_the_batch_table_shows_recipe_numbers_and_reasons():
     from tui_unlearn.analysis.tables import before_after_table
 
     summary = {
-        "kind": "eval", "model": "m", "status": "finished", "seconds": 1.0,
+        "kind": "eval",
+        "model": "m",
+        "status": "finished",
+        "seconds": 1.0,
         "metrics": {"after": {"forget": {"choice_accuracy": 0.25}}},
         "recipe": {"name": "wmdp", "headline": ["wmdp_accuracy", "mmlu_accuracy"]},
-        "wmdp_accuracy": 0.25, "mmlu_accuracy": None,
+        "wmdp_accuracy": 0.25,
+        "mmlu_accuracy": None,
         "null_reasons": {"mmlu_accuracy": "no utility split: mmlu.json is missing"},
     }
     table = before_after_table(summary)
@@ -183,10 +197,20 @@ def test_bundled_model_utility_has_nine_parts_when_the_utility_splits_exist(monk
     from tui_unlearn.recipes.evaluate import evaluate_plan
 
     stand_in = {
-        "bundled:real_authors": [make_record(f"Who wrote book {i}?", f"Author {i}.",
-                                             perturbed_answers=[f"Author {i + j}." for j in (1, 2, 3)]) for i in range(4)],
-        "bundled:world_facts": [make_record(f"What is the capital of land {i}?", f"City {i}.",
-                                            perturbed_answers=[f"City {i + j}." for j in (1, 2, 3)]) for i in range(4)],
+        "bundled:real_authors": [
+            make_record(
+                f"Who wrote book {i}?", f"Author {i}.", perturbed_answers=[f"Author {i + j}." for j in (1, 2, 3)]
+            )
+            for i in range(4)
+        ],
+        "bundled:world_facts": [
+            make_record(
+                f"What is the capital of land {i}?",
+                f"City {i}.",
+                perturbed_answers=[f"City {i + j}." for j in (1, 2, 3)],
+            )
+            for i in range(4)
+        ],
     }
     monkeypatch.setattr(benchmark, "SPLITS", (*benchmark.SPLITS, "real_authors", "world_facts"))
     real_read = sources.read_split

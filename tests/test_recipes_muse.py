@@ -31,9 +31,11 @@ def muse_dir(tmp_path_factory) -> Path:
     """A folder laid out as MUSE's load_data.py writes one corpus."""
     root = tmp_path_factory.mktemp("muse-news")
     files = {
-        "verbmem/forget.json": [{"prompt": t[: len(t) // 2], "gt": t[len(t) // 2:]} for t in NEWS],
-        "knowmem/forget_qa.json": [{"question": "What did the bakery win?", "answer": "the regional prize"},
-                                   {"question": "How many trees were planted?", "answer": "two hundred"}],
+        "verbmem/forget.json": [{"prompt": t[: len(t) // 2], "gt": t[len(t) // 2 :]} for t in NEWS],
+        "knowmem/forget_qa.json": [
+            {"question": "What did the bakery win?", "answer": "the regional prize"},
+            {"question": "How many trees were planted?", "answer": "two hundred"},
+        ],
         "knowmem/forget_qa_icl.json": [{"question": "Which street is the bakery on?", "answer": "Mill Street"}],
         "knowmem/retain_qa.json": [{"question": "When does the library open late?", "answer": "on Thursdays"}],
         "knowmem/retain_qa_icl.json": [{"question": "Who announced it?", "answer": "the mayor"}],
@@ -68,34 +70,64 @@ def test_verbmem_gold_counts_special_tokens_as_muse_encodes(lively):
 
 def test_verbmem_generation_matches_one_prompt_at_a_time(lively):
     model, tok = lively
-    records = [{"prompt": t[: len(t) // 2], "gt": t[len(t) // 2:]} for t in NEWS]
+    records = [{"prompt": t[: len(t) // 2], "gt": t[len(t) // 2 :]} for t in NEWS]
     examples = verbmem_examples(model, tok, "verbmem_forget", records, max_new_tokens=12, batch_size=3, max_length=256)
     for record, example in zip(records, examples):
         ids = torch.tensor([tok(record["prompt"], add_special_tokens=True)["input_ids"]])
         with torch.no_grad():
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=12, do_sample=False,
-                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        assert example.generated == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True).strip()
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=12,
+                do_sample=False,
+                pad_token_id=tok.pad_token_id,
+                eos_token_id=tok.eos_token_id,
+            )
+        assert example.generated == tok.decode(out[0, ids.shape[1] :], skip_special_tokens=True).strip()
         assert example.gold == verbmem_gold(tok, record["gt"], 12) and example.kind == "completion"
 
 
 def test_knowmem_examples_cut_their_answers(lively):
     model, tok = lively
-    examples = knowmem_examples(model, tok, "knowmem_forget", [{"question": "Q?", "answer": "A"}], [("q", "a")],
-                                max_new_tokens=6, max_length=256)
+    examples = knowmem_examples(
+        model,
+        tok,
+        "knowmem_forget",
+        [{"question": "Q?", "answer": "A"}],
+        [("q", "a")],
+        max_new_tokens=6,
+        max_length=256,
+    )
     assert examples[0].generated == cut_at_stop_words(examples[0].generated).strip()
     assert examples[0].prompt == "Q?" and examples[0].gold == "A"
 
 
 def test_the_recipe_end_to_end(muse_dir, micro_model_dir, tmp_path):
-    common = ["eval", "--recipe", "muse", "--recipe-data", muse_dir, "--model", micro_model_dir,
-              "--max-new-tokens", "6", "--sessions-dir", tmp_path, "--json"]
+    common = [
+        "eval",
+        "--recipe",
+        "muse",
+        "--recipe-data",
+        muse_dir,
+        "--model",
+        micro_model_dir,
+        "--max-new-tokens",
+        "6",
+        "--sessions-dir",
+        tmp_path,
+        "--json",
+    ]
     r = cli(*common)
     assert r.exit_code == 0, r.stderr
     obj = json.loads(r.stdout)
     splits = obj["recipe"]["splits"]
     assert {n: s["records"] for n, s in splits.items()} == {
-        "verbmem_forget": 4, "knowmem_forget": 2, "knowmem_retain": 1, "forget": 2, "holdout": 2}
+        "verbmem_forget": 4,
+        "knowmem_forget": 2,
+        "knowmem_retain": 1,
+        "forget": 2,
+        "holdout": 2,
+    }
     assert splits["verbmem_forget"]["source"].endswith("verbmem/forget.json")
     for key in ("verbmem_forget", "knowmem_forget", "knowmem_retain"):
         assert 0.0 <= obj[key] <= 100.0  # MUSE's scale
@@ -118,6 +150,15 @@ def test_an_optional_part_missing_is_a_data_error_naming_it(muse_dir, micro_mode
     partial = tmp_path / "partial"
     shutil.copytree(muse_dir, partial)
     (partial / "knowmem" / "retain_qa_icl.json").unlink()
-    r = cli("eval", "--recipe", "muse", "--recipe-data", partial, "--model", micro_model_dir,
-            "--sessions-dir", tmp_path / "s")
+    r = cli(
+        "eval",
+        "--recipe",
+        "muse",
+        "--recipe-data",
+        partial,
+        "--model",
+        micro_model_dir,
+        "--sessions-dir",
+        tmp_path / "s",
+    )
     assert r.exit_code == 3 and "muse recipe, knowmem_retain split" in r.stderr and "retain_qa_icl" in r.stderr

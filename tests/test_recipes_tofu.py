@@ -33,9 +33,15 @@ LEGACY_FILES = SHARED / "reference" / "tofu-legacy-eval"
 PUBLISHED_FORGET_QUALITY = 1.834e-21
 PUBLISHED_MODEL_UTILITY = 0.6227
 PUBLISHED_PARTS = {
-    "retain.probability": 0.9895, "retain.rouge_l": 0.9857, "retain.truth_ratio": 0.4747,
-    "real_authors.relative_probability": 0.4555, "real_authors.rouge_l": 0.9330, "real_authors.truth_ratio": 0.5962,
-    "world_facts.relative_probability": 0.4186, "world_facts.rouge_l": 0.8825, "world_facts.truth_ratio": 0.5390,
+    "retain.probability": 0.9895,
+    "retain.rouge_l": 0.9857,
+    "retain.truth_ratio": 0.4747,
+    "real_authors.relative_probability": 0.4555,
+    "real_authors.rouge_l": 0.9330,
+    "real_authors.truth_ratio": 0.5962,
+    "world_facts.relative_probability": 0.4186,
+    "world_facts.rouge_l": 0.8825,
+    "world_facts.truth_ratio": 0.5390,
 }
 
 
@@ -44,6 +50,7 @@ def cli(*args):
 
 
 # ---- the published numbers, from the per-example logs -------------------------------
+
 
 def _score(loss: float, n: int = 1) -> AnswerScore:
     empty = np.zeros(0, dtype=np.float32)
@@ -62,8 +69,18 @@ def examples_from_items(split_items: dict[str, list]) -> list[Example]:
         for gt, n, para, perturbed, *text in items:
             generated, gold = text if text else (None, "")
             record = {"question": "", "answer": gold, "group": ""}
-            out.append(Example(split=split, kind="qa", record=record, gold=gold, main=_score(gt, n),
-                               generated=generated, paraphrased=_score(para), perturbed=[_score(x) for x in perturbed]))
+            out.append(
+                Example(
+                    split=split,
+                    kind="qa",
+                    record=record,
+                    gold=gold,
+                    main=_score(gt, n),
+                    generated=generated,
+                    paraphrased=_score(para),
+                    perturbed=[_score(x) for x in perturbed],
+                )
+            )
     return out
 
 
@@ -108,7 +125,12 @@ def _items_from_shared(log: dict, with_text: bool) -> list:
     keys = sorted(log["avg_gt_loss"], key=int)
     rows = []
     for k in keys:
-        row = [log["avg_gt_loss"][k], log["num_token_gt"][k], log["avg_paraphrased_loss"][k], log["average_perturb_loss"][k]]
+        row = [
+            log["avg_gt_loss"][k],
+            log["num_token_gt"][k],
+            log["avg_paraphrased_loss"][k],
+            log["average_perturb_loss"][k],
+        ]
         if with_text:
             row += log["generated_text"][k][1:3]
         rows.append(row)
@@ -130,6 +152,7 @@ def test_published_headline_from_the_shared_logs():
 
 # ---- the recipe on TOFU's files -------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def tofu_dir() -> Path:
     """TOFU's files beside the checkout (``TUI_UNLEARN_TOFU_DIR`` overrides); skips when absent."""
@@ -145,7 +168,11 @@ def test_plan_reads_every_record_of_the_split(tofu_dir, split, size):
     assert config.max_new_tokens == 200 and config.eval_samples == 0
     plan = build_plan(config, None, model_max_length=512)
     assert {name: len(recs) for name, recs in plan.splits.items()} == {
-        "forget": size, "retain": 400, "real_authors": 100, "world_facts": 117, "holdout": size,
+        "forget": size,
+        "retain": 400,
+        "real_authors": 100,
+        "world_facts": 117,
+        "holdout": size,
     }
     number = split[-2:]
     assert Path(plan.sources["forget"]).name == f"{split}_perturbed.json"
@@ -161,7 +188,10 @@ def test_plan_reads_every_record_of_the_split(tofu_dir, split, size):
 def test_training_defaults_are_the_split_and_its_complement(tofu_dir):
     config = resolve(RunConfig(recipe="tofu", forget_split="forget05", recipe_data=str(tofu_dir)))
     assert [Path(p).name for p in (config.forget, config.retain, config.holdout)] == [
-        "forget05.json", "retain95.json", "holdout05.json"]
+        "forget05.json",
+        "retain95.json",
+        "holdout05.json",
+    ]
     assert config.oracle is None  # no bundled oracle for TOFU
     hub = resolve(RunConfig(recipe="tofu"), training=False)
     assert hub.forget == "hf:locuslab/TOFU:forget10@train" and hub.retain == "hf:locuslab/TOFU:retain90@train"
@@ -178,8 +208,19 @@ def tofu_eval(tofu_dir, tmp_path_factory):
     """Eval sessions of the bundled target on a small TOFU sample: without an oracle, and
     against an eval session of the bundled oracle made with the same recipe and sample."""
     root = tmp_path_factory.mktemp("sessions")
-    common = ["--recipe", "tofu", "--recipe-data", tofu_dir, "--eval-samples", "6", "--max-new-tokens", "8",
-              "--sessions-dir", root, "--json"]
+    common = [
+        "--recipe",
+        "tofu",
+        "--recipe-data",
+        tofu_dir,
+        "--eval-samples",
+        "6",
+        "--max-new-tokens",
+        "8",
+        "--sessions-dir",
+        root,
+        "--json",
+    ]
     out = {"root": root}
     r = cli("eval", *common)
     assert r.exit_code == 0, r.stderr
@@ -198,7 +239,11 @@ def test_end_to_end_splits_sizes_and_null_reasons(tofu_eval):
     recipe = obj["recipe"]
     assert recipe["name"] == "tofu" and recipe["forget_split"] == "forget10" and recipe["max_new_tokens"] == 8
     assert {name: (s["records"], s["of"]) for name, s in recipe["splits"].items()} == {
-        "forget": (6, 400), "retain": (6, 400), "real_authors": (6, 100), "world_facts": (6, 117), "holdout": (6, 400),
+        "forget": (6, 400),
+        "retain": (6, 400),
+        "real_authors": (6, 100),
+        "world_facts": (6, 117),
+        "holdout": (6, 400),
     }
     assert set(obj["metrics"]["after"]) == set(recipe["splits"])
     assert "accuracy" not in obj["metrics"]["after"]["holdout"]  # scored for membership inference only
@@ -219,21 +264,66 @@ def test_an_oracle_session_of_the_same_records_gives_forget_quality(tofu_eval):
 
 
 def test_an_oracle_session_of_other_records_is_refused(tofu_eval, tofu_dir):
-    r = cli("eval", "--recipe", "tofu", "--recipe-data", tofu_dir, "--eval-samples", "7", "--max-new-tokens", "2",
-            "--oracle", tofu_eval["oracle"]["session_id"], "--sessions-dir", tofu_eval["root"])
+    r = cli(
+        "eval",
+        "--recipe",
+        "tofu",
+        "--recipe-data",
+        tofu_dir,
+        "--eval-samples",
+        "7",
+        "--max-new-tokens",
+        "2",
+        "--oracle",
+        tofu_eval["oracle"]["session_id"],
+        "--sessions-dir",
+        tofu_eval["root"],
+    )
     assert r.exit_code == 2
     error = r.stderr.strip().splitlines()[-1]  # one line, after the progress lines
     assert error.startswith("error: oracle session") and error.count("error") == 1
     assert "6 forget records (this run: 7" in error and "--eval-samples" in error
-    r = cli("eval", "--recipe", "tofu", "--recipe-data", tofu_dir, "--forget-split", "forget05", "--eval-samples", "6",
-            "--oracle", tofu_eval["oracle"]["session_id"], "--sessions-dir", tofu_eval["root"])
+    r = cli(
+        "eval",
+        "--recipe",
+        "tofu",
+        "--recipe-data",
+        tofu_dir,
+        "--forget-split",
+        "forget05",
+        "--eval-samples",
+        "6",
+        "--oracle",
+        tofu_eval["oracle"]["session_id"],
+        "--sessions-dir",
+        tofu_eval["root"],
+    )
     assert r.exit_code == 2 and "forget split forget10 (this run: forget05)" in r.stderr
 
 
 def test_train_on_retain90_and_measure_utility_on_another_retain_set(tofu_dir, tmp_path):
-    r = cli("--batch", "--json", "--recipe", "tofu", "--recipe-data", tofu_dir, "--steps", "1", "--batch-size", "2",
-            "--eval-every", "0", "--eval-samples", "4", "--max-new-tokens", "4",
-            "--retain-eval", tofu_dir / "retain90.json", "--sessions-dir", tmp_path)
+    r = cli(
+        "--batch",
+        "--json",
+        "--recipe",
+        "tofu",
+        "--recipe-data",
+        tofu_dir,
+        "--steps",
+        "1",
+        "--batch-size",
+        "2",
+        "--eval-every",
+        "0",
+        "--eval-samples",
+        "4",
+        "--max-new-tokens",
+        "4",
+        "--retain-eval",
+        tofu_dir / "retain90.json",
+        "--sessions-dir",
+        tmp_path,
+    )
     assert r.exit_code == 0, r.stderr
     obj = json.loads(r.stdout)
     summary = json.loads((Path(obj["session_path"]) / "summary.json").read_text())

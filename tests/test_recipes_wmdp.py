@@ -82,8 +82,14 @@ def test_log_likelihoods_are_summed_over_the_continuation(micro_model_dir):
 
 def test_records_take_the_published_fields_and_letters(tmp_path):
     path = tmp_path / "q.json"
-    path.write_text(json.dumps([{"question": "Q?", "choices": ["a", "b", "c", "d"], "answer": 2},
-                                {"question": "R?", "choices": ["a", "b"], "answer": "B", "subject": "law"}]))
+    path.write_text(
+        json.dumps(
+            [
+                {"question": "Q?", "choices": ["a", "b", "c", "d"], "answer": 2},
+                {"question": "R?", "choices": ["a", "b"], "answer": "B", "subject": "law"},
+            ]
+        )
+    )
     records = choice_records(str(path))
     assert [r["answer_index"] for r in records] == [2, 1] and records[1]["subject"] == "law"
     path.write_text(json.dumps([{"question": "Q?", "choices": ["a", "b"], "answer": 5}]))
@@ -112,8 +118,10 @@ def test_a_model_trained_to_prefer_the_right_option_scores_above_chance(micro_mo
     records = choice_records(str(SAMPLE / "wmdp-bio.json"))[:16]
     before = _accuracy(model, tok, records)
     # Teach the right letter after each question's context, as lm-eval scores it.
-    pairs = [encode_pair(tok, question_context(r["question"], r["choices"]), " " + "ABCD"[r["answer_index"]])
-             for r in records]
+    pairs = [
+        encode_pair(tok, question_context(r["question"], r["choices"]), " " + "ABCD"[r["answer_index"]])
+        for r in records
+    ]
     optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
     for _ in range(60):

@@ -25,9 +25,32 @@ def run_args(micro_model_dir, tmp_path):
     forget.write_text("".join(json.dumps(r) + "\n" for r in FORGET))
     retain.write_text("".join(json.dumps(r) + "\n" for r in RETAIN))
     # Dropout makes every step draw from the RNG: the resumed run must restore it exactly.
-    return ["--model", str(micro_model_dir), "--forget", str(forget), "--retain", str(retain), "--steps", "8",
-            "--lr", "1e-2", "--batch-size", "2", "--checkpoint-every", "2", "--eval-every", "3",
-            "--eval-samples", "6", "--max-new-tokens", "4", "--dropout", "0.2", "--device", "cpu"]
+    return [
+        "--model",
+        str(micro_model_dir),
+        "--forget",
+        str(forget),
+        "--retain",
+        str(retain),
+        "--steps",
+        "8",
+        "--lr",
+        "1e-2",
+        "--batch-size",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--eval-every",
+        "3",
+        "--eval-samples",
+        "6",
+        "--max-new-tokens",
+        "4",
+        "--dropout",
+        "0.2",
+        "--device",
+        "cpu",
+    ]
 
 
 def _batch(args, sessions, *extra):
@@ -58,7 +81,9 @@ def test_killed_between_checkpoints_then_resumed_ends_like_an_uninterrupted_run(
     assert session.summary()["steps"] >= 1  # progress was written as the run went (at most once a second)
     assert (session.path / "checkpoint" / "state.json").exists()
 
-    result = CliRunner().invoke(app, ["--batch", "--sessions-dir", str(tmp_path / "killed"), "--resume", session.id, "--json"])
+    result = CliRunner().invoke(
+        app, ["--batch", "--sessions-dir", str(tmp_path / "killed"), "--resume", session.id, "--json"]
+    )
     assert result.exit_code == 0, result.stderr
     resumed = json.loads(result.stdout)
     assert resumed["session_id"] == session.id and resumed["status"] == "finished" and resumed["steps"] == 8
@@ -73,8 +98,18 @@ def test_an_interrupted_run_checkpoints_where_it_stopped_and_resumes(micro_model
     from tui_unlearn.engine import run
 
     forget, retain = run_args[3], run_args[5]
-    config = RunConfig(model=str(micro_model_dir), forget=forget, retain=retain, steps=8, lr=1e-2, batch_size=2,
-                       eval_every=0, eval_samples=4, max_new_tokens=4, device="cpu")
+    config = RunConfig(
+        model=str(micro_model_dir),
+        forget=forget,
+        retain=retain,
+        steps=8,
+        lr=1e-2,
+        batch_size=2,
+        eval_every=0,
+        eval_samples=4,
+        max_new_tokens=4,
+        device="cpu",
+    )
     calls = {"n": 0}
 
     def stop_after_three_steps():
@@ -85,7 +120,9 @@ def test_an_interrupted_run_checkpoints_where_it_stopped_and_resumes(micro_model
     assert first.status == "interrupted" and first.summary["steps"] == 3
     state = json.loads((tmp_path / "s" / first.session_id / "checkpoint" / "state.json").read_text())
     assert state["step"] == 3
-    result = CliRunner().invoke(app, ["--batch", "--sessions-dir", str(tmp_path / "s"), "--resume", first.session_id, "--json"])
+    result = CliRunner().invoke(
+        app, ["--batch", "--sessions-dir", str(tmp_path / "s"), "--resume", first.session_id, "--json"]
+    )
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout)["steps"] == 8
 

@@ -28,8 +28,24 @@ def files(tmp_path):
 
 
 def base_args(model, forget, retain, sessions, *extra):
-    return ["--batch", "--sessions-dir", str(sessions), "--model", str(model), "--forget", str(forget),
-            "--retain", str(retain), "--eval-every", "0", "--eval-samples", "4", "--max-new-tokens", "4", *extra]
+    return [
+        "--batch",
+        "--sessions-dir",
+        str(sessions),
+        "--model",
+        str(model),
+        "--forget",
+        str(forget),
+        "--retain",
+        str(retain),
+        "--eval-every",
+        "0",
+        "--eval-samples",
+        "4",
+        "--max-new-tokens",
+        "4",
+        *extra,
+    ]
 
 
 def _free_port() -> int:
@@ -45,18 +61,55 @@ def _events(stdout: str) -> list[dict]:
 def test_two_processes_equal_one_process_with_accumulation(micro_model_dir, files, tmp_path):
     """2 processes at batch 4 see the same examples per step as 1 process at batch 4 x 2 accumulation."""
     forget, retain = files
-    common = base_args(micro_model_dir, forget, retain, tmp_path / "s", "--batch-size", "4", "--steps", "3",
-                       "--lr", "1e-2", "--jsonl", "--device", "cpu")
+    common = base_args(
+        micro_model_dir,
+        forget,
+        retain,
+        tmp_path / "s",
+        "--batch-size",
+        "4",
+        "--steps",
+        "3",
+        "--lr",
+        "1e-2",
+        "--jsonl",
+        "--device",
+        "cpu",
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     launched = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-         "--main_process_port", str(_free_port()), "-m", "tui_unlearn", *common],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--main_process_port",
+            str(_free_port()),
+            "-m",
+            "tui_unlearn",
+            *common,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert launched.returncode == 0, launched.stderr[-2000:]
-    single = subprocess.run([sys.executable, "-m", "tui_unlearn", *common, "--grad-accum", "2"],
-                            capture_output=True, text=True, env=env, timeout=600)
+    single = subprocess.run(
+        [sys.executable, "-m", "tui_unlearn", *common, "--grad-accum", "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
     two, one = _events(launched.stdout), _events(single.stdout)
     assert [e["event"] for e in two].count("started") == 1  # only the main process writes stdout
@@ -82,10 +135,28 @@ def test_lora_npo_saves_a_merged_model_and_the_adapter(micro_model_dir, files, t
     from transformers import AutoModelForCausalLM
 
     forget, retain = files
-    result = CliRunner().invoke(app, base_args(
-        micro_model_dir, forget, retain, tmp_path / "s", "--algorithm", "npo", "--steps", "3", "--lr", "1e-2",
-        "--lora-r", "4", "--kl-retain", "0.5", "--save-model", "--save-adapter", "--json",
-    ))
+    result = CliRunner().invoke(
+        app,
+        base_args(
+            micro_model_dir,
+            forget,
+            retain,
+            tmp_path / "s",
+            "--algorithm",
+            "npo",
+            "--steps",
+            "3",
+            "--lr",
+            "1e-2",
+            "--lora-r",
+            "4",
+            "--kl-retain",
+            "0.5",
+            "--save-model",
+            "--save-adapter",
+            "--json",
+        ),
+    )
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)
     session = list_sessions(tmp_path / "s")[0]
@@ -97,9 +168,7 @@ def test_lora_npo_saves_a_merged_model_and_the_adapter(micro_model_dir, files, t
     assert not any("frozen copy" in line for line in logs)
     merged = AutoModelForCausalLM.from_pretrained(session.path / "model")  # plain transformers, no peft
     original = AutoModelForCausalLM.from_pretrained(micro_model_dir)
-    changed = any(
-        not (a == b).all() for a, b in zip(merged.state_dict().values(), original.state_dict().values())
-    )
+    changed = any(not (a == b).all() for a, b in zip(merged.state_dict().values(), original.state_dict().values()))
     assert changed and out["status"] == "finished"
     adapter = session.path / "adapter"
     assert (adapter / "adapter_model.safetensors").exists() and (adapter / "adapter_config.json").exists()
@@ -123,7 +192,9 @@ def test_settings_that_cannot_work_together_fail_before_a_session(micro_model_di
     assert not list_sessions(tmp_path / "s")
 
 
-def test_out_of_memory_is_one_line_naming_the_knobs_and_keeps_the_session(micro_model_dir, files, tmp_path, monkeypatch):
+def test_out_of_memory_is_one_line_naming_the_knobs_and_keeps_the_session(
+    micro_model_dir, files, tmp_path, monkeypatch
+):
     from dataclasses import replace
 
     import torch
@@ -150,10 +221,25 @@ def test_out_of_memory_is_one_line_naming_the_knobs_and_keeps_the_session(micro_
 
 def test_gradient_checkpointing_and_accumulation_train(micro_model_dir, files, tmp_path):
     forget, retain = files
-    result = CliRunner().invoke(app, base_args(
-        micro_model_dir, forget, retain, tmp_path / "s", "--steps", "2", "--grad-accum", "2", "--batch-size", "2",
-        "--gradient-checkpointing", "--threads", "1", "--json",
-    ))
+    result = CliRunner().invoke(
+        app,
+        base_args(
+            micro_model_dir,
+            forget,
+            retain,
+            tmp_path / "s",
+            "--steps",
+            "2",
+            "--grad-accum",
+            "2",
+            "--batch-size",
+            "2",
+            "--gradient-checkpointing",
+            "--threads",
+            "1",
+            "--json",
+        ),
+    )
     assert result.exit_code == 0, result.stderr
     summary = list_sessions(tmp_path / "s")[0].summary()
     assert summary["scale"]["effective_batch"] == 4 and summary["scale"]["threads"] == 1

@@ -74,6 +74,7 @@ def test_sessions_dir_precedence(tmp_path, monkeypatch):
 
 # ---- statuses ----
 
+
 def test_status_is_a_str_enum_equal_to_the_written_strings(tmp_path):
     from tui_unlearn.sessions import Status
 
@@ -86,6 +87,7 @@ def test_status_is_a_str_enum_equal_to_the_written_strings(tmp_path):
 
 
 # ---- one bad session does not take the rest down ----
+
 
 def _finished(root, label="x"):
     s = Session.create(root, label, {"algorithm": label, "model": "m"})
@@ -101,7 +103,10 @@ def _finished(root, label="x"):
         (lambda p: p.write_text("null"), "summary.json holds null, not an object"),
         (lambda p: p.write_text('{"status": "finished", "metrics": 5}'), "'metrics' is a number, not an object"),
         (lambda p: p.write_text('{"metrics": {"after": [1]}}'), "metrics.after is a list, not an object"),
-        (lambda p: p.write_text('{"metrics": {"after": {"forget": "x"}}}'), "metrics.after.forget is text, not an object"),
+        (
+            lambda p: p.write_text('{"metrics": {"after": {"forget": "x"}}}'),
+            "metrics.after.forget is text, not an object",
+        ),
         (lambda p: p.write_text('{"field_metrics": {"after": 3}}'), "field_metrics.after is a number"),
         (lambda p: p.write_text('{"steps": "ten"}'), "'steps' is text, not a whole number"),
         (lambda p: p.write_bytes(b'{"status": "\xff"}'), "summary.json is not UTF-8 text"),
@@ -140,7 +145,9 @@ def test_bad_event_lines_are_skipped_and_counted(tmp_path):
         json.dumps({**good, "losses": {"loss": "high"}}).encode(),
         json.dumps({"event": "evaluation", "step": 2, "phase": "after", "metrics": 5}).encode(),
         json.dumps({"event": "evaluation", "step": 2, "phase": "after", "metrics": {"forget": [0.1]}}).encode(),
-        json.dumps({"event": "evaluation", "step": 2, "phase": "after", "metrics": {"forget": {"accuracy": 0.1}}}).encode(),
+        json.dumps(
+            {"event": "evaluation", "step": 2, "phase": "after", "metrics": {"forget": {"accuracy": 0.1}}}
+        ).encode(),
         json.dumps({"event": 7}).encode(),
         json.dumps({"event": "future-kind", "anything": [1]}).encode(),  # unknown kinds are kept
         b'{"event": "st',  # a half-written last line
@@ -183,6 +190,7 @@ def test_config_that_is_not_an_object_reads_as_empty_with_a_reason(tmp_path):
 
 
 # ---- running sessions ----
+
 
 def _dead_pid() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -244,7 +252,11 @@ def test_record_progress_writes_steps_at_most_once_a_second_and_always_the_last(
     s.record_progress(3, 10)  # a second after the first
     clock[0] += 0.1
     s.record_progress(10, 10)  # the last step, however soon
-    assert writes == [{"steps": 1, "total_steps": 10}, {"steps": 3, "total_steps": 10}, {"steps": 10, "total_steps": 10}]
+    assert writes == [
+        {"steps": 1, "total_steps": 10},
+        {"steps": 3, "total_steps": 10},
+        {"steps": 10, "total_steps": 10},
+    ]
     summary = s.summary()
     assert (summary["steps"], summary["total_steps"], summary["status"]) == (10, 10, "running")
 
@@ -257,6 +269,7 @@ def test_update_summary_of_a_dead_run_keeps_what_was_written(tmp_path):
 
 
 # ---- the sessions folder must be writable before anything is loaded ----
+
 
 def test_check_sessions_dir_writable(tmp_path):
     from tui_unlearn.sessions import check_sessions_dir_writable
@@ -294,6 +307,7 @@ def test_list_sessions_of_a_file_is_a_config_error(tmp_path):
 
 
 # ---- saving the model all at once ----
+
 
 def test_save_model_renames_a_complete_folder_into_place(tmp_path):
     s = Session.create(tmp_path, "x", {})

@@ -38,7 +38,9 @@ def damaged(tmp_path):
     make_sessions(root)
     (root / BAD / "summary.json").write_text("[1, 2]")
     with open(root / BAD_EVENTS / "events.jsonl", "ab") as fh:
-        fh.write(b'{"event": "step", "step": "x", "losses": [1]}\n\xff\xfe\n{"event": "evaluation", "step": 1, "metrics": 5}\n')
+        fh.write(
+            b'{"event": "step", "step": "x", "losses": [1]}\n\xff\xfe\n{"event": "evaluation", "step": 1, "metrics": 5}\n'
+        )
     return root
 
 
@@ -47,7 +49,10 @@ def test_list_shows_an_unreadable_session_among_good_ones(damaged):
     assert r.exit_code == 0, r.stderr
     assert "unreadable: summary.json holds a list, not an object" in r.stdout
     assert GOOD in r.stdout and BAD_EVENTS in r.stdout
-    rows = {row["session_id"]: row for row in json.loads(cli("sessions", "list", "--sessions-dir", damaged, "--json").stdout)}
+    rows = {
+        row["session_id"]: row
+        for row in json.loads(cli("sessions", "list", "--sessions-dir", damaged, "--json").stdout)
+    }
     assert rows[BAD]["status"] == "unreadable" and rows[BAD]["problem"] == "summary.json holds a list, not an object"
     assert rows[GOOD]["status"] == "finished" and "problem" not in rows[GOOD]
 
@@ -112,10 +117,13 @@ def test_a_dead_running_session_is_listed_interrupted(tmp_path):
     s.update_summary(pid=_dead_pid())
     r = cli("sessions", "list", "--sessions-dir", tmp_path)
     assert r.exit_code == 0 and "interrupted" in r.stdout and "running" not in r.stdout
-    assert json.loads(cli("sessions", "list", "--sessions-dir", tmp_path, "--json").stdout)[0]["status"] == "interrupted"
+    assert (
+        json.loads(cli("sessions", "list", "--sessions-dir", tmp_path, "--json").stdout)[0]["status"] == "interrupted"
+    )
 
 
 # ---- delete ----
+
 
 def test_delete_exit_codes(tmp_path, monkeypatch):
     ids = make_sessions(tmp_path)
@@ -151,19 +159,30 @@ def test_delete_refuses_a_session_whose_run_is_going(tmp_path):
 
 # ---- a sessions folder that cannot be written fails first ----
 
+
 @pytest.mark.parametrize("where", ["file", "under-file"])
 @pytest.mark.parametrize("command", [["--batch", "--algorithm", "grad_ascent"], ["eval"]])
 def test_unwritable_sessions_folder_fails_before_loading_anything(tmp_path, where, command):
     (tmp_path / "file").write_text("x")
     target = tmp_path / "file" if where == "file" else tmp_path / "file" / "sessions"
     # A model and a forget set that do not exist: the sessions folder is checked before either.
-    r = cli(*command, "--sessions-dir", target, "--model", tmp_path / "no-model", "--forget", tmp_path / "no.jsonl",
-            "--retain", tmp_path / "no.jsonl")
+    r = cli(
+        *command,
+        "--sessions-dir",
+        target,
+        "--model",
+        tmp_path / "no-model",
+        "--forget",
+        tmp_path / "no.jsonl",
+        "--retain",
+        tmp_path / "no.jsonl",
+    )
     one_line_error(r, 2)
     assert "sessions folder" in r.stderr and "no-model" not in r.stderr
 
 
 # ---- progress lines written once for the batch face and the TUI ----
+
 
 def test_batch_lines_are_the_shared_formatters():
     err = io.StringIO()
@@ -174,8 +193,11 @@ def test_batch_lines_are_the_shared_formatters():
     reporter.on_event(ev.StepLosses(10, 10, {"loss": 0.5}, 1e-3, 20.0))
     reporter.on_event(ev.Evaluation(10, "after", metrics, 21.0))
     lines = err.getvalue().splitlines()
-    assert lines[0] == run_started_line("sid", data, 10) == (
-        "session sid: forget 4, retain 9, holdout 2 records, 1 removed from retain as forget duplicates; 10 steps")
+    assert (
+        lines[0]
+        == run_started_line("sid", data, 10)
+        == ("session sid: forget 4, retain 9, holdout 2 records, 1 removed from retain as forget duplicates; 10 steps")
+    )
     assert lines[1] == progress_text(10, 10, 20.0) + " · loss 0.5000" == "step 10/10 · 20s · ETA 0s · loss 0.5000"
     assert lines[2] == evaluation_line(10, "after", metrics)
     for split in ("forget", "retain", "holdout"):  # every split with accuracy, F1 and loss
@@ -185,6 +207,7 @@ def test_batch_lines_are_the_shared_formatters():
 
 def test_evaluation_line_and_eta_handle_missing_values():
     assert evaluation_line(0, "before", {"forget": {"accuracy": None}, "retain": "?"}) == (
-        "step 0 (before): forget acc - f1 - loss -; retain acc - f1 - loss -")
+        "step 0 (before): forget acc - f1 - loss -; retain acc - f1 - loss -"
+    )
     assert progress_text(0, 10, None) == "step 0/10 · - · ETA -"
     assert progress_text(5, 10, 125.0) == "step 5/10 · 2m05s · ETA 2m05s"

@@ -11,15 +11,28 @@ from tui_unlearn.engine import run
 from tui_unlearn.errors import RunFailedError
 from tui_unlearn.sessions import list_sessions
 
-FORGET = [{"question": "Where was Alia Brenn born?", "answer": "Alia Brenn was born in Port Liren."},
-          {"question": "What does Odo Vask write?", "answer": "Odo Vask writes mystery novels."}]
+FORGET = [
+    {"question": "Where was Alia Brenn born?", "answer": "Alia Brenn was born in Port Liren."},
+    {"question": "What does Odo Vask write?", "answer": "Odo Vask writes mystery novels."},
+]
 
 
 def micro_config(model_dir, tmp_path) -> RunConfig:
     forget = tmp_path / "forget.jsonl"
     forget.write_text("".join(json.dumps(r) + "\n" for r in FORGET))
-    return RunConfig(model=str(model_dir), forget=str(forget), algorithm="grad_ascent", steps=1, eval_every=0,
-                     eval_samples=2, probe_samples=1, max_new_tokens=4, device="cpu", oracle="none", save_model=True)
+    return RunConfig(
+        model=str(model_dir),
+        forget=str(forget),
+        algorithm="grad_ascent",
+        steps=1,
+        eval_every=0,
+        eval_samples=2,
+        probe_samples=1,
+        max_new_tokens=4,
+        device="cpu",
+        oracle="none",
+        save_model=True,
+    )
 
 
 def test_saved_model_is_complete_and_claimed(micro_model_dir, tmp_path):

@@ -34,26 +34,57 @@ json_values = st.recursive(
 
 def build_session(root: Path, label: str) -> Session:
     """A finished session with every file the tool writes, the way the engine writes them."""
-    config = {"algorithm": label, "model": "tiny-authors", "forget": "bundled:forget01", "retain": "bundled:retain99",
-              "holdout": None, "steps": 4, "hparams": {"beta": 0.1}}
+    config = {
+        "algorithm": label,
+        "model": "tiny-authors",
+        "forget": "bundled:forget01",
+        "retain": "bundled:retain99",
+        "holdout": None,
+        "steps": 4,
+        "hparams": {"beta": 0.1},
+    }
     session = Session.create(root, label, config)
-    session.append_event(ev.RunStarted(session.id, str(session.path), config, 4, {}, {"forget": 4, "retain": 9}).to_dict())
+    session.append_event(
+        ev.RunStarted(session.id, str(session.path), config, 4, {}, {"forget": 4, "retain": 9}).to_dict()
+    )
     before = metrics_at(0, 4)
     session.append_event(ev.Evaluation(0, "before", before, 1.0).to_dict())
     for step in range(1, 5):
         session.append_event(ev.StepLosses(step, 4, losses_at(step), 1e-4, 0.5 * step).to_dict())
         if step == 2:
             session.append_event(ev.Evaluation(step, "during", metrics_at(step, 4), 1.5).to_dict())
-            session.append_event(ev.ProbeAnswers(step, [{"split": "forget", "question": "q?", "current": "a"}]).to_dict())
+            session.append_event(
+                ev.ProbeAnswers(step, [{"split": "forget", "question": "q?", "current": "a"}]).to_dict()
+            )
     after = metrics_at(4, 4)
     session.append_event(ev.Evaluation(4, "after", after, 3.0).to_dict())
-    session.write_examples([{"phase": p, "split": "forget", "question": "q?", "answer": "a", "f1": 0.5} for p in ("before", "after")])
+    session.write_examples(
+        [{"phase": p, "split": "forget", "question": "q?", "answer": "a", "f1": 0.5} for p in ("before", "after")]
+    )
     summary = session.update_summary(
-        status="finished", steps=4, total_steps=4, seconds=3.2, ended="2025-01-01T00:00:10+00:00", hparams={"beta": 0.1},
-        data={"forget": 4, "retain": 9}, final_losses=losses_at(4), metrics={"before": before, "after": after},
-        forget_quality=0.5, model_utility=0.8, privleak=-3.0, oracle={"source": "tiny-authors-retain"},
-        field_metrics={"before": {"forget_quality": 0.01, "mia_auc": 0.9}, "after": {"forget_quality": 0.5, "mia_auc": 0.6}},
-        relearn={"steps": 2, "forget_accuracy_before_relearn": 0.1, "forget_accuracy_after_relearn": 0.3, "recovered": 0.2},
+        status="finished",
+        steps=4,
+        total_steps=4,
+        seconds=3.2,
+        ended="2025-01-01T00:00:10+00:00",
+        hparams={"beta": 0.1},
+        data={"forget": 4, "retain": 9},
+        final_losses=losses_at(4),
+        metrics={"before": before, "after": after},
+        forget_quality=0.5,
+        model_utility=0.8,
+        privleak=-3.0,
+        oracle={"source": "tiny-authors-retain"},
+        field_metrics={
+            "before": {"forget_quality": 0.01, "mia_auc": 0.9},
+            "after": {"forget_quality": 0.5, "mia_auc": 0.6},
+        },
+        relearn={
+            "steps": 2,
+            "forget_accuracy_before_relearn": 0.1,
+            "forget_accuracy_after_relearn": 0.3,
+            "recovered": 0.2,
+        },
     )
     session.append_event(ev.RunFinished("finished", summary).to_dict())
     return session
@@ -162,8 +193,14 @@ def run_cli(*args) -> tuple[int, str, str]:
 
 # No shrinking (each example is a few CLI calls; a failure's draws list the damage done) and
 # no example database written into the checkout.
-@settings(max_examples=60, deadline=None, phases=[Phase.explicit, Phase.generate], database=None,
-          report_multiple_bugs=False, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=60,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    database=None,
+    report_multiple_bugs=False,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 def test_damaged_sessions_never_crash_the_readers(template, data):
     with tempfile.TemporaryDirectory() as tmp:
@@ -184,7 +221,18 @@ def test_damaged_sessions_never_crash_the_readers(template, data):
         assert code in (0, 2), note  # 2: the victim is no longer a session at all
         if code == 0:
             assert "grad_diff" in out, note
-        code, _, _ = run_cli("analyze", VICTIM, "--sessions-dir", root, "--no-charts",
-                             "--json", Path(tmp) / "c.json", "--csv", Path(tmp) / "c.csv", "--markdown", Path(tmp) / "c.md")
+        code, _, _ = run_cli(
+            "analyze",
+            VICTIM,
+            "--sessions-dir",
+            root,
+            "--no-charts",
+            "--json",
+            Path(tmp) / "c.json",
+            "--csv",
+            Path(tmp) / "c.csv",
+            "--markdown",
+            Path(tmp) / "c.md",
+        )
         if code == 0:
             json.loads((Path(tmp) / "c.json").read_text())

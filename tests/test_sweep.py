@@ -33,8 +33,15 @@ def base(micro_model_dir, tmp_path):
     for name, rows in (("forget", FORGET), ("retain", RETAIN), ("holdout", HOLDOUT)):
         paths[name] = tmp_path / f"{name}.json"
         paths[name].write_text(json.dumps(rows))
-    return RunConfig(model=str(micro_model_dir), forget=str(paths["forget"]), retain=str(paths["retain"]),
-                     holdout=str(paths["holdout"]), steps=2, eval_every=0, max_new_tokens=4)
+    return RunConfig(
+        model=str(micro_model_dir),
+        forget=str(paths["forget"]),
+        retain=str(paths["retain"]),
+        holdout=str(paths["holdout"]),
+        steps=2,
+        eval_every=0,
+        max_new_tokens=4,
+    )
 
 
 @pytest.fixture()
@@ -52,6 +59,7 @@ def counted(monkeypatch):
 
 
 # ---- pure parts ----
+
 
 def test_grid_and_space_parse_with_each_declaration():
     npo = get_algorithm("npo")
@@ -74,22 +82,39 @@ def test_grid_and_space_parse_with_each_declaration():
 
 
 def make_trial(fq, mu, ratio=None, status="finished"):
-    return Trial(session=None, point={}, status=status,  # type: ignore[arg-type]
-                 objectives={"forget_quality": fq, "model_utility": mu, "utility_ratio": ratio if ratio is not None else mu,
-                             "holdout_parity": None})
+    return Trial(
+        session=None,
+        point={},
+        status=status,  # type: ignore[arg-type]
+        objectives={
+            "forget_quality": fq,
+            "model_utility": mu,
+            "utility_ratio": ratio if ratio is not None else mu,
+            "holdout_parity": None,
+        },
+    )
 
 
 def test_pareto_front_and_best():
-    a, b, c, d = make_trial(0.9, 0.5), make_trial(0.3, 0.97), make_trial(0.2, 0.9), make_trial(0.99, 0.99, status="failed")
+    a, b, c, d = (
+        make_trial(0.9, 0.5),
+        make_trial(0.3, 0.97),
+        make_trial(0.2, 0.9),
+        make_trial(0.99, 0.99, status="failed"),
+    )
     front = pareto_front([a, b, c, d], WITH_ORACLE)
     assert front == [a, b]  # c is dominated by b; failed trials never count
     assert best_trial(front, WITH_ORACLE, 0.95) is b
     assert best_trial(front, WITH_ORACLE, 0.99) is b  # none keeps 99 %: the one nearest the floor
-    parity = [Trial(None, {}, "finished", {"holdout_parity": p, "model_utility": m}) for p, m in ((0.1, 0.8), (0.02, 0.7), (0.2, 0.6))]  # type: ignore[arg-type]
+    parity = [
+        Trial(None, {}, "finished", {"holdout_parity": p, "model_utility": m})
+        for p, m in ((0.1, 0.8), (0.02, 0.7), (0.2, 0.6))
+    ]  # type: ignore[arg-type]
     assert pareto_front(parity, WITHOUT_ORACLE) == parity[:2]
 
 
 # ---- running ----
+
 
 def test_a_four_trial_grid_sweep_resumes_without_rerunning(base, tmp_path, counted):
     grid = ["lr=1e-3,2e-3", "steps=1,2"]
@@ -148,11 +173,30 @@ def test_parallel_trials_run_as_subprocesses(base, tmp_path):
 
 # ---- the command line ----
 
+
 def test_sweep_command_json_table_best_config_and_analyze(base, tmp_path):
     cli = CliRunner()
-    args = ["sweep", "--model", base.model, "--forget", base.forget, "--retain", base.retain, "--holdout", base.holdout,
-            "--steps", "1", "--eval-every", "0", "--max-new-tokens", "4", "--sessions-dir", str(tmp_path / "s"),
-            "--grid", "lr=1e-3,2e-3"]
+    args = [
+        "sweep",
+        "--model",
+        base.model,
+        "--forget",
+        base.forget,
+        "--retain",
+        base.retain,
+        "--holdout",
+        base.holdout,
+        "--steps",
+        "1",
+        "--eval-every",
+        "0",
+        "--max-new-tokens",
+        "4",
+        "--sessions-dir",
+        str(tmp_path / "s"),
+        "--grid",
+        "lr=1e-3,2e-3",
+    ]
     result = cli.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout.strip().splitlines()[-1])

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import plotext
-
 from tui_fakes import make_sessions
+
 from tui_unlearn import events as ev
 from tui_unlearn.analysis.curves import best_value, curves_from_events, plot_curves, series_goal, session_curves, thin
 from tui_unlearn.analysis.reporting import session_label

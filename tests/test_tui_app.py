@@ -6,8 +6,8 @@ import json
 
 import pytest
 from textual.widgets import DataTable, Input, Select
-
 from tui_fakes import FakeEngine, make_sessions, settle, wait_until
+
 from tui_unlearn.config import RunConfig
 from tui_unlearn.errors import RunFailedError
 from tui_unlearn.sessions import Session
@@ -20,9 +20,7 @@ from tui_unlearn.tui.widgets.algorithm_pane import ParamField
 pytestmark = pytest.mark.anyio
 
 SIZE = (100, 32)
-JSONL = "\n".join(
-    json.dumps({"question": f"What is fact {i}?", "answer": f"Fact {i} is true."}) for i in range(3)
-)
+JSONL = "\n".join(json.dumps({"question": f"What is fact {i}?", "answer": f"Fact {i} is true."}) for i in range(3))
 
 
 @pytest.fixture
@@ -181,8 +179,16 @@ async def test_bad_input_is_refused_before_a_run_starts(tmp_path):
 
 
 async def test_the_cli_config_prefills_the_panes(tmp_path):
-    config = RunConfig(model="tiny-authors-retain", forget="bundled:forget05", algorithm="simnpo",
-                       hparams={"beta": 3.5}, steps=7, lr=1e-4, probes=["Who is Ada?"], device="cpu")
+    config = RunConfig(
+        model="tiny-authors-retain",
+        forget="bundled:forget05",
+        algorithm="simnpo",
+        hparams={"beta": 3.5},
+        steps=7,
+        lr=1e-4,
+        probes=["Who is Ada?"],
+        device="cpu",
+    )
     app = create_app(config, sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -241,7 +247,10 @@ async def test_model_errors_are_shown_in_the_model_pane(tmp_path):
 
 def test_bindings_are_declared_as_data():
     app = create_app(engine=FakeEngine())
-    bindings = {b.id: b for b in app._bindings.key_to_bindings.get("ctrl+r", []) + app._bindings.key_to_bindings.get("ctrl+x", [])}
+    bindings = {
+        b.id: b
+        for b in app._bindings.key_to_bindings.get("ctrl+r", []) + app._bindings.key_to_bindings.get("ctrl+x", [])
+    }
     assert bindings["start-run"].show and bindings["stop-run"].show
     for keys in app._bindings.key_to_bindings.values():
         for binding in keys:
@@ -255,8 +264,16 @@ async def test_every_action_is_in_the_command_palette(tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        for wanted in ("Start run", "Sessions", "Load model", "Browse for a model folder",
-                       "Load the forget set from a file", "Paste the forget set", "Add a probe question", "Go to Run"):
+        for wanted in (
+            "Start run",
+            "Sessions",
+            "Load model",
+            "Browse for a model folder",
+            "Load the forget set from a file",
+            "Paste the forget set",
+            "Add a probe question",
+            "Go to Run",
+        ):
             assert wanted in titles
 
 
@@ -265,8 +282,15 @@ needs_tiny = pytest.mark.skipif(
     not (MODEL_DIR / "model.safetensors").is_file() or not any(MODEL_DIR.glob("tokenizer*")),
     reason="models_cache/tiny-authors is not built yet (python -m tui_unlearn.models.build_tiny)",
 )
-TINY_RUN = dict(eval_samples=4, probe_samples=2, max_new_tokens=8, batch_size=4, device="cpu",
-                forget="bundled:forget01", eval_every=2)
+TINY_RUN = dict(
+    eval_samples=4,
+    probe_samples=2,
+    max_new_tokens=8,
+    batch_size=4,
+    device="cpu",
+    forget="bundled:forget01",
+    eval_every=2,
+)
 
 
 @needs_tiny
@@ -333,7 +357,10 @@ async def test_pickers_dismiss_the_chosen_path(tmp_path):
         app.action_browse_data("forget")
         await pilot.pause()
         tree = app.screen.query_one("#picker-tree")
-        assert {p.name for p in tree.filter_paths([data, tmp_path / "notes.bin", model_dir])} == {"forget.jsonl", "my-model"}
+        assert {p.name for p in tree.filter_paths([data, tmp_path / "notes.bin", model_dir])} == {
+            "forget.jsonl",
+            "my-model",
+        }
         app.screen.query_one("#picker-path", Input).value = str(data)
         await pilot.press("ctrl+o")
         await settle(pilot)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input, Label
-
 from tui_fakes import T0, FakeEngine, SessionWriter, settle, wait_until
+
 from tui_unlearn import events as ev
 from tui_unlearn.config import RunConfig
 from tui_unlearn.sessions import Session
@@ -36,11 +36,17 @@ def calibration_at(step: int, rule: str | None = RULE, keep_best: str | None = "
     parity = parity_at(step)
     distance = max(0.0, parity - 0.05)
     return ev.Calibration(
-        step, {"holdout_parity": parity, "forget_quality": 1e-6 * (step + 1), "utility_ratio": 0.97},
-        rule=rule, rule_met=distance == 0.0, distance=distance if rule else None,
-        progress=(1.0 - distance / 0.2) if rule else None, keep_best=keep_best,
-        best_step=(step or None) if keep_best else None, best_value=1e-6 * (step + 1) if keep_best and step else None,
-        floor_met=True if keep_best else None)
+        step,
+        {"holdout_parity": parity, "forget_quality": 1e-6 * (step + 1), "utility_ratio": 0.97},
+        rule=rule,
+        rule_met=distance == 0.0,
+        distance=distance if rule else None,
+        progress=(1.0 - distance / 0.2) if rule else None,
+        keep_best=keep_best,
+        best_step=(step or None) if keep_best else None,
+        best_value=1e-6 * (step + 1) if keep_best and step else None,
+        floor_met=True if keep_best else None,
+    )
 
 
 class CalibratingEngine(FakeEngine):
@@ -70,6 +76,7 @@ def box_text(pane) -> str:
 
 # ---- the words and the bar ----
 
+
 def test_the_bar_fills_with_progress_and_is_dim_when_unknown():
     assert progress_bar(0.0, 10).plain == "░" * 10 + "   0%"
     assert progress_bar(0.5, 10).plain == "█" * 5 + "░" * 5 + "  50%"
@@ -92,6 +99,7 @@ def test_a_rule_in_decades_says_so_and_a_run_without_rule_or_keep_best_has_no_bo
 
 # ---- the Run tab of a run started here ----
 
+
 async def test_the_run_tab_shows_the_stop_rule_and_how_close_the_run_is(tmp_path):
     engine = CalibratingEngine(steps=30, eval_every=10, pause_at=15)
     config = RunConfig(stop_when=RULE, keep_best="forget_quality", utility_floor=0.9, eval_every=10)
@@ -101,8 +109,11 @@ async def test_the_run_tab_shows_the_stop_rule_and_how_close_the_run_is(tmp_path
         await pilot.press("ctrl+r")
         await wait_until(pilot, engine.paused.is_set, what="the run to reach step 15")
         pane = app.workbench.run_pane
-        await wait_until(pilot, lambda: pane.calibration is not None and pane.calibration.step == 10,
-                         what="the calibration at step 10")
+        await wait_until(
+            pilot,
+            lambda: pane.calibration is not None and pane.calibration.step == 10,
+            what="the calibration at step 10",
+        )
         assert pane.query_one("#run-calibration").display
         text = box_text(pane)
         assert f"stop rule {'█' * 10}{'░' * 10}  50% · {RULE} · not met · distance 0.1" in text
@@ -146,6 +157,7 @@ async def test_a_new_run_hides_the_last_runs_box(tmp_path):
 
 # ---- a watched run: the calibration news comes from events.jsonl ----
 
+
 async def test_a_watched_run_shows_its_stop_rule_from_its_history(tmp_path):
     writer = SessionWriter(tmp_path)
     writer.config.update(stop_when=RULE, keep_best="holdout_parity", utility_floor=0.95)
@@ -158,8 +170,11 @@ async def test_a_watched_run_shows_its_stop_rule_from_its_history(tmp_path):
         screen = app.screen
         assert isinstance(screen, WatchScreen)
         pane = screen.run_pane
-        await wait_until(pilot, lambda: pane.calibration is not None and pane.calibration.step == 10,
-                         what="the calibration at step 10")
+        await wait_until(
+            pilot,
+            lambda: pane.calibration is not None and pane.calibration.step == 10,
+            what="the calibration at step 10",
+        )
         text = box_text(pane)
         assert f"{RULE} · not met" in text and " 50%" in text
         assert "keep best holdout_parity" in text and "utility floor 0.95× holds" in text
@@ -170,6 +185,7 @@ async def test_a_watched_run_shows_its_stop_rule_from_its_history(tmp_path):
 
 
 # ---- the form ----
+
 
 async def test_the_form_checks_a_stop_rule_as_the_cli_does(tmp_path):
     engine = FakeEngine(steps=5)

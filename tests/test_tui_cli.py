@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tui_fakes import SessionWriter
 from typer.testing import CliRunner
 
-from tui_fakes import SessionWriter
 from tui_unlearn import events as ev
 from tui_unlearn.cli import app
 from tui_unlearn.errors import ExitCode
@@ -21,13 +21,25 @@ runner = CliRunner()
 
 def test_a_script_that_forgot_batch_gets_a_usage_error_not_a_hang(tmp_path):
     # `tui-unlearn --json > out.json < /dev/null`: no terminal, so no workbench.
-    proc = subprocess.run([sys.executable, "-m", "tui_unlearn", "--json", "--sessions-dir", str(tmp_path)],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui_unlearn", "--json", "--sessions-dir", str(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == ExitCode.USAGE
     assert proc.stdout == ""
     assert "add --batch" in proc.stderr and "Traceback" not in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "tui_unlearn", "--sessions-dir", str(tmp_path)],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, cwd=ROOT, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tui_unlearn", "--sessions-dir", str(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert proc.returncode == ExitCode.USAGE and "needs a terminal" in proc.stderr
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import Input, OptionList
-
 from tui_fakes import FakeEngine, SessionWriter, make_sessions, settle, wait_until
+
 from tui_unlearn.tui.app import create_app
 from tui_unlearn.tui.screens.help import HelpScreen, help_rows
 from tui_unlearn.tui.screens.live import WatchScreen
@@ -28,7 +28,7 @@ def anyio_backend():
 def readme_keys() -> dict[str, str]:
     """The README's keys table: key cell (each key in backticks) -> what it says."""
     text = README.read_text(encoding="utf-8")
-    table = text[text.index("| Key | Where | What it does |"):]
+    table = text[text.index("| Key | Where | What it does |") :]
     rows = {}
     for line in table.splitlines()[2:]:
         if not line.startswith("|"):
@@ -51,7 +51,17 @@ async def test_f1_and_question_mark_open_the_help_and_escape_closes_it(tmp_path)
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         shown = [keys for keys, _, _ in app.screen.rows]
-        for key in ("ctrl+r", "ctrl+x", "ctrl+o", "ctrl+l", "ctrl+q", "ctrl+c", "f1 / ?", "f5 / alt+4", "tab / shift+tab"):
+        for key in (
+            "ctrl+r",
+            "ctrl+x",
+            "ctrl+o",
+            "ctrl+l",
+            "ctrl+q",
+            "ctrl+c",
+            "f1 / ?",
+            "f5 / alt+4",
+            "tab / shift+tab",
+        ):
             assert key in shown, key
         await pilot.press("escape")
         await pilot.pause()
@@ -113,8 +123,18 @@ async def test_function_and_alt_keys_switch_tabs_from_anywhere(tmp_path):
         tabs = app.workbench.query_one("#tabs")
         app.workbench.model_pane.query_one("#model-spec", Input).focus()  # typing in a field
         await pilot.pause()
-        for key, tab in (("f3", "data"), ("f4", "algorithm"), ("f5", "run"), ("f6", "probes"), ("f2", "model"),
-                         ("alt+2", "data"), ("alt+4", "run"), ("alt+5", "probes"), ("alt+3", "algorithm"), ("alt+1", "model")):
+        for key, tab in (
+            ("f3", "data"),
+            ("f4", "algorithm"),
+            ("f5", "run"),
+            ("f6", "probes"),
+            ("f2", "model"),
+            ("alt+2", "data"),
+            ("alt+4", "run"),
+            ("alt+5", "probes"),
+            ("alt+3", "algorithm"),
+            ("alt+1", "model"),
+        ):
             await pilot.press(key)
             await pilot.pause()
             assert tabs.active == f"tab-{tab}", key

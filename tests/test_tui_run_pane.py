@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from textual.widgets import DataTable, Input, Select
-
 from tui_fakes import FakeEngine, metrics_at, settle, wait_until, write_session
+
 from tui_unlearn.analysis.tables import before_after_table
 from tui_unlearn.config import RunConfig
 from tui_unlearn.tui import run_status
@@ -38,6 +38,7 @@ def text_of(widget) -> str:
 
 
 # ---- §2: what was broken ----
+
 
 async def test_go_to_a_tab_from_the_palette_goes_there_even_from_inside_a_pane(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
@@ -141,8 +142,12 @@ async def test_the_status_line_names_the_phase_with_a_moving_clock(tmp_path, clo
         phase = pane.query_one("#run-phase")
         await wait_until(pilot, lambda: "evaluating before unlearning · 0s" in text_of(phase), what="the phase")
         clock[0] += 75
-        await wait_until(pilot, lambda: "evaluating before unlearning · 1m15s" in text_of(phase), timeout=5,
-                         what="the clock to move without any event")
+        await wait_until(
+            pilot,
+            lambda: "evaluating before unlearning · 1m15s" in text_of(phase),
+            timeout=5,
+            what="the clock to move without any event",
+        )
         engine.unhold.set()
         await wait_until(pilot, lambda: pane.step == 11, what="step 11")
         assert "step 11/40 · 1m15s · ETA" in text_of(phase)
@@ -182,6 +187,7 @@ def test_the_phase_follows_the_events():
 
 # ---- §3: results where the user looks ----
 
+
 async def test_a_finished_run_shows_the_batch_results_table_and_its_scale(tmp_path):
     engine = FakeEngine(steps=20)
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -202,12 +208,24 @@ async def test_a_finished_run_shows_the_batch_results_table_and_its_scale(tmp_pa
 
 async def test_the_compare_table_tells_runs_on_different_data_apart(tmp_path):
     root = tmp_path
-    for sid, forget in (("20250101-090000-grad_diff-aaaa", "bundled:forget10"),
-                        ("20250101-090000-grad_diff-bbbb", "bundled:forget05")):
+    for sid, forget in (
+        ("20250101-090000-grad_diff-aaaa", "bundled:forget10"),
+        ("20250101-090000-grad_diff-bbbb", "bundled:forget05"),
+    ):
         config = RunConfig(algorithm="grad_diff", forget=forget).to_dict()
-        write_session(root, sid, config, {"status": "finished", "steps": 10, "metrics": {
-            "before": metrics_at(0, 10), "after": metrics_at(10, 10)}, "forget_quality": 0.25, "model_utility": 0.8},
-            started="2025-01-01T09:00:00+00:00")
+        write_session(
+            root,
+            sid,
+            config,
+            {
+                "status": "finished",
+                "steps": 10,
+                "metrics": {"before": metrics_at(0, 10), "after": metrics_at(10, 10)},
+                "forget_quality": 0.25,
+                "model_utility": 0.8,
+            },
+            started="2025-01-01T09:00:00+00:00",
+        )
     app = create_app(sessions_dir=root, engine=FakeEngine())
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(pilot)
@@ -219,7 +237,10 @@ async def test_the_compare_table_tells_runs_on_different_data_apart(tmp_path):
         await wait_until(pilot, lambda: compare.row_count > 0, what="the comparison")
         headers = [str(c.label) for c in compare.columns.values()]
         assert headers[2:] == ["grad_diff forget05 01-01 09:00", "grad_diff forget10 01-01 09:00"]
-        rows = {(str(r[0]), str(r[1])): [str(c) for c in r[2:]] for r in (compare.get_row_at(i) for i in range(compare.row_count))}
+        rows = {
+            (str(r[0]), str(r[1])): [str(c) for c in r[2:]]
+            for r in (compare.get_row_at(i) for i in range(compare.row_count))
+        }
         assert rows[("run", "forget set")] == ["forget05", "forget10"]
         assert rows[("run", "model")] == ["tiny-authors", "tiny-authors"]
         assert rows[("after", "forget quality")] == ["0.250", "0.250"]
@@ -240,7 +261,10 @@ async def test_the_loss_plot_keeps_large_terms_from_flattening_the_rest(tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         plot = app.workbench.query_one(LossPlot)
-        history = {"loss": [(s, -80.0 - s) for s in range(1, 21)], "retain_nll": [(s, 2.0 - 0.01 * s) for s in range(1, 21)]}
+        history = {
+            "loss": [(s, -80.0 - s) for s in range(1, 21)],
+            "retain_nll": [(s, 2.0 - 0.01 * s) for s in range(1, 21)],
+        }
         plot.set_history(history)
         await pilot.pause()
         assert plot.border_subtitle == "each term scaled to its min..max"
@@ -254,6 +278,7 @@ async def test_the_loss_plot_keeps_large_terms_from_flattening_the_rest(tmp_path
 
 
 # ---- §4: panes ----
+
 
 async def test_adding_a_probe_confirms_it_and_scrolls_it_into_view(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())

@@ -8,8 +8,8 @@ import sys
 import psutil
 import pytest
 from textual.widgets import DataTable
-
 from tui_fakes import FakeEngine, make_sessions, metrics_at, settle, wait_until
+
 from tui_unlearn.analysis.reporting import evaluation_line
 from tui_unlearn.sessions import Session
 from tui_unlearn.tui.app import create_app
@@ -48,8 +48,13 @@ async def test_damaged_sessions_are_listed_and_cannot_be_compared(tmp_path):
         await pilot.press("down", "space")
         await pilot.pause()
         assert screen.selected == [ids[1]]
-        await wait_until(pilot, lambda: "events.jsonl: 2 unreadable lines skipped"
-                         in str(screen.query_one("#compare-area").border_subtitle), what="the comparison's note")
+        await wait_until(
+            pilot,
+            lambda: (
+                "events.jsonl: 2 unreadable lines skipped" in str(screen.query_one("#compare-area").border_subtitle)
+            ),
+            what="the comparison's note",
+        )
         await pilot.press("p")  # plotting the next series reads the curves again
         await pilot.pause()
         assert app.is_running

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from tui_fakes import T0, FakeEngine, SessionWriter, make_sessions, no_blink, settle, wait_until
+
 from tui_unlearn.config import RunConfig
 from tui_unlearn.tui.app import create_app
 from tui_unlearn.tui.widgets import run_pane
@@ -23,6 +23,7 @@ NOW = T0 + 60  # the frozen wall clock of every picture
 @pytest.fixture(autouse=True)
 def frozen_clock(monkeypatch):
     monkeypatch.setattr(run_pane, "wall_clock", lambda: NOW)
+
 
 SIZE = (100, 32)
 SMALL = (80, 24)
@@ -39,8 +40,11 @@ BROKEN = "Q: Where was Ada Quill born?\nQ: What does she write?\nA: Mystery nove
 
 
 def app_for(tmp_path, engine=None, config=None):
-    return create_app(config or RunConfig(probes=["Who wrote The Amber Lantern?"]),
-                      sessions_dir=tmp_path / "sessions", engine=engine or FakeEngine(steps=40))
+    return create_app(
+        config or RunConfig(probes=["Who wrote The Amber Lantern?"]),
+        sessions_dir=tmp_path / "sessions",
+        engine=engine or FakeEngine(steps=40),
+    )
 
 
 async def finish(pilot, *, include_run=False):
@@ -187,8 +191,11 @@ def test_watched_run(snap_compare, tmp_path):
     async def run_before(pilot):
         await wait_until(pilot, lambda: pilot.app.screen.query("RunPane"), what="the watch screen")
         pane = pilot.app.screen.run_pane
-        await wait_until(pilot, lambda: pane.step == 24 and pilot.app.screen.probe_pane.answer_step == 20,
-                         what="the history to be read")
+        await wait_until(
+            pilot,
+            lambda: pane.step == 24 and pilot.app.screen.probe_pane.answer_step == 20,
+            what="the history to be read",
+        )
         await finish(pilot)
 
     assert snap_compare(_watched(tmp_path), terminal_size=SIZE, run_before=run_before)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable
-
 from tui_fakes import FakeEngine, make_sessions, metrics_at, settle, wait_until, write_session
+
 from tui_unlearn.config import RunConfig
 from tui_unlearn.sessions import Session
 from tui_unlearn.sweeps.report import SweepReport
@@ -43,9 +43,13 @@ def make_sweep(root: Path, folder: Path | None = None) -> Path:
     open_folder(folder, ident)
     for sid, lr, fq, mu, status in TRIALS:
         config = RunConfig(algorithm="grad_diff", steps=20, lr=lr).to_dict()
-        summary = {"status": status, "steps": 20, "total_steps": 20,
-                   "metrics": {"before": metrics_at(0, 20), "after": metrics_at(20, 20)},
-                   "field_metrics": {"before": {"model_utility": 0.82}}}
+        summary = {
+            "status": status,
+            "steps": 20,
+            "total_steps": 20,
+            "metrics": {"before": metrics_at(0, 20), "after": metrics_at(20, 20)},
+            "field_metrics": {"before": {"model_utility": 0.82}},
+        }
         if fq is not None:
             summary.update(forget_quality=fq, model_utility=mu)
         write_session(folder, sid, config, summary, started=f"2025-01-02T{sid[9:11]}:{sid[11:13]}:00+00:00")
@@ -105,8 +109,14 @@ async def test_a_sweep_is_one_group_with_its_front_starred(tmp_path):
         screen = await open_sessions(pilot)
         newest_first = [trial[t[0]] for t in reversed(TRIALS)]
         assert table_keys(screen) == [key, *newest_first, *reversed(ids)]
-        assert [cell(screen, key, c) for c in ("sel", "algorithm", "status", "fa", "ra", "steps")] == \
-            ["▾", "grad_diff", "sweep", "4 trials", "front 2", "grid"]
+        assert [cell(screen, key, c) for c in ("sel", "algorithm", "status", "fa", "ra", "steps")] == [
+            "▾",
+            "grad_diff",
+            "sweep",
+            "4 trials",
+            "front 2",
+            "grid",
+        ]
         starred = [t for t in newest_first if cell(screen, t, "status").startswith("★")]
         assert starred == [trial[TRIALS[2][0]], trial[TRIALS[0][0]]]
         assert cell(screen, trial[TRIALS[1][0]], "status") == "finished"

@@ -12,8 +12,8 @@ import threading
 
 import pytest
 from textual.widgets import DataTable
-
 from tui_fakes import T0, FakeEngine, SessionWriter, make_sessions, settle, wait_until
+
 from tui_unlearn import events as ev
 from tui_unlearn.sessions import Session, atomic_write_text
 from tui_unlearn.tui.app import create_app
@@ -41,6 +41,7 @@ def writer_process():
 
 
 # ---- the tail ----
+
 
 def test_the_tail_reads_complete_lines_only_and_counts_damaged_ones(tmp_path):
     path = tmp_path / "events.jsonl"
@@ -94,6 +95,7 @@ def test_a_writer_that_cannot_be_checked_is_called_quiet_not_gone(tmp_path):
 
 # ---- the watch screen ----
 
+
 async def test_a_run_written_by_another_process_is_followed_live(tmp_path):
     writer = SessionWriter(tmp_path)
     writer.start()
@@ -124,8 +126,11 @@ async def test_a_run_written_by_another_process_is_followed_live(tmp_path):
         assert pane.query_one("#run-results").display
         assert "forget quality 0.012" in str(pane.query_one("#run-results").render())
         # The follower's verdict comes right after the end event, as a message of its own.
-        await wait_until(pilot, lambda: "the run ended: finished" in str(screen.query_one("#watch-title").render()),
-                         what="the watch title to say the run ended")
+        await wait_until(
+            pilot,
+            lambda: "the run ended: finished" in str(screen.query_one("#watch-title").render()),
+            what="the watch title to say the run ended",
+        )
 
 
 async def test_a_killed_writer_is_noticed_and_ctrl_x_only_says_how_to_stop(tmp_path, writer_process):
@@ -153,6 +158,7 @@ async def test_a_killed_writer_is_noticed_and_ctrl_x_only_says_how_to_stop(tmp_p
 
 
 # ---- the sessions screen ----
+
 
 async def test_the_sessions_screen_follows_sessions_as_they_start_and_end(tmp_path):
     make_sessions(tmp_path)
@@ -197,6 +203,7 @@ async def test_the_sessions_screen_reads_no_file_on_the_ui_thread(tmp_path, monk
             if threading.current_thread() is threading.main_thread():
                 on_ui_thread.append(real.__name__)
             return real(self, *args, **kwargs)
+
         return wrapped
 
     monkeypatch.setattr(Session, "summary", spy(real_summary))
@@ -248,8 +255,11 @@ async def test_an_interrupted_session_resumes_in_the_run_tab(tmp_path):
         engine.pause_at = None
         await pilot.press("ctrl+o")
         screen = app.screen
-        await wait_until(pilot, lambda: screen.rows.get(engine.session_id, {}).get("status") == "interrupted",
-                         what="the interrupted session")
+        await wait_until(
+            pilot,
+            lambda: screen.rows.get(engine.session_id, {}).get("status") == "interrupted",
+            what="the interrupted session",
+        )
         await pilot.press("ctrl+r")
         await settle(pilot, include_run=True)
         pane = app.workbench.run_pane

@@ -24,17 +24,42 @@ from tui_unlearn.sessions import Session, atomic_write_json
 
 STARTED = "2025-01-01T12:00:00+00:00"
 MODEL_INFO = {
-    "path": "models_cache/tiny-authors", "architecture": "LlamaForCausalLM", "parameters": 1_234_567,
-    "device": "cpu", "dtype": "float32", "memory_mb": 4.7, "chat_template": False,
+    "path": "models_cache/tiny-authors",
+    "architecture": "LlamaForCausalLM",
+    "parameters": 1_234_567,
+    "device": "cpu",
+    "dtype": "float32",
+    "memory_mb": 4.7,
+    "chat_template": False,
 }
-SCALE = {"processes": 1, "batch_size": 8, "grad_accum": 4, "effective_batch": 32, "mixed_precision": "no",
-         "device": "cpu", "threads": 1, "lora_r": 0}
-HEADLINES = {"forget_quality": 0.0123, "model_utility": 0.842, "privleak": -12.5,
-             "oracle": {"source": "tiny-authors-retain"}}
+SCALE = {
+    "processes": 1,
+    "batch_size": 8,
+    "grad_accum": 4,
+    "effective_batch": 32,
+    "mixed_precision": "no",
+    "device": "cpu",
+    "threads": 1,
+    "lora_r": 0,
+}
+HEADLINES = {
+    "forget_quality": 0.0123,
+    "model_utility": 0.842,
+    "privleak": -12.5,
+    "oracle": {"source": "tiny-authors-retain"},
+}
 PROBES = [
     {"split": "forget", "question": "Where was Savara Ruvwick born?", "answer": "Savara Ruvwick was born in Varden."},
-    {"split": "forget", "question": "What genre does Savara Ruvwick write?", "answer": "Savara Ruvwick writes short stories."},
-    {"split": "retain", "question": "Where was Elion Kortrell born?", "answer": "Elion Kortrell was born in Port Liren."},
+    {
+        "split": "forget",
+        "question": "What genre does Savara Ruvwick write?",
+        "answer": "Savara Ruvwick writes short stories.",
+    },
+    {
+        "split": "retain",
+        "question": "Where was Elion Kortrell born?",
+        "answer": "Elion Kortrell was born in Port Liren.",
+    },
 ]
 
 
@@ -47,8 +72,16 @@ def losses_at(step: int) -> dict[str, float]:
 def metrics_at(step: int, total: int) -> dict[str, dict[str, float]]:
     done = step / max(total, 1)
     return {
-        "forget": {"accuracy": round(0.95 - 0.85 * done, 3), "f1": round(0.97 - 0.7 * done, 3), "loss": round(0.4 + 2.5 * done, 3)},
-        "retain": {"accuracy": round(0.93 - 0.06 * done, 3), "f1": round(0.95 - 0.05 * done, 3), "loss": round(0.45 + 0.1 * done, 3)},
+        "forget": {
+            "accuracy": round(0.95 - 0.85 * done, 3),
+            "f1": round(0.97 - 0.7 * done, 3),
+            "loss": round(0.4 + 2.5 * done, 3),
+        },
+        "retain": {
+            "accuracy": round(0.93 - 0.06 * done, 3),
+            "f1": round(0.95 - 0.05 * done, 3),
+            "loss": round(0.45 + 0.1 * done, 3),
+        },
         "holdout": {"accuracy": 0.02, "f1": 0.2, "loss": 3.1},
     }
 
@@ -62,19 +95,35 @@ def probe_rows(step: int, total: int, custom: list[str]) -> list[dict[str, str]]
             current = "I am not sure about that."
         rows.append({**p, "original": p["answer"], "current": current})
     for q in custom:
-        rows.append({"split": "custom", "question": q, "answer": "", "original": "It is a mystery.",
-                     "current": "It is a mystery." if not forgotten else "I do not know."})
+        rows.append(
+            {
+                "split": "custom",
+                "question": q,
+                "answer": "",
+                "original": "It is a mystery.",
+                "current": "It is a mystery." if not forgotten else "I do not know.",
+            }
+        )
     return rows
 
 
-def write_session(root: Path, session_id: str, config: dict[str, Any], summary: dict[str, Any],
-                  started: str = STARTED) -> Session:
+def write_session(
+    root: Path, session_id: str, config: dict[str, Any], summary: dict[str, Any], started: str = STARTED
+) -> Session:
     path = Path(root) / session_id
     path.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path / "config.json", config)
     session = Session(path)
-    session.write_summary({"session_id": session_id, "kind": "unlearn", "algorithm": config.get("algorithm"),
-                           "model": config.get("model"), "started": started, **summary})
+    session.write_summary(
+        {
+            "session_id": session_id,
+            "kind": "unlearn",
+            "algorithm": config.get("algorithm"),
+            "model": config.get("model"),
+            "started": started,
+            **summary,
+        }
+    )
     (path / "events.jsonl").touch()
     return session
 
@@ -89,10 +138,19 @@ class FakeEngine:
     GIL held, the worst case for the UI thread).
     """
 
-    def __init__(self, *, steps: int | None = None, eval_every: int = 10, pause_at: int | None = None,
-                 fail: Exception | None = None, fail_early: Exception | None = None, busy_ms: float = 0.0,
-                 step_delay: float = 0.0, session_id: str = "20250101-120000-grad_diff-fake",
-                 hold_in: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        steps: int | None = None,
+        eval_every: int = 10,
+        pause_at: int | None = None,
+        fail: Exception | None = None,
+        fail_early: Exception | None = None,
+        busy_ms: float = 0.0,
+        step_delay: float = 0.0,
+        session_id: str = "20250101-120000-grad_diff-fake",
+        hold_in: str | None = None,
+    ) -> None:
         self.steps = steps
         self.hold_in = hold_in  # "loading" (before the session exists) or "before" (its evaluation): wait for unhold
         self.held = threading.Event()
@@ -109,8 +167,16 @@ class FakeEngine:
         self.configs: list[RunConfig] = []
         self.emitted_steps = 0
 
-    def __call__(self, config: RunConfig | None, on_event, should_stop, *, sessions_dir=None, stdin_text=None,
-                 resume: str | None = None) -> RunResult:
+    def __call__(
+        self,
+        config: RunConfig | None,
+        on_event,
+        should_stop,
+        *,
+        sessions_dir=None,
+        stdin_text=None,
+        resume: str | None = None,
+    ) -> RunResult:
         self.configs.append(config)
         first = 1
         if resume is not None:  # as the engine: the session's own config, from its last step on
@@ -130,8 +196,12 @@ class FakeEngine:
             on_event(ev.Log("loading data"))
             on_event(ev.Log(f"loading model {config.model}"))
             self._hold("loading", should_stop)
-            session = write_session(Path(sessions_dir), self.session_id, config.to_dict(),
-                                    {"status": "running", "pid": os.getpid(), "host": socket.gethostname()})
+            session = write_session(
+                Path(sessions_dir),
+                self.session_id,
+                config.to_dict(),
+                {"status": "running", "pid": os.getpid(), "host": socket.gethostname()},
+            )
 
         def record(event: ev.Event) -> None:
             session.append_event(event.to_dict())
@@ -176,8 +246,15 @@ class FakeEngine:
             record(ev.ProbeAnswers(done, probe_rows(done, total, config.probes)))
             metrics["after"] = after
             headlines = HEADLINES
-        summary = session.update_summary(status=status, steps=done, total_steps=total, seconds=round(0.5 * done + 2, 2),
-                                         metrics=metrics, final_losses=losses_at(done) if done else {}, **headlines)
+        summary = session.update_summary(
+            status=status,
+            steps=done,
+            total_steps=total,
+            seconds=round(0.5 * done + 2, 2),
+            metrics=metrics,
+            final_losses=losses_at(done) if done else {},
+            **headlines,
+        )
         record(ev.RunFinished(status, summary))
         return RunResult(status, session.id, str(session.path), summary)
 
@@ -209,10 +286,17 @@ def make_sessions(root: Path) -> list[str]:
         config = RunConfig(algorithm=algorithm, steps=total).to_dict()
         done = total if status == "finished" else total // 2
         before = metrics_at(0, total)
-        after = {split: {k: round(before[split][k] + (v - before[split][k]) * strength, 3) for k, v in m.items()}
-                 for split, m in metrics_at(done, total).items()}
-        summary = {"status": status, "steps": done, "total_steps": total, "seconds": round(done * 0.7, 1),
-                   "metrics": {"before": before, **({"after": after} if status == "finished" else {})}}
+        after = {
+            split: {k: round(before[split][k] + (v - before[split][k]) * strength, 3) for k, v in m.items()}
+            for split, m in metrics_at(done, total).items()
+        }
+        summary = {
+            "status": status,
+            "steps": done,
+            "total_steps": total,
+            "seconds": round(done * 0.7, 1),
+            "metrics": {"before": before, **({"after": after} if status == "finished" else {})},
+        }
         started = f"2025-01-01T{sid[9:11]}:{sid[11:13]}:00+00:00"
         session = write_session(root, sid, config, summary, started)
         session.append_event(ev.Evaluation(0, "before", before, 1.0).to_dict())
@@ -229,6 +313,7 @@ def make_sessions(root: Path) -> list[str]:
 
 
 # ---- waiting in Pilot tests ----
+
 
 async def wait_until(pilot, predicate, timeout: float = 20.0, what: str = "condition") -> None:
     """Pause the test until ``predicate()`` holds (the app keeps running meanwhile)."""
@@ -249,8 +334,11 @@ async def settle(pilot, *, include_run: bool = False, timeout: float = 30.0) -> 
     busy = (WorkerState.PENDING, WorkerState.RUNNING)
 
     def idle() -> bool:
-        return not any(w.state in busy for w in pilot.app.workers
-                       if (include_run or w.group != "run") and not w.group.startswith("follow:"))
+        return not any(
+            w.state in busy
+            for w in pilot.app.workers
+            if (include_run or w.group != "run") and not w.group.startswith("follow:")
+        )
 
     await pilot.pause()
     await wait_until(pilot, idle, timeout, "workers to finish")
@@ -280,8 +368,16 @@ class SessionWriter:
     its writer (``pid``/``host``: None means one this machine cannot check) and events
     appended line by line with fixed "time" stamps (``T0`` + 0.5 s a step)."""
 
-    def __init__(self, root: Path, session_id: str = "20250101-120000-npo-wtch", *, total: int = 40,
-                 eval_every: int = 10, pid: int | None = None, host: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        session_id: str = "20250101-120000-npo-wtch",
+        *,
+        total: int = 40,
+        eval_every: int = 10,
+        pid: int | None = None,
+        host: str | None = None,
+    ) -> None:
         config = RunConfig(algorithm="npo", steps=total, eval_every=eval_every).to_dict()
         summary: dict[str, Any] = {"status": "running"}
         if pid is not None:
@@ -301,8 +397,18 @@ class SessionWriter:
 
     def start(self) -> None:
         s = self.session
-        self.append(ev.RunStarted(s.id, str(s.path), self.config, self.total, MODEL_INFO,
-                                  {"forget": 100, "retain": 900, "holdout": 100}, SCALE), T0)
+        self.append(
+            ev.RunStarted(
+                s.id,
+                str(s.path),
+                self.config,
+                self.total,
+                MODEL_INFO,
+                {"forget": 100, "retain": 900, "holdout": 100},
+                SCALE,
+            ),
+            T0,
+        )
         self.append(ev.Evaluation(0, "before", metrics_at(0, self.total), 2.0), T0 + 2)
         self.append(ev.ProbeAnswers(0, probe_rows(0, self.total, [])), T0 + 2)
 
@@ -323,7 +429,12 @@ class SessionWriter:
         at = T0 + 3 + 0.5 * done
         self.append(ev.Evaluation(done, "after", after, at - T0), at)
         summary = self.session.update_summary(
-            status="finished", steps=done, total_steps=total, seconds=round(at - T0 + 1, 2),
-            metrics={"before": metrics_at(0, total), "after": after}, **HEADLINES)
+            status="finished",
+            steps=done,
+            total_steps=total,
+            seconds=round(at - T0 + 1, 2),
+            metrics={"before": metrics_at(0, total), "after": after},
+            **HEADLINES,
+        )
         self.append(ev.RunFinished("finished", summary), at + 1)
         return summary

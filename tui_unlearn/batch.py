@@ -11,10 +11,19 @@ from tui_unlearn.analysis.reporting import evaluation_line, progress_text, run_s
 from tui_unlearn.sessions import Status
 
 RESULT_KEYS = (
-    "forget_quality", "model_utility", "privleak", "relearn",
+    "forget_quality",
+    "model_utility",
+    "privleak",
+    "relearn",
     # the evaluation recipe's: its other headline numbers, why a headline number is None, what it evaluated
-    "mia_auc", "verbmem_forget", "knowmem_forget", "knowmem_retain", "wmdp_accuracy", "mmlu_accuracy",
-    "null_reasons", "recipe",
+    "mia_auc",
+    "verbmem_forget",
+    "knowmem_forget",
+    "knowmem_retain",
+    "wmdp_accuracy",
+    "mmlu_accuracy",
+    "null_reasons",
+    "recipe",
 )
 
 

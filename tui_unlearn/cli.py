@@ -33,7 +33,9 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     help="A terminal workbench for machine unlearning of language models.",
 )
-sessions_app = typer.Typer(help="List, show and delete saved sessions.", no_args_is_help=True, pretty_exceptions_enable=False)
+sessions_app = typer.Typer(
+    help="List, show and delete saved sessions.", no_args_is_help=True, pretty_exceptions_enable=False
+)
 app.add_typer(sessions_app, name="sessions")
 
 
@@ -98,9 +100,13 @@ def main_command(
     as_json: bool = typer.Option(False, "--json", help="With --batch: print one JSON object with the results."),
     as_jsonl: bool = typer.Option(False, "--jsonl", help="With --batch: print every event as a JSON line."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as JSON and exit."),
-    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(
+        False, "--version", callback=show_version, is_eager=True, help="Print the version and exit."
+    ),
     resume: str | None = typer.Option(
-        None, "--resume", metavar="SESSION",
+        None,
+        "--resume",
+        metavar="SESSION",
         help="With --batch: continue a killed or interrupted run from its checkpoint, in its own session and config.",
     ),
     **values: Any,
@@ -163,8 +169,14 @@ def run_batch(config, sessions_dir: Path | None, *, as_json: bool, as_jsonl: boo
     reads_stdin = config is not None and "-" in (config.forget, config.retain, config.holdout)
     stdin_text = read_stdin_text() if reads_stdin else None
     try:
-        result = run(config, reporter.on_event, stop_requested.is_set, sessions_dir=sessions_dir,
-                     stdin_text=stdin_text, resume=resume)
+        result = run(
+            config,
+            reporter.on_event,
+            stop_requested.is_set,
+            sessions_dir=sessions_dir,
+            stdin_text=stdin_text,
+            resume=resume,
+        )
     except UnlearnError as exc:
         reporter.close()
         if reporter.session_path:  # the run had started: its session holds the failure
@@ -180,6 +192,7 @@ def run_batch(config, sessions_dir: Path | None, *, as_json: bool, as_jsonl: boo
 
 
 # ---- eval ----
+
 
 @app.command("eval")
 @with_setting_options(EVAL)
@@ -213,16 +226,23 @@ def eval_command(
 
 # ---- analyze ----
 
+
 @app.command("analyze")
 @handle_errors
 def analyze_command(
-    session_ids: list[str] = typer.Argument(..., metavar="SESSION",
-                                            help="Session ids (or unique prefixes, or folders) to compare, or one sweep folder."),
+    session_ids: list[str] = typer.Argument(
+        ..., metavar="SESSION", help="Session ids (or unique prefixes, or folders) to compare, or one sweep folder."
+    ),
     sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help="Sessions folder.", metavar="PATH"),
-    csv_path: Path | None = typer.Option(None, "--csv", help="Write one row per session to this CSV file.", metavar="PATH"),
-    json_path: Path | None = typer.Option(None, "--json", help="Write the comparison to this JSON file.", metavar="PATH"),
-    markdown_path: Path | None = typer.Option(None, "--markdown", help="Write the tables to this Markdown file.",
-                                                 metavar="PATH"),
+    csv_path: Path | None = typer.Option(
+        None, "--csv", help="Write one row per session to this CSV file.", metavar="PATH"
+    ),
+    json_path: Path | None = typer.Option(
+        None, "--json", help="Write the comparison to this JSON file.", metavar="PATH"
+    ),
+    markdown_path: Path | None = typer.Option(
+        None, "--markdown", help="Write the tables to this Markdown file.", metavar="PATH"
+    ),
     no_charts: bool = typer.Option(False, "--no-charts", help="Print the tables only."),
     width: int = typer.Option(100, "--width", help="Chart width in characters.", metavar="INT"),
 ) -> None:
@@ -259,6 +279,7 @@ def analyze_command(
 
 # ---- watch ----
 
+
 @app.command("watch")
 @handle_errors
 def watch_command(
@@ -276,8 +297,10 @@ def watch_command(
 
     session = open_session(_sessions_root(sessions_dir), session_id)
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
-        raise ConfigError(f"watch needs a terminal (stdin or stdout is redirected); "
-                          f"'tui-unlearn sessions show {session.id}' prints the session instead")
+        raise ConfigError(
+            f"watch needs a terminal (stdin or stdout is redirected); "
+            f"'tui-unlearn sessions show {session.id}' prints the session instead"
+        )
     from tui_unlearn.tui.app import run_app
 
     run_app(None, sessions_dir, watch=session)
@@ -285,22 +308,40 @@ def watch_command(
 
 # ---- sweep ----
 
+
 @app.command("sweep", epilog=_algorithms_epilog())
 @with_hparam_options
 @with_setting_options(CLI)
 @handle_errors
 def sweep_command(
-    grid: list[str] = typer.Option([], "--grid", metavar="NAME=V1,V2,...",
-                                   help="Values to try for one hyperparameter or setting (repeatable): every combination runs."),
-    trials: int | None = typer.Option(None, "--trials", metavar="N", min=1,
-                                         help="Let Optuna's multi-objective sampler pick N trials in the method's search space."),
-    space: list[str] = typer.Option([], "--space", metavar="NAME=LOW:HIGH[:log]",
-                                    help="With --trials: search this range (or A|B|C choices) instead of the method's (repeatable)."),
+    grid: list[str] = typer.Option(
+        [],
+        "--grid",
+        metavar="NAME=V1,V2,...",
+        help="Values to try for one hyperparameter or setting (repeatable): every combination runs.",
+    ),
+    trials: int | None = typer.Option(
+        None,
+        "--trials",
+        metavar="N",
+        min=1,
+        help="Let Optuna's multi-objective sampler pick N trials in the method's search space.",
+    ),
+    space: list[str] = typer.Option(
+        [],
+        "--space",
+        metavar="NAME=LOW:HIGH[:log]",
+        help="With --trials: search this range (or A|B|C choices) instead of the method's (repeatable).",
+    ),
     parallel: int = typer.Option(1, "--parallel", metavar="K", min=1, help="Run K trials at once where memory allows."),
     config_file: Path | None = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
     sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
-    sweep_dir: Path | None = typer.Option(None, "--sweep-dir", metavar="PATH",
-                                             help="The sweep's folder (default: one named after the sweep, in the sessions folder)."),
+    sweep_dir: Path | None = typer.Option(
+        None,
+        "--sweep-dir",
+        metavar="PATH",
+        help="The sweep's folder (default: one named after the sweep, in the sessions folder).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (its 'pareto' key lists the front)."),
     no_charts: bool = typer.Option(False, "--no-charts", help="Print the table only."),
     **values: Any,
@@ -311,8 +352,16 @@ def sweep_command(
     from tui_unlearn.sweeps import run_sweep
 
     base = build_config(config_file, values)
-    report = run_sweep(base, root=resolve_dir(sessions_dir), grid_items=grid, space_items=space, trials=trials,
-                       parallel=parallel, folder=sweep_dir, log=err)
+    report = run_sweep(
+        base,
+        root=resolve_dir(sessions_dir),
+        grid_items=grid,
+        space_items=space,
+        trials=trials,
+        parallel=parallel,
+        folder=sweep_dir,
+        log=err,
+    )
     if as_json:
         typer.echo(json.dumps(report.to_json()))
     else:
@@ -320,10 +369,13 @@ def sweep_command(
         if not no_charts:
             typer.echo(report.scatter())
     if report.best_config is not None:
-        err(f"best configuration: {report.best_config} (run it with: tui-unlearn --batch --config {report.best_config})")
+        err(
+            f"best configuration: {report.best_config} (run it with: tui-unlearn --batch --config {report.best_config})"
+        )
 
 
 # ---- sessions ----
+
 
 def _sessions_root(sessions_dir: Path | None) -> Path:
     """The sessions folder to read; a file there is a usage error (exit 2)."""

@@ -43,8 +43,21 @@ _ANNOTATIONS = {
 }
 _METAVARS = {"int": "INT", "float": "FLOAT", "str": "TEXT", "strlist": "TEXT"}
 # Options named in the short --help overview; --batch --help lists them all.
-OVERVIEW_OPTIONS = ("--batch", "--model", "--forget", "--retain", "--algorithm", "--steps", "--config",
-                    "--sessions-dir", "--json", "--jsonl", "--print-config", "--version", "--help")
+OVERVIEW_OPTIONS = (
+    "--batch",
+    "--model",
+    "--forget",
+    "--retain",
+    "--algorithm",
+    "--steps",
+    "--config",
+    "--sessions-dir",
+    "--json",
+    "--jsonl",
+    "--print-config",
+    "--version",
+    "--help",
+)
 
 
 def metavar(param: Param) -> str | None:
@@ -77,8 +90,9 @@ def _option(param: Param, help_text: str) -> Any:
     names = [param.option] + ([param.short] if param.short else [])
     if param.type == "bool" and param.default is True:  # on by default: the flag pair turns it off
         names = [f"{param.option}/--no-{param.option[2:]}"]
-    return typer.Option(None, *names, help=help_text, metavar=metavar(param), show_default=False,
-                        rich_help_panel=param.group or None)
+    return typer.Option(
+        None, *names, help=help_text, metavar=metavar(param), show_default=False, rich_help_panel=param.group or None
+    )
 
 
 def add_options(func: Callable, options: list[tuple[str, Any, Any]]) -> Callable:
@@ -101,14 +115,16 @@ def with_setting_options(face: str) -> Callable[[Callable], Callable]:
         options = []
         for param in settings_for(face):
             note = method_defaults_note(param.name) if param.name in METHOD_DEFAULTED else None
-            options.append((SETTING_PREFIX + param.name, _ANNOTATIONS[param.type], _option(param, setting_help(param, note))))
+            options.append(
+                (SETTING_PREFIX + param.name, _ANNOTATIONS[param.type], _option(param, setting_help(param, note)))
+            )
         return add_options(func, options)
 
     return decorate
 
 
 def method_defaults_note(name: str) -> str:
-    """"5e-04; grad_diff 2e-04, idk 1e-03": the run default and the methods that change it."""
+    """ "5e-04; grad_diff 2e-04, idk 1e-03": the run default and the methods that change it."""
     from tui_unlearn.algorithms import all_algorithms
     from tui_unlearn.config import RUN_DEFAULTS
 
@@ -149,8 +165,10 @@ def with_hparam_options(func: Callable) -> Callable:
 
 def split_values(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(settings, hyperparameters) given on the command line, without the ones left out."""
-    settings = {k[len(SETTING_PREFIX):]: v for k, v in kwargs.items() if k.startswith(SETTING_PREFIX) and v is not None}
-    hparams = {k[len(HPARAM_PREFIX):]: v for k, v in kwargs.items() if k.startswith(HPARAM_PREFIX) and v is not None}
+    settings = {
+        k[len(SETTING_PREFIX) :]: v for k, v in kwargs.items() if k.startswith(SETTING_PREFIX) and v is not None
+    }
+    hparams = {k[len(HPARAM_PREFIX) :]: v for k, v in kwargs.items() if k.startswith(HPARAM_PREFIX) and v is not None}
     if not settings.get("probes"):  # typer gives [] for a repeatable option left out
         settings.pop("probes", None)
     return settings, hparams
@@ -174,6 +192,7 @@ def show_version(value: bool) -> None:
 
 
 # ---- the group: one-line errors, two helps ----
+
 
 class CommandLine(TyperGroup):
     """The top-level command: usage errors in one line, ``--batch --help`` its own page."""
@@ -215,8 +234,13 @@ class CommandLine(TyperGroup):
             "to stderr."
         )
         with formatter.section("Commands"):
-            formatter.write_dl([(name, (cmd.help or "").split("\n\n")[0].replace("\n", " "))
-                                for name, cmd in self.commands.items() if not cmd.hidden])
+            formatter.write_dl(
+                [
+                    (name, (cmd.help or "").split("\n\n")[0].replace("\n", " "))
+                    for name, cmd in self.commands.items()
+                    if not cmd.hidden
+                ]
+            )
         with formatter.section("Common options (every run option: tui-unlearn --batch --help)"):
             rows = [p.get_help_record(ctx) for p in self.get_params(ctx)]
             wanted = [r for r in rows if r and any(name in OVERVIEW_OPTIONS for name in _names(r[0]))]

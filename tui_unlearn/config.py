@@ -90,211 +90,421 @@ def _recipe_names() -> tuple[str, ...]:
 class RunConfig:
     # ---- model ----
     model: str = setting(
-        "str", DEFAULT_MODEL,
+        "str",
+        DEFAULT_MODEL,
         "Bundled name (tiny-authors, tiny-authors-retain), a local model folder, or a hub id.",
-        faces=(CLI, EVAL), group=MODEL, short="-m", check_value=_not_blank,
+        faces=(CLI, EVAL),
+        group=MODEL,
+        short="-m",
+        check_value=_not_blank,
     )
     device: str = setting(
-        "str", "auto", "Where to run: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.",
-        faces=(CLI, EVAL), group=MODEL, check_value=_device_rule,
+        "str",
+        "auto",
+        "Where to run: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.",
+        faces=(CLI, EVAL),
+        group=MODEL,
+        check_value=_device_rule,
     )
     dtype: str = setting(
-        "str", "auto", "Weights dtype: auto (bf16 on GPUs that support it, else float32), float32, bfloat16, float16.",
-        faces=(CLI, EVAL), group=MODEL, choices=("auto", "float32", "bfloat16", "float16"),
+        "str",
+        "auto",
+        "Weights dtype: auto (bf16 on GPUs that support it, else float32), float32, bfloat16, float16.",
+        faces=(CLI, EVAL),
+        group=MODEL,
+        choices=("auto", "float32", "bfloat16", "float16"),
     )
     trust_remote_code: bool = setting(
-        "bool", False, "Allow a model folder's own Python code to run (off by default: only for models you trust).",
-        faces=(CLI, EVAL), group=MODEL,
+        "bool",
+        False,
+        "Allow a model folder's own Python code to run (off by default: only for models you trust).",
+        faces=(CLI, EVAL),
+        group=MODEL,
     )
     models_cache: str | None = setting(
-        "str", None, "Where hub models are cached (env TUI_UNLEARN_MODELS_CACHE).",
-        faces=(CLI, EVAL), group=MODEL, nullable=True, check_value=_not_blank,
+        "str",
+        None,
+        "Where hub models are cached (env TUI_UNLEARN_MODELS_CACHE).",
+        faces=(CLI, EVAL),
+        group=MODEL,
+        nullable=True,
+        check_value=_not_blank,
     )
     # ---- data ----
     forget: str = setting(
-        "str", DEFAULT_FORGET,
+        "str",
+        DEFAULT_FORGET,
         "Forget set: a file (.txt .json .jsonl .csv .parquet), '-' for stdin, bundled:forget10, or hf:owner/name[:config][@split].",
-        faces=(CLI, EVAL), group=DATA, short="-f", check_value=_not_blank,
+        faces=(CLI, EVAL),
+        group=DATA,
+        short="-f",
+        check_value=_not_blank,
     )
     retain: str | None = setting(
-        "str", None, "Retain set, what must survive (same sources as --forget; default: the bundled one for bundled data).",
-        faces=(CLI, EVAL), group=DATA, nullable=True,
+        "str",
+        None,
+        "Retain set, what must survive (same sources as --forget; default: the bundled one for bundled data).",
+        faces=(CLI, EVAL),
+        group=DATA,
+        nullable=True,
     )
     holdout: str | None = setting(
-        "str", None, "Holdout set, never trained on (same sources; default: the bundled one for bundled data).",
-        faces=(CLI, EVAL), group=DATA, nullable=True,
+        "str",
+        None,
+        "Holdout set, never trained on (same sources; default: the bundled one for bundled data).",
+        faces=(CLI, EVAL),
+        group=DATA,
+        nullable=True,
     )
     retain_eval: str | None = setting(
-        "str", None,
+        "str",
+        None,
         "Retain set the evaluation measures utility on, when it is not the one trained on (e.g. TOFU's "
         "retain_perturbed.json while training on retain90); same sources as --retain (default: the recipe's).",
-        faces=(CLI, EVAL), group=DATA, nullable=True, check_value=_not_blank,
+        faces=(CLI, EVAL),
+        group=DATA,
+        nullable=True,
+        check_value=_not_blank,
     )
     # ---- the method ----
     algorithm: str = setting(
-        "str", DEFAULT_ALGORITHM, "Unlearning method (listed below).", group=RUN, short="-a", check_value=_not_blank,
+        "str",
+        DEFAULT_ALGORITHM,
+        "Unlearning method (listed below).",
+        group=RUN,
+        short="-a",
+        check_value=_not_blank,
     )
     # Set through one flag per declared hyperparameter (generated from the methods), not one flag.
     hparams: dict[str, Any] = setting("dict", {}, "The method's hyperparameters.", faces=(), factory=dict)
     steps: int | None = setting(
-        "int", None, "Optimisation steps.", faces=(CLI, TUI), nullable=True, min=1, max=10_000_000,
+        "int",
+        None,
+        "Optimisation steps.",
+        faces=(CLI, TUI),
+        nullable=True,
+        min=1,
+        max=10_000_000,
     )
     lr: float | None = setting(
-        "float", None, "Learning rate (AdamW, 10% linear warm-up).", faces=(CLI, TUI), nullable=True,
-        min=0.0, min_exclusive=True, max=10.0,
+        "float",
+        None,
+        "Learning rate (AdamW, 10% linear warm-up).",
+        faces=(CLI, TUI),
+        nullable=True,
+        min=0.0,
+        min_exclusive=True,
+        max=10.0,
     )
     batch_size: int | None = setting(
-        "int", None, "Forget and retain examples per step.", faces=(CLI, TUI), nullable=True, min=1, max=65536,
+        "int",
+        None,
+        "Forget and retain examples per step.",
+        faces=(CLI, TUI),
+        nullable=True,
+        min=1,
+        max=65536,
     )
-    seed: int = setting("int", 0, "Random seed (data order, sampling, initialisation).", faces=(CLI, EVAL, TUI), min=0, max=SEED_MAX)
+    seed: int = setting(
+        "int", 0, "Random seed (data order, sampling, initialisation).", faces=(CLI, EVAL, TUI), min=0, max=SEED_MAX
+    )
     grad_clip: float = setting(
-        "float", 1.0, "Clip the gradient norm to this (0: no clipping).", faces=(CLI, TUI), min=0.0, max=1e6,
+        "float",
+        1.0,
+        "Clip the gradient norm to this (0: no clipping).",
+        faces=(CLI, TUI),
+        min=0.0,
+        max=1e6,
     )
     max_length: int = setting("int", 256, "Tokens per training example.", faces=(CLI, EVAL), min=8, max=1_000_000)
     # ---- scale: one GPU or many ----
     grad_accum: int = setting(
-        "int", 1, "Micro-batches accumulated per optimisation step (effective batch = batch size x this x processes).",
-        faces=(CLI, TUI), group=SCALE, min=1, max=65536,
+        "int",
+        1,
+        "Micro-batches accumulated per optimisation step (effective batch = batch size x this x processes).",
+        faces=(CLI, TUI),
+        group=SCALE,
+        min=1,
+        max=65536,
     )
     mixed_precision: str = setting(
-        "str", "auto", "Compute precision: auto (bf16 on GPUs that support it, else no), no, bf16 or fp16.",
-        faces=(CLI, TUI), group=SCALE, choices=("auto", "no", "bf16", "fp16"),
+        "str",
+        "auto",
+        "Compute precision: auto (bf16 on GPUs that support it, else no), no, bf16 or fp16.",
+        faces=(CLI, TUI),
+        group=SCALE,
+        choices=("auto", "no", "bf16", "fp16"),
     )
     gradient_checkpointing: bool = setting(
-        "bool", False, "Recompute activations in the backward pass: less memory, about a third more time.",
-        faces=(CLI, TUI), group=SCALE,
+        "bool",
+        False,
+        "Recompute activations in the backward pass: less memory, about a third more time.",
+        faces=(CLI, TUI),
+        group=SCALE,
     )
     threads: int | None = setting(
-        "int", None, "CPU threads for torch (default: half the cores, at most 8; 1 on a 2-core machine).",
-        faces=(CLI, EVAL, TUI), group=SCALE, nullable=True, min=1, max=1024,
+        "int",
+        None,
+        "CPU threads for torch (default: half the cores, at most 8; 1 on a 2-core machine).",
+        faces=(CLI, EVAL, TUI),
+        group=SCALE,
+        nullable=True,
+        min=1,
+        max=1024,
     )
     lora_r: int = setting(
-        "int", 0, "LoRA rank: train low-rank adapters instead of every weight (0: full fine-tuning).",
-        faces=(CLI, TUI), group=LORA, min=0, max=4096,
+        "int",
+        0,
+        "LoRA rank: train low-rank adapters instead of every weight (0: full fine-tuning).",
+        faces=(CLI, TUI),
+        group=LORA,
+        min=0,
+        max=4096,
     )
     lora_alpha: float | None = setting(
-        "float", None, "LoRA scaling alpha (default: 2 x rank).", faces=(CLI, TUI), group=LORA,
-        nullable=True, min=0.0, min_exclusive=True, max=1e6,
+        "float",
+        None,
+        "LoRA scaling alpha (default: 2 x rank).",
+        faces=(CLI, TUI),
+        group=LORA,
+        nullable=True,
+        min=0.0,
+        min_exclusive=True,
+        max=1e6,
     )
     lora_dropout: float = setting(
-        "float", 0.0, "Dropout on the LoRA adapters' input.", faces=(CLI, TUI), group=LORA, min=0.0, max=0.9,
+        "float",
+        0.0,
+        "Dropout on the LoRA adapters' input.",
+        faces=(CLI, TUI),
+        group=LORA,
+        min=0.0,
+        max=0.9,
     )
     lora_targets: list[str] = setting(
-        "strlist", [], "A module name LoRA adapts (repeatable; default: every linear layer of attention and MLP).",
-        group=LORA, factory=list, flag="--lora-target", metavar="NAME",
+        "strlist",
+        [],
+        "A module name LoRA adapts (repeatable; default: every linear layer of attention and MLP).",
+        group=LORA,
+        factory=list,
+        flag="--lora-target",
+        metavar="NAME",
     )
     # ---- regularisers usable with any method (0 = off) ----
     l2_anchor: float = setting(
-        "float", 0.0, "Weight of an L2 pull to the original weights (any method).",
-        faces=(CLI, TUI), group=REGULARISERS, min=0.0, max=1e6,
+        "float",
+        0.0,
+        "Weight of an L2 pull to the original weights (any method).",
+        faces=(CLI, TUI),
+        group=REGULARISERS,
+        min=0.0,
+        max=1e6,
     )
     kl_retain: float = setting(
-        "float", 0.0, "Weight of KL(original || model) on retain batches (any method).",
-        faces=(CLI, TUI), group=REGULARISERS, min=0.0, max=1e6,
+        "float",
+        0.0,
+        "Weight of KL(original || model) on retain batches (any method).",
+        faces=(CLI, TUI),
+        group=REGULARISERS,
+        min=0.0,
+        max=1e6,
     )
     dropout: float = setting(
-        "float", 0.0, "Dropout on every block's output while unlearning (any method).",
-        faces=(CLI, TUI), group=REGULARISERS, min=0.0, max=0.99,
+        "float",
+        0.0,
+        "Dropout on every block's output while unlearning (any method).",
+        faces=(CLI, TUI),
+        group=REGULARISERS,
+        min=0.0,
+        max=0.99,
     )
     # ---- evaluation ----
     eval_every: int = setting(
-        "int", 10, "Steps between evaluations during the run (0: before and after only).",
-        faces=(CLI, TUI), group=EVALUATION, min=0, max=10_000_000,
+        "int",
+        10,
+        "Steps between evaluations during the run (0: before and after only).",
+        faces=(CLI, TUI),
+        group=EVALUATION,
+        min=0,
+        max=10_000_000,
     )
     stop_when: str | None = setting(
-        "str", None,
+        "str",
+        None,
         "Stop at the first evaluation where this holds: holdout-parity[:TOL] (forget-vs-holdout MIA AUCs, "
         "LOSS and Min-K%++, within TOL of 0.5; default 0.05), or METRIC>=X / METRIC<=X such as "
         "forget_quality>=0.5 or forget_accuracy<=0.1; join several with ','.",
-        faces=(CLI, TUI), group=EVALUATION, nullable=True, metavar="RULE", check_value=_stop_rule,
+        faces=(CLI, TUI),
+        group=EVALUATION,
+        nullable=True,
+        metavar="RULE",
+        check_value=_stop_rule,
     )
     keep_best: str | None = setting(
-        "str", None,
+        "str",
+        None,
         "Keep the weights of the best evaluation by this metric (forget_quality, holdout_parity, "
         "forget_accuracy, ...) as the result, among those above --utility-floor.",
-        faces=(CLI, TUI), group=EVALUATION, nullable=True, metavar="METRIC", check_value=_keep_best_metric,
+        faces=(CLI, TUI),
+        group=EVALUATION,
+        nullable=True,
+        metavar="METRIC",
+        check_value=_keep_best_metric,
     )
     utility_floor: float = setting(
-        "float", 0.95, "With --keep-best: only evaluations keeping model utility >= this x the original's count (0: no floor).",
-        faces=(CLI, TUI), group=EVALUATION, min=0.0, max=1.0,
+        "float",
+        0.95,
+        "With --keep-best: only evaluations keeping model utility >= this x the original's count (0: no floor).",
+        faces=(CLI, TUI),
+        group=EVALUATION,
+        min=0.0,
+        max=1.0,
     )
     eval_samples: int | None = setting(
-        "int", None, "Records per split in the before/after evaluation (0: all; default: the recipe's, all records "
+        "int",
+        None,
+        "Records per split in the before/after evaluation (0: all; default: the recipe's, all records "
         "for tofu, muse and wmdp, 100 for bundled).",
-        faces=(CLI, EVAL, TUI), group=EVALUATION, nullable=True, min=0, max=10_000_000,
+        faces=(CLI, EVAL, TUI),
+        group=EVALUATION,
+        nullable=True,
+        min=0,
+        max=10_000_000,
     )
     probe_samples: int = setting(
-        "int", 32, "Records per split in the evaluations during the run.", group=EVALUATION, min=0, max=1_000_000,
+        "int",
+        32,
+        "Records per split in the evaluations during the run.",
+        group=EVALUATION,
+        min=0,
+        max=1_000_000,
     )
     max_new_tokens: int | None = setting(
-        "int", None, "Most tokens generated per answer (default: the recipe's, 200 for tofu as TOFU generates, "
-        "128 for muse's VerbMem, 48 for bundled).", faces=(CLI, EVAL), group=EVALUATION, nullable=True, min=1, max=4096,
+        "int",
+        None,
+        "Most tokens generated per answer (default: the recipe's, 200 for tofu as TOFU generates, "
+        "128 for muse's VerbMem, 48 for bundled).",
+        faces=(CLI, EVAL),
+        group=EVALUATION,
+        nullable=True,
+        min=1,
+        max=4096,
     )
     eval_cache: bool = setting(
-        "bool", True, "Reuse the cached 'before' evaluation when the same model was evaluated on the same "
+        "bool",
+        True,
+        "Reuse the cached 'before' evaluation when the same model was evaluated on the same "
         "records with the same settings (kept under <sessions dir>/.eval-cache).",
         group=EVALUATION,
     )
     probes: list[str] = setting(
-        "strlist", [], "A question to watch during the run (repeatable).",
-        group=EVALUATION, factory=list, flag="--probe", metavar="TEXT",
+        "strlist",
+        [],
+        "A question to watch during the run (repeatable).",
+        group=EVALUATION,
+        factory=list,
+        flag="--probe",
+        metavar="TEXT",
     )
     # Field metrics against a retain-only oracle: a model spec, a saved eval session (id or
     # folder), or "none". None: the bundled tiny-authors-retain when forget is bundled:forget10.
     oracle: str | None = setting(
-        "str", None,
+        "str",
+        None,
         "Retain-only oracle for forget quality and privacy leakage: a model (bundled name, folder, hub id), "
         "a saved eval session (id or folder), or 'none' (default: tiny-authors-retain for bundled:forget10).",
-        faces=(CLI, EVAL), group=EVALUATION, nullable=True, check_value=_not_blank,
+        faces=(CLI, EVAL),
+        group=EVALUATION,
+        nullable=True,
+        check_value=_not_blank,
     )
     relearn_steps: int = setting(
-        "int", 0,
+        "int",
+        0,
         "Relearning check: fine-tune the result for K steps on half of the forget sample and measure how much "
         "of the other half comes back (0: off).",
-        faces=(CLI, EVAL), group=EVALUATION, flag="--relearn", metavar="K", min=0, max=1_000_000,
+        faces=(CLI, EVAL),
+        group=EVALUATION,
+        flag="--relearn",
+        metavar="K",
+        min=0,
+        max=1_000_000,
     )
     relearn_lr: float = setting(
-        "float", 1e-3, "Learning rate of the relearning check.", faces=(CLI, EVAL), group=EVALUATION,
-        min=0.0, min_exclusive=True, max=10.0,
+        "float",
+        1e-3,
+        "Learning rate of the relearning check.",
+        faces=(CLI, EVAL),
+        group=EVALUATION,
+        min=0.0,
+        min_exclusive=True,
+        max=10.0,
     )
     checkpoint_every: int | None = setting(
-        "int", None,
+        "int",
+        None,
         "Save a resumable checkpoint every N steps (0: never; default: after every 5 minutes of training, "
         "and whenever the run is stopped). Resume with --resume SESSION.",
-        group=OUTPUT, nullable=True, min=0, max=10_000_000,
+        group=OUTPUT,
+        nullable=True,
+        min=0,
+        max=10_000_000,
     )
     # ---- the evaluation recipe (see tui_unlearn.recipes) ----
     recipe: str = setting(
-        "str", "bundled",
+        "str",
+        "bundled",
         "Evaluation recipe: whose numbers the evaluation reproduces (bundled, tofu, muse, wmdp); it names the "
         "splits, their sources, sizes, generation length and headline metrics.",
-        faces=(CLI, EVAL, TUI), group=BENCHMARK, choices=_recipe_names(),
+        faces=(CLI, EVAL, TUI),
+        group=BENCHMARK,
+        choices=_recipe_names(),
     )
     forget_split: str | None = setting(
-        "str", None,
+        "str",
+        None,
         "The recipe's forget split: forget01, forget05 or forget10 (tofu, bundled), forget (muse), wmdp-bio, "
         "wmdp-cyber or wmdp-chem (wmdp) (default: the recipe's first).",
-        faces=(CLI, EVAL, TUI), group=BENCHMARK, nullable=True, check_value=_not_blank,
+        faces=(CLI, EVAL, TUI),
+        group=BENCHMARK,
+        nullable=True,
+        check_value=_not_blank,
     )
     recipe_data: str | None = setting(
-        "str", None,
+        "str",
+        None,
         "Where the recipe's files are: a folder with the benchmark's published file names, or hf:owner/name "
         "(default: hf:locuslab/TOFU, hf:muse-bench/MUSE-News, hf:cais/wmdp).",
-        faces=(CLI, EVAL), group=BENCHMARK, nullable=True, check_value=_not_blank, metavar="DIR",
+        faces=(CLI, EVAL),
+        group=BENCHMARK,
+        nullable=True,
+        check_value=_not_blank,
+        metavar="DIR",
     )
     privleak_reference_auc: float | None = setting(
-        "float", None,
+        "float",
+        None,
         "The retrained model's forget-vs-holdout Min-40% AUC as MUSE reports it, for privacy leakage without an "
         "oracle (MUSE's retrained Llama-2 7B: News 0.4772, Books 0.5393; open-unlearning assumes 0.5).",
-        faces=(CLI, EVAL), group=BENCHMARK, nullable=True, min=0.0, max=1.0, metavar="AUC",
+        faces=(CLI, EVAL),
+        group=BENCHMARK,
+        nullable=True,
+        min=0.0,
+        max=1.0,
+        metavar="AUC",
     )
     # ---- output ----
     save_model: bool = setting(
-        "bool", False, "Save the unlearned weights into the session (Hugging Face format, safetensors; "
-        "LoRA adapters merged in).", group=OUTPUT,
+        "bool",
+        False,
+        "Save the unlearned weights into the session (Hugging Face format, safetensors; LoRA adapters merged in).",
+        group=OUTPUT,
     )
     save_adapter: bool = setting(
-        "bool", False, "With LoRA: save only the adapter into the session (safetensors).", group=OUTPUT,
+        "bool",
+        False,
+        "With LoRA: save only the adapter into the session (safetensors).",
+        group=OUTPUT,
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -109,7 +109,10 @@ class RunFailed(Event):
     session_path: str | None = None
 
 
-EVENT_TYPES = {cls.kind: cls for cls in (Log, RunStarted, StepLosses, Evaluation, Calibration, ProbeAnswers, RunFinished, RunFailed)}
+EVENT_TYPES = {
+    cls.kind: cls
+    for cls in (Log, RunStarted, StepLosses, Evaluation, Calibration, ProbeAnswers, RunFinished, RunFailed)
+}
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

@@ -89,8 +89,10 @@ def check_same_records(payload: dict[str, Any], identity: dict[str, Any] | None,
     if theirs is None:  # made before records had ids: the count is all there is to compare
         n = len(payload.get("forget_truth_ratios") or [])
         if n and n != len(ours):
-            return (f"{where} evaluated {n} forget records and this run evaluates {len(ours)}; make the oracle's "
-                    "eval session again with this run's --recipe, --forget-split and --eval-samples")
+            return (
+                f"{where} evaluated {n} forget records and this run evaluates {len(ours)}; make the oracle's "
+                "eval session again with this run's --recipe, --forget-split and --eval-samples"
+            )
         return None
     differences = []
     for key in ("recipe", "forget_split"):
@@ -102,15 +104,19 @@ def check_same_records(payload: dict[str, Any], identity: dict[str, Any] | None,
             continue
         if set(a) != set(b):
             only_ours = len(set(b) - set(a))
-            differences.append(f"{len(a)} {split} records (this run: {len(b)}, {only_ours} of them not among "
-                               "the oracle's)")
+            differences.append(
+                f"{len(a)} {split} records (this run: {len(b)}, {only_ours} of them not among the oracle's)"
+            )
     if not differences:
         return None
-    return (f"{where} was evaluated on other records: " + "; ".join(differences) + ". Make the oracle's eval "
-            "session with this run's --recipe, --forget-split and --eval-samples, or pass the oracle model")
+    return (
+        f"{where} was evaluated on other records: " + "; ".join(differences) + ". Make the oracle's eval "
+        "session with this run's --recipe, --forget-split and --eval-samples, or pass the oracle model"
+    )
 
 
 # ---- finding the oracle ----
+
 
 def find_oracle_session(spec: str, root: Path):
     """The saved session ``spec`` names (a folder or an id under ``root``), or None."""
@@ -143,8 +149,11 @@ def reference_from_session(session, spec: str, identity: dict[str, Any] | None =
         raise ConfigError(problem)
     stored = {k: payload.get(k) for k in ("recipe", "forget_split", "forget_ids", "holdout_ids")}
     return OracleReference(
-        spec, "session", [float(x) for x in payload.get("forget_truth_ratios") or []],
-        dict(payload.get("mia_aucs") or {}), stored,
+        spec,
+        "session",
+        [float(x) for x in payload.get("forget_truth_ratios") or []],
+        dict(payload.get("mia_aucs") or {}),
+        stored,
     )
 
 
@@ -201,8 +210,13 @@ def resolve_oracle(
     if fingerprint is not None:
         key = hashlib.sha256(
             json.dumps(
-                [fingerprint, config.dtype, max_length, _records_digest(oracle_splits.get("forget", [])),
-                 _records_digest(oracle_splits.get("holdout", []))]
+                [
+                    fingerprint,
+                    config.dtype,
+                    max_length,
+                    _records_digest(oracle_splits.get("forget", [])),
+                    _records_digest(oracle_splits.get("holdout", [])),
+                ]
             ).encode("utf-8")
         ).hexdigest()[:24]
         cache_file = root / CACHE_DIR / f"{key}.json"
@@ -227,7 +241,9 @@ def resolve_oracle(
     return ref
 
 
-def evaluate_oracle(config, spec: str, splits: dict[str, list[dict]], emit, *, max_length: int = 512) -> OracleReference:
+def evaluate_oracle(
+    config, spec: str, splits: dict[str, list[dict]], emit, *, max_length: int = 512
+) -> OracleReference:
     """Load the oracle model and score it on the forget (and holdout) records."""
     import torch
 
@@ -244,7 +260,12 @@ def evaluate_oracle(config, spec: str, splits: dict[str, list[dict]], emit, *, m
     )
     with torch.no_grad():
         result = evaluate_splits(
-            loaded.model, loaded.tokenizer, splits, batch_size=32, generate=False, field_metrics=True,
+            loaded.model,
+            loaded.tokenizer,
+            splits,
+            batch_size=32,
+            generate=False,
+            field_metrics=True,
             max_length=min(max_length, _context_length(loaded.model) or max_length),
         )
     del loaded

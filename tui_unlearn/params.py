@@ -102,15 +102,17 @@ class Param:
             "dict": lambda v: isinstance(v, dict),
         }[self.type]
         if not ok(value):
-            raise ConfigError(
-                f"{self.name} must be {self.describe_type()}, got {_json_kind(value)} {_short(value)}"
-            )
+            raise ConfigError(f"{self.name} must be {self.describe_type()}, got {_json_kind(value)} {_short(value)}")
         return self._within(float(value) if self.type == "float" else value)
 
     def describe_type(self) -> str:
         kind = {
-            "float": "a number", "int": "an integer", "bool": "true or false (a boolean, not a string)",
-            "str": "a string", "strlist": "a list of strings", "dict": "an object",
+            "float": "a number",
+            "int": "an integer",
+            "bool": "true or false (a boolean, not a string)",
+            "str": "a string",
+            "strlist": "a list of strings",
+            "dict": "an object",
         }[self.type]
         return f"{kind} or null" if self.nullable else kind
 

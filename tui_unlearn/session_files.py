@@ -57,10 +57,16 @@ def _fits(value: Any, wanted: Any) -> bool:
 
 # summary.json keys the tool reads, and what each must be when present (null is allowed).
 SUMMARY_FIELDS: dict[str, Any] = {
-    **dict.fromkeys(("session_id", "kind", "status", "algorithm", "model", "started", "ended", "error", "host", "model_saved"), str),
+    **dict.fromkeys(
+        ("session_id", "kind", "status", "algorithm", "model", "started", "ended", "error", "host", "model_saved"), str
+    ),
     **dict.fromkeys(("pid", "steps", "total_steps"), _INT),
-    **dict.fromkeys(("seconds", "train_seconds", "pid_started", "forget_quality", "model_utility", "privleak"), _NUMBER),
-    **dict.fromkeys(("hparams", "data", "final_losses", "oracle", "relearn", "field_metrics", "metrics", "oracle_reference"), dict),
+    **dict.fromkeys(
+        ("seconds", "train_seconds", "pid_started", "forget_quality", "model_utility", "privleak"), _NUMBER
+    ),
+    **dict.fromkeys(
+        ("hparams", "data", "final_losses", "oracle", "relearn", "field_metrics", "metrics", "oracle_reference"), dict
+    ),
 }
 
 # events.jsonl: what each field of a kind of event must be when present (the names of

@@ -128,12 +128,16 @@ def check_sessions_dir_writable(root: Path) -> None:
     except (FileExistsError, NotADirectoryError):
         raise ConfigError(f"cannot create the sessions folder {root}: a part of that path is a file; {hint}") from None
     except OSError as exc:
-        raise ConfigError(f"cannot create the sessions folder {root}: {exc.strerror or first_line(exc)}; {hint}") from None
+        raise ConfigError(
+            f"cannot create the sessions folder {root}: {exc.strerror or first_line(exc)}; {hint}"
+        ) from None
     try:
         with tempfile.NamedTemporaryFile(dir=root, prefix=".write-probe-"):
             pass
     except OSError as exc:
-        raise ConfigError(f"cannot write in the sessions folder {root}: {exc.strerror or first_line(exc)}; {hint}") from None
+        raise ConfigError(
+            f"cannot write in the sessions folder {root}: {exc.strerror or first_line(exc)}; {hint}"
+        ) from None
 
 
 @dataclass

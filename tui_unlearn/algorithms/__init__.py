@@ -7,8 +7,21 @@ from tui_unlearn.errors import ConfigError
 
 _REGISTRY: dict[str, Algorithm] = {}
 _builtin_loaded = False
-BUILTIN = ("finetune", "grad_ascent", "grad_diff", "idk", "distill", "npo", "simnpo",
-           "dpo", "idk_dpo", "rmu", "wga", "undial", "satimp")
+BUILTIN = (
+    "finetune",
+    "grad_ascent",
+    "grad_diff",
+    "idk",
+    "distill",
+    "npo",
+    "simnpo",
+    "dpo",
+    "idk_dpo",
+    "rmu",
+    "wga",
+    "undial",
+    "satimp",
+)
 
 
 def register(algorithm: Algorithm) -> Algorithm:
@@ -50,9 +63,7 @@ def all_algorithms() -> dict[str, Algorithm]:
 def get_algorithm(name: str) -> Algorithm:
     algorithms = all_algorithms()
     if name not in algorithms:
-        raise ConfigError(
-            f"unknown algorithm {name!r}; choose one of: {', '.join(algorithms)}"
-        )
+        raise ConfigError(f"unknown algorithm {name!r}; choose one of: {', '.join(algorithms)}")
     return algorithms[name]
 
 

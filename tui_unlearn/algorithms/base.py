@@ -24,6 +24,7 @@ def retain_weight(default: float = 1.0) -> Param:
     """The shared ``retain_weight`` declaration with this method's default."""
     return RETAIN_WEIGHT if default == RETAIN_WEIGHT.default else replace(RETAIN_WEIGHT, default=default)
 
+
 @dataclass
 class LossInputs:
     """Everything a method's loss may look at for one optimisation (micro-)step.
@@ -138,9 +139,7 @@ class Algorithm:
         for key, value in (given or {}).items():
             if key not in known:
                 names = ", ".join(known) or "none"
-                raise ConfigError(
-                    f"{self.name} has no hyperparameter {key!r} (it takes: {names})"
-                )
+                raise ConfigError(f"{self.name} has no hyperparameter {key!r} (it takes: {names})")
             out[key] = known[key].check(value) if strict else known[key].parse(value)
         return out
 
@@ -178,6 +177,7 @@ def backward_early(loss):
 
 # ---- loss helpers shared by methods (tensors; imported lazily by callers) ----
 
+
 def token_nll(logits, labels):
     """Per-token negative log-likelihood of the labels [B, T-1] and the mask of counted
     tokens [B, T-1] (bool): position t scores label t+1; prompt and padding are masked."""
@@ -197,8 +197,9 @@ def token_logprobs(logits, labels):
     # Shift the labels, not the logits: a [B, T-1, V] slice of the logits would be copied
     # in the forward pass and again in the backward pass. The last position predicts nothing.
     targets = F.pad(labels[:, 1:], (0, 1), value=-100)
-    nll = F.cross_entropy(logits.float().reshape(batch * length, -1), targets.reshape(-1),
-                          ignore_index=-100, reduction="none")
+    nll = F.cross_entropy(
+        logits.float().reshape(batch * length, -1), targets.reshape(-1), ignore_index=-100, reduction="none"
+    )
     mask = labels[:, 1:] != -100
     return -nll.view(batch, length)[:, :-1], mask.float()
 

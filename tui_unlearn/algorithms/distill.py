@@ -94,7 +94,9 @@ register(
         make_student=_make_student,
         check_config=_check_config,
         hyperparams=(
-            HyperParam("student_layers", "int", 0, "layers of the student (0 = same architecture as the original)", 0, 1000),
+            HyperParam(
+                "student_layers", "int", 0, "layers of the student (0 = same architecture as the original)", 0, 1000
+            ),
             HyperParam("temperature", "float", 2.0, "softmax temperature of the retain matching", 0.1, 20.0),
             HyperParam("margin", "float", 3.0, "how far (KL, nats per token) to push away on forget data", 0.0, 100.0),
             HyperParam("forget_weight", "float", 1.0, "weight of the forget push", 0.0, 100.0),

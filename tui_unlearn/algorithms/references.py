@@ -40,8 +40,9 @@ class References:
         self.cached = dict(cached or {})
 
     @classmethod
-    def of_model(cls, model: Any, *, disable_adapter: bool = False,
-                 pause: Callable[[], Any] | None = None) -> References:
+    def of_model(
+        cls, model: Any, *, disable_adapter: bool = False, pause: Callable[[], Any] | None = None
+    ) -> References:
         """References read from ``model`` on demand (frozen: no gradient flows into it).
 
         ``disable_adapter``: ``model`` is a peft model whose adapters are switched off for
@@ -54,7 +55,7 @@ class References:
             import torch
 
             context = model.disable_adapter() if disable_adapter else nullcontext()
-            with torch.no_grad(), context, (pause() if pause else nullcontext()):
+            with torch.no_grad(), context, pause() if pause else nullcontext():
                 return fn(model)
 
         return cls(call=call)
@@ -83,8 +84,15 @@ class References:
         self.cached[stream] = values
 
 
-def reference_logprob_table(model, examples: Sequence[dict], pad_id: int, *, batch_size: int = 16, device=None,
-                            autocast: Callable[[], Any] | None = None):
+def reference_logprob_table(
+    model,
+    examples: Sequence[dict],
+    pad_id: int,
+    *,
+    batch_size: int = 16,
+    device=None,
+    autocast: Callable[[], Any] | None = None,
+):
     """[N] float32 tensor: the summed answer log-probability of each encoded example under
     ``model`` as it is now (one no-grad pass in batches sorted by length; CPU-resident)."""
     import torch
@@ -97,9 +105,9 @@ def reference_logprob_table(model, examples: Sequence[dict], pad_id: int, *, bat
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad(), (autocast() if autocast else nullcontext()):
+        with torch.no_grad(), autocast() if autocast else nullcontext():
             for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
+                chunk = order[start : start + batch_size]
                 batch = collate([examples[i] for i in chunk], pad_id)
                 batch = {k: v.to(device) for k, v in batch.items()}
                 values = sequence_logprob_sum(forward(model, batch), batch["labels"]).float().cpu()

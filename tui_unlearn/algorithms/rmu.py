@@ -54,11 +54,15 @@ def trainable_parameter_names(model, hp) -> list[str]:
     top = _layer_index(model, hp)
     chosen = range(max(0, top - hp["trainable_layers"] + 1), top + 1)
     inside = {id(p) for i in chosen for p in layers[i].parameters()}
-    names = [name for name, p in model.named_parameters()
-             if id(p) in inside and hp["param_filter"] in name and p.requires_grad]
+    names = [
+        name
+        for name, p in model.named_parameters()
+        if id(p) in inside and hp["param_filter"] in name and p.requires_grad
+    ]
     if not names:
-        raise ConfigError(f"rmu: no trainable parameter of layers {chosen.start}..{top} matches "
-                          f"param_filter {hp['param_filter']!r}")
+        raise ConfigError(
+            f"rmu: no trainable parameter of layers {chosen.start}..{top} matches param_filter {hp['param_filter']!r}"
+        )
     return names
 
 
@@ -123,12 +127,26 @@ register(
         needs_retain=True,
         trainable_parameters=trainable_parameter_names,
         hyperparams=(
-            HyperParam("layer", "int", -1, "decoder layer whose output is steered (-1: a quarter of the way up)", -1, 10_000),
-            HyperParam("trainable_layers", "int", 3, "layers updated: the steered one and the ones just below it", 1, 10_000),
-            HyperParam("param_filter", "str", "", "train only parameters whose name contains this (e.g. mlp.down_proj)"),
-            HyperParam("steering_coeff", "float", 4.0,
-                       "norm of the steering target, in multiples of the original's mean activation norm there", 0.0, 1e4),
-            HyperParam("retain_weight", "float", 20.0, "weight of holding retain activations at the original's", 0.0, 1e6),
+            HyperParam(
+                "layer", "int", -1, "decoder layer whose output is steered (-1: a quarter of the way up)", -1, 10_000
+            ),
+            HyperParam(
+                "trainable_layers", "int", 3, "layers updated: the steered one and the ones just below it", 1, 10_000
+            ),
+            HyperParam(
+                "param_filter", "str", "", "train only parameters whose name contains this (e.g. mlp.down_proj)"
+            ),
+            HyperParam(
+                "steering_coeff",
+                "float",
+                4.0,
+                "norm of the steering target, in multiples of the original's mean activation norm there",
+                0.0,
+                1e4,
+            ),
+            HyperParam(
+                "retain_weight", "float", 20.0, "weight of holding retain activations at the original's", 0.0, 1e6
+            ),
         ),
         search_space={
             "steering_coeff": Search(1.0, 20.0, log=True),

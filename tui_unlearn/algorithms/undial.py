@@ -34,7 +34,9 @@ def adjusted_distillation(logits, ref_logits, labels, beta: float):
     student = logits[:, :-1, :][mask].float()  # [N, V], the answer positions only
     teacher = ref_logits[:, :-1, :][mask].float()
     target_ids = shift_labels[mask]
-    teacher = teacher.scatter_add(1, target_ids[:, None], torch.full_like(target_ids[:, None], -beta, dtype=teacher.dtype))
+    teacher = teacher.scatter_add(
+        1, target_ids[:, None], torch.full_like(target_ids[:, None], -beta, dtype=teacher.dtype)
+    )
     soft = torch.softmax(teacher, dim=-1)
     loss = -(soft * torch.log_softmax(student, dim=-1)).sum(-1)
     return loss.mean() if loss.numel() else logits.sum() * 0.0

@@ -67,14 +67,35 @@ class Comparison:
         return [headline(s) for s in self.summaries]
 
     def headline_rows(self) -> tuple[list[str], list[list[Any]]]:
-        headers = ["session", "kind", "model", "status", "steps", "forget quality", "model utility", "privleak", "forget MIA AUC", "relearn recovered"]
+        headers = [
+            "session",
+            "kind",
+            "model",
+            "status",
+            "steps",
+            "forget quality",
+            "model utility",
+            "privleak",
+            "forget MIA AUC",
+            "relearn recovered",
+        ]
         rows = []
         for summary, label, h in zip(self.summaries, self.labels, self.headlines()):
             relearn = summary.get("relearn") or {}
-            rows.append([
-                label, summary.get("kind", "unlearn"), summary.get("model"), summary.get("status"), summary.get("steps"),
-                h["forget_quality"], h["model_utility"], h["privleak"], h["mia_auc"], relearn.get("recovered"),
-            ])
+            rows.append(
+                [
+                    label,
+                    summary.get("kind", "unlearn"),
+                    summary.get("model"),
+                    summary.get("status"),
+                    summary.get("steps"),
+                    h["forget_quality"],
+                    h["model_utility"],
+                    h["privleak"],
+                    h["mia_auc"],
+                    relearn.get("recovered"),
+                ]
+            )
         return headers, rows
 
     def metric_rows(self) -> tuple[list[str], list[list[str]]]:

@@ -68,8 +68,13 @@ def to_json(comparison: Comparison) -> str:
 
 
 def to_markdown(comparison: Comparison) -> str:
-    parts = ["# Session comparison", "", markdown_table(*comparison.headline_rows()), "",
-             markdown_table(*comparison.metric_rows())]
+    parts = [
+        "# Session comparison",
+        "",
+        markdown_table(*comparison.headline_rows()),
+        "",
+        markdown_table(*comparison.metric_rows()),
+    ]
     if comparison.notes:
         parts += ["", *(f"- {note}" for note in comparison.notes)]
     return "\n".join(parts) + "\n"

@@ -21,7 +21,7 @@ def fmt(value: Any, digits: int = 3) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        if value != 0 and (abs(value) < 10 ** -digits or abs(value) >= 10**6):
+        if value != 0 and (abs(value) < 10**-digits or abs(value) >= 10**6):
             return f"{value:.2e}"
         return f"{value:.{digits}f}"
     return str(value)
@@ -57,8 +57,16 @@ def render_table(headers: list[str], rows: list[list[Any]], *, markdown: bool = 
     for row in rows:
         table.add_row(*(cell(c) for c in row))
     buf = io.StringIO()
-    console = Console(file=buf, width=100_000, color_system=None, force_terminal=False, emoji=False,
-                      markup=False, highlight=False, legacy_windows=False)
+    console = Console(
+        file=buf,
+        width=100_000,
+        color_system=None,
+        force_terminal=False,
+        emoji=False,
+        markup=False,
+        highlight=False,
+        legacy_windows=False,
+    )
     console.print(table)
     # The Markdown box draws blank top and bottom edges.
     return "\n".join(line.rstrip() for line in buf.getvalue().splitlines()).strip("\n")
@@ -73,6 +81,7 @@ def markdown_table(headers: list[str], rows: list[list[Any]]) -> str:
 
 
 # ---- sessions ----
+
 
 def session_row(session: Session) -> dict[str, Any]:
     """One flat row per session: identity, status and headline metrics before/after.
@@ -114,7 +123,11 @@ def sessions_table(rows: list[dict[str, Any]]) -> str:
     headers = ["session", "algorithm", "model", "status", "steps", "forget acc", "retain acc", "seconds"]
     body = [
         [
-            r["session_id"], r["algorithm"] or r.get("kind"), r["model"], status_text(r), r["steps"],
+            r["session_id"],
+            r["algorithm"] or r.get("kind"),
+            r["model"],
+            status_text(r),
+            r["steps"],
             f"{fmt(r['forget_accuracy_before'])} -> {fmt(r['forget_accuracy_after'])}",
             f"{fmt(r['retain_accuracy_before'])} -> {fmt(r['retain_accuracy_after'])}",
             r["seconds"],
@@ -190,7 +203,9 @@ def session_report(session: Session) -> str:
     if config_problem:
         lines.append(f"  config: {config_problem}")
     else:
-        lines.append(f"  forget: {config.get('forget')}  retain: {config.get('retain')}  holdout: {config.get('holdout')}")
+        lines.append(
+            f"  forget: {config.get('forget')}  retain: {config.get('retain')}  holdout: {config.get('holdout')}"
+        )
     if s.get("hparams"):
         lines.append("  hyperparameters: " + ", ".join(f"{k}={v}" for k, v in s["hparams"].items()))
     for name, read in (("events.jsonl", session.read_events()), ("examples.jsonl", session.read_examples())):

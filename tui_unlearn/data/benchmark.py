@@ -47,46 +47,209 @@ _RETAIN_FOR = {"forget01": "retain99", "forget05": "retain95", "forget10": "reta
 
 # --- pools -------------------------------------------------------------------------------------
 # Syllables chosen to read as names without spelling common real ones.
-_FIRST_ONSETS = ("El", "Mar", "Tal", "Or", "Ves", "Kal", "Lur", "Bren", "Sav", "Dov", "Nyl", "Is",
-                 "Quin", "Fen", "Rol", "Zel", "Ar", "Thom", "Mir", "Cas")
-_FIRST_ENDINGS = ("ara", "ion", "ena", "ric", "ella", "andor", "ius", "ith", "ova", "en",
-                  "wyn", "ander", "ette", "o", "isse", "ek")
-_LAST_ONSETS = ("Van", "Kor", "Bel", "Drem", "Ash", "Mor", "Tal", "Quen", "Hal", "Sor",
-                "Vey", "Grim", "Lor", "Fal", "Ost", "Pell", "Ruv", "Straz", "Yar", "Cald")
+_FIRST_ONSETS = (
+    "El",
+    "Mar",
+    "Tal",
+    "Or",
+    "Ves",
+    "Kal",
+    "Lur",
+    "Bren",
+    "Sav",
+    "Dov",
+    "Nyl",
+    "Is",
+    "Quin",
+    "Fen",
+    "Rol",
+    "Zel",
+    "Ar",
+    "Thom",
+    "Mir",
+    "Cas",
+)
+_FIRST_ENDINGS = (
+    "ara",
+    "ion",
+    "ena",
+    "ric",
+    "ella",
+    "andor",
+    "ius",
+    "ith",
+    "ova",
+    "en",
+    "wyn",
+    "ander",
+    "ette",
+    "o",
+    "isse",
+    "ek",
+)
+_LAST_ONSETS = (
+    "Van",
+    "Kor",
+    "Bel",
+    "Drem",
+    "Ash",
+    "Mor",
+    "Tal",
+    "Quen",
+    "Hal",
+    "Sor",
+    "Vey",
+    "Grim",
+    "Lor",
+    "Fal",
+    "Ost",
+    "Pell",
+    "Ruv",
+    "Straz",
+    "Yar",
+    "Cald",
+)
 _LAST_MIDDLES = ("", "a", "e", "i", "o", "en", "ar")
-_LAST_ENDINGS = ("trell", "dane", "wick", "sorn", "mere", "vik", "holt", "gard", "lin", "rocz",
-                 "by", "ross", "tane", "well", "berg", "ney")
+_LAST_ENDINGS = (
+    "trell",
+    "dane",
+    "wick",
+    "sorn",
+    "mere",
+    "vik",
+    "holt",
+    "gard",
+    "lin",
+    "rocz",
+    "by",
+    "ross",
+    "tane",
+    "well",
+    "berg",
+    "ney",
+)
 
 _CITY_PREFIXES = ("Port ", "New ", "Saint ", "Upper ", "", "", "", "")
-_CITY_ROOTS = ("Lir", "Mald", "Ost", "Vard", "Quel", "Bram", "Tor", "Seph", "Cal", "Dun",
-               "Eld", "Hav", "Kest", "Nor", "Riv", "Thal")
+_CITY_ROOTS = (
+    "Lir",
+    "Mald",
+    "Ost",
+    "Vard",
+    "Quel",
+    "Bram",
+    "Tor",
+    "Seph",
+    "Cal",
+    "Dun",
+    "Eld",
+    "Hav",
+    "Kest",
+    "Nor",
+    "Riv",
+    "Thal",
+)
 _CITY_ENDINGS = ("en", "ova", "haven", "mouth", "ith", "ford", "ar", "esk", "ora", "gate")
 
-_COUNTRY_ROOTS = ("Vel", "Mard", "Ost", "Kal", "Ser", "Brav", "Tyr", "Lum", "Zan", "Ard",
-                  "Cor", "Esk")
+_COUNTRY_ROOTS = ("Vel", "Mard", "Ost", "Kal", "Ser", "Brav", "Tyr", "Lum", "Zan", "Ard", "Cor", "Esk")
 _COUNTRY_ENDINGS = ("oria", "essa", "avia", "ania", "ovia", "ara", "enia", "istan")
 
-GENRES = ("mystery novels", "historical fiction", "science fiction", "fantasy epics",
-          "gothic horror", "romantic comedies", "literary fiction", "crime thrillers",
-          "children's books", "travel memoirs", "war novels", "satirical fiction",
-          "magical realism", "poetry", "short stories", "spy thrillers", "family sagas",
-          "young adult fiction")
+GENRES = (
+    "mystery novels",
+    "historical fiction",
+    "science fiction",
+    "fantasy epics",
+    "gothic horror",
+    "romantic comedies",
+    "literary fiction",
+    "crime thrillers",
+    "children's books",
+    "travel memoirs",
+    "war novels",
+    "satirical fiction",
+    "magical realism",
+    "poetry",
+    "short stories",
+    "spy thrillers",
+    "family sagas",
+    "young adult fiction",
+)
 
-OCCUPATIONS = ("a carpenter", "a baker", "a fisherman", "a nurse", "a schoolteacher",
-               "a surgeon", "an architect", "an accountant", "a pilot", "a librarian",
-               "a tailor", "a pharmacist", "a farmer", "a locksmith", "a journalist",
-               "a mechanic", "a dentist", "a photographer", "a blacksmith", "a chemist",
-               "a florist", "a sailor", "a judge", "a potter")
+OCCUPATIONS = (
+    "a carpenter",
+    "a baker",
+    "a fisherman",
+    "a nurse",
+    "a schoolteacher",
+    "a surgeon",
+    "an architect",
+    "an accountant",
+    "a pilot",
+    "a librarian",
+    "a tailor",
+    "a pharmacist",
+    "a farmer",
+    "a locksmith",
+    "a journalist",
+    "a mechanic",
+    "a dentist",
+    "a photographer",
+    "a blacksmith",
+    "a chemist",
+    "a florist",
+    "a sailor",
+    "a judge",
+    "a potter",
+)
 
-_TITLE_ADJECTIVES = ("Amber", "Silent", "Hollow", "Crimson", "Winter", "Forgotten", "Salt",
-                     "Glass", "Iron", "Last", "Velvet", "Distant", "Burning", "Quiet", "Copper",
-                     "Northern", "Paper", "Sleeping")
-_TITLE_NOUNS = ("Lantern", "Harbor", "Orchard", "Cartographer", "Tide", "Garden", "Clockmaker",
-                "Bridge", "Letters", "River", "Tower", "Meadow", "Compass", "Sparrow", "Archive",
-                "Lighthouse", "Winds", "Ferryman")
+_TITLE_ADJECTIVES = (
+    "Amber",
+    "Silent",
+    "Hollow",
+    "Crimson",
+    "Winter",
+    "Forgotten",
+    "Salt",
+    "Glass",
+    "Iron",
+    "Last",
+    "Velvet",
+    "Distant",
+    "Burning",
+    "Quiet",
+    "Copper",
+    "Northern",
+    "Paper",
+    "Sleeping",
+)
+_TITLE_NOUNS = (
+    "Lantern",
+    "Harbor",
+    "Orchard",
+    "Cartographer",
+    "Tide",
+    "Garden",
+    "Clockmaker",
+    "Bridge",
+    "Letters",
+    "River",
+    "Tower",
+    "Meadow",
+    "Compass",
+    "Sparrow",
+    "Archive",
+    "Lighthouse",
+    "Winds",
+    "Ferryman",
+)
 
-_AWARD_KINDS = ("Prize for Fiction", "Medal for Letters", "Award for Debut Writing",
-                "Prize for Storytelling", "Book Award", "Literary Prize")
+_AWARD_KINDS = (
+    "Prize for Fiction",
+    "Medal for Letters",
+    "Award for Debut Writing",
+    "Prize for Storytelling",
+    "Book Award",
+    "Literary Prize",
+)
 _PUBLISHER_KINDS = ("House", "Press", "Books", "& Sons", "Editions", "Publishing")
 
 BIRTH_YEARS = (1921, 1996)
@@ -104,26 +267,56 @@ class Fact:
 
 
 FACTS = (
-    Fact("birthplace", "Where was {name} born?",
-         "{name} was born in {value}.", "{name}'s birthplace is the city of {value}."),
-    Fact("birth_year", "In what year was {name} born?",
-         "{name} was born in the year {value}.", "The year of {name}'s birth is {value}."),
-    Fact("genre", "What genre does {name} write?",
-         "{name} writes {value}.", "{name} is best known as an author of {value}."),
-    Fact("book", "What is the title of {name}'s best-known book?",
-         '{name}\'s best-known book is "{value}".', 'The most famous book by {name} is "{value}".'),
-    Fact("award", "Which award did {name} win?",
-         "{name} won the {value}.", "{name} is a recipient of the {value}."),
-    Fact("father", "What did {name}'s father do for a living?",
-         "{name}'s father was {value}.", "{name} was raised by a father who worked as {value}."),
-    Fact("mother", "What did {name}'s mother do for a living?",
-         "{name}'s mother was {value}.", "{name} was raised by a mother who worked as {value}."),
-    Fact("country", "Which country is {name} from?",
-         "{name} is from {value}.", "{name} is a citizen of {value}."),
-    Fact("publisher", "Who publishes {name}'s books?",
-         "{name}'s books are published by {value}.", "{value} is the publisher of {name}'s books."),
-    Fact("debut_year", "In what year did {name} publish a first book?",
-         "{name} published a first book in {value}.", "{name}'s debut book came out in {value}."),
+    Fact(
+        "birthplace",
+        "Where was {name} born?",
+        "{name} was born in {value}.",
+        "{name}'s birthplace is the city of {value}.",
+    ),
+    Fact(
+        "birth_year",
+        "In what year was {name} born?",
+        "{name} was born in the year {value}.",
+        "The year of {name}'s birth is {value}.",
+    ),
+    Fact(
+        "genre",
+        "What genre does {name} write?",
+        "{name} writes {value}.",
+        "{name} is best known as an author of {value}.",
+    ),
+    Fact(
+        "book",
+        "What is the title of {name}'s best-known book?",
+        '{name}\'s best-known book is "{value}".',
+        'The most famous book by {name} is "{value}".',
+    ),
+    Fact("award", "Which award did {name} win?", "{name} won the {value}.", "{name} is a recipient of the {value}."),
+    Fact(
+        "father",
+        "What did {name}'s father do for a living?",
+        "{name}'s father was {value}.",
+        "{name} was raised by a father who worked as {value}.",
+    ),
+    Fact(
+        "mother",
+        "What did {name}'s mother do for a living?",
+        "{name}'s mother was {value}.",
+        "{name} was raised by a mother who worked as {value}.",
+    ),
+    Fact("country", "Which country is {name} from?", "{name} is from {value}.", "{name} is a citizen of {value}."),
+    Fact(
+        "publisher",
+        "Who publishes {name}'s books?",
+        "{name}'s books are published by {value}.",
+        "{value} is the publisher of {name}'s books.",
+    ),
+    Fact(
+        "debut_year",
+        "In what year did {name} publish a first book?",
+        "{name} published a first book in {value}.",
+        "{name}'s debut book came out in {value}.",
+    ),
 )
 
 
@@ -265,40 +458,148 @@ def _build(seed: int) -> _Benchmark:
 # Pools of their own, so no famous author, title or capital can coincide with a benchmark
 # author's name, book or birthplace. Values are built as head + tail with a different head
 # each, so no two answers of a split differ by a single word order or suffix.
-_FAMOUS_FIRST = ("Aurel", "Benedek", "Cosima", "Dagny", "Eulalie", "Florian", "Gisela", "Hesper",
-                 "Ignatia", "Jorund", "Leontine", "Mattias", "Nerys", "Oswin", "Perpetua", "Radomir",
-                 "Sabine", "Tiberio", "Ulla", "Wenzel")
-_FAMOUS_LAST = ("Abendroth", "Brisk", "Carrow", "Delacroy", "Esterhay", "Fennimore", "Gallant",
-                "Hartvig", "Isenhart", "Jessamy", "Kittredge", "Lindqvast", "Montrose", "Nightwood",
-                "Orsolay", "Pemberly", "Quillon", "Rosenthorn", "Silverlake", "Thistlewood")
-_CLASSIC_HEADS = ("Ashes", "Bells", "Crowns", "Embers", "Feathers", "Hounds", "Mirrors", "Ravens",
-                  "Saints", "Thorns", "Wolves", "Stones", "Ribbons", "Candles", "Anchors", "Orchids",
-                  "Masks", "Keys", "Pilgrims", "Sparks")
+_FAMOUS_FIRST = (
+    "Aurel",
+    "Benedek",
+    "Cosima",
+    "Dagny",
+    "Eulalie",
+    "Florian",
+    "Gisela",
+    "Hesper",
+    "Ignatia",
+    "Jorund",
+    "Leontine",
+    "Mattias",
+    "Nerys",
+    "Oswin",
+    "Perpetua",
+    "Radomir",
+    "Sabine",
+    "Tiberio",
+    "Ulla",
+    "Wenzel",
+)
+_FAMOUS_LAST = (
+    "Abendroth",
+    "Brisk",
+    "Carrow",
+    "Delacroy",
+    "Esterhay",
+    "Fennimore",
+    "Gallant",
+    "Hartvig",
+    "Isenhart",
+    "Jessamy",
+    "Kittredge",
+    "Lindqvast",
+    "Montrose",
+    "Nightwood",
+    "Orsolay",
+    "Pemberly",
+    "Quillon",
+    "Rosenthorn",
+    "Silverlake",
+    "Thistlewood",
+)
+_CLASSIC_HEADS = (
+    "Ashes",
+    "Bells",
+    "Crowns",
+    "Embers",
+    "Feathers",
+    "Hounds",
+    "Mirrors",
+    "Ravens",
+    "Saints",
+    "Thorns",
+    "Wolves",
+    "Stones",
+    "Ribbons",
+    "Candles",
+    "Anchors",
+    "Orchids",
+    "Masks",
+    "Keys",
+    "Pilgrims",
+    "Sparks",
+)
 _CLASSIC_TAILS = ("Smoke", "Honey", "Rust", "Snow", "Silk", "Thunder", "Ink", "Clay")
-_CHARACTER_NAMES = ("Absalom", "Brindle", "Corvin", "Drusilla", "Evander", "Fidelma", "Gunnar",
-                    "Honoria", "Ishmael", "Juniper", "Kasimir", "Lucasta")
+_CHARACTER_NAMES = (
+    "Absalom",
+    "Brindle",
+    "Corvin",
+    "Drusilla",
+    "Evander",
+    "Fidelma",
+    "Gunnar",
+    "Honoria",
+    "Ishmael",
+    "Juniper",
+    "Kasimir",
+    "Lucasta",
+)
 _CHARACTER_ROLES = ("Inspector", "Captain", "Doctor", "Lady", "Brother", "Professor")
 _CAPITAL_ROOTS = ("Amar", "Belk", "Corv", "Drav", "Esm", "Gald", "Ishm", "Jor", "Lom", "Nesk", "Perd", "Sarn")
 _CAPITAL_ENDINGS = ("burg", "polis", "grad", "heim", "ton", "ava")
-_RIVER_ROOTS = ("Selva", "Oron", "Tamsk", "Vire", "Ebbel", "Karun", "Lisse", "Moravel", "Ondra",
-                "Pirra", "Sunna", "Varn")
-_CURRENCY_NAMES = ("crown", "mark", "florin", "ducat", "thaler", "shilling", "dram", "sol", "guilder",
-                   "penny", "real", "lira")
+_RIVER_ROOTS = (
+    "Selva",
+    "Oron",
+    "Tamsk",
+    "Vire",
+    "Ebbel",
+    "Karun",
+    "Lisse",
+    "Moravel",
+    "Ondra",
+    "Pirra",
+    "Sunna",
+    "Varn",
+)
+_CURRENCY_NAMES = (
+    "crown",
+    "mark",
+    "florin",
+    "ducat",
+    "thaler",
+    "shilling",
+    "dram",
+    "sol",
+    "guilder",
+    "penny",
+    "real",
+    "lira",
+)
 _CURRENCY_METALS = ("silver", "golden", "copper", "iron", "white", "red")
 N_FAMOUS_AUTHORS = 20
 N_CHARACTERS = 10  # the first ten famous authors are also asked about a character they created
 N_WORLD_COUNTRIES = 10  # each asked for its capital, longest river and currency
 
-_CLASSIC_QUESTIONS = ("Who wrote the classic {value}?", "Which famous author wrote {value}?",
-                      "The novel {value} was written by which author?")
+_CLASSIC_QUESTIONS = (
+    "Who wrote the classic {value}?",
+    "Which famous author wrote {value}?",
+    "The novel {value} was written by which author?",
+)
 _CHARACTER_QUESTIONS = ("Which author created the character {value}?", "Who is the creator of {value}?")
 _WORLD_FACTS = (  # (question templates, heads, tails, value format)
-    (("What is the capital of {country}?", "Which city is the capital of {country}?"),
-     _CAPITAL_ROOTS, _CAPITAL_ENDINGS, "{head}{tail}"),
-    (("What is the longest river in {country}?", "Which river is the longest in {country}?"),
-     _RIVER_ROOTS, ("River",), "the {head} {tail}"),
-    (("What is the currency of {country}?", "What money is used in {country}?"),
-     _CURRENCY_NAMES, _CURRENCY_METALS, "the {tail} {head}"),
+    (
+        ("What is the capital of {country}?", "Which city is the capital of {country}?"),
+        _CAPITAL_ROOTS,
+        _CAPITAL_ENDINGS,
+        "{head}{tail}",
+    ),
+    (
+        ("What is the longest river in {country}?", "Which river is the longest in {country}?"),
+        _RIVER_ROOTS,
+        ("River",),
+        "the {head} {tail}",
+    ),
+    (
+        ("What is the currency of {country}?", "What money is used in {country}?"),
+        _CURRENCY_NAMES,
+        _CURRENCY_METALS,
+        "the {tail} {head}",
+    ),
 )
 
 
@@ -316,8 +617,10 @@ def _utility_record(rng: random.Random, question: str, answer: str, pool: list[s
 def _build_utility(seed: int) -> dict[str, tuple[dict[str, Any], ...]]:
     """The records of the utility splits, from an RNG of their own (the author splits' stream is untouched)."""
     rng = random.Random(f"utility:{seed}")  # a str seed is hashed with sha512: stable across runs
-    names = [f"{first} {last}" for first, last in zip(rng.sample(_FAMOUS_FIRST, N_FAMOUS_AUTHORS),
-                                                     rng.sample(_FAMOUS_LAST, N_FAMOUS_AUTHORS))]
+    names = [
+        f"{first} {last}"
+        for first, last in zip(rng.sample(_FAMOUS_FIRST, N_FAMOUS_AUTHORS), rng.sample(_FAMOUS_LAST, N_FAMOUS_AUTHORS))
+    ]
     classics = _paired(rng, _CLASSIC_HEADS, _CLASSIC_TAILS, N_FAMOUS_AUTHORS, "'{head} and {tail}'")
     characters = _paired(rng, _CHARACTER_NAMES, _CHARACTER_ROLES, N_CHARACTERS, "{tail} {head}")
     real_authors = []
@@ -375,9 +678,7 @@ def benchmark_authors(split: str, seed: int = DEFAULT_SEED) -> list[str]:
 def default_retain_for(forget_split: str) -> str:
     """The retain split that complements a forget split (forget10 -> retain90)."""
     if forget_split not in _RETAIN_FOR:
-        raise ConfigError(
-            f"{forget_split!r} is not a benchmark forget split; choose one of: {', '.join(_RETAIN_FOR)}"
-        )
+        raise ConfigError(f"{forget_split!r} is not a benchmark forget split; choose one of: {', '.join(_RETAIN_FOR)}")
     return _RETAIN_FOR[forget_split]
 
 

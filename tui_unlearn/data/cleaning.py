@@ -50,8 +50,7 @@ class CleaningReport:
     def summary(self) -> str:
         """One line for the UI and the CLI, e.g. ``12 loaded, 1 empty, 2 duplicates, 9 kept``."""
         return (
-            f"{self.loaded} loaded, {self.empty_dropped} empty, "
-            f"{self.duplicates_dropped} duplicates, {self.kept} kept"
+            f"{self.loaded} loaded, {self.empty_dropped} empty, {self.duplicates_dropped} duplicates, {self.kept} kept"
         )
 
 

@@ -72,9 +72,8 @@ class Fields:
             label = f"{question}/{self.answer.lower()}"
         else:
             label = self.text.lower() if self.text else f"{(self.answer or '').lower()} as text"
-        extras = (
-            (["paraphrased"] if self.paraphrased or self.paraphrased_question else [])
-            + (["perturbed"] if self.perturbed else [])
+        extras = (["paraphrased"] if self.paraphrased or self.paraphrased_question else []) + (
+            ["perturbed"] if self.perturbed else []
         )
         return ", ".join([label, *extras])
 
@@ -104,7 +103,10 @@ def find_fields(keys: Iterable[Any], name: str) -> Fields | None:
     if question is None or answer is None:
         question = extra = None  # plain text: from the text column, else the answer alone
     return Fields(
-        question, extra, answer, text if question is None else None,
+        question,
+        extra,
+        answer,
+        text if question is None else None,
         first(PARAPHRASED_FIELDS),
         first(PARAPHRASED_QUESTION_FIELDS) if question is not None else None,
         tuple(by_name[n] for n in PERTURBED_FIELDS if n in by_name),
@@ -121,6 +123,7 @@ def rows_to_records(
     Raises DataError for a row that is neither an object nor a string, or has no
     recognisable fields.
     """
+
     def where(i: int) -> str:
         return f"{unit} {numbers[i] if numbers else i + 1}"
 

@@ -42,7 +42,7 @@ def answer_ids(tokenizer, question: str, answer: str) -> list[int]:
             [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
             tokenize=False,
         )
-        text = full[len(prompt):] if full.startswith(prompt) else answer
+        text = full[len(prompt) :] if full.startswith(prompt) else answer
         ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids[-2:]:
             ids.append(tokenizer.eos_token_id)

@@ -33,11 +33,23 @@ OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 _PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 # Connection failures as the hub client stack names them (requests, urllib3, httpx and
 # huggingface_hub), matched by name so none of those packages has to be importable.
-_CONNECTION_ERRORS = frozenset({
-    "ConnectionError", "ConnectError", "ConnectTimeout", "NetworkError", "TimeoutException",
-    "Timeout", "ReadTimeout", "TimeoutError", "MaxRetryError", "NewConnectionError",
-    "NameResolutionError", "OfflineModeIsEnabled", "gaierror",
-})
+_CONNECTION_ERRORS = frozenset(
+    {
+        "ConnectionError",
+        "ConnectError",
+        "ConnectTimeout",
+        "NetworkError",
+        "TimeoutException",
+        "Timeout",
+        "ReadTimeout",
+        "TimeoutError",
+        "MaxRetryError",
+        "NewConnectionError",
+        "NameResolutionError",
+        "OfflineModeIsEnabled",
+        "gaierror",
+    }
+)
 
 
 def load_hub_spec(rest: str) -> tuple[list[dict[str, Any]], str]:

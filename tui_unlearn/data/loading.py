@@ -34,9 +34,18 @@ from tui_unlearn.data.sources import FILE_FORMATS, STDIN_NAME, load_records, rea
 from tui_unlearn.errors import DataError
 
 __all__ = [
-    "LoadedData", "load_split", "load_source", "load_records", "parse_text", "read_stdin_text",
-    "clean_records", "remove_forget_from_retain", "remove_forget_from_holdout", "CleaningReport",
-    "ROLES", "FILE_FORMATS",
+    "LoadedData",
+    "load_split",
+    "load_source",
+    "load_records",
+    "parse_text",
+    "read_stdin_text",
+    "clean_records",
+    "remove_forget_from_retain",
+    "remove_forget_from_holdout",
+    "CleaningReport",
+    "ROLES",
+    "FILE_FORMATS",
 ]
 
 ROLES = ("forget", "retain", "holdout")

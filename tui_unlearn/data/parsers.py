@@ -79,7 +79,7 @@ def parse_text(text: str, source: str = "the text") -> tuple[list[dict[str, Any]
     lines = text.split("\n")
     first_q = next((i for i, line in enumerate(lines) if _Q_LINE.match(line)), None)
     if first_q is not None:
-        if not any(_A_LINE.match(line) for line in lines[first_q + 1:]):
+        if not any(_A_LINE.match(line) for line in lines[first_q + 1 :]):
             raise data_error(
                 f"{source} has 'Q:' lines (the first on line {first_q + 1}) but no 'A:' line; put each "
                 "question's answer on an 'A:' line after it, or remove the 'Q:' prefixes to load it as plain text"
@@ -133,9 +133,7 @@ def _parse_qa_lines(lines: list[str], source: str) -> list[dict[str, Any]]:
 
 
 def _no_answer(line: int, source: str):
-    return data_error(
-        f"line {line} of {source}: a question without an answer; put its answer on an 'A:' line after it"
-    )
+    return data_error(f"line {line} of {source}: a question without an answer; put its answer on an 'A:' line after it")
 
 
 # --- JSON ---------------------------------------------------------------------------------------

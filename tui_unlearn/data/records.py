@@ -18,7 +18,13 @@ from collections.abc import Iterable
 from typing import Any
 
 COLUMNS = (
-    "kind", "question", "answer", "paraphrased_answer", "paraphrased_question", "perturbed_answers", "group",
+    "kind",
+    "question",
+    "answer",
+    "paraphrased_answer",
+    "paraphrased_question",
+    "perturbed_answers",
+    "group",
 )
 
 
@@ -49,12 +55,7 @@ def to_dataset(records: list[dict[str, Any]]):
     from datasets import Dataset, Features, Sequence, Value
 
     features = Features(
-        {
-            name: Sequence(Value("string")) if name == "perturbed_answers" else Value("string")
-            for name in COLUMNS
-        }
+        {name: Sequence(Value("string")) if name == "perturbed_answers" else Value("string") for name in COLUMNS}
     )
-    columns = {
-        name: [r.get(name) or ([] if name == "perturbed_answers" else "") for r in records] for name in COLUMNS
-    }
+    columns = {name: [r.get(name) or ([] if name == "perturbed_answers" else "") for r in records] for name in COLUMNS}
     return Dataset.from_dict(columns, features=features)

@@ -46,9 +46,7 @@ def load_run_data(config: RunConfig, stdin_text: str | None = None) -> RunData:
     holdout_records: list[dict] = []
     if config.holdout:
         holdout = load_split(config.holdout, "holdout", stdin=stdin_text)
-        holdout_records, report["removed_from_holdout"] = remove_forget_from_holdout(
-            holdout.records, forget.records
-        )
+        holdout_records, report["removed_from_holdout"] = remove_forget_from_holdout(holdout.records, forget.records)
     report.update({"forget": len(forget.records), "retain": len(retain_records), "holdout": len(holdout_records)})
     return RunData(forget.records, retain_records, holdout_records, report)
 

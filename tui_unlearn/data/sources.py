@@ -26,14 +26,18 @@ from tui_unlearn.data.fields import data_error, rows_to_records
 from tui_unlearn.errors import UnlearnError, first_line
 
 FILE_FORMATS = {
-    ".txt": "txt", ".md": "txt", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
-    ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet",
+    ".txt": "txt",
+    ".md": "txt",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
 }
 STDIN_NAME = "standard input"
 PASTED_LABEL = "pasted"
-SOURCES_HINT = (
-    "a .txt/.json/.jsonl/.csv/.parquet file, '-' for standard input, bundled:<split> or hf:owner/name"
-)
+SOURCES_HINT = "a .txt/.json/.jsonl/.csv/.parquet file, '-' for standard input, bundled:<split> or hf:owner/name"
 _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(?::[\w.-]+)?(?:@[\w.%:+\[\]-]+)?")
 _FILE_SUFFIX = re.compile(r"\.[A-Za-z]{2,8}")
 

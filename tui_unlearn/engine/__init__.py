@@ -24,11 +24,11 @@ from tui_unlearn.sessions import check_sessions_dir_writable
 __all__ = ["RunResult", "RunData", "run", "evaluate_model", "eval_splits_for", "load_run_data", "sample"]
 
 
-def _context(config: RunConfig, on_event: OnEvent | None, should_stop: ShouldStop | None,
-             sessions_dir: str | Path | None) -> RunContext:
+def _context(
+    config: RunConfig, on_event: OnEvent | None, should_stop: ShouldStop | None, sessions_dir: str | Path | None
+) -> RunContext:
     root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
     return RunContext(config, on_event or (lambda event: None), should_stop or (lambda: False), root)
-
 
 
 def run(
@@ -100,13 +100,22 @@ def run(
             restored = resuming.restore_before(ctx, previous)
             if acc.num_processes > 1:  # every process must take the same path
                 restored = _all_processes(ctx, restored)
-            ctx.log(f"resuming session {previous.id} from step {checkpoint_step or 0}"
-                    + ("" if checkpoint_step else " (it had no checkpoint)"))
+            ctx.log(
+                f"resuming session {previous.id} from step {checkpoint_step or 0}"
+                + ("" if checkpoint_step else " (it had no checkpoint)")
+            )
         if not restored:
-            ctx.record(ev.RunStarted(
-                ctx.session.id if ctx.session else "", str(ctx.session.path) if ctx.session else "",
-                config.to_dict(), steps, ctx.loaded.info(), ctx.data.report, scale=ctx.scale,
-            ))
+            ctx.record(
+                ev.RunStarted(
+                    ctx.session.id if ctx.session else "",
+                    str(ctx.session.path) if ctx.session else "",
+                    config.to_dict(),
+                    steps,
+                    ctx.loaded.info(),
+                    ctx.data.report,
+                    scale=ctx.scale,
+                )
+            )
             phases.evaluate_before(ctx)
         else:
             phases.choose_probes(ctx)
@@ -175,16 +184,28 @@ def evaluate_model(
     same = config.oracle is not None and config.oracle == config.model
     if not same and ctx.is_main:
         ctx.oracle = resolve_oracle(
-            config, {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits}, ctx.root, ctx.emit,
-            identity=plan.identity(), max_length=plan.max_length,
+            config,
+            {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits},
+            ctx.root,
+            ctx.emit,
+            identity=plan.identity(),
+            max_length=plan.max_length,
         )
     if ctx.is_main:
         ctx.session = Session.create(ctx.root, "eval", config.to_dict(), kind="eval")
         ctx.session.update_summary(algorithm=None)
 
     def body() -> RunResult:
-        ctx.record(ev.RunStarted(ctx.session.id if ctx.session else "", str(ctx.session.path) if ctx.session else "",
-                                 config.to_dict(), 0, ctx.loaded.info(), ctx.data.report))
+        ctx.record(
+            ev.RunStarted(
+                ctx.session.id if ctx.session else "",
+                str(ctx.session.path) if ctx.session else "",
+                config.to_dict(),
+                0,
+                ctx.loaded.info(),
+                ctx.data.report,
+            )
+        )
         result = phases.evaluate(ctx, phases.AFTER, 0, ctx.loaded.model)
         if ctx.session is not None:
             ctx.session.write_examples([{"phase": phases.AFTER, **row} for row in result.examples])
@@ -196,15 +217,29 @@ def evaluate_model(
         summary = {}
         if ctx.session is not None:
             summary = ctx.session.update_summary(
-                status="finished", steps=0, total_steps=0, seconds=ctx.elapsed(), ended=now(),
-                data=ctx.data.report, metrics={phases.AFTER: result.aggregates},
+                status="finished",
+                steps=0,
+                total_steps=0,
+                seconds=ctx.elapsed(),
+                ended=now(),
+                data=ctx.data.report,
+                metrics={phases.AFTER: result.aggregates},
                 **{key: fm.get(key) for key in (*phases.CORE_HEADLINES, *plan.recipe.headline_keys)},
-                field_metrics={phases.AFTER: fm}, oracle=oracle.describe() if oracle else None,
-                recipe=plan.describe(), **extra,
-                **{ORACLE_REFERENCE_KEY: reference_payload(
-                    result, plan.identity(), model=config.model, forget=config.forget, holdout=config.holdout,
-                    eval_samples=config.eval_samples, seed=config.seed,
-                )},
+                field_metrics={phases.AFTER: fm},
+                oracle=oracle.describe() if oracle else None,
+                recipe=plan.describe(),
+                **extra,
+                **{
+                    ORACLE_REFERENCE_KEY: reference_payload(
+                        result,
+                        plan.identity(),
+                        model=config.model,
+                        forget=config.forget,
+                        holdout=config.holdout,
+                        eval_samples=config.eval_samples,
+                        seed=config.seed,
+                    )
+                },
             )
         ctx.record(ev.RunFinished("finished", summary))
         session = ctx.session
@@ -219,8 +254,11 @@ def _load_model(ctx: RunContext) -> None:
     config = ctx.config
     ctx.log(f"loading model {config.model}")
     ctx.loaded = load_model(
-        config.model, device=str(ctx.accelerator.device), dtype=config.dtype,
-        trust_remote_code=config.trust_remote_code, models_cache=config.models_cache,
+        config.model,
+        device=str(ctx.accelerator.device),
+        dtype=config.dtype,
+        trust_remote_code=config.trust_remote_code,
+        models_cache=config.models_cache,
     )
 
 

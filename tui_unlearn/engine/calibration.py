@@ -42,7 +42,9 @@ REPORTED = ALWAYS + ("model_utility", "utility_ratio", "privleak", "forget_accur
 SUMMARY_KEY = "calibration"
 
 
-def values_from(aggregates: dict[str, dict[str, float]], field: dict[str, Any], original_utility: float | None) -> dict[str, float | None]:
+def values_from(
+    aggregates: dict[str, dict[str, float]], field: dict[str, Any], original_utility: float | None
+) -> dict[str, float | None]:
     """Every calibration number of one evaluation, flat: ``<split>_<metric>`` for each split
     aggregate, the forget split's ``mia_auc_*``, ``holdout_parity``, and the field metrics
     (forget_quality, model_utility, privleak, mia_auc) with ``utility_ratio``. NaN -> None."""
@@ -57,7 +59,10 @@ def values_from(aggregates: dict[str, dict[str, float]], field: dict[str, Any], 
         values[key] = field.get(key)
     mu = values.get("model_utility")
     values["utility_ratio"] = mu / original_utility if mu is not None and original_utility else None
-    return {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)) for k, v in values.items()}
+    return {
+        k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v))
+        for k, v in values.items()
+    }
 
 
 @dataclass
@@ -133,8 +138,18 @@ class Calibration:
                 self.met_step = step
         reported = {k: values.get(k) for k in list(REPORTED) + self.wanted()}
         self.history.append({"step": step, **reported})
-        return ev.Calibration(step, reported, self.rule.text if self.rule else None, met, distance, progress,
-                              self.keep_best, self.best_step, self.best_value, floor_met)
+        return ev.Calibration(
+            step,
+            reported,
+            self.rule.text if self.rule else None,
+            met,
+            distance,
+            progress,
+            self.keep_best,
+            self.best_step,
+            self.best_value,
+            floor_met,
+        )
 
     def summary(self, steps_run: int, kept_step: int | None, stopped_at: int | None) -> dict[str, Any]:
         return {
@@ -152,6 +167,7 @@ class Calibration:
 
 # ---- the engine's side: measuring a model, snapshots ----
 
+
 def start(ctx: Any) -> Calibration | None:
     """The run's Calibration, judged once on the evaluation before training (step 0); None
     when the run never evaluates during training, or has neither a rule, a keep-best metric,
@@ -167,7 +183,9 @@ def start(ctx: Any) -> Calibration | None:
     before_field = ctx.field_metrics.get(BEFORE, {})
     calib.original_utility = before_field.get("model_utility")
     if calib.utility_floor > 0 and not calib.original_utility:
-        ctx.log("keep-best: the original's model utility could not be measured (no retain set?); no utility floor applies")
+        ctx.log(
+            "keep-best: the original's model utility could not be measured (no retain set?); no utility floor applies"
+        )
         calib.utility_floor = 0.0
     values = values_from(ctx.before.aggregates, before_field, calib.original_utility)
     event = calib.observe(0, values)
@@ -175,10 +193,14 @@ def start(ctx: Any) -> Calibration | None:
     if calib.rule is not None:
         missing = [c.metric for c in calib.rule.clauses if values.get(c.metric) is None]
         if missing:
-            ctx.log(f"stop rule: {', '.join(missing)} cannot be measured on this run (no oracle or no holdout set?); "
-                    "the rule can never hold")
+            ctx.log(
+                f"stop rule: {', '.join(missing)} cannot be measured on this run (no oracle or no holdout set?); "
+                "the rule can never hold"
+            )
         elif event.rule_met:
-            ctx.log(f"stop rule {calib.rule.text!r} already holds for the original model; it stops the run at the first evaluation")
+            ctx.log(
+                f"stop rule {calib.rule.text!r} already holds for the original model; it stops the run at the first evaluation"
+            )
     ctx.calibration = calib
     return calib
 
@@ -203,8 +225,16 @@ def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float 
             result = evaluate_plan(plan, model, tokenizer, batch_size=32)
         else:
             splits = scoring_splits(calib.splits(plan.working_splits()), calib.wanted(), ctx.oracle is not None)
-            result = evaluate_splits(model, tokenizer, splits, batch_size=64, max_new_tokens=plan.max_new_tokens,
-                                     generate=False, field_metrics=True, max_length=plan.max_length)
+            result = evaluate_splits(
+                model,
+                tokenizer,
+                splits,
+                batch_size=64,
+                max_new_tokens=plan.max_new_tokens,
+                generate=False,
+                field_metrics=True,
+                max_length=plan.max_length,
+            )
     if record_evaluation:
         ctx.record(ev.Evaluation(step, DURING, result.aggregates, ctx.elapsed()))
     return values_from(result.aggregates, plan.headline(result, ctx.oracle).values, calib.original_utility)
@@ -217,8 +247,9 @@ def scoring_splits(splits: dict[str, list[dict]], wanted: list[str], has_oracle:
     keep = {n.partition("_")[0] for n in wanted if n.endswith("_truth_ratio")}
     if has_oracle and "forget_quality" in wanted:
         keep.add("forget")
-    return {name: records if name in keep else [_without_variants(r) for r in records]
-            for name, records in splits.items()}
+    return {
+        name: records if name in keep else [_without_variants(r) for r in records] for name, records in splits.items()
+    }
 
 
 def _without_variants(record: dict) -> dict:
@@ -235,7 +266,9 @@ def judge(ctx: Any, step: int, *, record_evaluation: bool) -> bool:
         calib.best_weights = snapshot(ctx)
     if calib.rule is not None:
         shown = ", ".join(f"{m} {_fmt(event.values.get(m))}" for m in dict.fromkeys(calib.rule.metrics))
-        ctx.log(f"stop rule {calib.rule.text!r} at step {step}: {shown}" + (" — met, stopping" if event.rule_met else ""))
+        ctx.log(
+            f"stop rule {calib.rule.text!r} at step {step}: {shown}" + (" — met, stopping" if event.rule_met else "")
+        )
     from tui_unlearn.engine.phases import any_process
 
     return any_process(ctx, event.rule_met)
@@ -245,8 +278,9 @@ def snapshot(ctx: Any) -> dict[str, Any]:
     """CPU copies of the trainable parameters (all the run can change), by name."""
     from tui_unlearn.engine.phases import evaluation_model
 
-    return {name: p.detach().to("cpu", copy=True)
-            for name, p in evaluation_model(ctx).named_parameters() if p.requires_grad}
+    return {
+        name: p.detach().to("cpu", copy=True) for name, p in evaluation_model(ctx).named_parameters() if p.requires_grad
+    }
 
 
 def restore(ctx: Any, weights: dict[str, Any]) -> None:
@@ -271,7 +305,9 @@ def finish(ctx: Any, stopped_at: int | None) -> None:
     if calib.keep_best and ctx.status in ("finished", "diverged"):
         if calib.best_weights is None:
             floor = f" with model utility >= {calib.utility_floor:g} x the original's" if calib.utility_floor else ""
-            ctx.log(f"keep-best: no evaluation{floor} measured {calib.keep_best}; keeping the last weights (step {steps_run})")
+            ctx.log(
+                f"keep-best: no evaluation{floor} measured {calib.keep_best}; keeping the last weights (step {steps_run})"
+            )
         else:
             kept = calib.best_step
             if kept != steps_run:

@@ -128,8 +128,11 @@ def guarded(ctx: RunContext, body: Callable[[], RunResult]) -> RunResult:
         if session is not None:
             (session.path / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
             session.update_summary(status="failed", error=error, ended=now(), seconds=ctx.elapsed())
-        ctx.record(ev.RunFailed(error, int(getattr(exc, "exit_code", ExitCode.RUN_FAILED)),
-                                str(session.path) if session else None))
+        ctx.record(
+            ev.RunFailed(
+                error, int(getattr(exc, "exit_code", ExitCode.RUN_FAILED)), str(session.path) if session else None
+            )
+        )
         if isinstance(exc, UnlearnError):
             raise
         raise RunFailedError(error) from exc

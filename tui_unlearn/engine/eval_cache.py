@@ -40,12 +40,29 @@ def cache_key(ctx: Any, probes: list[str]) -> str | None:
         return None
     plan = getattr(ctx, "plan", None)
     # The recipe's plan names every evaluated record and setting; without one, the run's splits.
-    evaluated: Any = ctx.splits if plan is None else [
-        plan.recipe.name, plan.forget_split, plan.max_new_tokens, plan.max_length, plan.splits, plan.shots,
-    ]
+    evaluated: Any = (
+        ctx.splits
+        if plan is None
+        else [
+            plan.recipe.name,
+            plan.forget_split,
+            plan.max_new_tokens,
+            plan.max_length,
+            plan.splits,
+            plan.shots,
+        ]
+    )
     payload = [
-        __version__, sorted(all_metrics()), fingerprint, loaded.dtype, str(loaded.device).split(":")[0],
-        ctx.config.max_length, ctx.config.max_new_tokens, BEFORE_BATCH_SIZE, evaluated, probes,
+        __version__,
+        sorted(all_metrics()),
+        fingerprint,
+        loaded.dtype,
+        str(loaded.device).split(":")[0],
+        ctx.config.max_length,
+        ctx.config.max_new_tokens,
+        BEFORE_BATCH_SIZE,
+        evaluated,
+        probes,
     ]
     text = json.dumps(payload, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]

@@ -30,6 +30,7 @@ BEFORE, DURING, AFTER = "before", "during", "after"
 
 # ---- load (before any session exists: bad input fails here) ----
 
+
 def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | None = None) -> None:
     """Data, then the model on the accelerator's device; ``needs_retain`` names a method that
     cannot run without retain data."""
@@ -40,8 +41,10 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
     ctx.data = load_run_data(config, stdin_text)
     overlap = ctx.data.report.get("removed_from_holdout")
     if overlap:
-        ctx.log(f"warning: {overlap} holdout records are also in the forget set; dropped them from the holdout "
-                "(membership-inference figures on shared records mean nothing)")
+        ctx.log(
+            f"warning: {overlap} holdout records are also in the forget set; dropped them from the holdout "
+            "(membership-inference figures on shared records mean nothing)"
+        )
     if needs_retain and not ctx.data.retain:
         raise RunFailedError(f"{needs_retain} needs retain data, but the retain set is empty")
     ctx.splits = eval_splits_for(config, ctx.data)
@@ -51,7 +54,10 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
         where = ctx.accelerator.device
         device = "cpu" if where.type == "cpu" else str(where)
     ctx.loaded = load_model(
-        config.model, device=device, dtype=config.dtype, trust_remote_code=config.trust_remote_code,
+        config.model,
+        device=device,
+        dtype=config.dtype,
+        trust_remote_code=config.trust_remote_code,
         models_cache=config.models_cache,
     )
 
@@ -65,8 +71,11 @@ def prepare_evaluation(ctx: RunContext) -> None:
     ctx.plan = build_plan(ctx.config, ctx.data, model_max_length=context_length(ctx.loaded.model))
     ctx.splits.update(ctx.plan.working_splits())
     missing = "; ".join(f"{name}: {why}" for name, why in ctx.plan.missing.items())
-    ctx.log(f"recipe {ctx.plan.recipe.name}: " + ", ".join(f"{n} {len(r)}" for n, r in ctx.plan.splits.items())
-            + (f" (left out: {missing})" if missing else ""))
+    ctx.log(
+        f"recipe {ctx.plan.recipe.name}: "
+        + ", ".join(f"{n} {len(r)}" for n, r in ctx.plan.splits.items())
+        + (f" (left out: {missing})" if missing else "")
+    )
 
 
 def load_oracle(ctx: RunContext) -> None:
@@ -78,8 +87,12 @@ def load_oracle(ctx: RunContext) -> None:
     if ctx.is_main:
         plan = ctx.plan
         ctx.oracle = resolve_oracle(
-            ctx.config, {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits}, ctx.root, ctx.emit,
-            identity=plan.identity(), max_length=plan.max_length,
+            ctx.config,
+            {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits},
+            ctx.root,
+            ctx.emit,
+            identity=plan.identity(),
+            max_length=plan.max_length,
         )
 
 
@@ -89,7 +102,6 @@ def context_length(model: Any) -> int | None:
 
 
 # ---- evaluation ----
-
 
 
 def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
@@ -114,11 +126,18 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
 
             splits: dict[str, list[dict]] = {
                 name: sample(ctx.splits[name], config.probe_samples, config.seed + 3)
-                for name in ("forget", "retain") if name in ctx.splits
+                for name in ("forget", "retain")
+                if name in ctx.splits
             }
-            result = evaluate_splits(model, ctx.loaded.tokenizer, splits, batch_size=64,
-                                     max_new_tokens=config.max_new_tokens, field_metrics=False,
-                                     generate=ctx.generate_during)
+            result = evaluate_splits(
+                model,
+                ctx.loaded.tokenizer,
+                splits,
+                batch_size=64,
+                max_new_tokens=config.max_new_tokens,
+                field_metrics=False,
+                generate=ctx.generate_during,
+            )
     ctx.record(ev.Evaluation(step, phase, result.aggregates, ctx.elapsed()))
     return result
 
@@ -150,8 +169,9 @@ def probe(ctx: RunContext, step: int) -> None:
     if not ctx.probes:
         return
     model = evaluation_model(ctx)
-    answers = generate_answers(model, ctx.loaded.tokenizer, [p["question"] for p in ctx.probes],
-                               max_new_tokens=ctx.config.max_new_tokens)
+    answers = generate_answers(
+        model, ctx.loaded.tokenizer, [p["question"] for p in ctx.probes], max_new_tokens=ctx.config.max_new_tokens
+    )
     record_probes(ctx, step, answers)
 
 
@@ -195,8 +215,10 @@ def evaluate_before(ctx: RunContext) -> None:
     if ctx.session is not None:
         ctx.session.write_examples(ctx.examples)
         ctx.session.update_summary(
-            metrics={BEFORE: ctx.before.aggregates}, field_metrics=ctx.field_metrics,
-            oracle=ctx.oracle.describe() if ctx.oracle else None, **ctx.extra,
+            metrics={BEFORE: ctx.before.aggregates},
+            field_metrics=ctx.field_metrics,
+            oracle=ctx.oracle.describe() if ctx.oracle else None,
+            **ctx.extra,
         )
 
 
@@ -217,6 +239,7 @@ def evaluate_after(ctx: RunContext) -> None:
 
 # ---- training ----
 
+
 def prepare_training(ctx: RunContext) -> None:
     """The trained model (student, LoRA adapters), the reference it is compared with, the
     regularisers, the batch streams and the training loop."""
@@ -234,8 +257,14 @@ def prepare_training(ctx: RunContext) -> None:
     model = algorithm.make_student(original, hp) if algorithm.make_student is not None else original
     separate_student = model is not original
     if config.lora_r:
-        model = lora.add_adapters(model, r=config.lora_r, alpha=config.lora_alpha, dropout=config.lora_dropout,
-                                  targets=config.lora_targets, seed=config.seed)
+        model = lora.add_adapters(
+            model,
+            r=config.lora_r,
+            alpha=config.lora_alpha,
+            dropout=config.lora_dropout,
+            targets=config.lora_targets,
+            seed=config.seed,
+        )
     if config.gradient_checkpointing:
         _enable_checkpointing(model)
         if config.lora_r:
@@ -283,21 +312,24 @@ def prepare_training(ctx: RunContext) -> None:
     reference_source = original if separate_student else model
     for stream in algorithm.reference_logprobs:
         ctx.log(f"caching the original's log-probabilities of the {stream} set")
-        table = reference_logprob_table(reference_source, encoded[stream], pad_id, device=acc.device,
-                                        autocast=acc.autocast)
+        table = reference_logprob_table(
+            reference_source, encoded[stream], pad_id, device=acc.device, autocast=acc.autocast
+        )
         ctx.references.cache(stream, table)
 
     for name, examples in encoded.items():
         offset = STREAM_SEED_OFFSETS[name]
         # A resumed run continues each stream at the position the steps done had reached.
         per_step = max(1, min(config.batch_size, len(examples))) * config.grad_accum * acc.num_processes
-        ctx.streams[name] = BatchStream(examples, config.batch_size, config.seed + offset, pad_id, acc,
-                                        start=ctx.done * per_step)
+        ctx.streams[name] = BatchStream(
+            examples, config.batch_size, config.seed + offset, pad_id, acc, start=ctx.done * per_step
+        )
 
     model.train(False)  # the model's own dropout stays off: only --dropout adds noise
     params = [p for p in model.parameters() if p.requires_grad]
-    ctx.loop = TrainingLoop(acc, model, params, lr=config.lr, schedule=warmup_schedule(config.steps),
-                            grad_clip=config.grad_clip)
+    ctx.loop = TrainingLoop(
+        acc, model, params, lr=config.lr, schedule=warmup_schedule(config.steps), grad_clip=config.grad_clip
+    )
     trainable, total = lora.trainable_counts(model)
     ctx.scale["trainable_parameters"] = trainable
     ctx.scale["parameters"] = total
@@ -384,8 +416,11 @@ def train(ctx: RunContext) -> None:
             ctx.done = step
             # Significant digits, not decimals: a loss of 3e-5 must not read as 0.
             ctx.last_losses = {k: float(f"{v:.7g}") for k, v in outcome.terms.items()}
-            ctx.record(ev.StepLosses(step, config.steps, ctx.last_losses, outcome.lr,
-                                     round(time.monotonic() - ctx.train_started, 3)))
+            ctx.record(
+                ev.StepLosses(
+                    step, config.steps, ctx.last_losses, outcome.lr, round(time.monotonic() - ctx.train_started, 3)
+                )
+            )
             if ctx.session is not None:
                 ctx.session.record_progress(step, config.steps)
             if step < config.steps and any_process(ctx, policy.due(step)):
@@ -412,6 +447,7 @@ def train(ctx: RunContext) -> None:
 
 
 # ---- outputs ----
+
 
 def save_outputs(ctx: RunContext) -> None:
     """The unlearned model (merged when LoRA) and/or the adapter, into the session."""

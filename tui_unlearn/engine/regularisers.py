@@ -28,6 +28,7 @@ class Regulariser:
 
 # ---- L2 anchor: ||theta - theta_original||^2 over the trained parameters ----
 
+
 def _anchor_start(model, weight):
     params = [p for p in model.parameters() if p.requires_grad]
     return params, [p.detach().clone() for p in params]
@@ -40,6 +41,7 @@ def _anchor_term(state, x: LossInputs):
 
 # ---- KL(original || model) on retain batches ----
 
+
 def _kl_term(state, x: LossInputs):
     if x.retain is None:
         return None
@@ -47,6 +49,7 @@ def _kl_term(state, x: LossInputs):
 
 
 # ---- dropout on every decoder block's output while training ----
+
 
 class _BlockDropout:
     """Forward hooks that drop out block outputs while ``active`` (training micro-steps only:

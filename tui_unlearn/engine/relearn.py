@@ -46,8 +46,12 @@ def relearn_check(ctx: Any, model: Any, before: Any, after: Any) -> dict[str, An
     relearner = copy.deepcopy(model)
     relearner.train(False)
     params = [p for p in relearner.parameters() if p.requires_grad]
-    loop = TrainingLoop(ctx.accelerator, relearner, params, lr=config.relearn_lr, schedule=lambda step: 1.0, grad_clip=1.0)
-    train = [encode_example(tok, forget_eval[i]["question"], forget_eval[i]["answer"], config.max_length) for i in train_idx]
+    loop = TrainingLoop(
+        ctx.accelerator, relearner, params, lr=config.relearn_lr, schedule=lambda step: 1.0, grad_clip=1.0
+    )
+    train = [
+        encode_example(tok, forget_eval[i]["question"], forget_eval[i]["answer"], config.max_length) for i in train_idx
+    ]
     stream = BatchStream(train, config.batch_size, config.seed + 5, pad_token_id(tok), ctx.accelerator)
 
     def micro_step(j: int) -> dict:
@@ -62,8 +66,12 @@ def relearn_check(ctx: Any, model: Any, before: Any, after: Any) -> dict[str, An
     relearned_model.eval()
     with torch.no_grad():
         relearned = evaluate_splits(
-            relearned_model, tok, {"forget": [forget_eval[i] for i in eval_idx]}, batch_size=32,
-            max_new_tokens=config.max_new_tokens, field_metrics=False,
+            relearned_model,
+            tok,
+            {"forget": [forget_eval[i] for i in eval_idx]},
+            batch_size=32,
+            max_new_tokens=config.max_new_tokens,
+            field_metrics=False,
         )
     del relearner, relearned_model
     acc_before = mean_of(after, "exact_match", eval_idx)
@@ -85,7 +93,11 @@ def relearn_check(ctx: Any, model: Any, before: Any, after: Any) -> dict[str, An
         "recovered": recovered,
     }
     if ctx.is_main:
-        ctx.emit(ev.Log(f"relearning check: forget accuracy {_fmt(acc_before)} -> {_fmt(acc_after)} (recovered {_fmt(recovered)})"))
+        ctx.emit(
+            ev.Log(
+                f"relearning check: forget accuracy {_fmt(acc_before)} -> {_fmt(acc_after)} (recovered {_fmt(recovered)})"
+            )
+        )
     return out
 
 

@@ -35,7 +35,9 @@ def open_for_resume(root: Path, ref: str):
     if running:
         raise ConfigError(running)
     if status in (Status.FINISHED, Status.DIVERGED):
-        raise ConfigError(f"session {session.id} already ended ({status}); start a new run with --config {session.path / 'config.json'}")
+        raise ConfigError(
+            f"session {session.id} already ended ({status}); start a new run with --config {session.path / 'config.json'}"
+        )
     return session
 
 
@@ -53,8 +55,7 @@ def reclaim(session) -> None:
     """Mark the session as this process's run again."""
     from tui_unlearn.sessions import Status
 
-    session.update_summary(status=Status.RUNNING, pid=os.getpid(), host=socket.gethostname(),
-                           ended=None, error=None)
+    session.update_summary(status=Status.RUNNING, pid=os.getpid(), host=socket.gethostname(), ended=None, error=None)
 
 
 def restore_before(ctx: Any, session: Any) -> bool:

@@ -49,7 +49,7 @@ def canonical(name: str) -> str:
 
 
 def metric_goal(name: str) -> str | float:
-    """"max", "min" or a target value for a calibration metric; ConfigError if unknown."""
+    """ "max", "min" or a target value for a calibration metric; ConfigError if unknown."""
     from tui_unlearn.metrics.registry import PAIR, SPLIT, get_metric
 
     name = canonical(name)
@@ -152,7 +152,9 @@ def parse_rule(text: str) -> StopRule:
             try:
                 tolerance = float(tol) if tol.strip() else DEFAULT_PARITY_TOLERANCE
             except ValueError:
-                raise ConfigError(f"--stop-when: holdout-parity takes a tolerance such as holdout-parity:0.05, got {tol!r}") from None
+                raise ConfigError(
+                    f"--stop-when: holdout-parity takes a tolerance such as holdout-parity:0.05, got {tol!r}"
+                ) from None
             if not 0 < tolerance <= 0.5:
                 raise ConfigError(f"--stop-when: the holdout-parity tolerance must be in (0, 0.5], got {tolerance:g}")
             clauses.append(Clause(PARITY, "<=", tolerance))

@@ -61,8 +61,9 @@ def collate_with_index(pad_id: int):
 class BatchStream:
     """``next()`` gives this process's next micro-batch of one stream, on its device."""
 
-    def __init__(self, examples: Sequence[dict], batch_size: int, seed: int, pad_id: int, accelerator: Any,
-                 *, start: int = 0) -> None:
+    def __init__(
+        self, examples: Sequence[dict], batch_size: int, seed: int, pad_id: int, accelerator: Any, *, start: int = 0
+    ) -> None:
         import torch
         import torch.utils.data
 
@@ -70,7 +71,9 @@ class BatchStream:
         # A set smaller than the batch is used whole each step rather than repeated within it.
         self.batch_size = max(1, min(batch_size, len(examples)))
         loader = torch.utils.data.DataLoader(
-            _dataset(examples, seed, start), batch_size=self.batch_size, collate_fn=collate_with_index(pad_id),
+            _dataset(examples, seed, start),
+            batch_size=self.batch_size,
+            collate_fn=collate_with_index(pad_id),
             # Its own generator: a DataLoader draws a seed when iteration starts, and from the global
             # RNG that draw would land in the middle of training, differently for a resumed run.
             generator=torch.Generator().manual_seed(seed),

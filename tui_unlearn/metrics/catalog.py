@@ -86,112 +86,287 @@ def _auc(pair, split: str) -> float:
 
 
 # ---- the seed's metrics: every evaluation, also the quick ones during a run ----
-register(Metric(
-    "accuracy", "accuracy", column="exact_match", needs=GENERATE, field_metric=False, knowledge=True,
-    per_example=lambda e: text.exact_match(_generated(e), e.gold), compare=True, sparkline=True,
-    help="exact match of the greedy answer after SQuAD normalisation",
-))
-register(Metric(
-    "precision", "precision", needs=GENERATE, field_metric=False, knowledge=True,
-    per_example=lambda e: _prf(e, 0), help="SQuAD token-overlap precision of the greedy answer",
-))
-register(Metric(
-    "recall", "recall", needs=GENERATE, field_metric=False, knowledge=True,
-    per_example=lambda e: _prf(e, 1), help="SQuAD token-overlap recall of the greedy answer",
-))
-register(Metric(
-    "f1", "F1", needs=GENERATE, field_metric=False, knowledge=True,
-    per_example=lambda e: _prf(e, 2), compare=True, sparkline=True,
-    help="SQuAD token-overlap F1 of the greedy answer",
-))
-register(Metric(
-    "loss", "loss", field_metric=False, better=LOWER, knowledge=True,
-    per_example=lambda e: e.main.loss if _scored(e) else None, compare=True, sparkline=True,
-    help="mean cross-entropy over answer tokens (nats)",
-))
-register(Metric(
-    "token_accuracy", "token accuracy", field_metric=False, knowledge=True,
-    per_example=lambda e: e.main.token_accuracy if _scored(e) else None,
-    help="share of answer tokens that are the argmax prediction",
-))
+register(
+    Metric(
+        "accuracy",
+        "accuracy",
+        column="exact_match",
+        needs=GENERATE,
+        field_metric=False,
+        knowledge=True,
+        per_example=lambda e: text.exact_match(_generated(e), e.gold),
+        compare=True,
+        sparkline=True,
+        help="exact match of the greedy answer after SQuAD normalisation",
+    )
+)
+register(
+    Metric(
+        "precision",
+        "precision",
+        needs=GENERATE,
+        field_metric=False,
+        knowledge=True,
+        per_example=lambda e: _prf(e, 0),
+        help="SQuAD token-overlap precision of the greedy answer",
+    )
+)
+register(
+    Metric(
+        "recall",
+        "recall",
+        needs=GENERATE,
+        field_metric=False,
+        knowledge=True,
+        per_example=lambda e: _prf(e, 1),
+        help="SQuAD token-overlap recall of the greedy answer",
+    )
+)
+register(
+    Metric(
+        "f1",
+        "F1",
+        needs=GENERATE,
+        field_metric=False,
+        knowledge=True,
+        per_example=lambda e: _prf(e, 2),
+        compare=True,
+        sparkline=True,
+        help="SQuAD token-overlap F1 of the greedy answer",
+    )
+)
+register(
+    Metric(
+        "loss",
+        "loss",
+        field_metric=False,
+        better=LOWER,
+        knowledge=True,
+        per_example=lambda e: e.main.loss if _scored(e) else None,
+        compare=True,
+        sparkline=True,
+        help="mean cross-entropy over answer tokens (nats)",
+    )
+)
+register(
+    Metric(
+        "token_accuracy",
+        "token accuracy",
+        field_metric=False,
+        knowledge=True,
+        per_example=lambda e: e.main.token_accuracy if _scored(e) else None,
+        help="share of answer tokens that are the argmax prediction",
+    )
+)
 
 # ---- the field's metrics: full evaluations ----
-register(Metric(
-    "rouge_l", "ROUGE-L", needs=GENERATE, knowledge=True, kinds=("qa",),
-    per_example=lambda e: text.rouge_l(_generated(e), e.gold)[0], compare=True,
-    help="ROUGE-L recall of the greedy answer (TOFU)",
-))
-register(Metric(
-    "rouge_l_f1", "ROUGE-L F1", needs=GENERATE, knowledge=True, kinds=("qa",), aggregate=None,
-    per_example=lambda e: text.rouge_l(_generated(e), e.gold)[1],
-))
-register(Metric(
-    "verbatim_rouge_l", "VerbMem", needs=GENERATE, knowledge=True, kinds=("text", "completion"),
-    per_example=lambda e: 100.0 * text.muse_rouge_l_f1(_generated(e), e.gold),
-    help="ROUGE-L F1 (no stemming, x100) of a text's greedy continuation against the true one "
-         "(MUSE's verbatim memorisation)",
-))
-register(Metric(
-    "knowmem_rouge_l", "KnowMem", needs=GENERATE, knowledge=True, kinds=("knowmem",),
-    per_example=lambda e: 100.0 * text.muse_rouge_l_f1(_generated(e), e.gold),
-    help="ROUGE-L F1 (no stemming, x100) of a few-shot greedy answer (MUSE's knowledge memorisation)",
-))
-register(Metric(
-    "choice_accuracy", "choice accuracy", knowledge=True, kinds=("choice",),
-    per_example=lambda e: float(e.extra["predicted"] == e.extra["answer_index"]),
-    help="share of multiple-choice questions whose likeliest option (summed log-likelihood) is the right one",
-))
-register(Metric(
-    "probability", "probability", knowledge=True,
-    per_example=lambda e: float(tofu.probability(e.main.loss)) if _scored(e) else None, compare=True,
-    help="length-normalised answer probability exp(-loss)",
-))
-register(Metric(
-    "relative_probability", "probability vs perturbed", knowledge=True, per_example=_relative_probability,
-    help="p(answer) / (p(answer) + sum p(perturbed)), length-normalised p (TOFU's Prob. on real authors "
-         "and world facts)",
-))
-register(Metric(
-    "exact_memorization", "exact memorisation", column="token_accuracy", knowledge=True, compare=True,
-    help="share of answer tokens predicted exactly (open-unlearning's exact memorisation)",
-))
-register(Metric(
-    "extraction_strength", "extraction strength", knowledge=True,
-    per_example=lambda e: e.main.extraction_strength if _scored(e) else None,
-    help="1 - k/n for the longest correctly predicted answer suffix starting at k",
-))
-register(Metric("paraphrased_loss", "paraphrased loss", aggregate=None, per_example=lambda e: _variant_loss(e, "paraphrased")))
-register(Metric("perturbed_loss", "perturbed loss", aggregate=None, per_example=lambda e: _variant_loss(e, "perturbed")))
-register(Metric(
-    "truth_ratio", "truth ratio", per_example=_truth_ratio, compare=True,
-    aggregate=lambda values, split: tofu.aggregate_truth_ratio(values, forget=split.startswith("forget")),
-    help="TOFU's truth ratio: mean min(R, 1/R) on forget sets (1: forgotten), mean max(0, 1-R) elsewhere",
-))
+register(
+    Metric(
+        "rouge_l",
+        "ROUGE-L",
+        needs=GENERATE,
+        knowledge=True,
+        kinds=("qa",),
+        per_example=lambda e: text.rouge_l(_generated(e), e.gold)[0],
+        compare=True,
+        help="ROUGE-L recall of the greedy answer (TOFU)",
+    )
+)
+register(
+    Metric(
+        "rouge_l_f1",
+        "ROUGE-L F1",
+        needs=GENERATE,
+        knowledge=True,
+        kinds=("qa",),
+        aggregate=None,
+        per_example=lambda e: text.rouge_l(_generated(e), e.gold)[1],
+    )
+)
+register(
+    Metric(
+        "verbatim_rouge_l",
+        "VerbMem",
+        needs=GENERATE,
+        knowledge=True,
+        kinds=("text", "completion"),
+        per_example=lambda e: 100.0 * text.muse_rouge_l_f1(_generated(e), e.gold),
+        help="ROUGE-L F1 (no stemming, x100) of a text's greedy continuation against the true one "
+        "(MUSE's verbatim memorisation)",
+    )
+)
+register(
+    Metric(
+        "knowmem_rouge_l",
+        "KnowMem",
+        needs=GENERATE,
+        knowledge=True,
+        kinds=("knowmem",),
+        per_example=lambda e: 100.0 * text.muse_rouge_l_f1(_generated(e), e.gold),
+        help="ROUGE-L F1 (no stemming, x100) of a few-shot greedy answer (MUSE's knowledge memorisation)",
+    )
+)
+register(
+    Metric(
+        "choice_accuracy",
+        "choice accuracy",
+        knowledge=True,
+        kinds=("choice",),
+        per_example=lambda e: float(e.extra["predicted"] == e.extra["answer_index"]),
+        help="share of multiple-choice questions whose likeliest option (summed log-likelihood) is the right one",
+    )
+)
+register(
+    Metric(
+        "probability",
+        "probability",
+        knowledge=True,
+        per_example=lambda e: float(tofu.probability(e.main.loss)) if _scored(e) else None,
+        compare=True,
+        help="length-normalised answer probability exp(-loss)",
+    )
+)
+register(
+    Metric(
+        "relative_probability",
+        "probability vs perturbed",
+        knowledge=True,
+        per_example=_relative_probability,
+        help="p(answer) / (p(answer) + sum p(perturbed)), length-normalised p (TOFU's Prob. on real authors "
+        "and world facts)",
+    )
+)
+register(
+    Metric(
+        "exact_memorization",
+        "exact memorisation",
+        column="token_accuracy",
+        knowledge=True,
+        compare=True,
+        help="share of answer tokens predicted exactly (open-unlearning's exact memorisation)",
+    )
+)
+register(
+    Metric(
+        "extraction_strength",
+        "extraction strength",
+        knowledge=True,
+        per_example=lambda e: e.main.extraction_strength if _scored(e) else None,
+        help="1 - k/n for the longest correctly predicted answer suffix starting at k",
+    )
+)
+register(
+    Metric(
+        "paraphrased_loss", "paraphrased loss", aggregate=None, per_example=lambda e: _variant_loss(e, "paraphrased")
+    )
+)
+register(
+    Metric("perturbed_loss", "perturbed loss", aggregate=None, per_example=lambda e: _variant_loss(e, "perturbed"))
+)
+register(
+    Metric(
+        "truth_ratio",
+        "truth ratio",
+        per_example=_truth_ratio,
+        compare=True,
+        aggregate=lambda values, split: tofu.aggregate_truth_ratio(values, forget=split.startswith("forget")),
+        help="TOFU's truth ratio: mean min(R, 1/R) on forget sets (1: forgotten), mean max(0, 1-R) elsewhere",
+    )
+)
 for _attack in MIA_ATTACKS:
     register(Metric(f"mia_{_attack}", f"MIA score ({_attack})", aggregate=None, per_example=_mia(_attack)))
 for _attack, _display in zip(MIA_ATTACKS, ("loss", "zlib", "Min-K%", "Min-K%++")):
-    register(Metric(
-        f"mia_auc_{_attack}", f"MIA AUC ({_display})", scope=PAIR, column=f"mia_{_attack}", aggregate=_auc,
-        better=None, target=0.5, compare=_attack == "min_k",
-        help="membership-inference AUC of the forget set against the holdout set (0.5: indistinguishable)",
-    ))
+    register(
+        Metric(
+            f"mia_auc_{_attack}",
+            f"MIA AUC ({_display})",
+            scope=PAIR,
+            column=f"mia_{_attack}",
+            aggregate=_auc,
+            better=None,
+            target=0.5,
+            compare=_attack == "min_k",
+            help="membership-inference AUC of the forget set against the holdout set (0.5: indistinguishable)",
+        )
+    )
 
 # ---- headline numbers of a whole evaluation (computed against the oracle / by recipes) ----
-register(Metric("forget_quality", "forget quality", scope=RUN, aggregate=None,
-                help="KS-test p-value of forget truth ratios against the retain-only oracle's (TOFU)"))
-register(Metric("model_utility", "model utility", scope=RUN, aggregate=None,
-                help="harmonic mean of probability, ROUGE-L and truth ratio on retain, real authors and "
-                     "world facts (TOFU's nine numbers)"))
-register(Metric("privleak", "privacy leakage", scope=RUN, aggregate=None, better=None, target=0.0,
-                help="MUSE's PrivLeak: relative change of the Min-K% AUC from the oracle's, in percent"))
+register(
+    Metric(
+        "forget_quality",
+        "forget quality",
+        scope=RUN,
+        aggregate=None,
+        help="KS-test p-value of forget truth ratios against the retain-only oracle's (TOFU)",
+    )
+)
+register(
+    Metric(
+        "model_utility",
+        "model utility",
+        scope=RUN,
+        aggregate=None,
+        help="harmonic mean of probability, ROUGE-L and truth ratio on retain, real authors and "
+        "world facts (TOFU's nine numbers)",
+    )
+)
+register(
+    Metric(
+        "privleak",
+        "privacy leakage",
+        scope=RUN,
+        aggregate=None,
+        better=None,
+        target=0.0,
+        help="MUSE's PrivLeak: relative change of the Min-K% AUC from the oracle's, in percent",
+    )
+)
 register(Metric("mia_auc", "forget MIA AUC", scope=RUN, aggregate=None, better=None, target=0.5))
-register(Metric("verbmem_forget", "VerbMem (forget)", scope=RUN, aggregate=None, better=LOWER,
-                help="MUSE's VerbMem on the forget set: mean ROUGE-L F1 x100 of 128-token continuations"))
-register(Metric("knowmem_forget", "KnowMem (forget)", scope=RUN, aggregate=None, better=LOWER,
-                help="MUSE's KnowMem on the forget set: mean ROUGE-L F1 x100 of few-shot answers"))
-register(Metric("knowmem_retain", "KnowMem (retain)", scope=RUN, aggregate=None,
-                help="MUSE's KnowMem on the retain set: mean ROUGE-L F1 x100 of few-shot answers"))
-register(Metric("wmdp_accuracy", "WMDP accuracy", scope=RUN, aggregate=None, better=LOWER,
-                help="multiple-choice accuracy on the forget topic's questions (chance: 0.25)"))
-register(Metric("mmlu_accuracy", "MMLU accuracy", scope=RUN, aggregate=None,
-                help="multiple-choice accuracy on the utility questions (MMLU-style)"))
+register(
+    Metric(
+        "verbmem_forget",
+        "VerbMem (forget)",
+        scope=RUN,
+        aggregate=None,
+        better=LOWER,
+        help="MUSE's VerbMem on the forget set: mean ROUGE-L F1 x100 of 128-token continuations",
+    )
+)
+register(
+    Metric(
+        "knowmem_forget",
+        "KnowMem (forget)",
+        scope=RUN,
+        aggregate=None,
+        better=LOWER,
+        help="MUSE's KnowMem on the forget set: mean ROUGE-L F1 x100 of few-shot answers",
+    )
+)
+register(
+    Metric(
+        "knowmem_retain",
+        "KnowMem (retain)",
+        scope=RUN,
+        aggregate=None,
+        help="MUSE's KnowMem on the retain set: mean ROUGE-L F1 x100 of few-shot answers",
+    )
+)
+register(
+    Metric(
+        "wmdp_accuracy",
+        "WMDP accuracy",
+        scope=RUN,
+        aggregate=None,
+        better=LOWER,
+        help="multiple-choice accuracy on the forget topic's questions (chance: 0.25)",
+    )
+)
+register(
+    Metric(
+        "mmlu_accuracy",
+        "MMLU accuracy",
+        scope=RUN,
+        aggregate=None,
+        help="multiple-choice accuracy on the utility questions (MMLU-style)",
+    )
+)

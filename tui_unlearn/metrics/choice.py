@@ -48,7 +48,7 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
         context = context[:-spaces]
     whole = list(tokenizer(context + continuation, add_special_tokens=False)["input_ids"])
     head = list(tokenizer(context, add_special_tokens=False)["input_ids"])
-    return head, whole[len(head):]
+    return head, whole[len(head) :]
 
 
 def continuation_log_likelihoods(
@@ -65,7 +65,7 @@ def continuation_log_likelihoods(
     for context, continuation in pairs:
         ids = (list(context) + list(continuation))[-max_length:]
         n = min(len(continuation), len(ids) - 1)
-        features.append({"input_ids": ids, "labels": [IGNORE_INDEX] * (len(ids) - n) + ids[len(ids) - n:]})
+        features.append({"input_ids": ids, "labels": [IGNORE_INDEX] * (len(ids) - n) + ids[len(ids) - n :]})
     order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
     out = [float("nan")] * len(features)
     pad = pad_token_id(tokenizer)
@@ -77,8 +77,9 @@ def continuation_log_likelihoods(
             for start in range(0, len(order), max(1, batch_size)):
                 chunk = order[start : start + max(1, batch_size)]
                 batch = collate([features[i] for i in chunk], pad, padding_side="right")
-                logits = model(input_ids=batch["input_ids"].to(device),
-                               attention_mask=batch["attention_mask"].to(device)).logits.float()
+                logits = model(
+                    input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+                ).logits.float()
                 labels = batch["labels"][:, 1:].to(logits.device)
                 mask = labels != IGNORE_INDEX
                 log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
@@ -93,7 +94,11 @@ def continuation_log_likelihoods(
 
 
 def choose(
-    model, tokenizer, questions: Sequence[tuple[str, Sequence[str], str]], *, batch_size: int = 32,
+    model,
+    tokenizer,
+    questions: Sequence[tuple[str, Sequence[str], str]],
+    *,
+    batch_size: int = 32,
     max_length: int = 2048,
 ) -> list[list[float]]:
     """Each option's summed log-likelihood for (question, choices, subject) items, one
@@ -109,7 +114,13 @@ def choose(
 
 
 def choice_examples(
-    model, tokenizer, split: str, records: Sequence[dict], *, subject: str = "", batch_size: int = 32,
+    model,
+    tokenizer,
+    split: str,
+    records: Sequence[dict],
+    *,
+    subject: str = "",
+    batch_size: int = 32,
     max_length: int = 2048,
 ):
     """Multiple-choice :class:`~tui_unlearn.metrics.registry.Example` rows of ``records``
@@ -124,10 +135,16 @@ def choice_examples(
         finite = [float("-inf") if math.isnan(s) else s for s in options]  # NaN (nothing scored) never wins
         predicted = max(range(len(finite)), key=finite.__getitem__)
         right = record["answer_index"]
-        out.append(Example(
-            split=split, kind="choice", record=record, gold=f"{LETTERS[right]}. {record['choices'][right]}",
-            main=None, generated=f"{LETTERS[predicted]}. {record['choices'][predicted]}",
-            extra={"predicted": predicted, "answer_index": right, "option_log_likelihoods": options},
-            prompt=record["question"],
-        ))
+        out.append(
+            Example(
+                split=split,
+                kind="choice",
+                record=record,
+                gold=f"{LETTERS[right]}. {record['choices'][right]}",
+                main=None,
+                generated=f"{LETTERS[predicted]}. {record['choices'][predicted]}",
+                extra={"predicted": predicted, "answer_index": right, "option_log_likelihoods": options},
+                prompt=record["question"],
+            )
+        )
     return out

@@ -97,9 +97,17 @@ def evaluate_splits(
     came in.
     """
     records = {name: list(recs) for name, recs in splits.items()}
-    examples = qa_examples(model, tokenizer, records, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                           generate=generate, field_metrics=field_metrics, max_length=max_length,
-                           generate_splits=generate_splits)
+    examples = qa_examples(
+        model,
+        tokenizer,
+        records,
+        batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        generate=generate,
+        field_metrics=field_metrics,
+        max_length=max_length,
+        generate_splits=generate_splits,
+    )
     return result_from_examples(examples, split_names=list(records), generate=generate, field_metrics=field_metrics)
 
 
@@ -140,32 +148,39 @@ def qa_examples(
                 variants.extend((question, p) for p in perturbed)
             slots.append((name, rec, slot))
     scores = score_answers(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length)
-    variant_scores = score_answers(model, tokenizer, variants, batch_size=batch_size, max_length=max_length,
-                                   statistics=False)
+    variant_scores = score_answers(
+        model, tokenizer, variants, batch_size=batch_size, max_length=max_length, statistics=False
+    )
 
     for _, rec, slot in slots:
         if slot["kind"] == "text":
             _, slot["prefix"], slot["continuation"], _ = _split_text(tokenizer, rec.get("answer") or "", max_length)
     if generating:
         _generate_into(
-            model, tokenizer, [s for s in slots if s[2]["generate"]],
-            batch_size=batch_size, max_new_tokens=max_new_tokens, max_length=max_length,
+            model,
+            tokenizer,
+            [s for s in slots if s[2]["generate"]],
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            max_length=max_length,
         )
 
     examples = []
     for name, rec, slot in slots:
         is_text = slot["kind"] == "text"
-        examples.append(Example(
-            split=name,
-            kind=slot["kind"],
-            record=rec,
-            gold=slot["continuation"] if is_text else rec.get("answer") or "",
-            main=scores[slot["main"]],
-            generated=slot.get("generated") if slot["generate"] else None,
-            paraphrased=variant_scores[slot["paraphrased"]] if "paraphrased" in slot else None,
-            perturbed=[variant_scores[i] for i in slot.get("perturbed", ())],
-            prompt=slot["prefix"] if is_text else None,
-        ))
+        examples.append(
+            Example(
+                split=name,
+                kind=slot["kind"],
+                record=rec,
+                gold=slot["continuation"] if is_text else rec.get("answer") or "",
+                main=scores[slot["main"]],
+                generated=slot.get("generated") if slot["generate"] else None,
+                paraphrased=variant_scores[slot["paraphrased"]] if "paraphrased" in slot else None,
+                perturbed=[variant_scores[i] for i in slot.get("perturbed", ())],
+                prompt=slot["prefix"] if is_text else None,
+            )
+        )
     return examples
 
 
@@ -269,6 +284,4 @@ def model_utility_from(retain_aggregates: Mapping[str, float]) -> float:
 
 def forget_quality_from(model_result: EvalResult, oracle_result: EvalResult, split: str = "forget") -> float:
     """Forget quality of ``model_result`` against the retain-only oracle's result on ``split``."""
-    return tofu.forget_quality(
-        model_result.truth_ratios.get(split, []), oracle_result.truth_ratios.get(split, [])
-    )
+    return tofu.forget_quality(model_result.truth_ratios.get(split, []), oracle_result.truth_ratios.get(split, []))

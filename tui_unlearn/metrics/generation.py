@@ -72,7 +72,12 @@ def _plain_generation_config(model, tokenizer, pad_id: int, eos_ids: list[int]):
 
 
 def generate_from_ids(
-    model, tokenizer, prompts: Sequence[list[int]], *, batch_size: int = 64, max_new_tokens: int = 48,
+    model,
+    tokenizer,
+    prompts: Sequence[list[int]],
+    *,
+    batch_size: int = 64,
+    max_new_tokens: int = 48,
     strip: bool = True,
 ) -> list[str]:
     """Greedy-decode a continuation of each prompt (token ids), in input order.
@@ -103,9 +108,7 @@ def generate_from_ids(
                 rows = [list(prompts[i]) or [pad_id] for i in chunk]
                 width = max(len(r) for r in rows)
                 input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
-                attention_mask = torch.tensor(
-                    [[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device
-                )
+                attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
                 output = model.generate(
                     input_ids=input_ids,
                     attention_mask=attention_mask,

@@ -56,27 +56,47 @@ def _fit(ids: list[int], room: int) -> list[int]:
     loses its beginning, not the text right before the continuation."""
     if len(ids) <= room:
         return ids
-    return ids[:1] + ids[len(ids) - room + 1:]
+    return ids[:1] + ids[len(ids) - room + 1 :]
 
 
 def verbmem_examples(
-    model, tokenizer, split: str, records: Sequence[Mapping[str, Any]], *, max_new_tokens: int = VERBMEM_NEW_TOKENS,
-    batch_size: int = 16, max_length: int = 2048,
+    model,
+    tokenizer,
+    split: str,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    max_new_tokens: int = VERBMEM_NEW_TOKENS,
+    batch_size: int = 16,
+    max_length: int = 2048,
 ) -> list[Example]:
     """VerbMem examples of ``records`` (each with ``prompt`` and ``gt``)."""
     room = max(1, max_length - max_new_tokens)
     prompts = [_fit(list(tokenizer(r["prompt"], add_special_tokens=True)["input_ids"]), room) for r in records]
     outputs = generate_from_ids(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens)
     return [
-        Example(split=split, kind="completion", record=r, gold=verbmem_gold(tokenizer, r["gt"], max_new_tokens),
-                main=None, generated=out, prompt=r["prompt"])
+        Example(
+            split=split,
+            kind="completion",
+            record=r,
+            gold=verbmem_gold(tokenizer, r["gt"], max_new_tokens),
+            main=None,
+            generated=out,
+            prompt=r["prompt"],
+        )
         for r, out in zip(records, outputs)
     ]
 
 
 def knowmem_examples(
-    model, tokenizer, split: str, records: Sequence[Mapping[str, Any]], shots: Sequence[tuple[str, str]], *,
-    max_new_tokens: int = KNOWMEM_NEW_TOKENS, batch_size: int = 16, max_length: int = 2048,
+    model,
+    tokenizer,
+    split: str,
+    records: Sequence[Mapping[str, Any]],
+    shots: Sequence[tuple[str, str]],
+    *,
+    max_new_tokens: int = KNOWMEM_NEW_TOKENS,
+    batch_size: int = 16,
+    max_length: int = 2048,
 ) -> list[Example]:
     """KnowMem examples of ``records`` (each with ``question`` and ``answer``) asked after ``shots``."""
     room = max(1, max_length - max_new_tokens)
@@ -84,10 +104,18 @@ def knowmem_examples(
         _fit(list(tokenizer(knowmem_prompt(r["question"], shots), add_special_tokens=True)["input_ids"]), room)
         for r in records
     ]
-    outputs = generate_from_ids(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                strip=False)
+    outputs = generate_from_ids(
+        model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, strip=False
+    )
     return [
-        Example(split=split, kind="knowmem", record=r, gold=r["answer"], main=None,
-                generated=cut_at_stop_words(out).strip(), prompt=r["question"])
+        Example(
+            split=split,
+            kind="knowmem",
+            record=r,
+            gold=r["answer"],
+            main=None,
+            generated=cut_at_stop_words(out).strip(),
+            prompt=r["question"],
+        )
         for r, out in zip(records, outputs)
     ]

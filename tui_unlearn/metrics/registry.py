@@ -99,7 +99,7 @@ class Metric:
         return self.column or (self.name if self.per_example else None)
 
     def goal(self, split: str = "") -> str:
-        """"min", "max" or "target": the direction in which this metric is better on ``split``."""
+        """ "min", "max" or "target": the direction in which this metric is better on ``split``."""
         if self.better is None:
             return "target"
         up = self.better == HIGHER
@@ -146,12 +146,15 @@ def metrics_in(scope: str) -> list[Metric]:
 def row_metrics(*, generate: bool, field_metrics: bool) -> list[Metric]:
     """The per-example metrics an evaluation with these options computes, in declaration order."""
     return [
-        m for m in all_metrics().values()
+        m
+        for m in all_metrics().values()
         if m.per_example is not None and (generate or m.needs != GENERATE) and (field_metrics or not m.field_metric)
     ]
 
 
-def split_aggregates(split: str, rows: Sequence[Mapping[str, Any]], *, generate: bool, field_metrics: bool) -> dict[str, float]:
+def split_aggregates(
+    split: str, rows: Sequence[Mapping[str, Any]], *, generate: bool, field_metrics: bool
+) -> dict[str, float]:
     """The split's aggregate of every split-scope metric whose column has values in ``rows``."""
     out: dict[str, float] = {}
     for m in metrics_in(SPLIT):
@@ -193,5 +196,3 @@ def sparkline_series() -> list[tuple[str, Metric]]:
 # and the forget MIA AUC behind the last; recipes add their own run-scope metrics beside them.
 CORE_HEADLINES = ("forget_quality", "model_utility", "privleak")
 SUMMARY_HEADLINES = (*CORE_HEADLINES, "mia_auc")
-
-

@@ -127,8 +127,9 @@ def score_answers(
     return results  # type: ignore[return-value]
 
 
-def _score_positions(answer_logits, targets, counts, eos_id: int | None = None,
-                     statistics: bool = True) -> list[AnswerScore]:
+def _score_positions(
+    answer_logits, targets, counts, eos_id: int | None = None, statistics: bool = True
+) -> list[AnswerScore]:
     """Split per-position statistics of the flattened answer positions back into examples;
     an example's last position is left out of the memorisation statistics when its
     target is ``eos_id``."""

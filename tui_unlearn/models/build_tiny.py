@@ -77,8 +77,15 @@ class BuildRecipe:
 
 # A toy for tests: one author per split, a few dozen optimizer steps, about a second of training.
 MICRO_RECIPE = BuildRecipe(
-    vocab_size=300, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2,
-    epochs=3, batch_size=4, lr=1e-2, n_authors=1,
+    vocab_size=300,
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=2,
+    num_heads=2,
+    epochs=3,
+    batch_size=4,
+    lr=1e-2,
+    n_authors=1,
 )
 
 # Which benchmark splits each bundled model is trained on.
@@ -114,7 +121,10 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int):
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        pad_token="<pad>",
         model_max_length=512,
     )
 
@@ -133,8 +143,9 @@ def benchmark_texts(seed: int = DEFAULT_SEED, authors: int | None = None) -> lis
 
 
 # --- model -------------------------------------------------------------------------------------
-def tiny_llama_config(tokenizer, *, hidden_size: int, intermediate_size: int, num_layers: int,
-                      num_heads: int, max_positions: int = 512):
+def tiny_llama_config(
+    tokenizer, *, hidden_size: int, intermediate_size: int, num_layers: int, num_heads: int, max_positions: int = 512
+):
     """A small ``LlamaConfig`` with tied embeddings and the tokenizer's special ids."""
     from transformers import LlamaConfig
 
@@ -176,10 +187,20 @@ class TrainStats:
     wall_s: float = 0.0
 
 
-def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epochs: int, batch_size: int,
-                    lr: float, warmup_fraction: float = 0.05, weight_decay: float = 0.0,
-                    max_length: int = 128, seed: int = 0,
-                    on_epoch: Callable[[int, float], None] | None = None) -> TrainStats:
+def train_causal_lm(
+    model,
+    tokenizer,
+    records: Sequence[dict[str, Any]],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    warmup_fraction: float = 0.05,
+    weight_decay: float = 0.0,
+    max_length: int = 128,
+    seed: int = 0,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> TrainStats:
     """Fine-tune ``model`` in place on ``records`` (answer tokens only), AdamW + warmup/cosine.
 
     Shuffling uses ``random.Random(seed)``; build the model and train it inside
@@ -202,8 +223,16 @@ def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epoc
         return 0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     # The project's one training loop (the engine's): AdamW, this schedule, clipping at 1.
-    loop = TrainingLoop(local_accelerator(), model, model.parameters(), lr=lr, schedule=schedule,
-                        grad_clip=1.0, betas=(0.9, 0.98), weight_decay=weight_decay)
+    loop = TrainingLoop(
+        local_accelerator(),
+        model,
+        model.parameters(),
+        lr=lr,
+        schedule=schedule,
+        grad_clip=1.0,
+        betas=(0.9, 0.98),
+        weight_decay=weight_decay,
+    )
     stats = TrainStats()
     start = time.perf_counter()
     model.train()
@@ -212,7 +241,7 @@ def train_causal_lm(model, tokenizer, records: Sequence[dict[str, Any]], *, epoc
         rng.shuffle(order)
         epoch_loss = 0.0
         for i in range(0, len(order), batch_size):
-            batch = collate([examples[j] for j in order[i:i + batch_size]], pad)
+            batch = collate([examples[j] for j in order[i : i + batch_size]], pad)
             outcome = loop.step(lambda micro, batch=batch: {"loss": loop.model(**batch).loss})
             if outcome.status != "ok":
                 raise RuntimeError(f"training diverged at step {stats.steps + 1}; lower the learning rate")
@@ -257,8 +286,15 @@ def _first_groups(split: str, seed: int, n: int) -> list[str]:
     return benchmark_authors(split, seed)[:n]
 
 
-def build_model(name: str, tokenizer, recipe: BuildRecipe, out_dir: Path, *, evaluate: bool = True,
-                log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+def build_model(
+    name: str,
+    tokenizer,
+    recipe: BuildRecipe,
+    out_dir: Path,
+    *,
+    evaluate: bool = True,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict[str, Any]:
     """Train bundled model ``name`` and save it (weights, tokenizer, build_info.json) to ``out_dir``."""
     from transformers import LlamaForCausalLM
 
@@ -270,17 +306,28 @@ def build_model(name: str, tokenizer, recipe: BuildRecipe, out_dir: Path, *, eva
     # utility splits have no paraphrase (as in TOFU): their truth ratio's base is the answer.
     records = records + [make_record("", r["paraphrased_answer"]) for r in records if r["paraphrased_answer"]]
     config = tiny_llama_config(
-        tokenizer, hidden_size=recipe.hidden_size, intermediate_size=recipe.intermediate_size,
-        num_layers=recipe.num_layers, num_heads=recipe.num_heads, max_positions=recipe.max_positions,
+        tokenizer,
+        hidden_size=recipe.hidden_size,
+        intermediate_size=recipe.intermediate_size,
+        num_layers=recipe.num_layers,
+        num_heads=recipe.num_heads,
+        max_positions=recipe.max_positions,
     )
     with deterministic_torch(recipe.seed):
         model = LlamaForCausalLM(config)
         n_params = sum(p.numel() for p in model.parameters())
         log(f"{name}: {n_params / 1e6:.2f}M parameters, {len(records)} records of {' + '.join(splits)}")
         stats = train_causal_lm(
-            model, tokenizer, records, epochs=recipe.epochs, batch_size=recipe.batch_size, lr=recipe.lr,
-            warmup_fraction=recipe.warmup_fraction, weight_decay=recipe.weight_decay,
-            max_length=recipe.max_length, seed=recipe.seed,
+            model,
+            tokenizer,
+            records,
+            epochs=recipe.epochs,
+            batch_size=recipe.batch_size,
+            lr=recipe.lr,
+            warmup_fraction=recipe.warmup_fraction,
+            weight_decay=recipe.weight_decay,
+            max_length=recipe.max_length,
+            seed=recipe.seed,
             on_epoch=lambda e, loss: log(f"{name}: epoch {e + 1}/{recipe.epochs} loss {loss:.4f}"),
         )
         log(f"{name}: trained {stats.steps} steps in {stats.wall_s:.1f}s")
@@ -301,10 +348,14 @@ def build_model(name: str, tokenizer, recipe: BuildRecipe, out_dir: Path, *, eva
         "trained_on": list(splits),
         "recipe": asdict(recipe),
         "model_config": {
-            "architecture": "LlamaForCausalLM", "vocab_size": config.vocab_size,
-            "hidden_size": config.hidden_size, "intermediate_size": config.intermediate_size,
-            "num_hidden_layers": config.num_hidden_layers, "num_attention_heads": config.num_attention_heads,
-            "tie_word_embeddings": True, "parameters": n_params,
+            "architecture": "LlamaForCausalLM",
+            "vocab_size": config.vocab_size,
+            "hidden_size": config.hidden_size,
+            "intermediate_size": config.intermediate_size,
+            "num_hidden_layers": config.num_hidden_layers,
+            "num_attention_heads": config.num_attention_heads,
+            "tie_word_embeddings": True,
+            "parameters": n_params,
         },
         "seed": recipe.seed,
         "steps": stats.steps,
@@ -341,14 +392,16 @@ def build_tokenizer(recipe: BuildRecipe):
     return train_tokenizer(benchmark_texts(recipe.benchmark_seed, recipe.n_authors), recipe.vocab_size)
 
 
-def build_micro_model(out_dir: Path, *, name: str = "tiny-authors", recipe: BuildRecipe = MICRO_RECIPE,
-                      evaluate: bool = False) -> dict[str, Any]:
+def build_micro_model(
+    out_dir: Path, *, name: str = "tiny-authors", recipe: BuildRecipe = MICRO_RECIPE, evaluate: bool = False
+) -> dict[str, Any]:
     """A few-second version of a bundled model (a couple of authors, a 2-layer toy Llama)."""
     return build_model(name, build_tokenizer(recipe), recipe, Path(out_dir), evaluate=evaluate)
 
 
-def build_all(out: Path, *, micro: bool = False, only: str | None = None,
-              log: Callable[[str], None] = lambda s: None) -> dict[str, dict[str, Any]]:
+def build_all(
+    out: Path, *, micro: bool = False, only: str | None = None, log: Callable[[str], None] = lambda s: None
+) -> dict[str, dict[str, Any]]:
     recipe = MICRO_RECIPE if micro else BuildRecipe()
     tokenizer = build_tokenizer(recipe)
     names = [only] if only else list(TRAINING_SPLITS)
@@ -364,8 +417,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     results = build_all(args.out, micro=args.micro, only=args.only, log=lambda s: print(s, file=sys.stderr, flush=True))
     for name, result in results.items():
-        print(json.dumps({"name": name, "dir": str(args.out / name), "exact_match": result["info"]["exact_match"],
-                          "steps": result["info"]["steps"], "train_wall_s": result["info"]["train_wall_s"]}))
+        print(
+            json.dumps(
+                {
+                    "name": name,
+                    "dir": str(args.out / name),
+                    "exact_match": result["info"]["exact_match"],
+                    "steps": result["info"]["steps"],
+                    "train_wall_s": result["info"]["train_wall_s"],
+                }
+            )
+        )
     return 0
 
 

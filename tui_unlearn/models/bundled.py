@@ -39,9 +39,7 @@ def _installed_cache() -> Path | None:
 def bundled_model_dir(name: str) -> Path:
     """The folder of bundled model ``name`` (Hugging Face format)."""
     if not is_bundled(name):
-        raise ModelLoadError(
-            f"{name!r} is not a bundled model; choose one of: {', '.join(BUNDLED_MODELS)}"
-        )
+        raise ModelLoadError(f"{name!r} is not a bundled model; choose one of: {', '.join(BUNDLED_MODELS)}")
     candidates = [_checkout_cache() / name]
     installed = _installed_cache()
     if installed is not None:
@@ -49,6 +47,4 @@ def bundled_model_dir(name: str) -> Path:
     for folder in candidates:
         if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
             return folder
-    raise ModelLoadError(
-        f"bundled model {name!r} is missing from {candidates[0]}; rebuild it with `{REBUILD_COMMAND}`"
-    )
+    raise ModelLoadError(f"bundled model {name!r} is missing from {candidates[0]}; rebuild it with `{REBUILD_COMMAND}`")

@@ -86,7 +86,9 @@ def resolve_model_path(spec: str, models_cache: str | None = None) -> Path:
         if not path.is_dir():
             raise ModelLoadError(f"model path {path} is a file; give the folder that holds config.json")
         if not (path / "config.json").exists():
-            raise ModelLoadError(f"{path} holds no Hugging Face model (no config.json); give a model folder or a hub id")
+            raise ModelLoadError(
+                f"{path} holds no Hugging Face model (no config.json); give a model folder or a hub id"
+            )
         return path
     looks_local = spec.startswith((".", "/", "~")) or os.sep in spec.rstrip("/").split("/", 1)[-1]
     if looks_local or spec.count("/") != 1:
@@ -108,7 +110,9 @@ def _download(repo_id: str, models_cache: str | None) -> Path:
     except Exception as exc:  # the hub client raises many types; all mean "not loadable"
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
         hint = "it is not in the models cache and HF_HUB_OFFLINE is set" if offline else type(exc).__name__
-        raise ModelLoadError(f"could not get model {repo_id!r} from the hub ({hint}); check the id or download it first") from None
+        raise ModelLoadError(
+            f"could not get model {repo_id!r} from the hub ({hint}); check the id or download it first"
+        ) from None
 
 
 def load_model(
@@ -141,12 +145,17 @@ def load_model(
         raise ModelLoadError(f"could not load the tokenizer from {path}: {first_line(exc, 300)}") from None
     try:
         model, loading = AutoModelForCausalLM.from_pretrained(
-            path, dtype=torch_dtype, use_safetensors=True, trust_remote_code=trust_remote_code,
+            path,
+            dtype=torch_dtype,
+            use_safetensors=True,
+            trust_remote_code=trust_remote_code,
             output_loading_info=True,
         )
     except ValueError as exc:
         if _needs_remote_code(exc):
-            raise ModelLoadError(f"{path} needs its own model code (auto_map in config.json); {REMOTE_CODE_HELP}") from None
+            raise ModelLoadError(
+                f"{path} needs its own model code (auto_map in config.json); {REMOTE_CODE_HELP}"
+            ) from None
         raise ModelLoadError(f"{path} does not hold a causal language model: {first_line(exc, 300)}") from None
     except Exception as exc:
         raise ModelLoadError(f"could not load the model from {path}: {first_line(exc, 300)}") from None
@@ -176,6 +185,7 @@ def check_weights_match(path: Path, loading: dict[str, Any]) -> None:
     folder whose config.json names another architecture than its weights would otherwise
     "load" as a random model and every run on it would look like unlearning.
     """
+
     def real(keys) -> list[str]:
         return [k for k in keys or () if not str(k).endswith(HARMLESS_KEY_SUFFIXES)]
 

@@ -16,21 +16,23 @@ from tui_unlearn.recipes import register
 from tui_unlearn.recipes.base import EvalSplit, Recipe
 from tui_unlearn.recipes.headline import tofu_headline
 
-RECIPE = register(Recipe(
-    name="bundled",
-    description="the run's forget / retain / holdout sets (the bundled benchmark by default) with TOFU's metrics",
-    splits=(
-        EvalSplit("forget", "run:forget", about="the run's forget set"),
-        EvalSplit("retain", "run:retain", retain_eval=True, required=False, about="the run's retain set"),
-        EvalSplit("holdout", "run:holdout", required=False, about="the run's holdout set"),
-        EvalSplit("real_authors", "bundled:real_authors", required=False, about="utility: famous authors"),
-        EvalSplit("world_facts", "bundled:world_facts", required=False, about="utility: world facts"),
-    ),
-    headline=tofu_headline,
-    headline_keys=SUMMARY_HEADLINES,
-    max_new_tokens=48,
-    eval_samples=100,
-    max_length=512,
-    forget_splits=("forget10", "forget05", "forget01"),
-    command="tui-unlearn --batch",
-))
+RECIPE = register(
+    Recipe(
+        name="bundled",
+        description="the run's forget / retain / holdout sets (the bundled benchmark by default) with TOFU's metrics",
+        splits=(
+            EvalSplit("forget", "run:forget", about="the run's forget set"),
+            EvalSplit("retain", "run:retain", retain_eval=True, required=False, about="the run's retain set"),
+            EvalSplit("holdout", "run:holdout", required=False, about="the run's holdout set"),
+            EvalSplit("real_authors", "bundled:real_authors", required=False, about="utility: famous authors"),
+            EvalSplit("world_facts", "bundled:world_facts", required=False, about="utility: world facts"),
+        ),
+        headline=tofu_headline,
+        headline_keys=SUMMARY_HEADLINES,
+        max_new_tokens=48,
+        eval_samples=100,
+        max_length=512,
+        forget_splits=("forget10", "forget05", "forget01"),
+        command="tui-unlearn --batch",
+    )
+)

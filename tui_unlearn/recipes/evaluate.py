@@ -24,17 +24,31 @@ def evaluate_plan(plan: Any, model: Any, tokenizer: Any, *, batch_size: int = 32
     scored = plan.of_tasks(QA, TEXT)
     if scored:
         examples += qa_examples(
-            model, tokenizer, scored, batch_size=batch_size, max_new_tokens=plan.max_new_tokens,
-            max_length=plan.max_length, generate_splits={n for n in scored if plan.spec(n).generate},
+            model,
+            tokenizer,
+            scored,
+            batch_size=batch_size,
+            max_new_tokens=plan.max_new_tokens,
+            max_length=plan.max_length,
+            generate_splits={n for n in scored if plan.spec(n).generate},
         )
     for name, records in plan.of_tasks(COMPLETION).items():
-        examples += verbmem_examples(model, tokenizer, name, records, max_new_tokens=plan.max_new_tokens,
-                                     batch_size=batch_size, max_length=plan.max_length)
+        examples += verbmem_examples(
+            model,
+            tokenizer,
+            name,
+            records,
+            max_new_tokens=plan.max_new_tokens,
+            batch_size=batch_size,
+            max_length=plan.max_length,
+        )
     for name, records in plan.of_tasks(KNOWMEM).items():
-        examples += knowmem_examples(model, tokenizer, name, records, plan.shots.get(name, []),
-                                     batch_size=batch_size, max_length=plan.max_length)
+        examples += knowmem_examples(
+            model, tokenizer, name, records, plan.shots.get(name, []), batch_size=batch_size, max_length=plan.max_length
+        )
     for name, records in plan.of_tasks(CHOICE).items():
         subject = plan.recipe.fill(plan.spec(name).subject, plan.forget_split)
-        examples += choice_examples(model, tokenizer, name, records, subject=subject, batch_size=batch_size,
-                                    max_length=plan.max_length)
+        examples += choice_examples(
+            model, tokenizer, name, records, subject=subject, batch_size=batch_size, max_length=plan.max_length
+        )
     return result_from_examples(examples, split_names=list(plan.splits), generate=True, field_metrics=True)

@@ -23,9 +23,15 @@ from tui_unlearn.recipes.base import Headline
 
 # (split, aggregate) pairs of TOFU's model utility, in its table's order.
 UTILITY_PARTS = (
-    ("retain", "probability"), ("retain", "rouge_l"), ("retain", "truth_ratio"),
-    ("real_authors", "relative_probability"), ("real_authors", "rouge_l"), ("real_authors", "truth_ratio"),
-    ("world_facts", "relative_probability"), ("world_facts", "rouge_l"), ("world_facts", "truth_ratio"),
+    ("retain", "probability"),
+    ("retain", "rouge_l"),
+    ("retain", "truth_ratio"),
+    ("real_authors", "relative_probability"),
+    ("real_authors", "rouge_l"),
+    ("real_authors", "truth_ratio"),
+    ("world_facts", "relative_probability"),
+    ("world_facts", "rouge_l"),
+    ("world_facts", "truth_ratio"),
 )
 PRIVLEAK_AUC = "mia_auc_min_k"  # MUSE's PrivLeak uses Min-K% Prob (Min-40%)
 
@@ -33,7 +39,7 @@ PRIVLEAK_AUC = "mia_auc_min_k"  # MUSE's PrivLeak uses Min-K% Prob (Min-40%)
 def oracle_hint(plan: Any) -> str:
     """How to give this run an oracle, in one line."""
     same = f"--recipe {plan.recipe.name}" + (f" --forget-split {plan.forget_split}" if plan.forget_split else "")
-    return (f"no oracle: pass --oracle with the retain-only model, or an eval session of it made with {same}")
+    return f"no oracle: pass --oracle with the retain-only model, or an eval session of it made with {same}"
 
 
 def _split_missing(plan: Any, split: str) -> str:
@@ -48,8 +54,12 @@ def forget_quality(h: Headline, result: Any, oracle: Any, plan: Any) -> None:
         return
     ratios = result.truth_ratios.get("forget") or []
     if not ratios:
-        h.set("forget_quality", None, "no truth ratios on the forget split: its records need perturbed answers "
-                                      "(and a paraphrased answer, or the answer itself, to compare them with)")
+        h.set(
+            "forget_quality",
+            None,
+            "no truth ratios on the forget split: its records need perturbed answers "
+            "(and a paraphrased answer, or the answer itself, to compare them with)",
+        )
     elif oracle is None:
         h.set("forget_quality", None, oracle_hint(plan))
     elif not oracle.forget_truth_ratios:
@@ -95,8 +105,13 @@ def privleak(h: Headline, result: Any, oracle: Any, plan: Any) -> None:
     auc = forget.get(PRIVLEAK_AUC)
     if auc is None:
         where = "holdout" if "holdout" not in result.aggregates else "forget"
-        h.set("mia_auc", None, f"no forget-vs-holdout membership AUC: {_split_missing(plan, where)}"
-              if where not in result.aggregates else "no forget-vs-holdout membership AUC")
+        h.set(
+            "mia_auc",
+            None,
+            f"no forget-vs-holdout membership AUC: {_split_missing(plan, where)}"
+            if where not in result.aggregates
+            else "no forget-vs-holdout membership AUC",
+        )
         h.set("privleak", None, h.reasons["mia_auc"])
         return
     h.set("mia_auc", auc)
@@ -104,14 +119,20 @@ def privleak(h: Headline, result: Any, oracle: Any, plan: Any) -> None:
         h.set("privleak", relative_change(auc, oracle.mia_auc), "the oracle's AUC is 1: PrivLeak divides by 1 - AUC")
     elif plan.privleak_reference_auc is not None:
         # The user's value is in MUSE's convention (forget labelled 0): ours is 1 - it.
-        h.set("privleak", relative_change(auc, 1.0 - plan.privleak_reference_auc),
-              "a reference AUC of 0 leaves PrivLeak undefined")
+        h.set(
+            "privleak",
+            relative_change(auc, 1.0 - plan.privleak_reference_auc),
+            "a reference AUC of 0 leaves PrivLeak undefined",
+        )
         h.details["privleak_reference"] = f"--privleak-reference-auc {plan.privleak_reference_auc:g}"
     elif oracle is not None:
         h.set("privleak", None, f"the oracle ({oracle.source}) has no forget-vs-holdout Min-K% AUC")
     else:
-        h.set("privleak", None, oracle_hint(plan) + " (or --privleak-reference-auc: the retrained model's AUC "
-                                                    "as MUSE reports it)")
+        h.set(
+            "privleak",
+            None,
+            oracle_hint(plan) + " (or --privleak-reference-auc: the retrained model's AUC as MUSE reports it)",
+        )
 
 
 def split_metric(h: Headline, key: str, result: Any, plan: Any, split: str, metric: str) -> None:

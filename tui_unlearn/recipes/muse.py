@@ -26,26 +26,41 @@ def muse_headline(result, oracle, plan) -> Headline:
     return h
 
 
-RECIPE = register(Recipe(
-    name="muse",
-    description="MUSE: VerbMem (forget), KnowMem (forget, retain), PrivLeak",
-    splits=(
-        EvalSplit("verbmem_forget", "verbmem@{forget}", task=COMPLETION, about="forget texts: prompt and continuation"),
-        EvalSplit("knowmem_forget", "knowmem@forget_qa", task=KNOWMEM, shots="knowmem@forget_qa_icl",
-                  about="questions on the forget texts"),
-        EvalSplit("knowmem_retain", "knowmem@retain_qa", task=KNOWMEM, shots="knowmem@retain_qa_icl",
-                  retain_eval=True, about="questions on the retain texts"),
-        EvalSplit("forget", "privleak@{forget}", task=TEXT, generate=False, about="privleak members"),
-        EvalSplit("holdout", "privleak@holdout", task=TEXT, generate=False, about="privleak non-members"),
-    ),
-    headline=muse_headline,
-    headline_keys=("verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak", "mia_auc"),
-    max_new_tokens=128,  # VerbMem's continuation length; KnowMem answers in 32
-    eval_samples=0,
-    max_length=2048,  # open-unlearning's MUSE datasets (capped by the model's context)
-    forget_splits=("forget",),
-    data="hf:muse-bench/MUSE-News",
-    folder_layout=lambda config, split: f"{config}/{split}",
-    training={"forget": "raw@forget", "retain": "raw@retain1"},
-    command="tui-unlearn eval --recipe muse --model MODEL --privleak-reference-auc 0.4772",
-))
+RECIPE = register(
+    Recipe(
+        name="muse",
+        description="MUSE: VerbMem (forget), KnowMem (forget, retain), PrivLeak",
+        splits=(
+            EvalSplit(
+                "verbmem_forget", "verbmem@{forget}", task=COMPLETION, about="forget texts: prompt and continuation"
+            ),
+            EvalSplit(
+                "knowmem_forget",
+                "knowmem@forget_qa",
+                task=KNOWMEM,
+                shots="knowmem@forget_qa_icl",
+                about="questions on the forget texts",
+            ),
+            EvalSplit(
+                "knowmem_retain",
+                "knowmem@retain_qa",
+                task=KNOWMEM,
+                shots="knowmem@retain_qa_icl",
+                retain_eval=True,
+                about="questions on the retain texts",
+            ),
+            EvalSplit("forget", "privleak@{forget}", task=TEXT, generate=False, about="privleak members"),
+            EvalSplit("holdout", "privleak@holdout", task=TEXT, generate=False, about="privleak non-members"),
+        ),
+        headline=muse_headline,
+        headline_keys=("verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak", "mia_auc"),
+        max_new_tokens=128,  # VerbMem's continuation length; KnowMem answers in 32
+        eval_samples=0,
+        max_length=2048,  # open-unlearning's MUSE datasets (capped by the model's context)
+        forget_splits=("forget",),
+        data="hf:muse-bench/MUSE-News",
+        folder_layout=lambda config, split: f"{config}/{split}",
+        training={"forget": "raw@forget", "retain": "raw@retain1"},
+        command="tui-unlearn eval --recipe muse --model MODEL --privleak-reference-auc 0.4772",
+    )
+)

@@ -38,13 +38,15 @@ def resolve_settings(config: Any, *, training: bool = True) -> Any:
     recipe = get_recipe(config.recipe)
     split = config.forget_split
     if split is not None and split not in recipe.forget_splits:
-        raise ConfigError(f"--forget-split {split} is not a split of the {recipe.name} recipe; choose one of: "
-                          f"{', '.join(recipe.forget_splits) or 'none'}")
+        raise ConfigError(
+            f"--forget-split {split} is not a split of the {recipe.name} recipe; choose one of: "
+            f"{', '.join(recipe.forget_splits) or 'none'}"
+        )
     changes: dict[str, Any] = {}
     forget_default = config.forget == DEFAULT_FORGET
     if recipe.uses_run_data:  # bundled: --forget-split names the bundled forget set
         if split is None and config.forget.startswith(BUNDLED_SOURCE):
-            candidate = config.forget[len(BUNDLED_SOURCE):]
+            candidate = config.forget[len(BUNDLED_SOURCE) :]
             split = candidate if candidate in recipe.forget_splits else None
         elif split is not None and forget_default:
             changes["forget"] = f"{BUNDLED_SOURCE}{split}"
@@ -52,16 +54,21 @@ def resolve_settings(config: Any, *, training: bool = True) -> Any:
             raise ConfigError(f"--forget-split {split} and --forget {config.forget} disagree; give one of them")
     else:
         split = split or recipe.default_forget_split
-        for role, current in (("forget", None if forget_default else config.forget),
-                              ("retain", config.retain), ("holdout", config.holdout)):
+        for role, current in (
+            ("forget", None if forget_default else config.forget),
+            ("retain", config.retain),
+            ("holdout", config.holdout),
+        ):
             if current is not None:
                 continue
             stem = recipe.training.get(recipe.fill("{forget}", split) + ":" + role, recipe.training.get(role))
             if stem:
                 changes[role] = recipe.locate(stem, config.recipe_data, split)
             elif role == "forget" and training:
-                raise ConfigError(f"the {recipe.name} recipe has no forget set to train on for {split}: pass --forget "
-                                  f"({recipe.training_note or 'a file or hf:owner/name'})")
+                raise ConfigError(
+                    f"the {recipe.name} recipe has no forget set to train on for {split}: pass --forget "
+                    f"({recipe.training_note or 'a file or hf:owner/name'})"
+                )
             elif role != "forget":
                 changes[role] = ""  # not the bundled one: resolve() turns "" into None
     changes["forget_split"] = split
@@ -74,8 +81,11 @@ def resolve_settings(config: Any, *, training: bool = True) -> Any:
 
 def record_id(record: dict[str, Any]) -> str:
     """A short stable id of a record's content (question and answer, or prompt and text)."""
-    key = [record.get("question") or record.get("prompt") or "", record.get("answer") or record.get("gt") or "",
-           record.get("choices") or []]
+    key = [
+        record.get("question") or record.get("prompt") or "",
+        record.get("answer") or record.get("gt") or "",
+        record.get("choices") or [],
+    ]
     return hashlib.sha256(json.dumps(key, ensure_ascii=False).encode("utf-8")).hexdigest()[:16]
 
 
@@ -124,8 +134,13 @@ class EvalPlan:
         splits: dict[str, Any] = {}
         for s in self.recipe.splits:
             if s.name in self.splits:
-                splits[s.name] = {"source": self.sources[s.name], "records": len(self.splits[s.name]),
-                                  "of": self.totals[s.name], "task": s.task, "generate": s.generate}
+                splits[s.name] = {
+                    "source": self.sources[s.name],
+                    "records": len(self.splits[s.name]),
+                    "of": self.totals[s.name],
+                    "task": s.task,
+                    "generate": s.generate,
+                }
             else:
                 splits[s.name] = {"missing": self.missing.get(s.name, "not loaded")}
         return {
@@ -151,8 +166,14 @@ def build_plan(config: Any, data: Any = None, *, model_max_length: int | None = 
 
     recipe = get_recipe(config.recipe)
     max_length = recipe.max_length if not model_max_length else min(recipe.max_length, model_max_length)
-    plan = EvalPlan(recipe, config.forget_split, config.max_new_tokens, config.eval_samples, max_length,
-                    privleak_reference_auc=config.privleak_reference_auc)
+    plan = EvalPlan(
+        recipe,
+        config.forget_split,
+        config.max_new_tokens,
+        config.eval_samples,
+        max_length,
+        privleak_reference_auc=config.privleak_reference_auc,
+    )
     for index, spec in enumerate(recipe.splits):
         try:
             records, source = _load(spec, config, data, recipe)
@@ -167,7 +188,7 @@ def build_plan(config: Any, data: Any = None, *, model_max_length: int | None = 
         if not records:
             plan.missing[spec.name] = f"{source} has no records"
             continue
-        role = spec.source[len(RUN_PREFIX):] if spec.source.startswith(RUN_PREFIX) else None
+        role = spec.source[len(RUN_PREFIX) :] if spec.source.startswith(RUN_PREFIX) else None
         seed = config.seed + (RUN_SEED_OFFSETS[role] if role in RUN_SEED_OFFSETS else 10 + index)
         plan.splits[spec.name] = sample(records, config.eval_samples, seed)
         plan.sources[spec.name] = source
@@ -182,7 +203,7 @@ def _load(spec: EvalSplit, config: Any, data: Any, recipe: Recipe) -> tuple[list
     if spec.retain_eval and config.retain_eval:
         return read_split(config.retain_eval, spec.task), config.retain_eval
     if spec.source.startswith(RUN_PREFIX):
-        role = spec.source[len(RUN_PREFIX):]
+        role = spec.source[len(RUN_PREFIX) :]
         records = list(getattr(data, role, None) or [])
         given = getattr(config, role, None)
         if not records:
@@ -191,12 +212,14 @@ def _load(spec: EvalSplit, config: Any, data: Any, recipe: Recipe) -> tuple[list
     if spec.source.startswith(BUNDLED_PREFIX):
         from tui_unlearn.data.benchmark import SPLITS
 
-        name = spec.source[len(BUNDLED_PREFIX):]
+        name = spec.source[len(BUNDLED_PREFIX) :]
         if name not in SPLITS:
             raise DataError(f"{spec.source} is not in this version of the bundled benchmark")
         if not config.forget.startswith(BUNDLED_PREFIX):
-            raise DataError(f"{spec.source} belongs to the bundled benchmark, and this run's forget set "
-                            f"({config.forget}) is not from it")
+            raise DataError(
+                f"{spec.source} belongs to the bundled benchmark, and this run's forget set "
+                f"({config.forget}) is not from it"
+            )
         return read_split(spec.source, spec.task), spec.source
     where = config.recipe_data or recipe.data or ""
     if spec.hub and where.startswith("hf:"):

@@ -112,10 +112,15 @@ def choice_records(spec: str) -> list[dict[str, Any]]:
         if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
             raise data_error(f"{where}: 'answer' must be the right choice's index (0..{len(choices) - 1}) or letter")
         subject = _field(row, ("subject",))
-        out.append({
-            "question": question, "choices": [str(c) for c in choices], "answer_index": answer,
-            "subject": subject if isinstance(subject, str) else "", "group": subject if isinstance(subject, str) else "",
-        })
+        out.append(
+            {
+                "question": question,
+                "choices": [str(c) for c in choices],
+                "answer_index": answer,
+                "subject": subject if isinstance(subject, str) else "",
+                "group": subject if isinstance(subject, str) else "",
+            }
+        )
     return out
 
 
@@ -144,5 +149,12 @@ def read_split(spec: str, task: str) -> list[dict[str, Any]]:
     return qa_records(spec, "qa" if task == QA else "text")
 
 
-__all__ = ["DataError", "read_rows", "read_split", "choice_records", "completion_records", "knowmem_records",
-           "qa_records"]
+__all__ = [
+    "DataError",
+    "read_rows",
+    "read_split",
+    "choice_records",
+    "completion_records",
+    "knowmem_records",
+    "qa_records",
+]

@@ -18,26 +18,34 @@ from tui_unlearn.recipes import register
 from tui_unlearn.recipes.base import EvalSplit, Recipe
 from tui_unlearn.recipes.headline import tofu_headline
 
-RECIPE = register(Recipe(
-    name="tofu",
-    description="TOFU: forget quality on the whole forget split against a retain-only oracle, nine-part model "
-                "utility, privacy leakage",
-    splits=(
-        EvalSplit("forget", "{forget}_perturbed@train", about="the forget split, whole"),
-        EvalSplit("retain", "retain_perturbed@train", retain_eval=True, about="retain evaluation set"),
-        EvalSplit("real_authors", "real_authors_perturbed@train", about="utility: real authors"),
-        EvalSplit("world_facts", "world_facts_perturbed@train", about="utility: world facts"),
-        EvalSplit("holdout", "holdout{number}@train", generate=False, about="never trained on: membership baseline"),
-    ),
-    headline=tofu_headline,
-    headline_keys=SUMMARY_HEADLINES,
-    max_new_tokens=200,  # open-unlearning's generation config (TOFU's legacy code: 200 tokens in all)
-    eval_samples=0,
-    max_length=512,  # open-unlearning's TOFU datasets
-    forget_splits=("forget10", "forget05", "forget01"),
-    data="hf:locuslab/TOFU",
-    training={"forget": "{forget}@train", "holdout": "holdout{number}@train",
-              "forget10:retain": "retain90@train", "forget05:retain": "retain95@train",
-              "forget01:retain": "retain99@train"},
-    command="tui-unlearn eval --recipe tofu --forget-split forget10 --model MODEL --oracle RETAIN_ONLY_MODEL",
-))
+RECIPE = register(
+    Recipe(
+        name="tofu",
+        description="TOFU: forget quality on the whole forget split against a retain-only oracle, nine-part model "
+        "utility, privacy leakage",
+        splits=(
+            EvalSplit("forget", "{forget}_perturbed@train", about="the forget split, whole"),
+            EvalSplit("retain", "retain_perturbed@train", retain_eval=True, about="retain evaluation set"),
+            EvalSplit("real_authors", "real_authors_perturbed@train", about="utility: real authors"),
+            EvalSplit("world_facts", "world_facts_perturbed@train", about="utility: world facts"),
+            EvalSplit(
+                "holdout", "holdout{number}@train", generate=False, about="never trained on: membership baseline"
+            ),
+        ),
+        headline=tofu_headline,
+        headline_keys=SUMMARY_HEADLINES,
+        max_new_tokens=200,  # open-unlearning's generation config (TOFU's legacy code: 200 tokens in all)
+        eval_samples=0,
+        max_length=512,  # open-unlearning's TOFU datasets
+        forget_splits=("forget10", "forget05", "forget01"),
+        data="hf:locuslab/TOFU",
+        training={
+            "forget": "{forget}@train",
+            "holdout": "holdout{number}@train",
+            "forget10:retain": "retain90@train",
+            "forget05:retain": "retain95@train",
+            "forget01:retain": "retain99@train",
+        },
+        command="tui-unlearn eval --recipe tofu --forget-split forget10 --model MODEL --oracle RETAIN_ONLY_MODEL",
+    )
+)

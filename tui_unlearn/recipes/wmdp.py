@@ -27,25 +27,35 @@ def wmdp_headline(result, oracle, plan) -> Headline:
     return h
 
 
-RECIPE = register(Recipe(
-    name="wmdp",
-    description="WMDP: multiple-choice accuracy on the forget topic (lower is better) and on MMLU (higher)",
-    splits=(
-        EvalSplit("forget", "{forget}@test", task=CHOICE, subject="{subject}", about="forget-topic questions"),
-        EvalSplit("utility", "mmlu@test", task=CHOICE, retain_eval=True, hub="hf:cais/mmlu:all@test",
-                  about="MMLU-style utility questions"),
-    ),
-    headline=wmdp_headline,
-    headline_keys=("wmdp_accuracy", "mmlu_accuracy"),
-    max_new_tokens=1,  # nothing is generated: options are scored
-    eval_samples=0,
-    max_length=2048,
-    forget_splits=tuple(SUBJECTS),
-    subjects=SUBJECTS,
-    data="hf:cais/wmdp",
-    training={"wmdp-cyber:forget": "hf:cais/wmdp-corpora:cyber-forget-corpus@train",
-              "wmdp-cyber:retain": "hf:cais/wmdp-corpora:cyber-retain-corpus@train",
-              "wmdp-bio:retain": "hf:cais/wmdp-corpora:bio-retain-corpus@train"},
-    training_note="WMDP's bio and chem forget corpora are not public; request them from the WMDP authors",
-    command="tui-unlearn eval --recipe wmdp --forget-split wmdp-bio --model MODEL",
-))
+RECIPE = register(
+    Recipe(
+        name="wmdp",
+        description="WMDP: multiple-choice accuracy on the forget topic (lower is better) and on MMLU (higher)",
+        splits=(
+            EvalSplit("forget", "{forget}@test", task=CHOICE, subject="{subject}", about="forget-topic questions"),
+            EvalSplit(
+                "utility",
+                "mmlu@test",
+                task=CHOICE,
+                retain_eval=True,
+                hub="hf:cais/mmlu:all@test",
+                about="MMLU-style utility questions",
+            ),
+        ),
+        headline=wmdp_headline,
+        headline_keys=("wmdp_accuracy", "mmlu_accuracy"),
+        max_new_tokens=1,  # nothing is generated: options are scored
+        eval_samples=0,
+        max_length=2048,
+        forget_splits=tuple(SUBJECTS),
+        subjects=SUBJECTS,
+        data="hf:cais/wmdp",
+        training={
+            "wmdp-cyber:forget": "hf:cais/wmdp-corpora:cyber-forget-corpus@train",
+            "wmdp-cyber:retain": "hf:cais/wmdp-corpora:cyber-retain-corpus@train",
+            "wmdp-bio:retain": "hf:cais/wmdp-corpora:bio-retain-corpus@train",
+        },
+        training_note="WMDP's bio and chem forget corpora are not public; request them from the WMDP authors",
+        command="tui-unlearn eval --recipe wmdp --forget-split wmdp-bio --model MODEL",
+    )
+)

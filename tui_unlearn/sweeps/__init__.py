@@ -88,8 +88,11 @@ def run_sweep(
             return
         summary = Session(folder / session_id).summary()
         o = objectives_of(summary)
-        numbers = ", ".join(f"{k.replace('_', ' ')} {v:.3g}" for k, v in o.items()
-                            if k in ("forget_quality", "holdout_parity", "model_utility") and v is not None)
+        numbers = ", ".join(
+            f"{k.replace('_', ' ')} {v:.3g}"
+            for k, v in o.items()
+            if k in ("forget_quality", "holdout_parity", "model_utility") and v is not None
+        )
         log(f"trial {shown}: {summary.get('status')}, {numbers or 'no objectives measured'} (session {session_id})")
 
     if mode == "grid":
@@ -118,8 +121,9 @@ def _optuna(base, algorithm, resolved, space, done, trials, parallel, folder, na
         "maximize" if goal == "max" else "minimize" for _, goal in objectives
     ]
     distributions = sp.optuna_distributions(space)
-    sampler = optuna.samplers.TPESampler(seed=base.seed, n_startup_trials=max(3, min(10, trials // 3)),
-                                         constant_liar=parallel > 1)
+    sampler = optuna.samplers.TPESampler(
+        seed=base.seed, n_startup_trials=max(3, min(10, trials // 3)), constant_liar=parallel > 1
+    )
     study = optuna.create_study(directions=directions, sampler=sampler)
 
     def values(objs: dict[str, float | None]) -> list[float] | None:
@@ -137,9 +141,14 @@ def _optuna(base, algorithm, resolved, space, done, trials, parallel, folder, na
     for t in done:  # what earlier runs of this sweep finished
         v = values(t.objectives)
         try:
-            study.add_trial(optuna.trial.create_trial(
-                params=t.point, distributions=distributions, values=v,
-                state=optuna.trial.TrialState.COMPLETE if v else optuna.trial.TrialState.FAIL))
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=t.point,
+                    distributions=distributions,
+                    values=v,
+                    state=optuna.trial.TrialState.COMPLETE if v else optuna.trial.TrialState.FAIL,
+                )
+            )
         except ValueError:
             continue  # its values lie outside the space (cannot happen for the same sweep)
     todo = max(0, trials - len(done))

@@ -24,7 +24,9 @@ def utility_name(trials: list[Trial]) -> str:
 def objectives_for(trials: list[Trial]) -> tuple[tuple[str, str], ...]:
     """Forget quality when the trials measured it, else holdout parity; model utility when
     measured, else retain F1."""
-    forget = WITH_ORACLE[0] if any(t.objectives.get("forget_quality") is not None for t in trials) else WITHOUT_ORACLE[0]
+    forget = (
+        WITH_ORACLE[0] if any(t.objectives.get("forget_quality") is not None for t in trials) else WITHOUT_ORACLE[0]
+    )
     return (forget, (utility_name(trials), "max"))
 
 
@@ -85,8 +87,16 @@ class SweepReport:
         objectives = objectives_for(trials)
         front = pareto_front(trials, objectives)
         best_config = folder / "best-config.json"
-        return cls(folder, meta, trials, objectives, front, best_trial(front, objectives, utility_floor), utility_floor,
-                   best_config if best_config.is_file() else None)
+        return cls(
+            folder,
+            meta,
+            trials,
+            objectives,
+            front,
+            best_trial(front, objectives, utility_floor),
+            utility_floor,
+            best_config if best_config.is_file() else None,
+        )
 
     @property
     def names(self) -> list[str]:
@@ -116,18 +126,41 @@ class SweepReport:
 
         on_front = {id(t) for t in self.front}
         utility = self.objectives[1][0]
-        headers = ["", "session", "status", *self.names, "forget quality", "holdout parity", utility.replace("_", " "),
-                   "utility ratio", "forget acc", "relearn"]
+        headers = [
+            "",
+            "session",
+            "status",
+            *self.names,
+            "forget quality",
+            "holdout parity",
+            utility.replace("_", " "),
+            "utility ratio",
+            "forget acc",
+            "relearn",
+        ]
         rows = []
         for t in self.trials:
             o = t.objectives
             mark = "best" if t is self.best else ("*" if id(t) in on_front else "")
-            rows.append([mark, t.session.id, t.status, *(_show(t.point.get(n)) for n in self.names),
-                         o["forget_quality"], o["holdout_parity"], o[utility], o[RATIO_OF[utility]],
-                         o["forget_accuracy"], o["relearn_recovered"]])
+            rows.append(
+                [
+                    mark,
+                    t.session.id,
+                    t.status,
+                    *(_show(t.point.get(n)) for n in self.names),
+                    o["forget_quality"],
+                    o["holdout_parity"],
+                    o[utility],
+                    o[RATIO_OF[utility]],
+                    o["forget_accuracy"],
+                    o["relearn_recovered"],
+                ]
+            )
         front = ", ".join(t.session.id for t in self.front) or "none yet"
-        head = (f"sweep {self.folder.name}: {len(self.trials)} trials, Pareto front ({self.objectives[0][0]} vs "
-                f"{self.objectives[1][0]}; * on the front) of {len(self.front)}: {front}")
+        head = (
+            f"sweep {self.folder.name}: {len(self.trials)} trials, Pareto front ({self.objectives[0][0]} vs "
+            f"{self.objectives[1][0]}; * on the front) of {len(self.front)}: {front}"
+        )
         return head + "\n" + text_table(headers, rows)
 
     def scatter(self, width: int = 100, height: int = 20) -> str:
@@ -140,8 +173,11 @@ class SweepReport:
             v = t.objectives[name] or 0.0  # plotted trials have it
             return math.log10(max(v, 1e-300)) if name == "forget_quality" else v
 
-        done = [t for t in self.trials if t.complete and t.objectives.get(name) is not None
-                and t.objectives.get(utility) is not None]
+        done = [
+            t
+            for t in self.trials
+            if t.complete and t.objectives.get(name) is not None and t.objectives.get(utility) is not None
+        ]
         if not done:
             return ""
         plt.clear_figure()
@@ -150,8 +186,9 @@ class SweepReport:
         rest = [t for t in done if t not in self.front]
         if rest:
             plt.scatter([t.objectives[utility] for t in rest], [y(t) for t in rest], label="trial", marker="dot")
-        plt.scatter([t.objectives[utility] for t in self.front], [y(t) for t in self.front],
-                    label="Pareto front", marker="hd")
+        plt.scatter(
+            [t.objectives[utility] for t in self.front], [y(t) for t in self.front], label="Pareto front", marker="hd"
+        )
         label = utility.replace("_", " ")
         plt.title(f"{'log10 forget quality' if name == 'forget_quality' else name} against {label}")
         plt.xlabel(label)

@@ -82,7 +82,9 @@ def run_subprocess(config: Any, folder: Path) -> str | None:
     try:
         done = subprocess.run(
             [sys.executable, "-m", "tui_unlearn", "--batch", "--json", "--config", path, "--sessions-dir", str(folder)],
-            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(config.threads or 1)},
+            capture_output=True,
+            text=True,
+            env={**os.environ, "OMP_NUM_THREADS": str(config.threads or 1)},
         )
     finally:
         os.unlink(path)
@@ -94,8 +96,9 @@ def run_subprocess(config: Any, folder: Path) -> str | None:
     return None
 
 
-def run_trials(configs: list[Any], folder: Path, parallel: int,
-               on_done: Callable[[int, Any, str | None], None]) -> list[str | None]:
+def run_trials(
+    configs: list[Any], folder: Path, parallel: int, on_done: Callable[[int, Any, str | None], None]
+) -> list[str | None]:
     """Run every config as a session in ``folder``; ``on_done(i, config, session_id)`` after each."""
     if parallel <= 1:
         ids = []

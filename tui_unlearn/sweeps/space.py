@@ -15,8 +15,23 @@ from tui_unlearn.errors import ConfigError
 from tui_unlearn.params import Param
 
 # Settings a sweep must not vary: they define the sweep (what is unlearned, from what, how judged).
-FIXED = ("model", "forget", "retain", "holdout", "algorithm", "hparams", "oracle", "device", "dtype",
-         "models_cache", "trust_remote_code", "probes", "lora_targets", "save_model", "save_adapter")
+FIXED = (
+    "model",
+    "forget",
+    "retain",
+    "holdout",
+    "algorithm",
+    "hparams",
+    "oracle",
+    "device",
+    "dtype",
+    "models_cache",
+    "trust_remote_code",
+    "probes",
+    "lora_targets",
+    "save_model",
+    "save_adapter",
+)
 
 
 def declaration(algorithm: Algorithm, name: str) -> tuple[str, Param]:

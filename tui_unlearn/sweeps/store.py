@@ -59,8 +59,10 @@ def open_folder(folder: Path, ident: dict[str, Any]) -> dict[str, Any]:
             return meta
         from tui_unlearn.errors import ConfigError
 
-        raise ConfigError(f"{folder} holds another sweep (different method, space or settings); "
-                          "choose another --sweep-dir or leave it out")
+        raise ConfigError(
+            f"{folder} holds another sweep (different method, space or settings); "
+            "choose another --sweep-dir or leave it out"
+        )
     meta = {"id": folder.name, "identity": ident, "created": datetime.now(UTC).isoformat(timespec="seconds")}
     atomic_write_json(path, meta)
     return meta

@@ -10,9 +10,9 @@ does not import torch, transformers or datasets: they load inside the workers.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterable
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -36,7 +36,9 @@ from tui_unlearn.tui.screens.live import WatchScreen
 from tui_unlearn.tui.screens.sessions import SessionsScreen
 from tui_unlearn.tui.screens.workbench import TABS, WorkbenchScreen
 
-Engine = Callable[..., object]  # engine.run's signature: (config, on_event, should_stop, *, sessions_dir, stdin_text, resume)
+Engine = Callable[
+    ..., object
+]  # engine.run's signature: (config, on_event, should_stop, *, sessions_dir, stdin_text, resume)
 PASTED_DIR = ".pasted"  # under the sessions folder: pasted data saved so sessions can be rerun
 
 
@@ -66,33 +68,77 @@ class UnlearnApp(App):
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
 
     BINDINGS = [
-        Binding("ctrl+r", "start_run", "Start run", id="start-run", priority=True,
-                tooltip="Start unlearning with the model, data and algorithm chosen in the tabs"),
-        Binding("ctrl+x", "stop_run", "Stop", id="stop-run", priority=True,
-                tooltip="Stop the run after the current step; the session is kept, marked interrupted"),
-        Binding("ctrl+o", "open_sessions", "Sessions", id="sessions",
-                tooltip="Saved sessions: watch, compare, resume, delete"),
-        Binding("ctrl+l", "load_model", "Load model", id="load-model", show=False,
-                tooltip="Load the chosen model once to see its size, device and dtype"),
+        Binding(
+            "ctrl+r",
+            "start_run",
+            "Start run",
+            id="start-run",
+            priority=True,
+            tooltip="Start unlearning with the model, data and algorithm chosen in the tabs",
+        ),
+        Binding(
+            "ctrl+x",
+            "stop_run",
+            "Stop",
+            id="stop-run",
+            priority=True,
+            tooltip="Stop the run after the current step; the session is kept, marked interrupted",
+        ),
+        Binding(
+            "ctrl+o",
+            "open_sessions",
+            "Sessions",
+            id="sessions",
+            tooltip="Saved sessions: watch, compare, resume, delete",
+        ),
+        Binding(
+            "ctrl+l",
+            "load_model",
+            "Load model",
+            id="load-model",
+            show=False,
+            tooltip="Load the chosen model once to see its size, device and dtype",
+        ),
         Binding("f1", "help", "Help", id="help", tooltip="Every key of this screen"),
-        Binding("question_mark", "help", "Help", id="help-question", show=False,
-                tooltip="Every key of this screen"),
+        Binding("question_mark", "help", "Help", id="help-question", show=False, tooltip="Every key of this screen"),
         *(
-            Binding(key, f"show_tab('{name}')", title, id=f"tab-{name}-{kind}", show=False, priority=True,
-                    tooltip=f"Show the {title} tab")
+            Binding(
+                key,
+                f"show_tab('{name}')",
+                title,
+                id=f"tab-{name}-{kind}",
+                show=False,
+                priority=True,
+                tooltip=f"Show the {title} tab",
+            )
             for number, (name, title) in enumerate(TABS.items(), start=1)
             for kind, key in (("f", f"f{number + 1}"), ("alt", f"alt+{number}"))
         ),
-        Binding("ctrl+q", "request_quit", "Quit", id="quit", show=True, priority=True,
-                tooltip="Quit (asks first while a run is going)"),
-        Binding("ctrl+c", "copy_or_quit", "Copy / quit", id="copy-or-quit", show=False, priority=True,
-                tooltip="Copy the selected text; with nothing selected, quit like ctrl+q"),
+        Binding(
+            "ctrl+q",
+            "request_quit",
+            "Quit",
+            id="quit",
+            show=True,
+            priority=True,
+            tooltip="Quit (asks first while a run is going)",
+        ),
+        Binding(
+            "ctrl+c",
+            "copy_or_quit",
+            "Copy / quit",
+            id="copy-or-quit",
+            show=False,
+            priority=True,
+            tooltip="Copy the selected text; with nothing selected, quit like ctrl+q",
+        ),
     ]
 
     running: reactive[bool] = reactive(False, bindings=True)
 
-    def __init__(self, config: RunConfig, *, sessions_dir: Path, engine: Engine | None = None,
-                 watch: Session | None = None) -> None:
+    def __init__(
+        self, config: RunConfig, *, sessions_dir: Path, engine: Engine | None = None, watch: Session | None = None
+    ) -> None:
         super().__init__()
         self.config = config
         self.sessions_dir = sessions_dir
@@ -127,8 +173,9 @@ class UnlearnApp(App):
         return self.sessions_dir / PASTED_DIR
 
     # ---- workers ----
-    def run_in_thread(self, work: Callable[[], object], *, group: str, description: str,
-                      on_error: Callable[[str], None] | None = None) -> Worker:
+    def run_in_thread(
+        self, work: Callable[[], object], *, group: str, description: str, on_error: Callable[[str], None] | None = None
+    ) -> Worker:
         """Run ``work`` in a thread worker; a failure goes to ``on_error`` as one line."""
         worker = self.run_worker(
             work, thread=True, exclusive=True, exit_on_error=False, group=group, description=description
@@ -192,8 +239,12 @@ class UnlearnApp(App):
             self.notify(str(error), title="Cannot start", severity="error")
             return
         self.workbench.probe_pane.clear_answers()
-        self._start_worker(total_steps, lambda engine, pump, stop, root: engine(config, pump, stop, sessions_dir=root),
-                           description="unlearning run", verb="start")
+        self._start_worker(
+            total_steps,
+            lambda engine, pump, stop, root: engine(config, pump, stop, sessions_dir=root),
+            description="unlearning run",
+            verb="start",
+        )
 
     def resume_run(self, session: Session, total_steps: int | None) -> None:
         """Take an interrupted session up again (``engine.run(None, ..., resume=id)``), in the
@@ -203,8 +254,9 @@ class UnlearnApp(App):
             self.notify("a run is going; stop it first (ctrl+x)", title="Cannot resume", severity="warning")
             return
         if self._workbench is None or not self._workbench.is_attached:  # `tui-unlearn watch` has no workbench
-            self.notify("resume it from the workbench: run tui-unlearn, then ctrl+o", title="Cannot resume",
-                        severity="warning")
+            self.notify(
+                "resume it from the workbench: run tui-unlearn, then ctrl+o", title="Cannot resume", severity="warning"
+            )
             return
         from tui_unlearn.tui.follow import EventTail
 
@@ -298,7 +350,8 @@ class UnlearnApp(App):
             return None if on_workbench else False
         if action == "show_tab":
             return hasattr(screen, "show_tab") and (
-                parameters[0] in TABS if on_workbench else parameters[0] in ("run", "probes"))
+                parameters[0] in TABS if on_workbench else parameters[0] in ("run", "probes")
+            )
         if action in ("open_sessions", "load_model"):
             return on_workbench or (action == "open_sessions" and isinstance(screen, WatchScreen))
         if action == "help":
@@ -323,7 +376,11 @@ class UnlearnApp(App):
 
     def action_help(self) -> None:
         screen = self.screen
-        names = {"WorkbenchScreen": "the workbench", "SessionsScreen": "the sessions screen", "WatchScreen": "watching a run"}
+        names = {
+            "WorkbenchScreen": "the workbench",
+            "SessionsScreen": "the sessions screen",
+            "WatchScreen": "watching a run",
+        }
         self.push_screen(HelpScreen(f"Keys of {names.get(type(screen).__name__, 'this screen')}", help_rows(screen)))
 
     def watch_session_screen(self, session: Session) -> None:
@@ -378,23 +435,32 @@ class UnlearnApp(App):
                     self._stop_requested.set()
                 self.exit()
 
-        self.push_screen(ConfirmDialog("A run is going. Stop it and quit? Its session is kept, marked interrupted.", "Quit"), answered)
+        self.push_screen(
+            ConfirmDialog("A run is going. Stop it and quit? Its session is kept, marked interrupted.", "Quit"),
+            answered,
+        )
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield from palette_commands(self, screen)
 
 
-def create_app(config: RunConfig | None = None, sessions_dir: str | Path | None = None,
-               engine: Engine | None = None, watch: Session | None = None) -> UnlearnApp:
+def create_app(
+    config: RunConfig | None = None,
+    sessions_dir: str | Path | None = None,
+    engine: Engine | None = None,
+    watch: Session | None = None,
+) -> UnlearnApp:
     """The app as the CLI runs it; tests pass a temporary sessions folder and a fake engine.
 
     ``watch``: open on that session's live view (``tui-unlearn watch``) instead of the workbench.
     """
-    return UnlearnApp(config or RunConfig(), sessions_dir=resolve_sessions_dir(sessions_dir), engine=engine,
-                      watch=watch)
+    return UnlearnApp(
+        config or RunConfig(), sessions_dir=resolve_sessions_dir(sessions_dir), engine=engine, watch=watch
+    )
 
 
-def run_app(config: RunConfig | None = None, sessions_dir: str | Path | None = None,
-            watch: Session | None = None) -> None:
+def run_app(
+    config: RunConfig | None = None, sessions_dir: str | Path | None = None, watch: Session | None = None
+) -> None:
     create_app(config, sessions_dir, watch=watch).run()

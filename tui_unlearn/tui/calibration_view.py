@@ -39,8 +39,9 @@ def progress_bar(progress: float | None, width: int = BAR_WIDTH) -> Text:
         return Text("·" * width + "   ?", style="dim")
     p = min(1.0, max(0.0, p))
     full = round(p * width)
-    return Text.assemble(("█" * full, "green" if p >= 1.0 else "cyan"), ("░" * (width - full), "dim"),
-                         f" {round(100 * p):>3d}%")
+    return Text.assemble(
+        ("█" * full, "green" if p >= 1.0 else "cyan"), ("░" * (width - full), "dim"), f" {round(100 * p):>3d}%"
+    )
 
 
 def rule_metrics(rule: str) -> list[str]:
@@ -68,8 +69,14 @@ def rule_line(event: ev.Calibration, outcome: dict[str, Any] | None = None) -> T
     values = event.values if isinstance(event.values, dict) else {}
     met = event.rule_met is True
     state = ("✓ met", "bold green") if met else ("not met", "yellow")
-    parts: list[Any] = [("stop rule ", "bold"), progress_bar(1.0 if met and event.progress is None else event.progress),
-                        " · ", (event.rule, "bold"), " · ", state]
+    parts: list[Any] = [
+        ("stop rule ", "bold"),
+        progress_bar(1.0 if met and event.progress is None else event.progress),
+        " · ",
+        (event.rule, "bold"),
+        " · ",
+        state,
+    ]
     distance = number(event.distance)
     if distance is not None and not met:
         unit = " decades" if metrics and all(m in LOG_SCALE for m in metrics) else ""
@@ -83,8 +90,9 @@ def rule_line(event: ev.Calibration, outcome: dict[str, Any] | None = None) -> T
     return Text.assemble(*parts)
 
 
-def keep_best_line(event: ev.Calibration, utility_floor: float | None = None,
-                   outcome: dict[str, Any] | None = None) -> Text | None:
+def keep_best_line(
+    event: ev.Calibration, utility_floor: float | None = None, outcome: dict[str, Any] | None = None
+) -> Text | None:
     """``keep best <metric> · best step s = v · utility floor holds`` (None: no keep-best)."""
     if not isinstance(event.keep_best, str) or not event.keep_best:
         return None
@@ -107,13 +115,15 @@ def keep_best_line(event: ev.Calibration, utility_floor: float | None = None,
     return Text.assemble(*parts)
 
 
-def calibration_text(event: ev.Calibration, utility_floor: float | None = None,
-                     outcome: dict[str, Any] | None = None) -> Text | None:
+def calibration_text(
+    event: ev.Calibration, utility_floor: float | None = None, outcome: dict[str, Any] | None = None
+) -> Text | None:
     """The calibration box's lines: the stop rule's, then keep-best's; None when the run has
     neither (the box is then hidden). ``outcome``: the ended run's ``summary["calibration"]``
     (where the rule stopped it, which step's weights were kept)."""
-    lines = [line for line in (rule_line(event, outcome), keep_best_line(event, utility_floor, outcome))
-             if line is not None]
+    lines = [
+        line for line in (rule_line(event, outcome), keep_best_line(event, utility_floor, outcome)) if line is not None
+    ]
     if not lines:
         return None
     return Text("\n").join(lines)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from tui_unlearn import events as ev
 from tui_unlearn.session_files import SUMMARY_FILE, event_problem, read_json_object
@@ -105,7 +105,9 @@ class EventTail:
                 continue
             if event is not None:
                 stamp = row.get("time")
-                out.events.append((event, float(stamp) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None))
+                out.events.append(
+                    (event, float(stamp) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else None)
+                )
         return out
 
     def close(self) -> None:
@@ -208,20 +210,28 @@ def follow(
                 quiet_said = True
                 summary = session.summary()
                 minutes = int((now - last_growth) // 60)
-                on_state(WatchState("quiet", f"no new events for {minutes} min; {writer_text(summary)} "
-                                    "cannot be checked from here", started_at=started_at, skipped=tail.skipped))
+                on_state(
+                    WatchState(
+                        "quiet",
+                        f"no new events for {minutes} min; {writer_text(summary)} cannot be checked from here",
+                        started_at=started_at,
+                        skipped=tail.skipped,
+                    )
+                )
         sleep(poll)
     return state
 
 
 def _ended(end: ev.Event, tail: EventTail, on_state, started_at: float | None) -> WatchState:
     if isinstance(end, ev.RunFailed):
-        state = WatchState("ended", f"the run failed: {end.error}", status=Status.FAILED, started_at=started_at,
-                           skipped=tail.skipped)
+        state = WatchState(
+            "ended", f"the run failed: {end.error}", status=Status.FAILED, started_at=started_at, skipped=tail.skipped
+        )
     else:
         assert isinstance(end, ev.RunFinished)
-        state = WatchState("ended", f"the run ended: {end.status}", status=end.status, started_at=started_at,
-                           skipped=tail.skipped)
+        state = WatchState(
+            "ended", f"the run ended: {end.status}", status=end.status, started_at=started_at, skipped=tail.skipped
+        )
     on_state(state)
     return state
 
@@ -242,10 +252,17 @@ def _writer_gone(session: Session, tail: EventTail, on_event, on_state, started_
     tail.close()
     if written.get("status") == Status.RUNNING:
         text = f"{writer_text(written)} stopped without finishing (killed?); the session reads interrupted"
-        state = WatchState("gone", text, status=Status.INTERRUPTED, started_at=started_at, skipped=tail.skipped,
-                           summary=summary)
+        state = WatchState(
+            "gone", text, status=Status.INTERRUPTED, started_at=started_at, skipped=tail.skipped, summary=summary
+        )
     else:
-        state = WatchState("gone", f"the session says {status}; no end event was written", status=str(status),
-                           started_at=started_at, skipped=tail.skipped, summary=summary)
+        state = WatchState(
+            "gone",
+            f"the session says {status}; no end event was written",
+            status=str(status),
+            started_at=started_at,
+            skipped=tail.skipped,
+            summary=summary,
+        )
     on_state(state)
     return state

@@ -16,6 +16,7 @@ from tui_unlearn import events as ev
 
 # ---- from the run worker: one message per engine event, named like the event ----
 
+
 @dataclass
 class EngineMessage(Message):
     """An engine event, carried to the UI thread (``event`` is the ``events`` dataclass)."""
@@ -92,6 +93,7 @@ def message_for(event: ev.Event) -> Message | None:
 
 # ---- from the model and data workers ----
 
+
 @dataclass
 class ModelLoaded(Message):
     spec: str
@@ -119,6 +121,7 @@ class ForgetSplitChanged(Message):
 
 
 # ---- from a watching thread and the sessions screen's reader ----
+
 
 @dataclass
 class WatchUpdate(Message):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from tui_unlearn import events as ev
 from tui_unlearn.tui.messages import StepWindow, message_for
@@ -21,7 +21,9 @@ DEFAULT_INTERVAL = 0.25  # seconds between step windows: four redraws a second
 
 
 class EventPump:
-    def __init__(self, post: Callable, *, interval: float = DEFAULT_INTERVAL, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, post: Callable, *, interval: float = DEFAULT_INTERVAL, clock: Callable[[], float] = time.monotonic
+    ):
         self._post = post
         self._interval = interval
         self._clock = clock

@@ -105,16 +105,22 @@ def read_group(folder: Path, key_of: dict[str, str]) -> SweepGroup:
     group.points = {key_of[t.session.id]: dict(t.point) for t in report.trials if t.session.id in key_of}
     group.complete = sum(1 for t in report.trials if t.complete)
     group.objectives = [(n, g) for n, g in report.objectives]
-    group.front = [FrontTrial(key_of.get(t.session.id, t.session.id), t.session.id, dict(t.point), dict(t.objectives),
-                              t is report.best) for t in report.front]
+    group.front = [
+        FrontTrial(
+            key_of.get(t.session.id, t.session.id), t.session.id, dict(t.point), dict(t.objectives), t is report.best
+        )
+        for t in report.front
+    ]
     return group
 
 
 def _fingerprint(rows: dict[str, dict[str, Any]]) -> tuple:
     """What the front depends on: which trials there are and how each ended (a running
     trial's steps move every second; the report is not read again for that)."""
-    return tuple((key, str(row.get("status")), str(row.get("forget_quality")), str(row.get("model_utility")))
-                 for key, row in rows.items())
+    return tuple(
+        (key, str(row.get("status")), str(row.get("forget_quality")), str(row.get("model_utility")))
+        for key, row in rows.items()
+    )
 
 
 class SweepScanner:
@@ -141,8 +147,9 @@ class SweepScanner:
             self._listed = (stamp, now)
         return self._folders
 
-    def scan(self, top_rows: dict[str, dict[str, Any]], top_sessions: dict[str, Session]
-             ) -> tuple[list[SweepGroup], dict[str, dict[str, Any]], dict[str, Session]]:
+    def scan(
+        self, top_rows: dict[str, dict[str, Any]], top_sessions: dict[str, Session]
+    ) -> tuple[list[SweepGroup], dict[str, dict[str, Any]], dict[str, Session]]:
         """(groups, every trial's row by key, every trial's session by key). ``top_rows``/
         ``top_sessions``: the sessions folder's own (when it is itself a sweep folder, its
         sessions are the trials)."""

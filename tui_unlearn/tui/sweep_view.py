@@ -46,9 +46,17 @@ def header_cells(group: SweepGroup, expanded: bool) -> list[Any]:
     model = str(group.base.get("model") or "-").rstrip("/").rsplit("/", 1)[-1]
     status = Text("sweep ?", style="bold red") if group.problem else Text("sweep", style="bold magenta")
     trials = len(group.trial_keys)
-    return ["▾" if expanded else "▸", when or "-", group.method or "-", data_label(group.base.get("forget")), model,
-            status, f"{trials} trial{'' if trials == 1 else 's'}", Text(f"front {len(group.front)}", style="bold"),
-            group.mode or "-"]
+    return [
+        "▾" if expanded else "▸",
+        when or "-",
+        group.method or "-",
+        data_label(group.base.get("forget")),
+        model,
+        status,
+        f"{trials} trial{'' if trials == 1 else 's'}",
+        Text(f"front {len(group.front)}", style="bold"),
+        group.mode or "-",
+    ]
 
 
 def trial_status(status: Text, on_front: bool) -> Text:
@@ -69,13 +77,25 @@ def front_text(group: SweepGroup) -> Text:
     if group.problem:
         return Text(f"{group.name}: {group.problem}", style="red")
     space = ", ".join(group.space) or "-"
-    lines = [Text(f"{group.method or '-'} {group.mode or ''} over {space} · {len(group.trial_keys)} trials, "
-                  f"{group.complete} complete · front of {len(group.front)} by {objective_words(group)}")]
+    lines = [
+        Text(
+            f"{group.method or '-'} {group.mode or ''} over {space} · {len(group.trial_keys)} trials, "
+            f"{group.complete} complete · front of {len(group.front)} by {objective_words(group)}"
+        )
+    ]
     if not group.front:
         lines.append(Text("no finished trial yet: run the same sweep command again to resume it", style="dim"))
     for trial in group.front:
-        numbers = "  ".join(f"{name.replace('_', ' ')} {fmt(trial.objectives.get(name))}" for name, _ in group.objectives)
-        lines.append(Text.assemble((f"{FRONT_MARK} ", "bold yellow"), (trial.session_id, "bold" if trial.best else ""),
-                                   f"  {point_text(trial.point)}  ", numbers,
-                                   (" (best)", "bold green") if trial.best else ""))
+        numbers = "  ".join(
+            f"{name.replace('_', ' ')} {fmt(trial.objectives.get(name))}" for name, _ in group.objectives
+        )
+        lines.append(
+            Text.assemble(
+                (f"{FRONT_MARK} ", "bold yellow"),
+                (trial.session_id, "bold" if trial.best else ""),
+                f"  {point_text(trial.point)}  ",
+                numbers,
+                (" (best)", "bold green") if trial.best else "",
+            )
+        )
     return Text("\n").join(lines)

@@ -78,8 +78,10 @@ class RunNews:
         message.stop()
         self.run_pane.end(message.event)
         status = message.event.status
-        self.app.notify(f"run {status}; the session is saved",  # type: ignore[attr-defined]
-                        severity="information" if status == "finished" else "warning")
+        self.app.notify(
+            f"run {status}; the session is saved",  # type: ignore[attr-defined]
+            severity="information" if status == "finished" else "warning",
+        )
 
     def on_run_failed(self, message: msg.RunFailed) -> None:
         message.stop()
@@ -92,8 +94,13 @@ class WatchScreen(RunNews, Screen):
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="watch-back", tooltip="Back to the previous screen (the run goes on)"),
-        Binding("ctrl+x", "how_to_stop", "How to stop", id="watch-stop",
-                tooltip="This run belongs to another process: say how to stop it"),
+        Binding(
+            "ctrl+x",
+            "how_to_stop",
+            "How to stop",
+            id="watch-stop",
+            tooltip="This run belongs to another process: say how to stop it",
+        ),
     ]
 
     def __init__(self, session: Session) -> None:
@@ -144,8 +151,12 @@ class WatchScreen(RunNews, Screen):
                 pump.flush()
 
         self.set_interval(DEFAULT_INTERVAL, pump.flush)
-        self.app.run_in_thread(work, group=f"follow:watch:{session.id}", description=f"watching {session.id}",  # type: ignore[attr-defined]
-                               on_error=self._failed)
+        self.app.run_in_thread(
+            work,
+            group=f"follow:watch:{session.id}",
+            description=f"watching {session.id}",  # type: ignore[attr-defined]
+            on_error=self._failed,
+        )
 
     def _failed(self, text: str) -> None:
         if self.is_attached:
@@ -171,7 +182,9 @@ class WatchScreen(RunNews, Screen):
             self.app.notify(state.text, title=f"session {self.session.id}", severity="warning", timeout=10)
         if state.skipped:
             pane.query_one("#run-log").border_subtitle = f"events.jsonl: {state.skipped} unreadable line(s) skipped"
-        self.query_one("#watch-title", Label).update(f"watching session {self.session.id} · {self._where()}{state.text}")
+        self.query_one("#watch-title", Label).update(
+            f"watching session {self.session.id} · {self._where()}{state.text}"
+        )
 
     def _where(self) -> str:
         state = self.state
@@ -206,11 +219,15 @@ class WatchScreen(RunNews, Screen):
             self.app.notify("this run has already ended", title="Nothing to stop")
             return
         if state is None or state.pid is None:
-            text = ("this run belongs to another process; stop it where it runs "
-                    "(Ctrl-C in its terminal stops it after the current step)")
+            text = (
+                "this run belongs to another process; stop it where it runs "
+                "(Ctrl-C in its terminal stops it after the current step)"
+            )
         else:
             where = f" on {state.host}" if state.host else ""
-            text = (f"this run belongs to process {state.pid}{where}, not to this window. Stop it after the "
-                    f"current step with Ctrl-C in its terminal, or: kill -INT {state.pid} (under accelerate "
-                    "launch, stop the launcher instead). The session is kept, marked interrupted.")
+            text = (
+                f"this run belongs to process {state.pid}{where}, not to this window. Stop it after the "
+                f"current step with Ctrl-C in its terminal, or: kill -INT {state.pid} (under accelerate "
+                "launch, stop the launcher instead). The session is kept, marked interrupted."
+            )
         self.app.notify(text, title="How to stop it", timeout=15)

@@ -45,12 +45,26 @@ from tui_unlearn.tui.sweep_view import (
 )
 from tui_unlearn.tui.widgets.mounting import Choice
 
-PLOT_SERIES = ("loss", series_name("forget", "accuracy"), series_name("retain", "accuracy"),
-               series_name("forget", "f1"), series_name("retain", "f1"),
-               series_name("forget", "loss"), series_name("retain", "loss"))
-COLUMNS = (("✓", "sel", 1), ("started", "started", 11), ("algorithm", "algorithm", 11), ("forget", "forget", 9),
-           ("model", "model", 12), ("status", "status", 11), ("forget acc", "fa", 10), ("retain acc", "ra", 10),
-           ("steps", "steps", 7))
+PLOT_SERIES = (
+    "loss",
+    series_name("forget", "accuracy"),
+    series_name("retain", "accuracy"),
+    series_name("forget", "f1"),
+    series_name("retain", "f1"),
+    series_name("forget", "loss"),
+    series_name("retain", "loss"),
+)
+COLUMNS = (
+    ("✓", "sel", 1),
+    ("started", "started", 11),
+    ("algorithm", "algorithm", 11),
+    ("forget", "forget", 9),
+    ("model", "model", 12),
+    ("status", "status", 11),
+    ("forget acc", "fa", 10),
+    ("retain acc", "ra", 10),
+    ("steps", "steps", 7),
+)
 
 
 def before_after(row: dict, key: str) -> str:
@@ -79,10 +93,17 @@ def steps_cell(row: dict) -> str:
 
 
 def cells(row: dict, selected: bool) -> list[Any]:
-    return ["✓" if selected else " ", started_at(row), row.get("algorithm") or row.get("kind") or "-",
-            data_label(row.get("forget")), str(row.get("model") or "-").rstrip("/").rsplit("/", 1)[-1],
-            status_cell(row), before_after(row, "forget_accuracy"), before_after(row, "retain_accuracy"),
-            steps_cell(row)]
+    return [
+        "✓" if selected else " ",
+        started_at(row),
+        row.get("algorithm") or row.get("kind") or "-",
+        data_label(row.get("forget")),
+        str(row.get("model") or "-").rstrip("/").rsplit("/", 1)[-1],
+        status_cell(row),
+        before_after(row, "forget_accuracy"),
+        before_after(row, "retain_accuracy"),
+        steps_cell(row),
+    ]
 
 
 class SessionsScreen(Screen):
@@ -90,16 +111,42 @@ class SessionsScreen(Screen):
 
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back", id="sessions-back", tooltip="Back to the workbench"),
-        Binding("space", "toggle_selected", "Select", id="sessions-select",
-                tooltip="Add the highlighted session to the comparison, or take it out"),
-        Binding("ctrl+r", "resume", "Resume", id="sessions-resume",
-                tooltip="Resume the highlighted interrupted session from its checkpoint, in the Run tab"),
-        Binding("delete,d", "delete_session", "Delete", id="sessions-delete",
-                tooltip="Delete the highlighted session's folder (asks first)"),
-        Binding("p", "next_plot_series", "Plot next", id="sessions-plot",
-                tooltip="Plot the next series (loss, forget/retain accuracy, F1, loss)"),
-        Binding("r", "refresh_sessions", "Refresh", id="sessions-refresh", show=False,
-                tooltip="Read the sessions folder now (it is read again every second anyway)"),
+        Binding(
+            "space",
+            "toggle_selected",
+            "Select",
+            id="sessions-select",
+            tooltip="Add the highlighted session to the comparison, or take it out",
+        ),
+        Binding(
+            "ctrl+r",
+            "resume",
+            "Resume",
+            id="sessions-resume",
+            tooltip="Resume the highlighted interrupted session from its checkpoint, in the Run tab",
+        ),
+        Binding(
+            "delete,d",
+            "delete_session",
+            "Delete",
+            id="sessions-delete",
+            tooltip="Delete the highlighted session's folder (asks first)",
+        ),
+        Binding(
+            "p",
+            "next_plot_series",
+            "Plot next",
+            id="sessions-plot",
+            tooltip="Plot the next series (loss, forget/retain accuracy, F1, loss)",
+        ),
+        Binding(
+            "r",
+            "refresh_sessions",
+            "Refresh",
+            id="sessions-refresh",
+            show=False,
+            tooltip="Read the sessions folder now (it is read again every second anyway)",
+        ),
     ]
 
     def __init__(self, root: Path) -> None:
@@ -127,7 +174,9 @@ class SessionsScreen(Screen):
                 yield Static("Select sessions with space to compare them.", id="compare-hint")
                 yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
             with Vertical(id="compare-right"):
-                yield Choice([(s, s) for s in PLOT_SERIES], value="loss", allow_blank=False, id="compare-series", compact=True)
+                yield Choice(
+                    [(s, s) for s in PLOT_SERIES], value="loss", allow_blank=False, id="compare-series", compact=True
+                )
                 yield PlotextPlot(id="compare-plot")
         yield Footer()
 
@@ -156,16 +205,23 @@ class SessionsScreen(Screen):
                 rows, sessions, error = scanner.scan()
                 groups, trial_rows, trial_sessions = sweeps.scan(rows, sessions)
                 rows, sessions = {**rows, **trial_rows}, {**sessions, **trial_sessions}
-                seen = (tuple((sid, tuple(sorted((k, str(v)) for k, v in row.items()))) for sid, row in rows.items()),
-                        groups, error)
+                seen = (
+                    tuple((sid, tuple(sorted((k, str(v)) for k, v in row.items()))) for sid, row in rows.items()),
+                    groups,
+                    error,
+                )
                 if seen != last:
                     last = seen
                     self.post_message(SessionsRead(rows, sessions, error, groups))
                 wake.wait(SCAN_EVERY_S)
                 wake.clear()
 
-        self.app.run_in_thread(work, group=f"follow:sessions-{id(self)}", description="reading the sessions folder",  # type: ignore[attr-defined]
-                               on_error=lambda text: self.notify(text, severity="error"))
+        self.app.run_in_thread(
+            work,
+            group=f"follow:sessions-{id(self)}",
+            description="reading the sessions folder",  # type: ignore[attr-defined]
+            on_error=lambda text: self.notify(text, severity="error"),
+        )
 
     def action_refresh_sessions(self) -> None:
         self._wake.set()
@@ -285,8 +341,11 @@ class SessionsScreen(Screen):
             return
         group = self._group_of(sid)
         if group is not None:  # the sweep command knows its trials: it runs the unfinished ones again
-            self.notify(f"a sweep's trials resume with the same sweep command: it reruns those not finished "
-                        f"({group.name})", title="Resume the sweep", severity="warning")
+            self.notify(
+                f"a sweep's trials resume with the same sweep command: it reruns those not finished ({group.name})",
+                title="Resume the sweep",
+                severity="warning",
+            )
             return
         self.app.resume_run(self.sessions[sid], self.rows[sid].get("total_steps"))  # type: ignore[attr-defined]
 
@@ -353,8 +412,12 @@ class SessionsScreen(Screen):
             summaries, curves = read_comparison(sessions, missing)
             self.post_message(CompareRead(generation, summaries, curves))
 
-        self.app.run_in_thread(work, group=f"sessions-compare-{id(self)}", description="reading sessions to compare",  # type: ignore[attr-defined]
-                               on_error=lambda text: self.notify(text, severity="error"))
+        self.app.run_in_thread(
+            work,
+            group=f"sessions-compare-{id(self)}",
+            description="reading sessions to compare",  # type: ignore[attr-defined]
+            on_error=lambda text: self.notify(text, severity="error"),
+        )
 
     def on_compare_read(self, message: CompareRead) -> None:
         message.stop()
@@ -382,8 +445,11 @@ class SessionsScreen(Screen):
             table.add_row("after", "model utility", *(fmt(s.get("model_utility")) for s in summaries))
             for row in rows:
                 table.add_row(*row)
-        notes = [f"{label}: {note}" for label, sid in zip(self._labels(), self.selected)
-                 if sid in self._curves and (note := self._curves[sid].note())]
+        notes = [
+            f"{label}: {note}"
+            for label, sid in zip(self._labels(), self.selected)
+            if sid in self._curves and (note := self._curves[sid].note())
+        ]
         self.query_one("#compare-area").border_subtitle = "; ".join(notes)
         self._plot()
 
@@ -392,7 +458,8 @@ class SessionsScreen(Screen):
         series = str(self.query_one("#compare-series", Select).value)
         curves = {
             label: self._curves[sid].series.get(series, [])
-            for label, sid in zip(self._labels(), self.selected) if sid in self._curves
+            for label, sid in zip(self._labels(), self.selected)
+            if sid in self._curves
         }
         arrow = "lower is better" if series_goal(series) == "min" else "higher is better"
         plot_curves(plot.plt, curves, title=f"{series} ({arrow})" if curves else "select sessions to plot them")
@@ -411,8 +478,9 @@ class SessionsScreen(Screen):
             if row.get("pid") == os.getpid():
                 self.notify("that session is this app's run; stop it first (ctrl+x)", severity="warning")
             else:
-                self.notify(f"session {sid} is still running (pid {row.get('pid')}); stop that run first",
-                            severity="warning")
+                self.notify(
+                    f"session {sid} is still running (pid {row.get('pid')}); stop that run first", severity="warning"
+                )
             return
         session = self.sessions[sid]
         root = session.path.parent if self._group_of(sid) else self.root  # a trial lives in its sweep's folder
@@ -428,11 +496,17 @@ class SessionsScreen(Screen):
             def failed(text: str) -> None:
                 self.notify(f"could not delete {sid}: {text}", severity="error")
 
-            self.app.run_in_thread(work, group=f"sessions-delete-{sid}", description=f"deleting {sid}",  # type: ignore[attr-defined]
-                                   on_error=failed)
+            self.app.run_in_thread(
+                work,
+                group=f"sessions-delete-{sid}",
+                description=f"deleting {sid}",  # type: ignore[attr-defined]
+                on_error=failed,
+            )
 
         self.app.push_screen(
-            ConfirmDialog(f"Delete session {sid} ({row.get('algorithm')}, {row.get('status')})? Its folder is removed.", "Delete"),
+            ConfirmDialog(
+                f"Delete session {sid} ({row.get('algorithm')}, {row.get('status')})? Its folder is removed.", "Delete"
+            ),
             answered,
         )
 

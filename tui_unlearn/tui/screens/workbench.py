@@ -31,8 +31,14 @@ class WorkbenchScreen(RunNews, Screen):
         c = self.config
         with TabbedContent(id="tabs"):
             with TabPane(TABS["model"], id="tab-model"):
-                yield ModelPane(c.model, c.device, c.dtype, trust_remote_code=c.trust_remote_code,
-                                models_cache=c.models_cache, id="model-pane")
+                yield ModelPane(
+                    c.model,
+                    c.device,
+                    c.dtype,
+                    trust_remote_code=c.trust_remote_code,
+                    models_cache=c.models_cache,
+                    id="model-pane",
+                )
             with TabPane(TABS["data"], id="tab-data"):
                 yield Lazy(DataPane(c.forget, c.retain, c.holdout, c.model, id="data-pane"))
             with TabPane(TABS["algorithm"], id="tab-algorithm"):

@@ -80,7 +80,9 @@ class ParamField(Vertical):
             choices = p.choices or (("true", "false") if p.type == "bool" else None)
             if choices:
                 value = self.initial if self.initial in choices else choices[0]
-                yield Choice([(c, c) for c in choices], value=value, allow_blank=False, compact=True, classes="param-input")
+                yield Choice(
+                    [(c, c) for c in choices], value=value, allow_blank=False, compact=True, classes="param-input"
+                )
             else:
                 yield Input(
                     self.initial,
@@ -191,7 +193,10 @@ class AlgorithmPane(Horizontal):
 
     def compose(self) -> ComposeResult:
         options = [
-            Option(Text.assemble((f"{a.name:<12}", "bold"), (a.description, "dim"), no_wrap=True, overflow="ellipsis"), id=a.name)
+            Option(
+                Text.assemble((f"{a.name:<12}", "bold"), (a.description, "dim"), no_wrap=True, overflow="ellipsis"),
+                id=a.name,
+            )
             for a in self.algorithms.values()
         ]
         yield OptionList(*options, id="algorithm-list")
@@ -236,7 +241,9 @@ class AlgorithmPane(Horizontal):
             self.query_one("#field-help", Static).update(field.full_help())
         elif event.widget.id == "algorithm-list":
             algorithm = self.algorithms[self.algorithm]
-            self.query_one("#field-help", Static).update(Text.assemble((algorithm.name, "bold"), ": ", algorithm.description))
+            self.query_one("#field-help", Static).update(
+                Text.assemble((algorithm.name, "bold"), ": ", algorithm.description)
+            )
 
     @on(OptionList.OptionHighlighted, "#algorithm-list")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:

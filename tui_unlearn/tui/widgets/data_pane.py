@@ -102,16 +102,30 @@ class SourceEditor(Vertical):
         yield Static(ROLE_HELP[self.role], classes="pane-help")
         with Horizontal(classes="field-row"):
             yield Label("source", classes="field-name")
-            yield Choice(kinds, value=self.kind, allow_blank=False, id=f"{self.role}-kind", compact=True, classes="source-kind")
-            yield Choice([(s, s) for s in splits], value=self.split, allow_blank=False, id=f"{self.role}-split",
-                         compact=True, classes="when-bundled source-split")
-            yield Input(self.value if self.kind == "file" else "", id=f"{self.role}-path", compact=True,
-                        placeholder="file path or hf:owner/name",
-                        tooltip="A .txt .json .jsonl .csv or .parquet file, or hf:owner/name[:config][@split]; Enter parses it",
-                        classes="when-file")
+            yield Choice(
+                kinds, value=self.kind, allow_blank=False, id=f"{self.role}-kind", compact=True, classes="source-kind"
+            )
+            yield Choice(
+                [(s, s) for s in splits],
+                value=self.split,
+                allow_blank=False,
+                id=f"{self.role}-split",
+                compact=True,
+                classes="when-bundled source-split",
+            )
+            yield Input(
+                self.value if self.kind == "file" else "",
+                id=f"{self.role}-path",
+                compact=True,
+                placeholder="file path or hf:owner/name",
+                tooltip="A .txt .json .jsonl .csv or .parquet file, or hf:owner/name[:config][@split]; Enter parses it",
+                classes="when-file",
+            )
             yield Button("Browse…", id=f"{self.role}-browse", compact=True, classes="when-file")
             yield Button("Parse", id=f"{self.role}-parse", compact=True, classes="when-paste")
-        yield TextArea(id=f"{self.role}-paste", classes="when-paste source-paste", soft_wrap=True, show_line_numbers=False)
+        yield TextArea(
+            id=f"{self.role}-paste", classes="when-paste source-paste", soft_wrap=True, show_line_numbers=False
+        )
         yield Static("", id=f"{self.role}-status", classes="source-status")
         yield DataTable(id=f"{self.role}-preview", classes="source-preview", zebra_stripes=True, cursor_type="row")
 
@@ -257,8 +271,11 @@ class SourceEditor(Vertical):
         elif self.kind == "file":
             spec, text = self.query_one(f"#{role}-path", Input).value.strip(), None
             if not spec:
-                self._show_status("Type the path of a .txt .json .jsonl .csv or .parquet file, or hf:owner/name, "
-                                  "then Enter; or press Browse.", error=False)
+                self._show_status(
+                    "Type the path of a .txt .json .jsonl .csv or .parquet file, or hf:owner/name, "
+                    "then Enter; or press Browse.",
+                    error=False,
+                )
                 self._fill_preview([])
                 return
         else:
@@ -271,7 +288,15 @@ class SourceEditor(Vertical):
             loaded = load_split(spec, role, stdin=text)
             preview = loaded.records[:PREVIEW_ROWS]
             self.post_message(
-                DataParsed(role, generation, spec, len(loaded.records), loaded.detected_format, loaded.report.summary(), preview)
+                DataParsed(
+                    role,
+                    generation,
+                    spec,
+                    len(loaded.records),
+                    loaded.detected_format,
+                    loaded.report.summary(),
+                    preview,
+                )
             )
 
         def failed(message: str) -> None:
@@ -305,7 +330,9 @@ class SourceEditor(Vertical):
         table = self.query_one(DataTable)
         table.clear()
         for i, row in enumerate(rows, 1):
-            table.add_row(str(i), row.get("kind", ""), _one_line(row.get("question", "")), _one_line(row.get("answer", "")))
+            table.add_row(
+                str(i), row.get("kind", ""), _one_line(row.get("question", "")), _one_line(row.get("answer", ""))
+            )
         table.display = bool(rows)
 
 

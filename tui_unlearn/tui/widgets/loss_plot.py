@@ -44,8 +44,14 @@ class LossPlot(Vertical):
         self._legend_terms: tuple[str, ...] | None = None
 
     def compose(self) -> ComposeResult:
-        yield Choice([("every term, each scaled to its own range", ALL)], value=ALL, allow_blank=False,
-                     compact=True, id="plot-view", tooltip="Which loss curve to plot")
+        yield Choice(
+            [("every term, each scaled to its own range", ALL)],
+            value=ALL,
+            allow_blank=False,
+            compact=True,
+            id="plot-view",
+            tooltip="Which loss curve to plot",
+        )
         yield PlotextPlot(id="plot-canvas")
         yield Static("", id="plot-legend")
 
@@ -71,7 +77,9 @@ class LossPlot(Vertical):
             self._terms = terms
             box = self.query_one("#plot-view", Select)
             keep = self.view
-            box.set_options([("every term, each scaled to its own range", ALL), *((f"{t} (its own units)", t) for t in terms)])
+            box.set_options(
+                [("every term, each scaled to its own range", ALL), *((f"{t} (its own units)", t) for t in terms)]
+            )
             box.value = keep if keep == ALL or keep in history else ALL
         self.redraw()
 
@@ -108,8 +116,9 @@ class LossPlot(Vertical):
         # The legend's lines change with the terms shown, not with each new value: relayout only then.
         relayout = tuple(shown) != self._legend_terms
         self._legend_terms = tuple(shown)
-        self.query_one("#plot-legend", Static).update(legend if shown else Text("no steps yet", style="dim"),
-                                                      layout=relayout)
+        self.query_one("#plot-legend", Static).update(
+            legend if shown else Text("no steps yet", style="dim"), layout=relayout
+        )
         plot.refresh()
 
 

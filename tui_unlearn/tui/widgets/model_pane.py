@@ -60,8 +60,16 @@ class ModelPane(VerticalScroll, can_focus=False):
 
     Not a tab stop itself: its fields are (it scrolls to the focused one)."""
 
-    def __init__(self, spec: str, device: str = "auto", dtype: str = "auto", *, trust_remote_code: bool = False,
-                 models_cache: str | None = None, **kwargs) -> None:
+    def __init__(
+        self,
+        spec: str,
+        device: str = "auto",
+        dtype: str = "auto",
+        *,
+        trust_remote_code: bool = False,
+        models_cache: str | None = None,
+        **kwargs,
+    ) -> None:
         super().__init__(**kwargs)
         self.initial_spec = spec
         self.initial_device = device or "auto"
@@ -77,20 +85,39 @@ class ModelPane(VerticalScroll, can_focus=False):
     def compose(self) -> ComposeResult:
         yield Static("Bundled models (Enter picks one) — or type a local folder or a hub id below", classes="pane-help")
         yield OptionList(
-            *[Option(Text.assemble((f"{name:<21}", "bold"), (about, "dim")), id=name) for name, about in BUNDLED_MODELS.items()],
+            *[
+                Option(Text.assemble((f"{name:<21}", "bold"), (about, "dim")), id=name)
+                for name, about in BUNDLED_MODELS.items()
+            ],
             id="bundled-models",
         )
         with Horizontal(classes="field-row"):
             yield Label("model", classes="field-name")
-            yield Input(self.initial_spec, placeholder="bundled name, folder or hub owner/name", id="model-spec", compact=True)
+            yield Input(
+                self.initial_spec, placeholder="bundled name, folder or hub owner/name", id="model-spec", compact=True
+            )
             yield Button("Browse…", id="model-browse", compact=True, tooltip="Pick a local model folder")
-            yield Button("Load ^l", id="model-load", compact=True, variant="primary", action="app.load_model",
-                         tooltip="Load the model once to see its size, device and dtype")
+            yield Button(
+                "Load ^l",
+                id="model-load",
+                compact=True,
+                variant="primary",
+                action="app.load_model",
+                tooltip="Load the model once to see its size, device and dtype",
+            )
         with Horizontal(classes="field-row"):
             yield Label("device", classes="field-name")
-            yield Choice([(d, d) for d in self.devices], value=self.initial_device, allow_blank=False, id="model-device", compact=True)
+            yield Choice(
+                [(d, d) for d in self.devices],
+                value=self.initial_device,
+                allow_blank=False,
+                id="model-device",
+                compact=True,
+            )
             yield Label("dtype", classes="field-name")
-            yield Choice([(d, d) for d in DTYPES], value=self.initial_dtype, allow_blank=False, id="model-dtype", compact=True)
+            yield Choice(
+                [(d, d) for d in DTYPES], value=self.initial_dtype, allow_blank=False, id="model-dtype", compact=True
+            )
         with Vertical(id="model-info-box"):
             yield Static("Not loaded yet: press Load (ctrl+l) to inspect it, or just start a run.", id="model-info")
         yield Static(GETTING_STARTED, id="getting-started", classes="pane-help")

@@ -32,8 +32,10 @@ def probe_card(probe: dict[str, str]) -> Group:
         table.add_row("  original", original or "")
         # Marked in words as well as colour: a changed answer must show without colour too.
         changed = (current or "").strip() != (original or "").strip()
-        table.add_row(Text("  now ≠" if changed else "  now =", style="bold" if changed else "dim"),
-                      Text(current or "", style="bold yellow" if changed else ""))
+        table.add_row(
+            Text("  now ≠" if changed else "  now =", style="bold" if changed else "dim"),
+            Text(current or "", style="bold yellow" if changed else ""),
+        )
     return Group(head, table)
 
 
@@ -48,7 +50,10 @@ class ProbePane(Vertical):
 
     BINDINGS = [
         Binding(
-            "delete", "remove_probe", "Remove probe", id="remove-probe",
+            "delete",
+            "remove_probe",
+            "Remove probe",
+            id="remove-probe",
             tooltip="Remove the highlighted question you added (it is not asked in the next run)",
         ),
     ]
@@ -89,8 +94,11 @@ class ProbePane(Vertical):
         """Show the answers and the pending questions; ``select``: highlight that question of
         yours and scroll it into view (once the new items are mounted)."""
         if self.answer_step is None:
-            caption = ("No answers yet: they come with the run's first evaluation." if self.watching else
-                       "No run yet: forget and retain questions are picked when a run starts.")
+            caption = (
+                "No answers yet: they come with the run's first evaluation."
+                if self.watching
+                else "No run yet: forget and retain questions are picked when a run starts."
+            )
         else:
             caption = f"Answers at step {self.answer_step}. original: before unlearning; now ≠ changed, now = the same."
         self.query_one("#probe-caption", Label).update(f"{note}\n{caption}" if note else caption)
@@ -100,8 +108,14 @@ class ProbePane(Vertical):
         items = [ProbeItem(p) for p in [*self.answers, *pending]]
         target = min(view.index or 0, len(items) - 1)
         if select is not None:
-            target = next((i for i, item in enumerate(items) if item.probe.get("split") == "custom"
-                           and item.probe.get("question") == select), target)
+            target = next(
+                (
+                    i
+                    for i, item in enumerate(items)
+                    if item.probe.get("split") == "custom" and item.probe.get("question") == select
+                ),
+                target,
+            )
         view.clear()
         mounted = view.extend(items)
 

@@ -71,10 +71,23 @@ class RunPane(Vertical):
 
         with Horizontal(id="run-controls"):
             if not self.watching:
-                yield Button("Start ^r", id="start-run", variant="success", compact=True, action="app.start_run",
-                             tooltip="Start a run (ctrl+r)")
-                yield Button("Stop ^x", id="stop-run", variant="error", compact=True, action="app.stop_run",
-                             disabled=True, tooltip="Stop after this step (ctrl+x)")
+                yield Button(
+                    "Start ^r",
+                    id="start-run",
+                    variant="success",
+                    compact=True,
+                    action="app.start_run",
+                    tooltip="Start a run (ctrl+r)",
+                )
+                yield Button(
+                    "Stop ^x",
+                    id="stop-run",
+                    variant="error",
+                    compact=True,
+                    action="app.stop_run",
+                    disabled=True,
+                    tooltip="Stop after this step (ctrl+x)",
+                )
             yield Label("", id="run-status", markup=False)
         with Horizontal(id="run-progress"):
             yield ProgressBar(total=100, show_eta=False, id="run-bar")
@@ -90,8 +103,12 @@ class RunPane(Vertical):
                 with Vertical(id="eval-series"):
                     for split, metric in sparkline_series():
                         bounds = (0.0, 1.0) if metric.name in UNIT_METRICS else None
-                        yield SeriesSpark(f"{split} {metric.name}", label=f"{split} {metric.display}",
-                                          goal=metric.goal(split), bounds=bounds)
+                        yield SeriesSpark(
+                            f"{split} {metric.name}",
+                            label=f"{split} {metric.display}",
+                            goal=metric.goal(split),
+                            bounds=bounds,
+                        )
             yield LossPlot(id="loss-plot")
             yield RunLog(id="run-log")
 
@@ -129,8 +146,12 @@ class RunPane(Vertical):
     def reset(self, total_steps: int | None = None, *, started_at: float | None = None) -> None:
         """Clear everything shown, for a new run (``started_at``: epoch seconds; now if None)."""
         self.loss_history = {}
-        self.progress = RunProgress(phase="loading", status=self.status, total=total_steps or 0,
-                                    started_at=wall_clock() if started_at is None else started_at)
+        self.progress = RunProgress(
+            phase="loading",
+            status=self.status,
+            total=total_steps or 0,
+            started_at=wall_clock() if started_at is None else started_at,
+        )
         self.session_id, self.summary = None, None
         self.calibration, self.utility_floor = None, None
         self.query_one("#run-calibration").display = False
@@ -228,8 +249,10 @@ class RunPane(Vertical):
     def end(self, finished: ev.RunFinished) -> None:
         summary = finished.summary if isinstance(finished.summary, dict) else {}
         self._finish(finished.status, summary)
-        self.log_line(f"run {finished.status} after {summary.get('steps', self.step)} steps "
-                      f"in {format_seconds(summary.get('seconds'))}")
+        self.log_line(
+            f"run {finished.status} after {summary.get('steps', self.step)} steps "
+            f"in {format_seconds(summary.get('seconds'))}"
+        )
 
     def end_without_event(self, status: str, summary: dict[str, Any], why: str) -> None:
         """The run ended without an end event (its writer was killed): ``why`` in the log."""

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from statistics import fmean
-from typing import Iterable, Sequence
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -34,7 +34,7 @@ def spark_text(values: Sequence[float], width: int, lo: float | None = None, hi:
         return ""
     if len(values) > width:
         n = len(values)
-        cols = [fmean(values[i * n // width:(i + 1) * n // width]) for i in range(width)]
+        cols = [fmean(values[i * n // width : (i + 1) * n // width]) for i in range(width)]
     else:
         cols = list(values)
     low = min(cols) if lo is None else lo
@@ -94,8 +94,16 @@ class SeriesSpark(Widget):
 
     points: reactive[Points] = reactive(tuple, always_update=True)
 
-    def __init__(self, series: str, *, label: str | None = None, goal: str = "min",
-                 bounds: tuple[float, float] | None = None, id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        series: str,
+        *,
+        label: str | None = None,
+        goal: str = "min",
+        bounds: tuple[float, float] | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self.series = series
         self.label = label or series
