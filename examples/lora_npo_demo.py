@@ -10,7 +10,9 @@
    the adapters are merged in), checks it has the original's shapes, that the adapted weights
    moved and the others did not, and that it generates.
 
-Prints one line per check and exits 0 when all hold. About 4 minutes on 2 CPU cores.
+Prints one line per check and exits 0 when all hold. Measured 2026-11-29: 701 s on 2 CPU cores
+shared with five other jobs (load 6): evaluation before 252 s, caching the forget
+log-probabilities 59 s, 10 LoRA steps 101 s, evaluation after 152 s.
 """
 
 from __future__ import annotations
