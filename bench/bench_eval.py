@@ -1,4 +1,5 @@
-"""Time ``evaluate_splits`` batched against one example at a time, in the same run.
+"""Time ``evaluate_splits`` batched against one example at a time, in the same run, then
+scoring (answers/s) and generation (answers/s, tokens/s) each on its own.
 
     .venv/bin/python bench/bench_eval.py [--records 300] [--batch-size 32] [--random-model]
 
@@ -118,6 +119,15 @@ def build_random_model(folder: Path, records: list[dict]):
     return folder
 
 
+def answer_variants(record: dict) -> list[str]:
+    """The answers an evaluation scores for one record: its own, the paraphrase, the perturbed."""
+    return [
+        record["answer"],
+        *([record["paraphrased_answer"]] if record["paraphrased_answer"] else []),
+        *record["perturbed_answers"],
+    ]
+
+
 def load(folder):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -152,7 +162,7 @@ def main() -> None:
             folder, source = build_random_model(Path(tmp), records), "random Llama"
         model, tokenizer = load(folder)
         n_params = sum(p.numel() for p in model.parameters())
-        pairs = sum(1 + bool(r["paraphrased_answer"]) + len(r["perturbed_answers"]) for r in records)
+        pairs = sum(len(answer_variants(r)) for r in records)
         print(f"model: {source}, {n_params / 1e6:.2f}M parameters; torch threads: {torch.get_num_threads()}")
         print(f"records: {len(records)} QA ({pairs} scored answers), max_new_tokens={args.max_new_tokens}")
 
@@ -174,6 +184,28 @@ def main() -> None:
         # either way under float noise, moving an MIA AUC by 0.5 / (n_forget * n_holdout).
         drift = max(abs(agg_batched[s][k] - agg_single[s][k]) for s in agg_batched for k in agg_batched[s])
         print(f"largest aggregate difference batched vs one at a time: {drift:.2e}")
+
+        # Throughput of the two kinds of work an evaluation does, each on its own.
+        from tui_unlearn.metrics.generation import generate_answers
+        from tui_unlearn.metrics.scoring import score_answers
+
+        scored = [(r["question"], a) for r in records for a in answer_variants(r)]
+        questions = [r["question"] for r in records]
+        for batch_size in (args.batch_size, 1):
+            start = time.perf_counter()
+            score_answers(model, tokenizer, scored, batch_size=batch_size)
+            scoring = time.perf_counter() - start
+            start = time.perf_counter()
+            answers = generate_answers(
+                model, tokenizer, questions, batch_size=batch_size, max_new_tokens=args.max_new_tokens
+            )
+            generating = time.perf_counter() - start
+            # Generated tokens, counted by re-tokenising the answers (EOS and stripped spaces aside).
+            tokens = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in answers)
+            print(
+                f"batch_size={batch_size}: scoring {len(scored) / scoring:.0f} answers/s, "
+                f"generation {len(questions) / generating:.1f} answers/s, {tokens / generating:.0f} tokens/s"
+            )
 
 
 if __name__ == "__main__":
