@@ -17,21 +17,13 @@ from tui_unlearn.algorithms.base import (
     HyperParam,
     LossInputs,
     Search,
-    forward,
-    plus_retain_nll,
     retain_weight,
-    token_nll,
 )
-from tui_unlearn.algorithms.wga import weighted_ascent
+from tui_unlearn.algorithms.wga import probability_weighted_ascent
 
 
 def _loss(x: LossInputs) -> dict:
-    losses, mask = token_nll(forward(x.model, x.forget), x.forget["labels"])
-    prob = (-losses).exp()
-    weights = prob ** x.hp["beta1"] * (1.0 - prob) ** x.hp["beta2"]
-    forget = weighted_ascent(losses, mask, weights)
-    terms = {"satimp": forget, "forget_token_prob": (prob * mask).sum().detach() / mask.sum().clamp(min=1)}
-    return plus_retain_nll(x, x.hp["forget_weight"] * forget, terms)
+    return probability_weighted_ascent(x, "satimp", lambda p: p ** x.hp["beta1"] * (1.0 - p) ** x.hp["beta2"])
 
 
 register(

@@ -8,6 +8,9 @@ contributing. Forget term: -mean over answer tokens of p(y_t)^beta * NLL(y_t), p
 NLL, as open-unlearning's ``WGA`` trainer computes it.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 from tui_unlearn.algorithms import register
 from tui_unlearn.algorithms.base import (
     Algorithm,
@@ -27,12 +30,19 @@ def weighted_ascent(token_losses, mask, weights):
     return -(weights.detach() * token_losses * counted).sum() / counted.sum().clamp(min=1.0)
 
 
-def _loss(x: LossInputs) -> dict:
+def probability_weighted_ascent(x: LossInputs, name: str, weigh: Callable[[Any], Any]) -> dict:
+    """Ascent on the forget answer's tokens, each weighted by ``weigh(p)`` of its current
+    probability p [B, T-1] (detached), times ``forget_weight``, plus retain NLL: the shape
+    WGA and SatImp share. Terms: ``name`` and the mean answer-token probability."""
     losses, mask = token_nll(forward(x.model, x.forget), x.forget["labels"])
     prob = (-losses).exp()
-    forget = weighted_ascent(losses, mask, prob ** x.hp["beta"])
-    terms = {"wga": forget, "forget_token_prob": (prob * mask).sum().detach() / mask.sum().clamp(min=1)}
+    forget = weighted_ascent(losses, mask, weigh(prob))
+    terms = {name: forget, "forget_token_prob": (prob * mask).sum().detach() / mask.sum().clamp(min=1)}
     return plus_retain_nll(x, x.hp["forget_weight"] * forget, terms)
+
+
+def _loss(x: LossInputs) -> dict:
+    return probability_weighted_ascent(x, "wga", lambda p: p ** x.hp["beta"])
 
 
 register(
