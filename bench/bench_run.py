@@ -13,7 +13,12 @@ slows both alike:
 - ``warm``: a sessions folder that already holds the oracle's and the before-evaluation's
   cache entries (every rerun of a method on the same model and data, every sweep trial).
 
-Prints the phase table (medians) and the ratio warm / cold of the whole wall time.
+With ``--baseline REV`` a third configuration runs the same job with the package as it was
+at git revision REV (a temporary worktree; its own oracle cache warm, as a user's second run
+has it), e.g. the revision before the caches and the start-up work: ``--baseline c947184``.
+
+Prints the phase table (medians) and the ratios of the whole wall time, each the median of
+same-repetition pairs: warm / cold, and warm / baseline.
 """
 
 from __future__ import annotations
@@ -41,8 +46,9 @@ PHASES = (
 )
 
 
-def run_once(sessions: Path, steps: int, extra: list[str]) -> dict[str, float]:
-    """Seconds per phase of one run (evaluations during training counted apart)."""
+def run_once(sessions: Path, steps: int, extra: list[str], code: Path = ROOT) -> dict[str, float]:
+    """Seconds per phase of one run (evaluations during training counted apart), with the
+    package as it is in ``code`` (a checkout of this repository)."""
     cmd = [
         sys.executable,
         "-m",
@@ -55,9 +61,11 @@ def run_once(sessions: Path, steps: int, extra: list[str]) -> dict[str, float]:
         str(steps),
         *extra,
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # One torch thread for every configuration: the project's default on 2 cores, and what
+    # keeps an older revision (whose default was torch's) comparable.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(code)}
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=code)
     marks: list[tuple[float, str]] = [(start, "start and imports")]
     during, during_started = 0.0, None
     for line in proc.stdout:
@@ -97,27 +105,47 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time the same job with the code of git revision REV (its oracle cache warm), interleaved",
+    )
     args = parser.parse_args(argv)
-    results: dict[str, list[dict[str, float]]] = {"cold": [], "warm": []}
+    names = ["cold", "warm"] + (["baseline"] if args.baseline else [])
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmp:
-        warm_dir = Path(tmp) / "warm"
+        warm_dir, base_dir, base_code = Path(tmp) / "warm", Path(tmp) / "base", Path(tmp) / "code"
         run_once(warm_dir, args.steps, [])  # fill the warm folder's caches
-        for i in range(args.repeats):
-            results["cold"].append(run_once(Path(tmp) / f"cold{i}", args.steps, ["--no-eval-cache"]))
-            results["warm"].append(run_once(warm_dir, args.steps, []))
+        if args.baseline:
+            subprocess.run(
+                ["git", "worktree", "add", "--detach", "-q", str(base_code), args.baseline], cwd=ROOT, check=True
+            )
+            run_once(base_dir, args.steps, [], base_code)  # its oracle cache, as a user's second run has it
+        try:
+            for i in range(args.repeats):
+                results["cold"].append(run_once(Path(tmp) / f"cold{i}", args.steps, ["--no-eval-cache"]))
+                results["warm"].append(run_once(warm_dir, args.steps, []))
+                if args.baseline:
+                    results["baseline"].append(run_once(base_dir, args.steps, [], base_code))
+        finally:
+            if args.baseline:
+                subprocess.run(["git", "worktree", "remove", "--force", str(base_code)], cwd=ROOT, check=False)
     phases = [phase for phase, _ in PHASES] + ["evaluations during training", "total"]
     median = {name: {p: statistics.median(r[p] for r in runs) for p in phases} for name, runs in results.items()}
     print(f"default --batch run ({args.steps} steps), medians of {args.repeats} interleaved repeats, seconds")
-    print("| phase | cold | share | warm | share |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| phase | " + " | ".join(f"{name} | share" for name in names) + " |")
+    print("| --- |" + " --- | --- |" * len(names))
     for phase in phases:
-        cold, warm = median["cold"][phase], median["warm"][phase]
-        print(
-            f"| {phase} | {cold:.2f} | {cold / median['cold']['total']:.0%} | {warm:.2f} | "
-            f"{warm / median['warm']['total']:.0%} |"
-        )
-    ratio = median["warm"]["total"] / median["cold"]["total"]
-    print(f"\nwarm / cold wall time: {ratio:.2f} (goal: <= 0.60)")
+        cells = [f"{median[n][phase]:.2f} | {median[n][phase] / median[n]['total']:.0%}" for n in names]
+        print(f"| {phase} | " + " | ".join(cells) + " |")
+
+    def paired(a: str, b: str) -> float:
+        # The median of same-repetition ratios: neighbours share the machine's load.
+        return statistics.median(x["total"] / y["total"] for x, y in zip(results[a], results[b]))
+
+    print(f"\nwarm / cold wall time: {paired('warm', 'cold'):.2f} (caches disabled in cold)")
+    if args.baseline:
+        print(f"warm / baseline ({args.baseline}) wall time: {paired('warm', 'baseline'):.2f} (goal: <= 0.60)")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"load average while measuring: {load:.1f} on {os.cpu_count()} cores")
     return 0
