@@ -45,6 +45,9 @@ class RunPane(Vertical):
         super().__init__(**kwargs)
         self.watching = watch
         self.loss_history: dict[str, list[tuple[int, float]]] = {}
+        # One sparkline per loss term, kept here rather than found in the DOM: a spark mounted
+        # for the previous window may not be queryable yet when the next window arrives.
+        self._loss_sparks: dict[str, SeriesSpark] = {}
         self.progress = RunProgress()
         self.session_id: str | None = None
         self.summary: dict[str, Any] | None = None  # the ended run's summary (the results box shows it)
@@ -156,6 +159,7 @@ class RunPane(Vertical):
         self.calibration, self.utility_floor = None, None
         self.query_one("#run-calibration").display = False
         self.query_one("#loss-series").remove_children()
+        self._loss_sparks = {}
         for spark in self.query("#eval-series SeriesSpark").results(SeriesSpark):
             spark.clear()
         self.query_one("#run-bar", ProgressBar).update(total=total_steps or 100, progress=0)
@@ -202,12 +206,11 @@ class RunPane(Vertical):
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.loss_history.setdefault(term, []).append((step.step, float(value)))
                     new.setdefault(term, []).append((step.step, float(value)))
-        container = self.query_one("#loss-series")
         for term, points in new.items():
-            spark = next((s for s in container.query(SeriesSpark).results(SeriesSpark) if s.series == term), None)
+            spark = self._loss_sparks.get(term)
             if spark is None:
-                spark = SeriesSpark(term, goal=series_goal(term))
-                container.mount(spark)
+                spark = self._loss_sparks[term] = SeriesSpark(term, goal=series_goal(term))
+                self.query_one("#loss-series").mount(spark)
             spark.add(points)
         last = steps[-1]
         self.progress.on_steps(last.step, last.total_steps, last.elapsed)
