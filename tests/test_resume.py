@@ -142,3 +142,24 @@ def test_resume_refuses_what_it_cannot_continue(run_args, tmp_path):
         assert result.exit_code == ExitCode.USAGE and fragment in result.stderr, (extra, result.stderr)
     no_batch = CliRunner().invoke(app, ["--sessions-dir", str(tmp_path / "s"), "--resume", session.id])
     assert no_batch.exit_code == ExitCode.USAGE and "add --batch" in no_batch.stderr
+
+
+def test_without_checkpoint_every_a_checkpoint_is_due_after_five_minutes_of_training(monkeypatch):
+    from tui_unlearn.engine import checkpoint
+
+    now = [1000.0]
+    monkeypatch.setattr(checkpoint.time, "monotonic", lambda: now[0])
+    auto, never, every3 = (
+        checkpoint.CheckpointPolicy(None),
+        checkpoint.CheckpointPolicy(0),
+        checkpoint.CheckpointPolicy(3),
+    )
+    now[0] += checkpoint.AUTO_EVERY_S - 1
+    assert not auto.due(7)
+    now[0] += 1
+    assert auto.due(8) and not never.due(8)
+    auto.saved()  # the clock starts again from the checkpoint
+    now[0] += checkpoint.AUTO_EVERY_S / 2
+    assert not auto.due(9)
+    assert [s for s in range(1, 10) if every3.due(s)] == [3, 6, 9]  # by steps, whatever the clock
+    assert checkpoint.AUTO_EVERY_S == 300.0  # the README's promise
