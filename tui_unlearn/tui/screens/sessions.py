@@ -116,7 +116,7 @@ class SessionsScreen(Screen):
             "toggle_selected",
             "Select",
             id="sessions-select",
-            tooltip="Add the highlighted session to the comparison, or take it out",
+            tooltip="Add the highlighted session (on a sweep's header: its Pareto front) to the comparison, or take it out",
         ),
         Binding(
             "ctrl+r",
