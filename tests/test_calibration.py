@@ -235,12 +235,25 @@ def test_without_a_measurable_utility_the_floor_is_dropped_with_a_note(micro_mod
     assert any(isinstance(e, ev.Log) and "no utility floor applies" in e.message for e in events)
 
 
-def test_runs_without_rules_still_report_calibration(micro_model_dir, data, tmp_path):
+def test_runs_without_rules_spend_nothing_on_calibration(micro_model_dir, data, tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("measured although no rule or keep-best reads it")
+
+    monkeypatch.setattr(calibration, "measure", fail)
     events = []
     result = run(micro_config(micro_model_dir, data, steps=4), events.append, sessions_dir=tmp_path / "s")
+    assert result.status == "finished" and not any(isinstance(e, ev.Calibration) for e in events)
+    assert "calibration" not in result.summary
+    assert result.summary["metrics"]["after"]["forget"]["mia_auc_loss"] is not None  # the after evaluation reports it
+
+
+def test_a_rule_reports_calibration_at_every_evaluation(micro_model_dir, data, tmp_path):
+    events = []
+    config = micro_config(micro_model_dir, data, steps=4, stop_when="forget_accuracy<=-1")  # never holds
+    result = run(config, events.append, sessions_dir=tmp_path / "s")
     calib = [e for e in events if isinstance(e, ev.Calibration)]
-    assert [e.step for e in calib] == [0, 2] and all(e.rule is None for e in calib)
-    assert result.summary["steps"] == 4 and result.summary["calibration"]["kept_step"] is None
+    assert [e.step for e in calib] == [0, 2] and all(e.rule == "forget_accuracy<=-1" for e in calib)
+    assert result.summary["steps"] == 4 and result.summary["calibration"]["stopped_at"] is None
     assert ev.event_from_dict(calib[-1].to_dict()) == calib[-1]
 
 

@@ -170,16 +170,18 @@ class Calibration:
 
 def start(ctx: Any) -> Calibration | None:
     """The run's Calibration, judged once on the evaluation before training (step 0); None
-    when the run never evaluates during training, or has neither a rule, a keep-best metric,
-    a holdout set nor an oracle (nothing to measure)."""
+    when the run never evaluates during training or has neither a stop rule nor a keep-best
+    metric. Without either nothing would read the numbers, and measuring them at every
+    evaluation costs about as much as the training steps themselves on the bundled model
+    (``bench/bench_run.py``); the before and after evaluations report them anyway."""
     from tui_unlearn.engine.phases import BEFORE
 
     config = ctx.config
     if not config.eval_every:
         return None
     calib = Calibration.from_config(config)
-    if not (calib.rule or calib.keep_best or ctx.oracle is not None or "holdout" in ctx.plan.working_splits()):
-        return None  # nothing to judge and nothing measurable: no extra passes
+    if not (calib.rule or calib.keep_best):
+        return None  # nothing to judge: no extra passes
     before_field = ctx.field_metrics.get(BEFORE, {})
     calib.original_utility = before_field.get("model_utility")
     if calib.utility_floor > 0 and not calib.original_utility:
