@@ -10,8 +10,8 @@ directory (only folders that are sessions).
 
 ``--forgetting`` prints the README's "Forgetting quality" table instead: every method at its
 defaults but calibrated (``CALIBRATED``: evaluated every few steps, the weights of the best
-forget quality kept among evaluations with model utility >= 95 % of the target's), plus the
-best configuration the sweeps found (``BEST``), each with the relearning check.
+forget quality kept among evaluations with model utility >= 95 % of the target's), plus RMU
+as tuned by hand (``TUNED``), each with the relearning check.
 """
 
 from __future__ import annotations
@@ -57,10 +57,11 @@ def row(name: str, summary: dict, wall: float) -> list[str]:
 
 # How every method runs in the "Forgetting quality" table (run settings; its own defaults otherwise).
 CALIBRATED = {"steps": 80, "eval_every": 5, "keep_best": "forget_quality", "utility_floor": 0.95, "relearn_steps": 10}
-# The best configuration found on bundled forget10 (see the README): RMU held closer to the
-# original on retain data and at half its default lr, so it passes the oracle's truth-ratio
-# distribution slowly enough for evaluations every 4 steps to catch it.
-BEST = {**CALIBRATED, "algorithm": "rmu", "hparams": {"retain_weight": 50.0}, "lr": 5e-4, "steps": 120, "eval_every": 4}
+# RMU tuned by hand on bundled forget10: held closer to the original on retain data and at half
+# its default lr, it passes the oracle's truth-ratio distribution slowly enough for evaluations
+# every 4 steps to catch it (forget quality 0.91; but relearning brings 90 % back). The best
+# configuration measured is calibrated DPO at its defaults, a row of the table (see the README).
+TUNED = {**CALIBRATED, "algorithm": "rmu", "hparams": {"retain_weight": 50.0}, "lr": 5e-4, "steps": 120, "eval_every": 4}
 
 
 def forgetting_row(label: str, config: RunConfig, summary: dict, wall: float) -> list[str]:
@@ -141,8 +142,7 @@ def main() -> int:
 
 
 def forgetting(root: Path, algorithms: list[str] | None) -> int:
-    best = dict(BEST)
-    runs = [(f"{best['algorithm']} (best found)", RunConfig(**best))]
+    runs = [(f"{TUNED['algorithm']} (tuned)", RunConfig(**TUNED))]
     runs += [(name, RunConfig(algorithm=name, **CALIBRATED)) for name in algorithms or list(all_algorithms())]
     rows = []
     for label, config in runs:
