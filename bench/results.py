@@ -61,7 +61,14 @@ CALIBRATED = {"steps": 80, "eval_every": 5, "keep_best": "forget_quality", "util
 # its default lr, it passes the oracle's truth-ratio distribution slowly enough for evaluations
 # every 4 steps to catch it (forget quality 0.91; but relearning brings 90 % back). The best
 # configuration measured is calibrated DPO at its defaults, a row of the table (see the README).
-TUNED = {**CALIBRATED, "algorithm": "rmu", "hparams": {"retain_weight": 50.0}, "lr": 5e-4, "steps": 120, "eval_every": 4}
+TUNED = {
+    **CALIBRATED,
+    "algorithm": "rmu",
+    "hparams": {"retain_weight": 50.0},
+    "lr": 5e-4,
+    "steps": 120,
+    "eval_every": 4,
+}
 
 
 def forgetting_row(label: str, config: RunConfig, summary: dict, wall: float) -> list[str]:
