@@ -213,3 +213,74 @@ def test_sessions_with_a_running_session(snap_compare, tmp_path):
         await finish(pilot)
 
     assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+# ---- screens that had no picture ----
+
+
+def test_path_picker(snap_compare, tmp_path, monkeypatch):
+    # A relative folder in a fixed place, so the picture does not depend on where tests run.
+    monkeypatch.chdir(tmp_path)
+    for name in ("llama-3.2-1b", "tiny"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+        (tmp_path / "models" / name / "config.json").write_text("{}")
+    (tmp_path / "models" / "notes.txt").write_text("which model is which")
+
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.workbench.model_pane.set_spec("models")
+        pilot.app.action_browse_model()
+        await wait_until(pilot, lambda: pilot.app.screen.query("#picker-tree"), what="the picker")
+        tree = pilot.app.screen.query_one("#picker-tree")
+        await wait_until(pilot, lambda: len(tree.root.children) == 2, what="the folder to be listed")
+        # Not finish(): the tree's loader is a worker that lives as long as the tree.
+        no_blink(pilot.app)
+        await pilot.pause()
+
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_quit_asks_first_while_a_run_goes(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await _run_until(24)(pilot)
+        await pilot.press("ctrl+q")
+        await wait_until(pilot, lambda: pilot.app.screen.query("Button"), what="the question")
+        await finish(pilot)
+
+    engine = FakeEngine(steps=40, pause_at=25)
+    assert snap_compare(app_for(tmp_path, engine), terminal_size=SIZE, run_before=run_before)
+
+
+def test_model_info_after_loading(snap_compare, tmp_path):
+    from tui_unlearn.models.loading import load_model
+
+    info = load_model("tiny-authors", device="cpu").info()
+    info["path"] = "models_cache/tiny-authors"  # where the checkout is differs between machines
+
+    async def run_before(pilot):
+        await settle(pilot)
+        pilot.app.workbench.model_pane.show_info("tiny-authors", info)
+        await finish(pilot)
+
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_a_failed_run(snap_compare, tmp_path):
+    from tui_unlearn.errors import RunFailedError
+
+    async def run_before(pilot):
+        await settle(pilot)
+        await pilot.press("ctrl+r")
+        await settle(pilot, include_run=True)
+        await finish(pilot)  # the notification that says why stays in the picture
+
+    engine = FakeEngine(steps=40, fail=RunFailedError("loss diverged at step 3; lower the learning rate"))
+    assert snap_compare(app_for(tmp_path, engine), terminal_size=SIZE, run_before=run_before)
+
+
+def test_an_empty_sessions_list(snap_compare, tmp_path):
+    async def run_before(pilot):
+        await open_sessions(pilot)
+        await finish(pilot)
+
+    assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
