@@ -95,7 +95,7 @@ def store(root: Path, key: str | None, result: Any, probe_answers: list[str]) ->
         (root / CACHE_DIR).mkdir(parents=True, exist_ok=True)
         atomic_write_json(root / CACHE_DIR / f"{key}.json", data)
     except OSError:
-        pass
+        pass  # a cache that cannot be written only costs the next run this evaluation again
 
 
 def as_result(data: dict[str, Any]):
