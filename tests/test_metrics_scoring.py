@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import load_lively_model
 
 from tui_unlearn.data.formatting import answer_ids, collate, encode_example
 from tui_unlearn.metrics.scoring import extraction_strength, score_answers
@@ -192,3 +193,173 @@ def test_scoring_keeps_the_training_mode(lively):
         assert model.training
     finally:
         model.eval()
+
+
+# ---- answers that share a prompt -------------------------------------------------------
+
+QUESTIONS = [
+    "Where was Alia Brenn born?",
+    "What genre does Odo Vask write, and which of his novels is best known?",
+    "Hi",
+]
+ANSWERS = [
+    "Alia Brenn was born in Port Liren.",
+    "Mystery.",
+    "",  # EOS alone
+    "A very much longer answer that goes on for a while, about Odo Vask and his mystery novels.",
+    "In Port Liren, in 1970.",
+]
+SHARED = [(q, a) for q in QUESTIONS for a in ANSWERS] + [
+    ("", "The quick brown fox jumps over the lazy dog."),
+    ("", "The quick brown fox jumps over the lazy cat."),
+]
+
+
+def _whole(model, tokenizer, pairs, **kwargs):
+    """Every pair scored as one whole sequence, on its own."""
+    return [score_answers(model, tokenizer, [pair], batch_size=1, **kwargs)[0] for pair in pairs]
+
+
+def _assert_same_scores(got, expected, flags):
+    for g, e, stats in zip(got, expected, flags):
+        assert g.num_tokens == e.num_tokens
+        if e.num_tokens == 0:
+            assert math.isnan(g.loss)
+            continue
+        assert g.loss == pytest.approx(e.loss, abs=1e-5)
+        np.testing.assert_allclose(g.token_log_probs, e.token_log_probs, atol=1e-5)
+        if stats:
+            np.testing.assert_allclose(g.min_k_pp_scores, e.min_k_pp_scores, atol=1e-4)
+            assert g.token_accuracy == e.token_accuracy or (
+                math.isnan(g.token_accuracy) and math.isnan(e.token_accuracy)
+            )
+            assert g.extraction_strength == e.extraction_strength
+        else:
+            assert math.isnan(g.token_accuracy) and math.isnan(g.extraction_strength)
+            assert np.isnan(g.min_k_pp_scores).all()
+
+
+@pytest.fixture
+def shared_runs(monkeypatch):
+    """How many shared-prompt passes ran and how many fell back to whole sequences."""
+    from tui_unlearn.metrics import scoring
+
+    runs = {"shared": 0, "fell back": 0}
+    real = scoring._SharedPromptScorer.run
+
+    def counted(self):
+        result = real(self)
+        runs["shared" if result is not None else "fell back"] += 1
+        return result
+
+    monkeypatch.setattr(scoring._SharedPromptScorer, "run", counted)
+    return runs
+
+
+@pytest.mark.parametrize("batch_size", [2, 7, 64])  # groups split across batches, and not
+def test_answers_sharing_a_prompt_score_as_whole_sequences(lively, shared_runs, batch_size):
+    model, tokenizer = lively
+    flags = [i % 3 == 0 for i in range(len(SHARED))]
+    got = score_answers(model, tokenizer, SHARED, batch_size=batch_size, statistics=flags)
+    assert shared_runs == {"shared": 1, "fell back": 0}
+    _assert_same_scores(got, _whole(model, tokenizer, SHARED), flags)
+
+
+def test_truncation_is_the_same_on_the_shared_path(lively, shared_runs):
+    model, tokenizer = lively
+    long_question = "word " * 30
+    pairs = [(QUESTION, ANSWER * 4), (QUESTION, ANSWER), (long_question, "x"), (long_question, "y")]
+    got = score_answers(model, tokenizer, pairs, max_length=24)
+    assert shared_runs["shared"] == 1
+    expected = _whole(model, tokenizer, pairs, max_length=24)
+    assert expected[0].num_tokens > 0 and expected[2].num_tokens == 0  # cut, and cut away
+    _assert_same_scores(got, expected, [True] * len(pairs))
+
+
+def test_plain_text_without_bos_shares_its_first_token(micro_model_dir):
+    """No BOS: a text's first token is never predicted, so it stands in for the prompt."""
+    import copy
+
+    from tui_unlearn.metrics.scoring import _SharedPromptScorer
+
+    model, tokenizer = load_lively_model(micro_model_dir)
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.bos_token = None
+    texts = [("", "Alia wrote mystery novels."), ("", "Alia wrote poetry."), ("", "Alia.")]
+    features = [encode_example(tokenizer, q, a, 512) for q, a in texts]
+    with torch.inference_mode():
+        scorer = _SharedPromptScorer(model, tokenizer, features, [True] * 3, 8)
+        assert len(scorer.groups) == 1  # all start with the token for "Alia"
+        got = scorer.run()
+    assert got is not None
+    _assert_same_scores(got, _whole(model, tokenizer, texts), [True] * 3)
+
+
+def test_a_model_that_takes_no_cache_is_scored_whole(tokenizer, shared_runs):
+    vocab = len(tokenizer)
+    lp_top, *_ = hand_values(vocab)
+    pairs = [(QUESTION, ANSWER), (QUESTION, "Port Liren."), (QUESTION, "Varn.")]
+    scores = score_answers(ScriptedLM(vocab), tokenizer, pairs)  # forward(input_ids, attention_mask) only
+    assert shared_runs == {"shared": 0, "fell back": 1}
+    for (q, a), score in zip(pairs, scores):
+        assert score.num_tokens == len(answer_ids(tokenizer, q, a))
+        assert score.loss == pytest.approx(-lp_top, rel=1e-5)
+
+
+def test_a_cached_pass_that_disagrees_is_not_trusted(lively, shared_runs):
+    """A model whose continuation from the cache differs from its whole-sequence pass
+    (as positions would in a model with learned ones) is scored whole."""
+    model, tokenizer = lively
+
+    class Drifting(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=None, **kw):
+            out = self.inner(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                cache=cache,
+                use_cache=use_cache,
+                **kw,
+            )
+            if cache is not None:
+                out.logits = out.logits + torch.linspace(0, 3, out.logits.shape[-1])
+            return out
+
+    pairs = [(q, a) for q in QUESTIONS[:2] for a in ANSWERS]
+    got = score_answers(Drifting(model), tokenizer, pairs)
+    assert shared_runs == {"shared": 0, "fell back": 1}
+    _assert_same_scores(got, _whole(model, tokenizer, pairs), [True] * len(pairs))
+
+
+def test_a_peft_model_shares_prompts(micro_model_dir, shared_runs):
+    peft = pytest.importorskip("peft")
+    model, tokenizer = load_lively_model(micro_model_dir)
+    wrapped = peft.get_peft_model(model, peft.LoraConfig(r=2, target_modules=["q_proj", "v_proj"]))
+    with torch.no_grad():  # adapters that change the outputs
+        for name, p in wrapped.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    pairs = [(q, a) for q in QUESTIONS for a in ANSWERS]
+    got = score_answers(wrapped, tokenizer, pairs)
+    assert shared_runs == {"shared": 1, "fell back": 0}
+    _assert_same_scores(got, _whole(wrapped, tokenizer, pairs), [True] * len(pairs))
+
+
+def test_a_model_with_learned_positions_shares_prompts(tokenizer, shared_runs):
+    """GPT-2 adds a learned embedding per absolute position: answers continued from a
+    left-padded prompt must get the positions they have in the whole sequence."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(
+        vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2, initializer_range=0.3
+    )
+    model = GPT2LMHeadModel(config).eval()
+    pairs = [(q, a) for q in QUESTIONS for a in ANSWERS]
+    got = score_answers(model, tokenizer, pairs, batch_size=8)
+    assert shared_runs == {"shared": 1, "fell back": 0}
+    _assert_same_scores(got, _whole(model, tokenizer, pairs), [True] * len(pairs))

@@ -53,14 +53,18 @@ def answer_ids(tokenizer, question: str, answer: str) -> list[int]:
     return ids
 
 
-def encode_example(tokenizer, question: str, answer: str, max_length: int = 256) -> dict[str, list[int]]:
+def encode_example(
+    tokenizer, question: str, answer: str, max_length: int = 256, *, prompt: list[int] | None = None
+) -> dict[str, list[int]]:
     """``input_ids`` and ``labels`` for one record; labels are IGNORE_INDEX on the prompt.
 
     Plain text (empty ``question``) is trained on in full: BOS then the text then EOS.
-    Sequences longer than ``max_length`` lose answer tokens from the end.
+    Sequences longer than ``max_length`` lose answer tokens from the end. ``prompt``:
+    the question's ``prompt_ids`` when the caller already has them (many answers to one
+    question are scored).
     """
     if question:
-        p = prompt_ids(tokenizer, question)
+        p = prompt if prompt is not None else prompt_ids(tokenizer, question)
     else:
         bos = tokenizer.bos_token_id
         p = [bos] if bos is not None else []

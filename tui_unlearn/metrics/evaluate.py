@@ -1,8 +1,8 @@
 """``evaluate_splits``: every metric of every split from one scoring pass and one generation pass.
 
 All (prompt, answer) pairs of all splits, the paraphrased and perturbed answers
-included, are flattened into one list and scored in shared batches
-(``scoring.score_answers``); all questions are answered in shared generation batches.
+included, are flattened into one list and scored in shared batches, each question's
+prompt computed once for all its answers (``scoring.score_answers``); all questions are answered in shared generation batches.
 Per-example numbers are then turned into per-split aggregates by the pure functions of
 ``text``, ``tofu`` and ``mia``.
 
@@ -127,30 +127,32 @@ def qa_examples(
     and plain-text records: one scoring pass and one generation pass over every split."""
     generating = {name for name in records if generate and (generate_splits is None or name in generate_splits)}
 
-    # Flat lists of (question, answer) pairs for the scorer, `slots` pointing back: the
-    # answers themselves with every statistic, their variants (loss only) in a second call.
+    # One flat list of (question, answer) pairs for the scorer, `slots` pointing back: the
+    # answers themselves with every statistic, their variants with the loss only. One call,
+    # so a question's answer and variants share its prompt's forward pass.
     pairs: list[tuple[str, str]] = []
-    variants: list[tuple[str, str]] = []
+    statistics: list[bool] = []
     slots: list[tuple[str, Mapping[str, Any], dict[str, Any]]] = []
+
+    def add(question: str, answer: str, stats: bool) -> int:
+        pairs.append((question, answer))
+        statistics.append(stats)
+        return len(pairs) - 1
+
     for name, recs in records.items():
         for rec in recs:
             kind = _kind(rec)
             question = (rec.get("question") or "") if kind == "qa" else ""
-            slot: dict[str, Any] = {"kind": kind, "main": len(pairs), "generate": name in generating}
-            pairs.append((question, rec.get("answer") or ""))
+            slot: dict[str, Any] = {"kind": kind, "generate": name in generating}
+            slot["main"] = add(question, rec.get("answer") or "", True)
             paraphrased = rec.get("paraphrased_answer") or ""
             perturbed = list(rec.get("perturbed_answers") or [])
             if field_metrics and kind == "qa" and perturbed:
                 if paraphrased:
-                    slot["paraphrased"] = len(variants)
-                    variants.append((question, paraphrased))
-                slot["perturbed"] = list(range(len(variants), len(variants) + len(perturbed)))
-                variants.extend((question, p) for p in perturbed)
+                    slot["paraphrased"] = add(question, paraphrased, False)
+                slot["perturbed"] = [add(question, p, False) for p in perturbed]
             slots.append((name, rec, slot))
-    scores = score_answers(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length)
-    variant_scores = score_answers(
-        model, tokenizer, variants, batch_size=batch_size, max_length=max_length, statistics=False
-    )
+    scores = score_answers(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length, statistics=statistics)
 
     for _, rec, slot in slots:
         if slot["kind"] == "text":
@@ -176,8 +178,8 @@ def qa_examples(
                 gold=slot["continuation"] if is_text else rec.get("answer") or "",
                 main=scores[slot["main"]],
                 generated=slot.get("generated") if slot["generate"] else None,
-                paraphrased=variant_scores[slot["paraphrased"]] if "paraphrased" in slot else None,
-                perturbed=[variant_scores[i] for i in slot.get("perturbed", ())],
+                paraphrased=scores[slot["paraphrased"]] if "paraphrased" in slot else None,
+                perturbed=[scores[i] for i in slot.get("perturbed", ())],
                 prompt=slot["prefix"] if is_text else None,
             )
         )

@@ -16,12 +16,14 @@ ends says little about whether its content was memorised.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from tui_unlearn.data.formatting import IGNORE_INDEX, collate, encode_example, pad_token_id
+from tui_unlearn.data.formatting import IGNORE_INDEX, collate, encode_example, pad_token_id, prompt_ids
 
 # Min-K%++ divides by the standard deviation of log p under the model's distribution;
 # a near-one-hot distribution would divide by ~0 (open-unlearning clamps the variance too).
@@ -85,56 +87,233 @@ def score_answers(
     *,
     batch_size: int = 32,
     max_length: int = 512,
-    statistics: bool = True,
+    statistics: bool | Sequence[bool] = True,
 ) -> list[AnswerScore]:
     """Score each (question, answer) pair; plain text is ("", text) and is scored in full.
 
-    Pairs are sorted by length and right-padded in batches of ``batch_size``, one forward
-    pass per batch; results come back in input order. ``statistics`` False computes the
-    loss and token log-probabilities only (token accuracy, extraction strength and the
-    Min-K%++ scores are NaN / empty): what a paraphrased or perturbed answer needs.
+    Results come back in input order. ``statistics`` (one flag, or one per pair) False
+    computes the loss and token log-probabilities only (token accuracy, extraction
+    strength and the Min-K%++ scores are NaN): what a paraphrased or perturbed answer needs.
+
+    When the pairs share questions (an answer with its paraphrased and perturbed
+    variants: six or seven answers per question in TOFU), each batch runs its distinct
+    prompts once and continues every answer from the prompts' KV cache
+    (``_SharedPromptScorer``), so prompt tokens are computed once instead of once per
+    answer. Otherwise, or for a model the shared path does not reproduce, pairs are
+    sorted by length and right-padded in batches of ``batch_size``, one forward pass each.
     """
     import torch
 
     if not pairs:
         return []
-    features = [encode_example(tokenizer, q, a, max_length) for q, a in pairs]
-    order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
-    pad_id = pad_token_id(tokenizer)
-    device = next(model.parameters()).device
-    results: list[AnswerScore | None] = [None] * len(features)
+    flags = [statistics] * len(pairs) if isinstance(statistics, bool) else [bool(f) for f in statistics]
+    if len(flags) != len(pairs):
+        raise ValueError(f"{len(flags)} statistics flags for {len(pairs)} pairs")
+    prompts: dict[str, list[int]] = {}  # a question is tokenized once, however many answers it has
+    features = []
+    for question, answer in pairs:
+        if question and question not in prompts:
+            prompts[question] = prompt_ids(tokenizer, question)
+        features.append(encode_example(tokenizer, question, answer, max_length, prompt=prompts.get(question)))
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode():
-            for start in range(0, len(order), max(1, batch_size)):
-                chunk = order[start : start + max(1, batch_size)]
-                batch = collate([features[i] for i in chunk], pad_id, padding_side="right")
-                logits = model(
-                    input_ids=batch["input_ids"].to(device),
-                    attention_mask=batch["attention_mask"].to(device),
-                ).logits
-                labels = batch["labels"][:, 1:].to(logits.device)
-                mask = labels != IGNORE_INDEX
-                # Row-major selection keeps each example's answer tokens contiguous and in order.
-                answer_logits = logits[:, :-1][mask]
-                targets = labels[mask]
-                scored = _score_positions(answer_logits, targets, mask.sum(1), tokenizer.eos_token_id, statistics)
-                for index, score in zip(chunk, scored):
-                    results[index] = score
+            scorer = _SharedPromptScorer(model, tokenizer, features, flags, max(1, batch_size))
+            results = scorer.run() if scorer.worthwhile() else None
+            if results is None:
+                results = _score_padded(model, tokenizer, features, flags, max(1, batch_size))
     finally:
         model.train(was_training)
+    return results
+
+
+def _score_padded(model, tokenizer, features, flags, batch_size: int) -> list[AnswerScore]:
+    """Whole sequences, longest first, right-padded: one forward pass per batch."""
+    order = sorted(range(len(features)), key=lambda i: -len(features[i]["input_ids"]))
+    pad_id = pad_token_id(tokenizer)
+    device = next(model.parameters()).device
+    results: list[AnswerScore | None] = [None] * len(features)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        batch = collate([features[i] for i in chunk], pad_id, padding_side="right")
+        logits = model(
+            input_ids=batch["input_ids"].to(device),
+            attention_mask=batch["attention_mask"].to(device),
+        ).logits
+        labels = batch["labels"][:, 1:].to(logits.device)
+        mask = labels != IGNORE_INDEX
+        # Row-major selection keeps each example's answer tokens contiguous and in order.
+        answer_logits = logits[:, :-1][mask]
+        targets = labels[mask]
+        scored = _score_positions(
+            answer_logits, targets, mask.sum(1), tokenizer.eos_token_id, [flags[i] for i in chunk]
+        )
+        for index, score in zip(chunk, scored):
+            results[index] = score
     return results  # type: ignore[return-value]
 
 
+class _SharedPromptScorer:
+    """Scores answers that share prompts: each batch holds whole groups of answers to the
+    same prompt (a group larger than a batch is split); its distinct prompts run once,
+    left-padded so they all end in the last column, and the answers run as a
+    continuation of the prompts' KV cache with their own position ids.
+
+    The first answer token is predicted by the prompt's last logits, the rest by the
+    answer pass: the same predictions as one pass over prompt + answer. Where a model
+    cannot take this path (no cache object, no ``position_ids``) or does not reproduce
+    the plain pass on the first batch's answers, ``run`` returns None and the caller
+    scores whole sequences.
+    """
+
+    # How far the two paths may differ on an answer's mean loss before the shared one is
+    # not trusted: float rounding of different matrix shapes, not a different computation
+    # (which moves the loss by far more, e.g. wrong positions in a model with learned ones).
+    TOLERANCE = {"float32": 1e-3, "float64": 1e-6}
+    HALF_TOLERANCE = 3e-2
+    CHECKED_ANSWERS = 4
+
+    def __init__(self, model, tokenizer, features, flags, batch_size: int):
+        self.model, self.tokenizer, self.features, self.flags = model, tokenizer, features, flags
+        self.batch_size = batch_size
+        self.pad_id = pad_token_id(tokenizer)
+        self.device = next(model.parameters()).device
+        # (prompt, answer) token ids of every pair; plain text without a BOS token has no
+        # prompt, so its first token (never predicted) stands in for one.
+        self.parts: list[tuple[tuple[int, ...], list[int]]] = []
+        for f in features:
+            n = sum(1 for label in f["labels"] if label == IGNORE_INDEX)
+            prompt, answer = f["input_ids"][:n], f["input_ids"][n:]
+            if not prompt:
+                prompt, answer = answer[:1], answer[1:]
+            self.parts.append((tuple(prompt), answer))
+        self.groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (prompt, answer) in enumerate(self.parts):
+            if prompt and answer:
+                self.groups.setdefault(prompt, []).append(i)
+
+    def worthwhile(self) -> bool:
+        """Two answers or more per prompt on average: below that the prompt pass costs
+        more than it saves."""
+        answers = sum(len(g) for g in self.groups.values())
+        return bool(self.groups) and answers >= 2 * len(self.groups)
+
+    def batches(self) -> list[list[int]]:
+        """Pair indices per batch, at most ``batch_size`` answers: groups in order of their
+        longest answer, so the answer pass (the bulk of the work) pads little."""
+        batches: list[list[int]] = [[]]
+        longest = {prompt: max(len(self.parts[i][1]) for i in group) for prompt, group in self.groups.items()}
+        for prompt in sorted(self.groups, key=lambda p: (-longest[p], -len(p))):
+            for i in self.groups[prompt]:
+                if len(batches[-1]) == self.batch_size:
+                    batches.append([])
+                batches[-1].append(i)
+        return [b for b in batches if b]
+
+    def run(self) -> list[AnswerScore] | None:
+        results: list[AnswerScore] = [_empty_score() for _ in self.features]  # pairs with no answer left
+        for n, chunk in enumerate(self.batches()):
+            if n == 0:
+                try:
+                    scored = self.score_batch(chunk)
+                except (TypeError, ValueError, AttributeError, IndexError, RuntimeError):
+                    return None  # a model this path does not fit; the plain path says what is wrong, if anything
+                if not self.reproduces_plain_pass(chunk, scored):
+                    return None
+            else:
+                scored = self.score_batch(chunk)
+            for index, score in zip(chunk, scored):
+                results[index] = score
+        return results
+
+    def score_batch(self, chunk: list[int]) -> list[AnswerScore]:
+        import torch
+
+        prompts = list(dict.fromkeys(self.parts[i][0] for i in chunk))
+        row_of = {p: r for r, p in enumerate(prompts)}
+        width = max(len(p) for p in prompts)
+        prompt_ids = torch.tensor([[self.pad_id] * (width - len(p)) + list(p) for p in prompts], device=self.device)
+        prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        kwargs = {"logits_to_keep": 1} if "logits_to_keep" in self.parameters else {}
+        out = self.model(
+            input_ids=prompt_ids,
+            attention_mask=prompt_mask,
+            position_ids=(prompt_mask.cumsum(-1) - 1).clamp_min(0),
+            use_cache=True,
+            **kwargs,
+        )
+        # transformers 5 names the cache ``cache``; earlier versions ``past_key_values``.
+        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        last = out.logits[:, -1]
+        rows = torch.tensor([row_of[self.parts[i][0]] for i in chunk], device=self.device)
+        cache.reorder_cache(rows)  # one cache row per answer, copied from its prompt's
+        answers = [self.parts[i][1] for i in chunk]
+        length = max(len(a) for a in answers)
+        answer_ids = torch.tensor([a + [self.pad_id] * (length - len(a)) for a in answers], device=self.device)
+        answer_mask = torch.tensor([[1] * len(a) + [0] * (length - len(a)) for a in answers], device=self.device)
+        starts = prompt_mask.sum(1)[rows]
+        logits = self.model(
+            input_ids=answer_ids,
+            attention_mask=torch.cat([prompt_mask[rows], answer_mask], dim=1),
+            position_ids=starts[:, None] + torch.arange(length, device=self.device)[None, :],
+            use_cache=True,
+            **{"cache" if "cache" in self.parameters else "past_key_values": cache},
+        ).logits
+        # Token t of an answer is predicted at answer position t - 1, token 0 by the prompt.
+        predictions = torch.cat([last[rows][:, None, :].to(logits.dtype), logits[:, :-1]], dim=1)
+        keep = answer_mask.bool()
+        return _score_positions(
+            predictions[keep],
+            answer_ids[keep],
+            keep.sum(1),
+            self.tokenizer.eos_token_id,
+            [self.flags[i] for i in chunk],
+        )
+
+    @functools.cached_property
+    def parameters(self) -> Collection[str]:
+        """The names the model's forward takes (a PEFT wrapper's: its base model's)."""
+        get_base = getattr(self.model, "get_base_model", None)
+        model = get_base() if callable(get_base) else self.model
+        try:
+            return set(inspect.signature(model.forward).parameters)
+        except (TypeError, ValueError):
+            return set()
+
+    def reproduces_plain_pass(self, chunk: list[int], scored: list[AnswerScore]) -> bool:
+        """The first answers of the first batch scored both ways agree to float rounding."""
+        picked = list(range(min(self.CHECKED_ANSWERS, len(chunk))))
+        plain = _score_padded(
+            self.model,
+            self.tokenizer,
+            [self.features[chunk[k]] for k in picked],
+            [False] * len(picked),
+            len(picked),
+        )
+        dtype = str(next(self.model.parameters()).dtype).replace("torch.", "")
+        tolerance = self.TOLERANCE.get(dtype, self.HALF_TOLERANCE)
+        for k, reference in zip(picked, plain):
+            shared = scored[k]
+            if shared.num_tokens != reference.num_tokens:
+                return False
+            if not abs(shared.loss - reference.loss) <= tolerance * max(1.0, abs(reference.loss)):
+                return False
+        return True
+
+
 def _score_positions(
-    answer_logits, targets, counts, eos_id: int | None = None, statistics: bool = True
+    answer_logits, targets, counts, eos_id: int | None, statistics: Sequence[bool]
 ) -> list[AnswerScore]:
-    """Split per-position statistics of the flattened answer positions back into examples;
-    an example's last position is left out of the memorisation statistics when its
-    target is ``eos_id``."""
+    """Split per-position statistics of the flattened answer positions back into examples
+    (``statistics[e]``: example e gets its memorisation statistics); an example's last
+    position is left out of those statistics when its target is ``eos_id``."""
     import torch
 
+    # Which positions belong to an example that wants its statistics: only those pay for them.
+    wanted = torch.repeat_interleave(
+        torch.tensor(list(statistics), dtype=torch.bool), counts.cpu(), output_size=answer_logits.shape[0]
+    ).to(answer_logits.device)
     token_lp_parts, pp_parts, correct_parts = [], [], []
     # Chunks of positions bound the (positions x vocabulary) float32 temporaries.
     for start in range(0, answer_logits.shape[0], POSITIONS_PER_CHUNK):
@@ -143,16 +322,19 @@ def _score_positions(
         log_probs = torch.log_softmax(logits, dim=-1)
         token_lp = log_probs.gather(1, target[:, None]).squeeze(1)
         token_lp_parts.append(token_lp)
-        if not statistics:
-            pp_parts.append(torch.full_like(token_lp, float("nan")))
-            correct_parts.append(torch.zeros_like(target, dtype=torch.bool))
-            continue
-        probs = log_probs.exp()
-        mu = (probs * log_probs).sum(-1)
-        # Centred form: E[lp^2] - mu^2 cancels catastrophically when p is near uniform.
-        variance = (probs * (log_probs - mu[:, None]).square()).sum(-1)
-        pp_parts.append((token_lp - mu) / variance.clamp_min(MIN_VARIANCE).sqrt())
-        correct_parts.append(logits.argmax(-1) == target)
+        pp = torch.full_like(token_lp, float("nan"))
+        correct = torch.zeros_like(target, dtype=torch.bool)
+        sub = wanted[start : start + POSITIONS_PER_CHUNK]
+        if bool(sub.any()):
+            lp = log_probs[sub]
+            probs = lp.exp()
+            mu = (probs * lp).sum(-1)
+            # Centred form: E[lp^2] - mu^2 cancels catastrophically when p is near uniform.
+            variance = (probs * (lp - mu[:, None]).square()).sum(-1)
+            pp[sub] = (token_lp[sub] - mu) / variance.clamp_min(MIN_VARIANCE).sqrt()
+            correct[sub] = logits[sub].argmax(-1) == target[sub]
+        pp_parts.append(pp)
+        correct_parts.append(correct)
     token_lp = torch.cat(token_lp_parts) if token_lp_parts else torch.zeros(0)
     pp = torch.cat(pp_parts) if pp_parts else torch.zeros(0)
     correct = torch.cat(correct_parts) if correct_parts else torch.zeros(0, dtype=torch.bool)
@@ -163,7 +345,7 @@ def _score_positions(
     targets_np = targets.cpu().numpy()
     scores: list[AnswerScore] = []
     offset = 0
-    for n in counts.tolist():
+    for n, stats in zip(counts.tolist(), statistics):
         if n == 0:
             scores.append(_empty_score())
             continue
@@ -176,8 +358,8 @@ def _score_positions(
             AnswerScore(
                 loss=total / n,
                 num_tokens=n,
-                token_accuracy=float(ok.mean()) if kept and statistics else float("nan"),
-                extraction_strength=extraction_strength(ok.tolist()) if statistics else float("nan"),
+                token_accuracy=float(ok.mean()) if kept and stats else float("nan"),
+                extraction_strength=extraction_strength(ok.tolist()) if stats else float("nan"),
                 token_log_probs=lp[:kept],
                 min_k_pp_scores=pp_np[offset : offset + kept],
                 total_nll=total,
