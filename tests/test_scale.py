@@ -237,11 +237,14 @@ def test_gradient_checkpointing_and_accumulation_train(micro_model_dir, files, t
             "--gradient-checkpointing",
             "--threads",
             "1",
+            "--eval-batch-size",
+            "3",
             "--json",
         ),
     )
     assert result.exit_code == 0, result.stderr
     summary = list_sessions(tmp_path / "s")[0].summary()
     assert summary["scale"]["effective_batch"] == 4 and summary["scale"]["threads"] == 1
+    assert summary["scale"]["eval_batch_size"] == 3
     config = json.loads((list_sessions(tmp_path / "s")[0].path / "config.json").read_text())
     assert config["_resolved"]["effective_batch"] == 4

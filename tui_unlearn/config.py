@@ -390,6 +390,16 @@ class RunConfig:
         min=1,
         max=4096,
     )
+    eval_batch_size: int = setting(
+        "int",
+        0,
+        "Sequences per evaluation batch (0: from the device's memory and the model's size; 64 on a CPU). "
+        "Halved by itself when an evaluation runs out of memory.",
+        faces=(CLI, EVAL),
+        group=EVALUATION,
+        min=0,
+        max=65_536,
+    )
     eval_cache: bool = setting(
         "bool",
         True,

@@ -247,6 +247,7 @@ def evaluate_oracle(
     """Load the oracle model and score it on the forget (and holdout) records."""
     import torch
 
+    from tui_unlearn.metrics.batching import EvalBatch
     from tui_unlearn.metrics.evaluate import evaluate_splits
     from tui_unlearn.models.loading import load_model
 
@@ -258,15 +259,19 @@ def evaluate_oracle(
         trust_remote_code=config.trust_remote_code,
         models_cache=config.models_cache,
     )
+    length = min(max_length, _context_length(loaded.model) or max_length)
+    batch = EvalBatch.for_model(loaded.model, length, config.eval_batch_size, lambda m: emit(ev.Log(f"oracle: {m}")))
     with torch.no_grad():
-        result = evaluate_splits(
-            loaded.model,
-            loaded.tokenizer,
-            splits,
-            batch_size=32,
-            generate=False,
-            field_metrics=True,
-            max_length=min(max_length, _context_length(loaded.model) or max_length),
+        result = batch.run(
+            lambda rows, model=loaded.model, tokenizer=loaded.tokenizer: evaluate_splits(
+                model,
+                tokenizer,
+                splits,
+                batch_size=rows,
+                generate=False,
+                field_metrics=True,
+                max_length=length,
+            )
         )
     del loaded
     return from_result(result, spec, "model")

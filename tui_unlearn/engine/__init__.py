@@ -81,6 +81,7 @@ def run(
         "device": str(acc.device),
         "threads": threads,
         "lora_r": config.lora_r,
+        "eval_batch_size": ctx.eval_batch.size,
     }
     checkpoint_step = None
     if previous is not None:

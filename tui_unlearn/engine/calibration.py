@@ -224,18 +224,20 @@ def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float 
     model, tokenizer = evaluation_model(ctx), ctx.loaded.tokenizer
     with torch.no_grad():
         if calib.full:
-            result = evaluate_plan(plan, model, tokenizer, batch_size=32)
+            result = ctx.eval_batch.run(lambda rows: evaluate_plan(plan, model, tokenizer, batch_size=rows))
         else:
             splits = scoring_splits(calib.splits(plan.working_splits()), calib.wanted(), ctx.oracle is not None)
-            result = evaluate_splits(
-                model,
-                tokenizer,
-                splits,
-                batch_size=64,
-                max_new_tokens=plan.max_new_tokens,
-                generate=False,
-                field_metrics=True,
-                max_length=plan.max_length,
+            result = ctx.eval_batch.run(
+                lambda rows: evaluate_splits(
+                    model,
+                    tokenizer,
+                    splits,
+                    batch_size=rows,
+                    max_new_tokens=plan.max_new_tokens,
+                    generate=False,
+                    field_metrics=True,
+                    max_length=plan.max_length,
+                )
             )
     if record_evaluation:
         ctx.record(ev.Evaluation(step, DURING, result.aggregates, ctx.elapsed()))

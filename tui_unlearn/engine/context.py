@@ -51,6 +51,7 @@ class RunContext:
     data: Any = None
     splits: dict[str, list[dict]] = field(default_factory=dict)
     plan: Any = None  # the recipe's evaluation (recipes.plan.EvalPlan)
+    eval_batch: Any = None  # metrics.batching.EvalBatch: rows per evaluation batch, set with the plan
     loaded: Any = None
     oracle: Any = None
     session: Any = None

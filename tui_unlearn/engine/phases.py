@@ -66,9 +66,13 @@ def prepare_evaluation(ctx: RunContext) -> None:
     """Load the recipe's evaluation splits (before any session exists, so a missing file
     fails the run at once); their question/answer forget / retain / holdout splits become
     the ones the quick evaluations, the probes and the relearning check use."""
+    from tui_unlearn.metrics.batching import EvalBatch
     from tui_unlearn.recipes.plan import build_plan
 
     ctx.plan = build_plan(ctx.config, ctx.data, model_max_length=context_length(ctx.loaded.model))
+    ctx.eval_batch = EvalBatch.for_model(
+        ctx.loaded.model, ctx.plan.max_length + ctx.plan.max_new_tokens, ctx.config.eval_batch_size, ctx.log
+    )
     ctx.splits.update(ctx.plan.working_splits())
     missing = "; ".join(f"{name}: {why}" for name, why in ctx.plan.missing.items())
     ctx.log(
@@ -120,7 +124,9 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
         if phase != DURING:
             from tui_unlearn.recipes.evaluate import evaluate_plan
 
-            result = evaluate_plan(ctx.plan, model, ctx.loaded.tokenizer, batch_size=32)
+            result = ctx.eval_batch.run(
+                lambda rows: evaluate_plan(ctx.plan, model, ctx.loaded.tokenizer, batch_size=rows)
+            )
         else:
             from tui_unlearn.metrics.evaluate import evaluate_splits
 
@@ -129,14 +135,16 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
                 for name in ("forget", "retain")
                 if name in ctx.splits
             }
-            result = evaluate_splits(
-                model,
-                ctx.loaded.tokenizer,
-                splits,
-                batch_size=64,
-                max_new_tokens=config.max_new_tokens,
-                field_metrics=False,
-                generate=ctx.generate_during,
+            result = ctx.eval_batch.run(
+                lambda rows: evaluate_splits(
+                    model,
+                    ctx.loaded.tokenizer,
+                    splits,
+                    batch_size=rows,
+                    max_new_tokens=config.max_new_tokens,
+                    field_metrics=False,
+                    generate=ctx.generate_during,
+                )
             )
     ctx.record(ev.Evaluation(step, phase, result.aggregates, ctx.elapsed()))
     return result
@@ -169,8 +177,11 @@ def probe(ctx: RunContext, step: int) -> None:
     if not ctx.probes:
         return
     model = evaluation_model(ctx)
-    answers = generate_answers(
-        model, ctx.loaded.tokenizer, [p["question"] for p in ctx.probes], max_new_tokens=ctx.config.max_new_tokens
+    questions = [p["question"] for p in ctx.probes]
+    answers = ctx.eval_batch.run(
+        lambda rows: generate_answers(
+            model, ctx.loaded.tokenizer, questions, batch_size=rows, max_new_tokens=ctx.config.max_new_tokens
+        )
     )
     record_probes(ctx, step, answers)
 

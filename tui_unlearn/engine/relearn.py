@@ -65,13 +65,15 @@ def relearn_check(ctx: Any, model: Any, before: Any, after: Any) -> dict[str, An
     relearned_model = ctx.accelerator.unwrap_model(loop.model)
     relearned_model.eval()
     with torch.no_grad():
-        relearned = evaluate_splits(
-            relearned_model,
-            tok,
-            {"forget": [forget_eval[i] for i in eval_idx]},
-            batch_size=32,
-            max_new_tokens=config.max_new_tokens,
-            field_metrics=False,
+        relearned = ctx.eval_batch.run(
+            lambda rows, model=relearned_model: evaluate_splits(
+                model,
+                tok,
+                {"forget": [forget_eval[i] for i in eval_idx]},
+                batch_size=rows,
+                max_new_tokens=config.max_new_tokens,
+                field_metrics=False,
+            )
         )
     del relearner, relearned_model
     acc_before = mean_of(after, "exact_match", eval_idx)

@@ -217,7 +217,11 @@ class _SharedPromptScorer:
             if n == 0:
                 try:
                     scored = self.score_batch(chunk)
-                except (TypeError, ValueError, AttributeError, IndexError, RuntimeError):
+                except (TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+                    from accelerate.utils.memory import should_reduce_batch_size
+
+                    if should_reduce_batch_size(exc):
+                        raise  # out of memory: a smaller batch is the answer, not another path
                     return None  # a model this path does not fit; the plain path says what is wrong, if anything
                 if not self.reproduces_plain_pass(chunk, scored):
                     return None
@@ -245,6 +249,8 @@ class _SharedPromptScorer:
         )
         # transformers 5 names the cache ``cache``; earlier versions ``past_key_values``.
         cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        if cache is None:
+            raise TypeError("the model returned no KV cache")
         last = out.logits[:, -1]
         rows = torch.tensor([row_of[self.parts[i][0]] for i in chunk], device=self.device)
         cache.reorder_cache(rows)  # one cache row per answer, copied from its prompt's
@@ -326,11 +332,11 @@ def _score_positions(
         correct = torch.zeros_like(target, dtype=torch.bool)
         sub = wanted[start : start + POSITIONS_PER_CHUNK]
         if bool(sub.any()):
-            lp = log_probs[sub]
-            probs = lp.exp()
-            mu = (probs * lp).sum(-1)
+            sub_lp = log_probs[sub]
+            probs = sub_lp.exp()
+            mu = (probs * sub_lp).sum(-1)
             # Centred form: E[lp^2] - mu^2 cancels catastrophically when p is near uniform.
-            variance = (probs * (lp - mu[:, None]).square()).sum(-1)
+            variance = (probs * (sub_lp - mu[:, None]).square()).sum(-1)
             pp[sub] = (token_lp[sub] - mu) / variance.clamp_min(MIN_VARIANCE).sqrt()
             correct[sub] = logits[sub].argmax(-1) == target[sub]
         pp_parts.append(pp)
