@@ -271,6 +271,7 @@ def evaluate_oracle(
                 generate=False,
                 field_metrics=True,
                 max_length=length,
+                truth_ratio_splits={"forget"},  # the holdout is a membership baseline: its answers only
             )
         )
     del loaded

@@ -138,7 +138,8 @@ def sessions_table(rows: list[dict[str, Any]]) -> str:
 
 
 def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE_METRICS) -> str:
-    """Split x metric rows with before, after and the change."""
+    """Split x metric rows with before, after and the change, for the metrics computed on
+    each split."""
     m = summary.get("metrics") or {}
     before, after = m.get("before") or {}, m.get("after") or {}
     rows = []
@@ -146,6 +147,8 @@ def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE
         if split not in before and split not in after:
             continue
         for metric in metrics:
+            if metric not in before.get(split, {}) and metric not in after.get(split, {}):
+                continue  # not computed on this split (a holdout generates no answers)
             b = before.get(split, {}).get(metric)
             a = after.get(split, {}).get(metric)
             delta = a - b if _is_number(a) and _is_number(b) else None

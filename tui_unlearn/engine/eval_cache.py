@@ -5,18 +5,19 @@ evaluating the original model on the same samples. That result (aggregates, per-
 rows, truth ratios, the probe answers) is stored as JSON under ``<sessions dir>/.eval-cache/``,
 keyed by what decides it: the model's weights (path, sizes and modification times of its
 safetensors files), its dtype and device type, the evaluated records, the probe questions,
-the evaluation settings and the metric declarations of this version of tui-unlearn.
+the evaluation settings (the batch size among them), what the recipe computes on each split
+and the metric declarations of this version of tui-unlearn.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 CACHE_DIR = ".eval-cache"  # under the sessions dir; not a session (starts with a dot)
-BEFORE_BATCH_SIZE = 32
 
 
 def model_fingerprint(folder: Path) -> str | None:
@@ -50,6 +51,7 @@ def cache_key(ctx: Any, probes: list[str]) -> str | None:
             plan.max_length,
             plan.splits,
             plan.shots,
+            [dataclasses.asdict(s) for s in plan.recipe.splits],  # what each split computes
         ]
     )
     payload = [
@@ -60,7 +62,7 @@ def cache_key(ctx: Any, probes: list[str]) -> str | None:
         str(loaded.device).split(":")[0],
         ctx.config.max_length,
         ctx.config.max_new_tokens,
-        BEFORE_BATCH_SIZE,
+        ctx.eval_batch.size if ctx.eval_batch is not None else None,  # batches round alike
         evaluated,
         probes,
     ]

@@ -83,6 +83,7 @@ def evaluate_splits(
     field_metrics: bool = True,
     max_length: int = 512,
     generate_splits: Collection[str] | None = None,
+    truth_ratio_splits: Collection[str] | None = None,
 ) -> EvalResult:
     """Evaluate ``model`` on every split (records in the schema of ``data.records``).
 
@@ -93,8 +94,8 @@ def evaluate_splits(
     "forget*"), probability against the perturbed answers, exact memorisation,
     extraction strength, and on "forget*" splits, when a "holdout" split is given, the
     membership-inference AUCs forget vs holdout. ``generate_splits`` limits generation
-    to the splits named (None: every split). The model is left in the train/eval mode it
-    came in.
+    and ``truth_ratio_splits`` the scoring of paraphrased and perturbed answers to the
+    splits named (None: every split). The model is left in the train/eval mode it came in.
     """
     records = {name: list(recs) for name, recs in splits.items()}
     examples = qa_examples(
@@ -107,6 +108,7 @@ def evaluate_splits(
         field_metrics=field_metrics,
         max_length=max_length,
         generate_splits=generate_splits,
+        truth_ratio_splits=truth_ratio_splits,
     )
     return result_from_examples(examples, split_names=list(records), generate=generate, field_metrics=field_metrics)
 
@@ -122,6 +124,7 @@ def qa_examples(
     field_metrics: bool = True,
     max_length: int = 512,
     generate_splits: Collection[str] | None = None,
+    truth_ratio_splits: Collection[str] | None = None,
 ) -> list[Example]:
     """The scored (and, for the splits that generate, answered) examples of question/answer
     and plain-text records: one scoring pass and one generation pass over every split."""
@@ -147,7 +150,8 @@ def qa_examples(
             slot["main"] = add(question, rec.get("answer") or "", True)
             paraphrased = rec.get("paraphrased_answer") or ""
             perturbed = list(rec.get("perturbed_answers") or [])
-            if field_metrics and kind == "qa" and perturbed:
+            wants_variants = truth_ratio_splits is None or name in truth_ratio_splits
+            if field_metrics and kind == "qa" and perturbed and wants_variants:
                 if paraphrased:
                     slot["paraphrased"] = add(question, paraphrased, False)
                 slot["perturbed"] = [add(question, p, False) for p in perturbed]

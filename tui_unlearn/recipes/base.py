@@ -41,13 +41,18 @@ class EvalSplit:
     source. ``shots``: KnowMem's in-context examples (a stem). ``subject``: multiple
     choice's description line ("biology", or ``{subject}``: the recipe's subject of the
     forget split; a record's own ``subject`` wins). ``hub``: where the split lives when
-    the recipe reads from the hub (MMLU is not in WMDP's dataset).
+    the recipe reads from the hub (MMLU is not in WMDP's dataset). ``generate`` False: no
+    answers are generated (no accuracy, F1, ROUGE); ``truth_ratio`` False: the records'
+    paraphrased and perturbed answers are not scored (no truth ratio, no probability
+    against the perturbed answers). A membership baseline needs neither: only its
+    answers' scores enter the forget-vs-holdout attacks.
     """
 
     name: str
     source: str
     task: str = QA
     generate: bool = True
+    truth_ratio: bool = True
     required: bool = True
     retain_eval: bool = False
     shots: str | None = None

@@ -2,7 +2,9 @@
 
 Today's default evaluation, made faithful to TOFU where it differed for no reason: the
 forget, retain and holdout sets are the run's own (samples of ``--eval-samples``, 100 by
-default: the whole bundled forget10 and holdout, a fixed retain sample); the nine-part
+default: the whole bundled forget10 and holdout, a fixed retain sample); the holdout is
+what TOFU's is, a membership baseline (its answers scored for the forget-vs-holdout
+attacks, nothing generated, no truth ratio); the nine-part
 model utility adds the benchmark's ``real_authors`` and ``world_facts`` splits when this
 version of the bundled benchmark has them (and the run is on it), else it is None with
 that reason. Answers are generated up to 48 new tokens: bundled answers are at most 21
@@ -23,7 +25,14 @@ RECIPE = register(
         splits=(
             EvalSplit("forget", "run:forget", about="the run's forget set"),
             EvalSplit("retain", "run:retain", retain_eval=True, required=False, about="the run's retain set"),
-            EvalSplit("holdout", "run:holdout", required=False, about="the run's holdout set"),
+            EvalSplit(
+                "holdout",
+                "run:holdout",
+                generate=False,
+                truth_ratio=False,
+                required=False,
+                about="never trained on: membership baseline",
+            ),
             EvalSplit("real_authors", "bundled:real_authors", required=False, about="utility: famous authors"),
             EvalSplit("world_facts", "bundled:world_facts", required=False, about="utility: world facts"),
         ),

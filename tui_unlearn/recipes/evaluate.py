@@ -31,6 +31,7 @@ def evaluate_plan(plan: Any, model: Any, tokenizer: Any, *, batch_size: int = 32
             max_new_tokens=plan.max_new_tokens,
             max_length=plan.max_length,
             generate_splits={n for n in scored if plan.spec(n).generate},
+            truth_ratio_splits={n for n in scored if plan.spec(n).truth_ratio},
         )
     for name, records in plan.of_tasks(COMPLETION).items():
         examples += verbmem_examples(

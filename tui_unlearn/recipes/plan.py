@@ -140,6 +140,7 @@ class EvalPlan:
                     "of": self.totals[s.name],
                     "task": s.task,
                     "generate": s.generate,
+                    "truth_ratio": s.truth_ratio,
                 }
             else:
                 splits[s.name] = {"missing": self.missing.get(s.name, "not loaded")}
