@@ -1,7 +1,10 @@
-"""Time ``evaluate_splits`` batched against one example at a time, in the same run, then
-scoring (answers/s) and generation (answers/s, tokens/s) each on its own.
+"""Time ``evaluate_splits`` batched against one example at a time, in the same run; then
+scoring (answers/s) and generation (answers/s, tokens/s) each on its own at several batch
+sizes; then scoring with answers continued from their question's cached prompt against
+every answer scored as a whole sequence (time ratio and the largest loss difference).
 
-    .venv/bin/python bench/bench_eval.py [--records 300] [--batch-size 32] [--random-model]
+    .venv/bin/python bench/bench_eval.py [--records 300] [--batch-size 64] [--batch-sizes 1,16,32,64,128]
+                                         [--random-model]
 
 Uses the bundled ``models_cache/tiny-authors`` when it exists, else a random Llama of
 similar size (~2.7M parameters, byte-level BPE tokenizer trained on the records) built in
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import statistics
 import sys
 import tempfile
 import time
@@ -137,7 +141,10 @@ def load(folder):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument(
+        "--batch-sizes", default="1,16,32,64,128", help="comma-separated batch sizes for the throughput table"
+    )
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--random-model", action="store_true", help="ignore the bundled model")
     args = parser.parse_args()
@@ -191,7 +198,7 @@ def main() -> None:
 
         scored = [(r["question"], a) for r in records for a in answer_variants(r)]
         questions = [r["question"] for r in records]
-        for batch_size in (args.batch_size, 1):
+        for batch_size in sorted({int(b) for b in args.batch_sizes.split(",") if b.strip()}):
             start = time.perf_counter()
             score_answers(model, tokenizer, scored, batch_size=batch_size)
             scoring = time.perf_counter() - start
@@ -206,6 +213,30 @@ def main() -> None:
                 f"batch_size={batch_size}: scoring {len(scored) / scoring:.0f} answers/s, "
                 f"generation {len(questions) / generating:.1f} answers/s, {tokens / generating:.0f} tokens/s"
             )
+
+        # A question's answer and its variants share the prompt: the prompt pass once, the
+        # answers from its KV cache, against every answer as one whole sequence.
+        from tui_unlearn.data.formatting import encode_example
+        from tui_unlearn.metrics.scoring import _score_padded
+
+        features = [encode_example(tokenizer, q, a, 512) for q, a in scored]
+        flags = [True] * len(scored)
+        timings: dict[str, list[float]] = {"shared": [], "whole": []}
+        for _ in range(3):  # interleaved: a busy machine slows both alike
+            start = time.perf_counter()
+            shared = score_answers(model, tokenizer, scored, batch_size=args.batch_size)
+            timings["shared"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            with torch.inference_mode():
+                whole = _score_padded(model, tokenizer, features, flags, args.batch_size)
+            timings["whole"].append(time.perf_counter() - start)
+        ratio = statistics.median(a / b for a, b in zip(timings["shared"], timings["whole"]))
+        difference = max(abs(a.loss - b.loss) for a, b in zip(shared, whole) if b.num_tokens)
+        print(
+            f"scoring {len(scored)} answers ({len(questions)} questions), batch_size={args.batch_size}: "
+            f"shared prompts {min(timings['shared']):.2f} s, whole sequences {min(timings['whole']):.2f} s, "
+            f"ratio {ratio:.2f}; largest loss difference {difference:.1e}"
+        )
 
 
 if __name__ == "__main__":

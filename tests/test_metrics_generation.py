@@ -162,3 +162,88 @@ def test_left_padding_order_and_cut_at_eos(micro_model_dir):
 
 def test_empty_inputs():
     assert generate_from_ids(None, None, []) == []
+
+
+# ---- our greedy loop: rows leave the batch at their EOS ---------------------------------
+
+
+def _both_ways(model, tokenizer, questions, max_new_tokens, batch_size=4):
+    """(our loop's answers, generate()'s answers, whether our loop was used)."""
+    from functools import partial
+
+    from tui_unlearn.data.formatting import pad_token_id
+    from tui_unlearn.metrics import generation
+
+    ids = [prompt_ids(tokenizer, q) for q in questions]
+    ours = generate_from_ids(model, tokenizer, ids, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    used = generation._OWN_LOOP_FITS.get(model)
+    original = generation.greedy_tokens
+    try:
+        generation.greedy_tokens = partial(generation._generated_tokens, pad_id=pad_token_id(tokenizer))
+        theirs = generate_from_ids(model, tokenizer, ids, batch_size=batch_size, max_new_tokens=max_new_tokens)
+    finally:
+        generation.greedy_tokens = original
+    return ours, theirs, used
+
+
+def test_rows_that_end_early_leave_the_batch_and_the_answers_are_generates():
+    """The bundled model answers its questions and stops: rows end at different steps."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tui_unlearn.models.bundled import bundled_model_dir
+    from tui_unlearn.recipes.sources import read_split
+
+    folder = bundled_model_dir("tiny-authors")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
+    questions = [r["question"] for r in read_split("bundled:forget10", "qa")[:12]] + QUESTIONS  # known answers, and babble
+    ours, theirs, used = _both_ways(model, tokenizer, questions, max_new_tokens=24, batch_size=5)
+    assert used is True
+    assert ours == theirs
+    lengths = {len(tokenizer(a, add_special_tokens=False)["input_ids"]) for a in ours}
+    assert len(lengths) > 3 and max(lengths) < 24 + 1  # rows ended at many different steps
+
+
+def test_a_model_with_learned_positions_decodes_in_our_loop(micro_model_dir):
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tokenizer = AutoTokenizer.from_pretrained(micro_model_dir)
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=len(tokenizer), n_positions=128, n_embd=32, n_layer=2, n_head=2)
+    model = GPT2LMHeadModel(config).eval()
+    ours, theirs, used = _both_ways(model, tokenizer, QUESTIONS, max_new_tokens=12)
+    assert used is True and ours == theirs
+
+
+def test_a_model_our_loop_does_not_fit_is_decoded_by_generate(micro_model_dir):
+    """A continuation from the cache that differs from generate()'s: generate decodes it."""
+    from tui_unlearn.metrics import generation
+
+    model, tokenizer = load_lively_model(micro_model_dir)
+
+    class Drifting(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+            self.generation_config = inner.generation_config
+
+        def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=None, **kw):
+            out = self.inner(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                cache=cache,
+                use_cache=use_cache,
+                **kw,
+            )
+            if cache is not None:  # our loop passes the cache back; generate() goes through inner
+                out.logits = out.logits.flip(-1)
+            return out
+
+        def generate(self, **kwargs):
+            return self.inner.generate(**kwargs)
+
+    drifting = Drifting(model)
+    ids = [prompt_ids(tokenizer, q) for q in QUESTIONS]
+    got = generate_from_ids(drifting, tokenizer, ids, batch_size=4, max_new_tokens=8)
+    assert generation._OWN_LOOP_FITS[drifting] is False
+    assert got == generate_from_ids(model, tokenizer, ids, batch_size=4, max_new_tokens=8)

@@ -3,11 +3,15 @@
 Prompts are built by ``data.formatting`` so the model is asked exactly the way it was
 trained. Batches are left-padded (a decoder continues from the last column, so every
 prompt must end there), sorted by length so little padding is wasted, and decoded with
-the KV cache. Results come back in input order.
+the KV cache by our own greedy loop, which drops each row from the batch at its EOS (the
+rest of the batch no longer computes it); ``generate`` decodes a model that loop does not
+fit. Results come back in input order.
 """
 
 from __future__ import annotations
 
+import functools
+import weakref
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -83,11 +87,15 @@ def generate_from_ids(
     """Greedy-decode a continuation of each prompt (token ids), in input order.
 
     The prompts are sorted by length (longest first, so an out-of-memory shows up at
-    once), left-padded in batches of ``batch_size`` and decoded with the KV cache.
+    once), left-padded in batches of ``batch_size`` and decoded with the KV cache; a row
+    leaves its batch at its first EOS (``greedy_tokens``), so the rest decode without it.
+    A model that loop does not fit is decoded by ``generate`` instead (``_own_loop_fits``).
     ``strip`` False keeps leading and trailing whitespace (MUSE cuts KnowMem answers at
     a blank line, which a leading one would otherwise hide).
     """
     import torch
+
+    from tui_unlearn.metrics.kv_cache import left_padded
 
     if not prompts:
         return []
@@ -95,7 +103,6 @@ def generate_from_ids(
         return [""] * len(prompts)
     pad_id = pad_token_id(tokenizer)
     eos_ids = stop_token_ids(model, tokenizer)
-    eos_set = set(eos_ids)
     device = next(model.parameters()).device
     order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
     results: list[str] = [""] * len(prompts)
@@ -103,30 +110,101 @@ def generate_from_ids(
     model.eval()
     try:
         with torch.inference_mode(), _plain_generation_config(model, tokenizer, pad_id, eos_ids):
+            rows_of = [list(prompts[i]) or [pad_id] for i in order]
+            own = _own_loop_fits(model, rows_of[:2], pad_id, eos_ids, min(max_new_tokens, CHECKED_TOKENS))
             for start in range(0, len(order), max(1, batch_size)):
                 chunk = order[start : start + max(1, batch_size)]
-                rows = [list(prompts[i]) or [pad_id] for i in chunk]
-                width = max(len(r) for r in rows)
-                input_ids = torch.tensor([[pad_id] * (width - len(r)) + r for r in rows], device=device)
-                attention_mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows], device=device)
-                output = model.generate(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    do_sample=False,
-                    max_new_tokens=max_new_tokens,
-                    pad_token_id=pad_id,
-                    eos_token_id=eos_ids or None,
-                    use_cache=True,
-                )
-                for row, index in zip(output[:, width:].tolist(), chunk):
-                    # Finished rows are filled with the pad id, which may be a real token
-                    # (EOS or 0 when the tokenizer has no pad): cut at the first EOS.
-                    for cut, token in enumerate(row):
-                        if token in eos_set:
-                            row = row[:cut]
-                            break
-                    text = tokenizer.decode(row, skip_special_tokens=True)
+                input_ids, attention_mask = left_padded(rows_of[start : start + len(chunk)], pad_id, device)
+                decode = greedy_tokens if own else functools.partial(_generated_tokens, pad_id=pad_id)
+                for index, tokens in zip(chunk, decode(model, input_ids, attention_mask, max_new_tokens, eos_ids)):
+                    text = tokenizer.decode(tokens, skip_special_tokens=True)
                     results[index] = text.strip() if strip else text
     finally:
         model.train(was_training)
     return results
+
+
+CHECKED_TOKENS = 8  # how far the own loop is compared with generate() on a model it has not met
+_OWN_LOOP_FITS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def greedy_tokens(model, input_ids, attention_mask, max_new_tokens: int, eos_ids: Sequence[int]) -> list[list[int]]:
+    """The greedy continuation of each left-padded row, up to its first EOS (left out) or
+    ``max_new_tokens`` tokens. A row that has ended is dropped from the batch and its KV
+    cache, so each step computes only the rows still answering."""
+    import torch
+
+    from tui_unlearn.metrics.kv_cache import continue_from, run_prompts
+
+    eos = set(eos_ids)
+    last, cache = run_prompts(model, input_ids, attention_mask)
+    next_ids = last.argmax(-1)
+    lengths = attention_mask.sum(1)
+    mask = attention_mask
+    active = list(range(input_ids.shape[0]))  # batch row -> input row
+    out: list[list[int]] = [[] for _ in active]
+    for step in range(max_new_tokens):
+        keep = []
+        for k, (row, token) in enumerate(zip(active, next_ids.tolist())):
+            if token not in eos:
+                out[row].append(token)
+                keep.append(k)
+        if not keep or step == max_new_tokens - 1:
+            break
+        if len(keep) < len(active):
+            kept = torch.tensor(keep, device=next_ids.device)
+            cache.reorder_cache(kept)
+            mask, lengths, next_ids = mask[kept], lengths[kept], next_ids[kept]
+            active = [active[k] for k in keep]
+        mask = torch.cat([mask, mask.new_ones(len(active), 1)], dim=1)
+        logits = continue_from(model, cache, next_ids[:, None], mask, (lengths + step)[:, None])
+        next_ids = logits[:, -1].argmax(-1)
+    return out
+
+
+def _generated_tokens(
+    model, input_ids, attention_mask, max_new_tokens: int, eos_ids: Sequence[int], pad_id: int = 0
+) -> list[list[int]]:
+    """``generate``'s greedy continuation of each left-padded row, cut at its first EOS."""
+    output = model.generate(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        do_sample=False,
+        max_new_tokens=max_new_tokens,
+        pad_token_id=pad_id,
+        eos_token_id=list(eos_ids) or None,
+        use_cache=True,
+    )
+    eos = set(eos_ids)
+    rows = []
+    for row in output[:, input_ids.shape[1] :].tolist():
+        # Finished rows are filled with the pad id, which may be a real token (EOS, or 0
+        # when the tokenizer has no pad): cut at the first EOS.
+        for cut, token in enumerate(row):
+            if token in eos:
+                row = row[:cut]
+                break
+        rows.append(row)
+    return rows
+
+
+def _own_loop_fits(model, rows: list[list[int]], pad_id: int, eos_ids: Sequence[int], tokens: int) -> bool:
+    """Whether ``greedy_tokens`` decodes this model as ``generate`` does: the first time a
+    model is seen, a few tokens of a couple of prompts are decoded both ways. A model
+    that takes no cache or position ids, or decodes otherwise, is left to ``generate``."""
+    from tui_unlearn.metrics.kv_cache import left_padded
+
+    if model in _OWN_LOOP_FITS:
+        return _OWN_LOOP_FITS[model]
+    input_ids, attention_mask = left_padded(rows, pad_id, next(model.parameters()).device)
+    try:
+        ours = greedy_tokens(model, input_ids, attention_mask, tokens, eos_ids)
+    except (TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        from accelerate.utils.memory import should_reduce_batch_size
+
+        if should_reduce_batch_size(exc):
+            raise
+        ours = None
+    fits = ours is not None and ours == _generated_tokens(model, input_ids, attention_mask, tokens, eos_ids, pad_id)
+    _OWN_LOOP_FITS[model] = fits
+    return fits

@@ -16,9 +16,7 @@ ends says little about whether its content was memorised.
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -234,24 +232,12 @@ class _SharedPromptScorer:
     def score_batch(self, chunk: list[int]) -> list[AnswerScore]:
         import torch
 
+        from tui_unlearn.metrics.kv_cache import continue_from, left_padded, run_prompts
+
         prompts = list(dict.fromkeys(self.parts[i][0] for i in chunk))
         row_of = {p: r for r, p in enumerate(prompts)}
-        width = max(len(p) for p in prompts)
-        prompt_ids = torch.tensor([[self.pad_id] * (width - len(p)) + list(p) for p in prompts], device=self.device)
-        prompt_mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
-        kwargs = {"logits_to_keep": 1} if "logits_to_keep" in self.parameters else {}
-        out = self.model(
-            input_ids=prompt_ids,
-            attention_mask=prompt_mask,
-            position_ids=(prompt_mask.cumsum(-1) - 1).clamp_min(0),
-            use_cache=True,
-            **kwargs,
-        )
-        # transformers 5 names the cache ``cache``; earlier versions ``past_key_values``.
-        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-        if cache is None:
-            raise TypeError("the model returned no KV cache")
-        last = out.logits[:, -1]
+        prompt_ids, prompt_mask = left_padded(prompts, self.pad_id, self.device)
+        last, cache = run_prompts(self.model, prompt_ids, prompt_mask)
         rows = torch.tensor([row_of[self.parts[i][0]] for i in chunk], device=self.device)
         cache.reorder_cache(rows)  # one cache row per answer, copied from its prompt's
         answers = [self.parts[i][1] for i in chunk]
@@ -259,13 +245,13 @@ class _SharedPromptScorer:
         answer_ids = torch.tensor([a + [self.pad_id] * (length - len(a)) for a in answers], device=self.device)
         answer_mask = torch.tensor([[1] * len(a) + [0] * (length - len(a)) for a in answers], device=self.device)
         starts = prompt_mask.sum(1)[rows]
-        logits = self.model(
-            input_ids=answer_ids,
-            attention_mask=torch.cat([prompt_mask[rows], answer_mask], dim=1),
-            position_ids=starts[:, None] + torch.arange(length, device=self.device)[None, :],
-            use_cache=True,
-            **{"cache" if "cache" in self.parameters else "past_key_values": cache},
-        ).logits
+        logits = continue_from(
+            self.model,
+            cache,
+            answer_ids,
+            torch.cat([prompt_mask[rows], answer_mask], dim=1),
+            starts[:, None] + torch.arange(length, device=self.device)[None, :],
+        )
         # Token t of an answer is predicted at answer position t - 1, token 0 by the prompt.
         predictions = torch.cat([last[rows][:, None, :].to(logits.dtype), logits[:, :-1]], dim=1)
         keep = answer_mask.bool()
@@ -276,16 +262,6 @@ class _SharedPromptScorer:
             self.tokenizer.eos_token_id,
             [self.flags[i] for i in chunk],
         )
-
-    @functools.cached_property
-    def parameters(self) -> Collection[str]:
-        """The names the model's forward takes (a PEFT wrapper's: its base model's)."""
-        get_base = getattr(self.model, "get_base_model", None)
-        model = get_base() if callable(get_base) else self.model
-        try:
-            return set(inspect.signature(model.forward).parameters)
-        except (TypeError, ValueError):
-            return set()
 
     def reproduces_plain_pass(self, chunk: list[int], scored: list[AnswerScore]) -> bool:
         """The first answers of the first batch scored both ways agree to float rounding."""
