@@ -363,3 +363,21 @@ def test_a_model_with_learned_positions_shares_prompts(tokenizer, shared_runs):
     got = score_answers(model, tokenizer, pairs, batch_size=8)
     assert shared_runs == {"shared": 1, "fell back": 0}
     _assert_same_scores(got, _whole(model, tokenizer, pairs), [True] * len(pairs))
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_batched_encoding_gives_each_pairs_own_ids(tokenizer, chat):
+    import copy
+
+    from tui_unlearn.data.formatting import encode_examples
+
+    tok = copy.deepcopy(tokenizer)
+    if chat:
+        tok.chat_template = (
+            "{% for m in messages %}<{{ m['role'] }}>{{ m['content'] }}{% if m['role'] == 'assistant' %}"
+            "{{ eos_token }}{% endif %}{% endfor %}{% if add_generation_prompt %}<assistant>{% endif %}"
+        )
+    pairs = SHARED + [(QUESTION, ANSWER * 4), ("word " * 30, "x")]
+    for max_length in (512, 24):
+        assert encode_examples(tok, pairs, max_length) == [encode_example(tok, q, a, max_length) for q, a in pairs]
+    assert encode_examples(tok, [], 512) == []

@@ -7,6 +7,7 @@ the way it was taught: the chat template when the tokenizer has one, else the pl
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 IGNORE_INDEX = -100  # label value that cross-entropy skips (prompt and padding)
@@ -72,6 +73,28 @@ def encode_example(
     ids = (p + a)[:max_length]
     labels = ([IGNORE_INDEX] * len(p) + a)[:max_length]
     return {"input_ids": ids, "labels": labels}
+
+
+def encode_examples(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int = 256) -> list[dict[str, list[int]]]:
+    """``encode_example`` of every (question, answer) pair, the same ids, with each distinct
+    prompt and (without a chat template) all answers tokenized in one batched call: what
+    thousands of scored answers or training records would otherwise spend one call each on."""
+    if has_chat_template(tokenizer):  # the template decides where the answer starts: pair by pair
+        prompts = {q: prompt_ids(tokenizer, q) for q in dict.fromkeys(q for q, _ in pairs) if q}
+        return [encode_example(tokenizer, q, a, max_length, prompt=prompts.get(q)) for q, a in pairs]
+    questions = [q for q in dict.fromkeys(q for q, _ in pairs) if q]
+    prompt_rows = tokenizer([build_prompt(tokenizer, q) for q in questions])["input_ids"] if questions else []
+    prompts = {q: list(ids) for q, ids in zip(questions, prompt_rows)}
+    texts = [" " + a if q else a for q, a in pairs]
+    answer_rows = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    out = []
+    for (question, _), answer in zip(pairs, answer_rows):
+        p = prompts[question] if question else bos
+        a = list(answer) + eos
+        out.append({"input_ids": (p + a)[:max_length], "labels": ([IGNORE_INDEX] * len(p) + a)[:max_length]})
+    return out
 
 
 def collate(features: list[dict[str, Any]], pad_id: int, padding_side: str = "right"):

@@ -255,7 +255,7 @@ def prepare_training(ctx: RunContext) -> None:
     """The trained model (student, LoRA adapters), the reference it is compared with, the
     regularisers, the batch streams and the training loop."""
     from tui_unlearn.algorithms.references import References, reference_logprob_table
-    from tui_unlearn.data.formatting import encode_example, pad_token_id
+    from tui_unlearn.data.formatting import encode_examples, pad_token_id
     from tui_unlearn.engine.regularisers import ActiveRegularisers
     from tui_unlearn.engine.streams import BatchStream
     from tui_unlearn.engine.training import TrainingLoop, warmup_schedule
@@ -308,7 +308,7 @@ def prepare_training(ctx: RunContext) -> None:
         forget_records = algorithm.relabel_forget(forget_records, hp, rng)
 
     def encode(records):
-        return [encode_example(tok, r["question"], r["answer"], config.max_length) for r in records]
+        return encode_examples(tok, [(r["question"], r["answer"]) for r in records], config.max_length)
 
     pad_id = pad_token_id(tok)
     encoded = {}

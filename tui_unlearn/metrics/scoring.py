@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tui_unlearn.data.formatting import IGNORE_INDEX, collate, encode_example, pad_token_id, prompt_ids
+from tui_unlearn.data.formatting import IGNORE_INDEX, collate, encode_examples, pad_token_id
 
 # Min-K%++ divides by the standard deviation of log p under the model's distribution;
 # a near-one-hot distribution would divide by ~0 (open-unlearning clamps the variance too).
@@ -107,12 +107,7 @@ def score_answers(
     flags = [statistics] * len(pairs) if isinstance(statistics, bool) else [bool(f) for f in statistics]
     if len(flags) != len(pairs):
         raise ValueError(f"{len(flags)} statistics flags for {len(pairs)} pairs")
-    prompts: dict[str, list[int]] = {}  # a question is tokenized once, however many answers it has
-    features = []
-    for question, answer in pairs:
-        if question and question not in prompts:
-            prompts[question] = prompt_ids(tokenizer, question)
-        features.append(encode_example(tokenizer, question, answer, max_length, prompt=prompts.get(question)))
+    features = encode_examples(tokenizer, pairs, max_length)  # a question tokenized once for all its answers
     was_training = model.training
     model.eval()
     try:
