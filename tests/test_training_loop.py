@@ -119,20 +119,3 @@ def test_batch_stream_without_accelerator_gives_indexed_batches():
 def test_default_threads_leave_room_on_small_machines():
     assert default_threads(2) == 1 and default_threads(1) == 1
     assert default_threads(8) == 4 and default_threads(64) == 8
-
-
-def test_the_fused_adamw_steps_as_the_per_tensor_one():
-    """Fused where the device has it (one kernel a step); the same updates to float rounding."""
-    x, y = data(8)
-    models, loops = [], []
-    for fused in (True, False):
-        model = tiny_model()
-        loop = TrainingLoop(accelerator(1), model, model.parameters(), lr=0.1, schedule=lambda s: 1.0, fused=fused)
-        for _ in range(3):
-            loop.step(lambda j, m=loop.model: {"loss": torch.nn.functional.mse_loss(m(x), y)})
-        models.append(model)
-        loops.append(loop)
-    assert loops[0].optimizer.optimizer.defaults["fused"] is True
-    assert not loops[1].optimizer.optimizer.defaults["fused"]
-    for a, b in zip(models[0].parameters(), models[1].parameters()):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

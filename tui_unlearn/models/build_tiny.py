@@ -232,7 +232,6 @@ def train_causal_lm(
         grad_clip=1.0,
         betas=(0.9, 0.98),
         weight_decay=weight_decay,
-        fused=False,  # the optimizer the shipped weights were trained with: rebuilt bit for bit
     )
     stats = TrainStats()
     start = time.perf_counter()
