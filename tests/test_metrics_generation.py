@@ -195,7 +195,9 @@ def test_rows_that_end_early_leave_the_batch_and_the_answers_are_generates():
 
     folder = bundled_model_dir("tiny-authors")
     model, tokenizer = AutoModelForCausalLM.from_pretrained(folder).eval(), AutoTokenizer.from_pretrained(folder)
-    questions = [r["question"] for r in read_split("bundled:forget10", "qa")[:12]] + QUESTIONS  # known answers, and babble
+    questions = [
+        r["question"] for r in read_split("bundled:forget10", "qa")[:12]
+    ] + QUESTIONS  # known answers, and babble
     ours, theirs, used = _both_ways(model, tokenizer, questions, max_new_tokens=24, batch_size=5)
     assert used is True
     assert ours == theirs
