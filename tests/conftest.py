@@ -73,3 +73,34 @@ def micro_model_dir(tmp_path_factory):
 def lively(micro_model_dir):
     """(model, tokenizer): the micro model with weights that make outputs prompt-dependent."""
     return load_lively_model(micro_model_dir)
+
+
+def cache_path_drifts(inner):
+    """``inner`` wrapped so that a continuation from a KV cache (what our scoring and decoding
+    loops pass back) comes out other than a whole pass would: the stand-in for a model those
+    paths do not fit. ``generate()`` goes straight to ``inner``."""
+    import torch
+
+    class CachePathDrifts(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = inner
+            self.generation_config = getattr(inner, "generation_config", None)
+
+        def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=None, **kw):
+            out = self.inner(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids,
+                cache=cache,
+                use_cache=use_cache,
+                **kw,
+            )
+            if cache is not None:
+                out.logits = out.logits.flip(-1)
+            return out
+
+        def generate(self, **kwargs):
+            return self.inner.generate(**kwargs)
+
+    return CachePathDrifts()

@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 import torch
-from conftest import load_lively_model
+from conftest import cache_path_drifts, load_lively_model
 
 from tui_unlearn.data.formatting import prompt_ids
 from tui_unlearn.metrics.generation import generate_answers, generate_from_ids
@@ -222,29 +222,7 @@ def test_a_model_our_loop_does_not_fit_is_decoded_by_generate(micro_model_dir):
 
     model, tokenizer = load_lively_model(micro_model_dir)
 
-    class Drifting(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-            self.generation_config = inner.generation_config
-
-        def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=None, **kw):
-            out = self.inner(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                cache=cache,
-                use_cache=use_cache,
-                **kw,
-            )
-            if cache is not None:  # our loop passes the cache back; generate() goes through inner
-                out.logits = out.logits.flip(-1)
-            return out
-
-        def generate(self, **kwargs):
-            return self.inner.generate(**kwargs)
-
-    drifting = Drifting(model)
+    drifting = cache_path_drifts(model)
     ids = [prompt_ids(tokenizer, q) for q in QUESTIONS]
     got = generate_from_ids(drifting, tokenizer, ids, batch_size=4, max_new_tokens=8)
     assert generation._OWN_LOOP_FITS[drifting] is False

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from conftest import load_lively_model
+from conftest import cache_path_drifts, load_lively_model
 
 from tui_unlearn.data.formatting import answer_ids, collate, encode_example
 from tui_unlearn.metrics.scoring import extraction_strength, score_answers
@@ -311,26 +311,8 @@ def test_a_cached_pass_that_disagrees_is_not_trusted(lively, shared_runs):
     (as positions would in a model with learned ones) is scored whole."""
     model, tokenizer = lively
 
-    class Drifting(torch.nn.Module):
-        def __init__(self, inner):
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None, use_cache=None, **kw):
-            out = self.inner(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                position_ids=position_ids,
-                cache=cache,
-                use_cache=use_cache,
-                **kw,
-            )
-            if cache is not None:
-                out.logits = out.logits + torch.linspace(0, 3, out.logits.shape[-1])
-            return out
-
     pairs = [(q, a) for q in QUESTIONS[:2] for a in ANSWERS]
-    got = score_answers(Drifting(model), tokenizer, pairs)
+    got = score_answers(cache_path_drifts(model), tokenizer, pairs)
     assert shared_runs == {"shared": 0, "fell back": 1}
     _assert_same_scores(got, _whole(model, tokenizer, pairs), [True] * len(pairs))
 
