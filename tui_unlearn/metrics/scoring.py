@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tui_unlearn.data.formatting import IGNORE_INDEX, collate, encode_examples, pad_token_id
+from tui_unlearn.metrics.kv_cache import forward_parameters
 
 # Min-K%++ divides by the standard deviation of log p under the model's distribution;
 # a near-one-hot distribution would divide by ~0 (open-unlearning clamps the variance too).
@@ -127,12 +128,15 @@ def _score_padded(model, tokenizer, features, flags, batch_size: int) -> list[An
     pad_id = pad_token_id(tokenizer)
     device = next(model.parameters()).device
     results: list[AnswerScore | None] = [None] * len(features)
+    # Nothing continues from these passes: a KV cache would only copy every layer's keys and values.
+    no_cache = {"use_cache": False} if "use_cache" in forward_parameters(model) else {}
     for start in range(0, len(order), batch_size):
         chunk = order[start : start + batch_size]
         batch = collate([features[i] for i in chunk], pad_id, padding_side="right")
         logits = model(
             input_ids=batch["input_ids"].to(device),
             attention_mask=batch["attention_mask"].to(device),
+            **no_cache,
         ).logits
         labels = batch["labels"][:, 1:].to(logits.device)
         mask = labels != IGNORE_INDEX
