@@ -192,19 +192,12 @@ def _own_loop_fits(model, rows: list[list[int]], pad_id: int, eos_ids: Sequence[
     """Whether ``greedy_tokens`` decodes this model as ``generate`` does: the first time a
     model is seen, a few tokens of a couple of prompts are decoded both ways. A model
     that takes no cache or position ids, or decodes otherwise, is left to ``generate``."""
-    from tui_unlearn.metrics.kv_cache import left_padded
+    from tui_unlearn.metrics.kv_cache import left_padded, unless_unfit
 
     if model in _OWN_LOOP_FITS:
         return _OWN_LOOP_FITS[model]
     input_ids, attention_mask = left_padded(rows, pad_id, next(model.parameters()).device)
-    try:
-        ours = greedy_tokens(model, input_ids, attention_mask, tokens, eos_ids)
-    except (TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
-        from accelerate.utils.memory import should_reduce_batch_size
-
-        if should_reduce_batch_size(exc):
-            raise
-        ours = None
+    ours = unless_unfit(lambda: greedy_tokens(model, input_ids, attention_mask, tokens, eos_ids))
     fits = ours is not None and ours == _generated_tokens(model, input_ids, attention_mask, tokens, eos_ids, pad_id)
     _OWN_LOOP_FITS[model] = fits
     return fits

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Collection, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=64)
@@ -69,3 +71,17 @@ def continue_from(model: Any, cache: Any, input_ids: Any, attention_mask: Any, p
         use_cache=True,
         **{name: cache},
     ).logits
+
+
+def unless_unfit(attempt: Callable[[], T]) -> T | None:
+    """``attempt()``, or None when it fails the way a model these cache paths do not fit
+    fails (no cache, no ``position_ids``, another cache layout). Running out of memory is
+    raised: a smaller batch is the answer to it, not another path."""
+    try:
+        return attempt()
+    except (TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+        from accelerate.utils.memory import should_reduce_batch_size
+
+        if should_reduce_batch_size(exc):
+            raise
+        return None

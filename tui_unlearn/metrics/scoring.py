@@ -16,13 +16,14 @@ ends says little about whether its content was memorised.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from tui_unlearn.data.formatting import IGNORE_INDEX, collate, encode_examples, pad_token_id
-from tui_unlearn.metrics.kv_cache import forward_parameters
+from tui_unlearn.metrics.kv_cache import forward_parameters, unless_unfit
 
 # Min-K%++ divides by the standard deviation of log p under the model's distribution;
 # a near-one-hot distribution would divide by ~0 (open-unlearning clamps the variance too).
@@ -212,16 +213,11 @@ class _SharedPromptScorer:
         results: list[AnswerScore] = [_empty_score() for _ in self.features]  # pairs with no answer left
         for n, chunk in enumerate(self.batches()):
             if n == 0:
-                try:
-                    scored = self.score_batch(chunk)
-                except (TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
-                    from accelerate.utils.memory import should_reduce_batch_size
-
-                    if should_reduce_batch_size(exc):
-                        raise  # out of memory: a smaller batch is the answer, not another path
-                    return None  # a model this path does not fit; the plain path says what is wrong, if anything
-                if not self.reproduces_plain_pass(chunk, scored):
+                # A model this path does not fit is scored whole (which says what is wrong, if anything).
+                first = unless_unfit(functools.partial(self.score_batch, chunk))
+                if first is None or not self.reproduces_plain_pass(chunk, first):
                     return None
+                scored = first
             else:
                 scored = self.score_batch(chunk)
             for index, score in zip(chunk, scored):
