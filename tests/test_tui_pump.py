@@ -52,3 +52,39 @@ def test_slow_steps_are_posted_one_by_one():
         clock.now = n * 1.0
         pump(step(n))
     assert [[s.step for s in m.steps] for m in posted] == [[1], [2], [3], [4]]
+
+
+def test_windows_reach_the_app_in_order_whichever_thread_flushes():
+    """Textual queues a message at once on the app's thread and later from any other: a
+    window the UI's timer flushes must not overtake one the training thread flushed first."""
+    import asyncio
+    import threading
+
+    class Target:  # posts as Textual's post_message does
+        def __init__(self, loop):
+            self.loop, self.thread, self.got = loop, threading.get_ident(), []
+
+        def post_message(self, message):
+            if threading.get_ident() == self.thread:
+                self.got.append(message)
+            else:
+                self.loop.call_soon_threadsafe(self.got.append, message)
+
+    async def scenario():
+        target, clock = Target(asyncio.get_running_loop()), Clock()
+        pump = EventPump(target.post_message, interval=0.25, clock=clock)  # made on the app's thread
+
+        def training():
+            clock.now = 1.0
+            pump(step(1))  # flushed by the training thread
+            pump(step(2))  # buffered
+
+        worker = threading.Thread(target=training)
+        worker.start()
+        worker.join()
+        pump.flush()  # the UI's timer, before the loop has run anything the worker scheduled
+        await asyncio.sleep(0.01)
+        return target.got
+
+    got = asyncio.run(scenario())
+    assert [s.step for w in got for s in w.steps] == [1, 2]
