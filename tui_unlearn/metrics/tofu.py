@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
+from tui_unlearn.metrics.ks import ks_2samp_pvalue
+
 
 def probability(loss):
     """Length-normalised answer probability exp(-mean NLL); works on scalars and arrays."""
@@ -60,13 +62,7 @@ def aggregate_truth_ratio(ratios: Iterable[float], *, forget: bool) -> float:
 def forget_quality(model_truth_ratios: Iterable[float], oracle_truth_ratios: Iterable[float]) -> float:
     """p-value of the two-sample Kolmogorov-Smirnov test between the forget-set truth ratios
     of the unlearned model and of the retain-only oracle (high: indistinguishable)."""
-    from scipy.stats import ks_2samp
-
-    a = np.asarray(list(model_truth_ratios), dtype=np.float64)
-    b = np.asarray(list(oracle_truth_ratios), dtype=np.float64)
-    if a.size == 0 or b.size == 0:
-        return float("nan")
-    return float(ks_2samp(a, b).pvalue)
+    return ks_2samp_pvalue(model_truth_ratios, oracle_truth_ratios)
 
 
 def model_utility(values: Iterable[float]) -> float:
