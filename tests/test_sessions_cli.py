@@ -207,7 +207,11 @@ def test_batch_lines_are_the_shared_formatters():
 
 def test_evaluation_line_and_eta_handle_missing_values():
     assert evaluation_line(0, "before", {"forget": {"accuracy": None}, "retain": "?"}) == (
-        "step 0 (before): forget acc - f1 - loss -; retain acc - f1 - loss -"
+        "step 0 (before): forget -; retain -"
     )
+    # What a split did not compute is left out, not printed as "acc -" (score-only evaluations
+    # during training; the bundled holdout, only scored).
+    scored = {"forget": {"accuracy": None, "f1": None, "loss": 2.5}, "holdout": {"loss": 4.236, "rouge_l": 0.2}}
+    assert evaluation_line(10, "during", scored) == "step 10 (during): forget loss 2.50; holdout loss 4.24"
     assert progress_text(0, 10, None) == "step 0/10 · - · ETA -"
     assert progress_text(5, 10, 125.0) == "step 5/10 · 2m05s · ETA 2m05s"

@@ -34,13 +34,19 @@ def progress_text(step: int, total: int, elapsed: float | None) -> str:
     return f"step {step}/{total} · {format_seconds(elapsed)} · ETA {format_seconds(eta_seconds(step, total, elapsed))}"
 
 
+_LINE_METRICS = (("acc", "accuracy"), ("f1", "f1"), ("loss", "loss"))
+
+
 def evaluation_line(step: int, phase: str, metrics: dict[str, Any]) -> str:
     """``step N (phase): forget acc .. f1 .. loss ..; retain ...``: every split evaluated,
-    each with accuracy, F1 and loss (the caller wraps; nothing is cut here)."""
+    each with the accuracy, F1 and loss it computed (a score-only evaluation during training,
+    or a holdout kept as a membership baseline, has a loss and no answers to grade); a split
+    with none of the three shows ``-``. The caller wraps; nothing is cut here."""
     parts = []
     for split, m in metrics.items():
         m = m if isinstance(m, dict) else {}
-        parts.append(f"{split} acc {fmt(m.get('accuracy'), 2)} f1 {fmt(m.get('f1'), 2)} loss {fmt(m.get('loss'), 2)}")
+        shown = [f"{label} {fmt(m[key], 2)}" for label, key in _LINE_METRICS if m.get(key) is not None]
+        parts.append(f"{split} {' '.join(shown) or '-'}")
     return f"step {step} ({phase}): " + "; ".join(parts)
 
 
