@@ -265,6 +265,7 @@ async def test_an_interrupted_session_resumes_in_the_run_tab(tmp_path):
         pane = app.workbench.run_pane
         assert app.screen is app.workbench and app.workbench.query_one("#tabs").active == "tab-run"
         assert pane.status == "finished" and pane.step == 30
+        assert engine.allow_remote_code is False  # the app was not started with --trust-remote-code
         assert any(line.startswith("resuming session") for line in pane.log_lines)
         loss = next(s for s in pane.query(SeriesSpark).results(SeriesSpark) if s.series == "loss")
         assert [p[0] for p in loss.points] == list(range(1, 31))  # the history, then the new steps

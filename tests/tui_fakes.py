@@ -176,8 +176,10 @@ class FakeEngine:
         sessions_dir=None,
         stdin_text=None,
         resume: str | None = None,
+        allow_remote_code: bool = False,
     ) -> RunResult:
         self.configs.append(config)
+        self.allow_remote_code = allow_remote_code
         first = 1
         if resume is not None:  # as the engine: the session's own config, from its last step on
             session = Session(Path(sessions_dir) / resume)

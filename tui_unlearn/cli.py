@@ -77,8 +77,12 @@ def build_config(config_file: Path | None, values: dict[str, Any]):
     """The RunConfig of a command: the ``--config`` file (or the defaults), then the flags given."""
     from tui_unlearn.config import RunConfig, load_config_file
 
+    from tui_unlearn.config import require_remote_code_consent
+
     settings, hparams = split_values(values)
     base = load_config_file(config_file) if config_file else RunConfig()
+    if "trust_remote_code" not in settings:  # a file alone never turns it on: the flag must say so too
+        require_remote_code_consent(base, f"config file {config_file}", ", or set it to false in the file")
     return base.with_overrides(hparams=hparams or None, **settings)
 
 
@@ -120,9 +124,19 @@ def main_command(
         settings, hparams = split_values(values)
         if not batch:
             raise ConfigError("--resume continues a run headless: add --batch")
+        # --trust-remote-code is consent, not a run setting: a session folder may come from
+        # someone else, so its config alone never runs a model folder's own code.
+        allow_remote_code = bool(settings.pop("trust_remote_code", False))
         if settings or hparams or config_file or print_config:
             raise ConfigError("--resume runs the session's own config; drop the other run options")
-        code = run_batch(None, sessions_dir, as_json=as_json, as_jsonl=as_jsonl, resume=resume)
+        code = run_batch(
+            None,
+            sessions_dir,
+            as_json=as_json,
+            as_jsonl=as_jsonl,
+            resume=resume,
+            allow_remote_code=allow_remote_code,
+        )
         raise typer.Exit(code)
     config = build_config(config_file, values)
     if print_config:
@@ -150,7 +164,15 @@ def main_command(
     run_app(config, sessions_dir)
 
 
-def run_batch(config, sessions_dir: Path | None, *, as_json: bool, as_jsonl: bool, resume: str | None = None) -> int:
+def run_batch(
+    config,
+    sessions_dir: Path | None,
+    *,
+    as_json: bool,
+    as_jsonl: bool,
+    resume: str | None = None,
+    allow_remote_code: bool = False,
+) -> int:
     from tui_unlearn.batch import BatchReporter
     from tui_unlearn.engine import run
 
@@ -176,6 +198,7 @@ def run_batch(config, sessions_dir: Path | None, *, as_json: bool, as_jsonl: boo
             sessions_dir=sessions_dir,
             stdin_text=stdin_text,
             resume=resume,
+            allow_remote_code=allow_remote_code,
         )
     except UnlearnError as exc:
         reporter.close()

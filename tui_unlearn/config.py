@@ -599,6 +599,19 @@ def load_config_file(path: str | Path) -> RunConfig:
     return RunConfig.from_dict(data, source=str(p))
 
 
+def require_remote_code_consent(config: RunConfig, origin: str, alternative: str = "") -> None:
+    """ConfigError unless ``config`` leaves ``trust_remote_code`` off.
+
+    Called where a config comes from a file (``--config``, a session resumed): such files
+    travel between people, and a model folder's Python code runs only when the person at
+    the keyboard asked for it on the command line (or the TUI was started with the flag)."""
+    if config.trust_remote_code:
+        raise ConfigError(
+            f"{origin} turns on trust_remote_code (it would run {config.model}'s own Python code); "
+            f"give --trust-remote-code too if you trust that model{alternative}"
+        )
+
+
 def is_bundled_source(spec: str | None) -> bool:
     return bool(spec) and str(spec).startswith(BUNDLED_PREFIX)
 

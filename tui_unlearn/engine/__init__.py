@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_unlearn import events as ev
-from tui_unlearn.config import RunConfig, resolve
+from tui_unlearn.config import RunConfig, require_remote_code_consent, resolve
 from tui_unlearn.engine import phases
 from tui_unlearn.engine.context import OnEvent, RunContext, RunResult, ShouldStop, guarded, now
 from tui_unlearn.engine.inputs import RunData, eval_splits_for, load_run_data, sample
@@ -39,11 +39,14 @@ def run(
     sessions_dir: str | Path | None = None,
     stdin_text: str | None = None,
     resume: str | None = None,
+    allow_remote_code: bool = False,
 ) -> RunResult:
     """Run one unlearning job end to end and return how it ended.
 
     ``resume``: a session (id, prefix or folder) of a killed or interrupted run to take up
     again from its checkpoint, in that session, with its own config (``config`` is ignored).
+    ``allow_remote_code``: the caller's own consent to ``trust_remote_code`` for that resumed
+    config (a session folder may come from someone else; its config alone is not consent).
 
     Raises UnlearnError (ConfigError, DataError, ModelLoadError) for bad input found
     before the session exists; failures after that mark the session failed and raise
@@ -60,6 +63,8 @@ def run(
     previous = resuming.open_for_resume(root, resume) if resume else None
     if previous is not None:
         config = resuming.config_of(previous)
+        if not allow_remote_code:
+            require_remote_code_consent(config, f"session {previous.id}'s config")
     config = resolve(config or RunConfig())
     assert config.steps is not None and config.batch_size is not None  # resolve() fills them
     steps = config.steps

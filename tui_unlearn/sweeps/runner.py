@@ -79,9 +79,12 @@ def run_subprocess(config: Any, folder: Path) -> str | None:
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=folder, prefix=".trial-", delete=False) as fh:
         json.dump(config.to_dict(), fh)
         path = fh.name
+    argv = [sys.executable, "-m", "tui_unlearn", "--batch", "--json", "--config", path, "--sessions-dir", str(folder)]
+    if config.trust_remote_code:  # the sweep was given the flag: the child's config file alone is no consent
+        argv.append("--trust-remote-code")
     try:
         done = subprocess.run(
-            [sys.executable, "-m", "tui_unlearn", "--batch", "--json", "--config", path, "--sessions-dir", str(folder)],
+            argv,
             capture_output=True,
             text=True,
             env={**os.environ, "OMP_NUM_THREADS": str(config.threads or 1)},

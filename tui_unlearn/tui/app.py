@@ -270,7 +270,9 @@ class UnlearnApp(App):
             for event, _ in history:
                 if type(event).__name__ not in ("RunFinished", "RunFailed"):
                     pump(event)
-            return engine(None, pump, stop, sessions_dir=root, resume=session.id)
+            # Consent to a model's own code is the app's (given on its command line), never the session's.
+            allow = self.config.trust_remote_code
+            return engine(None, pump, stop, sessions_dir=root, resume=session.id, allow_remote_code=allow)
 
         if isinstance(self.screen, SessionsScreen):
             self.pop_screen()
