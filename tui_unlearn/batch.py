@@ -8,6 +8,7 @@ from typing import Any
 
 from tui_unlearn import events as ev
 from tui_unlearn.analysis.reporting import evaluation_line, progress_text, run_started_line
+from tui_unlearn.printable import printable
 from tui_unlearn.sessions import Status
 
 RESULT_KEYS = (
@@ -17,6 +18,8 @@ RESULT_KEYS = (
     "relearn",
     # the evaluation recipe's: its other headline numbers, why a headline number is None, what it evaluated
     "mia_auc",
+    "retain_utility",
+    "forget_quality_basis",
     "verbmem_forget",
     "knowmem_forget",
     "knowmem_retain",
@@ -94,7 +97,7 @@ class BatchReporter:
         if self._bar_open:
             self.err.write("\n")
             self._bar_open = False
-        self.err.write(text + "\n")
+        self.err.write(printable(text) + "\n")  # log lines quote records and paths from files
         self.err.flush()
 
     def close(self) -> None:
@@ -110,7 +113,7 @@ class BatchReporter:
         elif not self.as_jsonl:
             from tui_unlearn.analysis.tables import before_after_table
 
-            self.out.write(before_after_table(summary) + "\n")
+            self.out.write(printable(before_after_table(summary)) + "\n")
         self.out.flush()
         if result.status != Status.FINISHED:
             self._line(f"run ended: {result.status} (session {result.session_path})")

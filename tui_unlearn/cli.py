@@ -23,6 +23,7 @@ import typer
 from tui_unlearn.cli_options import CommandLine, show_version, split_values, with_hparam_options, with_setting_options
 from tui_unlearn.errors import ConfigError, ExitCode, UnlearnError
 from tui_unlearn.params import CLI, EVAL
+from tui_unlearn.printable import printable
 
 app = typer.Typer(
     cls=CommandLine,
@@ -46,7 +47,12 @@ def is_secondary_rank() -> bool:
 
 def err(message: str) -> None:
     if not is_secondary_rank():
-        typer.echo(message, err=True)
+        typer.echo(printable(message), err=True)
+
+
+def say(text: str) -> None:
+    """Text for people on stdout; whatever it quotes from files is shown, never obeyed."""
+    typer.echo(printable(text))
 
 
 def handle_errors(func: Callable) -> Callable:
@@ -75,9 +81,7 @@ def _algorithms_epilog() -> str:
 
 def build_config(config_file: Path | None, values: dict[str, Any]):
     """The RunConfig of a command: the ``--config`` file (or the defaults), then the flags given."""
-    from tui_unlearn.config import RunConfig, load_config_file
-
-    from tui_unlearn.config import require_remote_code_consent
+    from tui_unlearn.config import RunConfig, load_config_file, require_remote_code_consent
 
     settings, hparams = split_values(values)
     base = load_config_file(config_file) if config_file else RunConfig()
@@ -283,17 +287,17 @@ def analyze_command(
     root = resolve_dir(sessions_dir)
     from tui_unlearn.sweeps.cli_view import sweep_sessions
 
-    sessions = sweep_sessions(session_ids, root, echo=typer.echo, charts=not no_charts, width=width)
+    sessions = sweep_sessions(session_ids, root, echo=say, charts=not no_charts, width=width)
     sessions = sessions if sessions is not None else [open_session(root, ref) for ref in session_ids]
     comparison = Comparison.of(sessions)
     for note in comparison.notes:
         err(f"note: {note}")
     if not comparison.sessions:
         raise DataError("none of the sessions given can be read; nothing to compare")
-    typer.echo(comparison.text())
+    say(comparison.text())
     if not no_charts:
-        typer.echo("")
-        typer.echo(comparison_charts(comparison, width=width))
+        say("")
+        say(comparison_charts(comparison, width=width))
     for path, kind in ((csv_path, "csv"), (json_path, "json"), (markdown_path, "markdown")):
         if path is not None:
             write_export(path, EXPORTERS[kind](comparison))
@@ -388,9 +392,9 @@ def sweep_command(
     if as_json:
         typer.echo(json.dumps(report.to_json()))
     else:
-        typer.echo(report.table())
+        say(report.table())
         if not no_charts:
-            typer.echo(report.scatter())
+            say(report.scatter())
     if report.best_config is not None:
         err(
             f"best configuration: {report.best_config} (run it with: tui-unlearn --batch --config {report.best_config})"
@@ -432,7 +436,7 @@ def sessions_list(
     elif not rows:
         err(f"no sessions in {root}")
     else:
-        typer.echo(sessions_table(rows))
+        say(sessions_table(rows))
 
 
 @sessions_app.command("show")
@@ -450,7 +454,7 @@ def sessions_show(
     if as_json:
         typer.echo(json.dumps({"summary": session.summary(), "config": session.config()}, indent=2, default=str))
     else:
-        typer.echo(session_report(session))
+        say(session_report(session))
 
 
 @sessions_app.command("delete")

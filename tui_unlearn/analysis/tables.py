@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from tui_unlearn.metrics.registry import CORE_HEADLINES, sparkline_series
+from tui_unlearn.printable import printable
 from tui_unlearn.sessions import Session, Status
 
 SPLITS = ("forget", "retain", "holdout")
@@ -45,7 +46,7 @@ def render_table(headers: list[str], rows: list[list[Any]], *, markdown: bool = 
     from rich.text import Text
 
     def cell(value: Any) -> Text:
-        text = fmt(value)
+        text = printable(fmt(value))  # cells quote session files: show control characters, never obey them
         return Text(text.replace("|", "\\|") if markdown else text)
 
     if markdown:
@@ -218,7 +219,7 @@ def session_report(session: Session) -> str:
     if s.get("status") != Status.UNREADABLE:
         lines.append("")
         lines.append(before_after_table({**s, "session_id": session.id}))
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def compare_table(

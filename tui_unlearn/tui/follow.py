@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tui_unlearn import events as ev
+from tui_unlearn.printable import printable_data
 from tui_unlearn.session_files import SUMMARY_FILE, event_problem, read_json_object
 from tui_unlearn.sessions import EVENTS_FILE, Session, Status
 
@@ -56,7 +57,7 @@ def event_of(row: object) -> ev.Event | None:
     if row.get("event") == "started" and not isinstance(row.get("scale") or {}, dict):
         raise ValueError("scale must be an object")
     try:
-        return ev.event_from_dict(row)
+        return ev.event_from_dict(printable_data(row))  # shown on screen: escape control characters from the file
     except TypeError as error:  # a required field is missing
         raise ValueError(str(error)) from None
 

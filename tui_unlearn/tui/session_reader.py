@@ -16,6 +16,7 @@ from typing import Any
 from tui_unlearn.analysis.curves import session_curves
 from tui_unlearn.analysis.tables import session_row
 from tui_unlearn.errors import UnlearnError
+from tui_unlearn.printable import printable_data
 from tui_unlearn.sessions import (
     CONFIG_FILE,
     SUMMARY_FILE,
@@ -48,7 +49,7 @@ def read_row(session: Session) -> dict[str, Any]:
         for key in ("pid", "host", "total_steps", "kind"):
             row[key] = summary.get(key)
     row["running"] = row.get("status") == Status.RUNNING
-    return row
+    return printable_data(row)  # the screen shows these strings: control characters from files, escaped
 
 
 class SessionScanner:
@@ -88,6 +89,6 @@ class SessionScanner:
 
 def read_comparison(sessions: dict[str, Session], ids: list[str]) -> tuple[dict[str, dict], dict[str, Any]]:
     """Summaries and curves of the sessions ``ids`` (for the compare table and plot)."""
-    summaries = {sid: sessions[sid].summary() for sid in ids if sid in sessions}
+    summaries = {sid: printable_data(sessions[sid].summary()) for sid in ids if sid in sessions}
     curves = {sid: session_curves(sessions[sid]) for sid in ids if sid in sessions}
     return summaries, curves
