@@ -16,6 +16,8 @@ RESULT_KEYS = (
     "model_utility",
     "privleak",
     "relearn",
+    # does the model still speak: the original's answers to general prompts scored now (metrics.general)
+    "general_ability",
     # the evaluation recipe's: its other headline numbers, why a headline number is None, what it evaluated
     "mia_auc",
     "retain_utility",

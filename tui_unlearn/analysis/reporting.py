@@ -45,9 +45,17 @@ def evaluation_line(step: int, phase: str, metrics: dict[str, Any]) -> str:
     parts = []
     for split, m in metrics.items():
         m = m if isinstance(m, dict) else {}
+        if split == "general":  # not a split: the general-ability numbers (metrics.general)
+            if m.get("nll") is not None:
+                parts.append(f"general nll {fmt(m['nll'], 2)} ({_signed(m.get('nll_increase'))} vs original)")
+            continue
         shown = [f"{label} {fmt(m[key], 2)}" for label, key in _LINE_METRICS if m.get(key) is not None]
         parts.append(f"{split} {' '.join(shown) or '-'}")
     return f"step {step} ({phase}): " + "; ".join(parts)
+
+
+def _signed(value: Any) -> str:
+    return f"{value:+.2f}" if isinstance(value, (int, float)) else "-"
 
 
 def run_started_line(session_id: str, data: dict[str, Any], total_steps: int) -> str:

@@ -175,6 +175,12 @@ def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE
         lines.append("  ".join(f"{k.replace('_', ' ')} {fmt(summary.get(k))}" for k in others))
     for key, why in (summary.get("null_reasons") or {}).items():
         lines.append(f"{key.replace('_', ' ')}: none, {why}")
+    general = summary.get("general_ability")
+    if isinstance(general, dict) and _is_number(general.get("nll")):
+        lines.append(
+            f"general ability: {fmt(general.get('original_nll'))} -> {fmt(general.get('nll'))} nats/token "
+            f"(the original's answers to {general.get('prompts')} general prompts; worst: {general.get('worst_prompt')!r})"
+        )
     relearn = summary.get("relearn")
     if relearn and relearn.get("steps"):
         lines.append(

@@ -108,6 +108,8 @@ def run(
                 restored = _all_processes(ctx, restored)
             ctx.log(
                 f"resuming session {previous.id} from step {checkpoint_step or 0}"
+            if restored:
+                phases.restore_general(ctx, previous)
                 + ("" if checkpoint_step else " (it had no checkpoint)")
             )
         if not restored:

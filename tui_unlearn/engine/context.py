@@ -66,6 +66,7 @@ class RunContext:
     calibration: Any = None  # engine.calibration.Calibration: stop rule and keep-best, when asked for
     probes: list[dict] = field(default_factory=list)
     original_answers: list[str] = field(default_factory=list)
+    general: Any = None  # metrics.general.GeneralReference: the original's answers to the general prompts
     train_started: float | None = None
     generate_during: bool = False  # evaluations during training also generate answers
     # results

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 CACHE_DIR = ".eval-cache"  # under the sessions dir; not a session (starts with a dot)
+GENERAL_FOLDER = "general"  # the original's answers to the general prompts (metrics.general), beside them
 
 
 def model_fingerprint(folder: Path) -> str | None:
@@ -70,34 +71,75 @@ def cache_key(ctx: Any, probes: list[str]) -> str | None:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
-def load(root: Path, key: str | None) -> dict[str, Any] | None:
+def _read(root: Path, key: str | None, folder: str = "") -> Any:
     if key is None:
         return None
     try:
-        data = json.loads((root / CACHE_DIR / f"{key}.json").read_text(encoding="utf-8"))
+        return json.loads((root / CACHE_DIR / folder / f"{key}.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # absent or broken: evaluate again
-    needed = ("aggregates", "examples", "truth_ratios", "probe_answers")
-    return data if isinstance(data, dict) and all(k in data for k in needed) else None
 
 
-def store(root: Path, key: str | None, result: Any, probe_answers: list[str]) -> None:
+def _write(root: Path, key: str | None, data: dict[str, Any], folder: str = "") -> None:
     """Write the entry atomically; caching is an optimisation, so a failure is ignored."""
     if key is None:
         return
     from tui_unlearn.sessions import atomic_write_json
 
+    try:
+        (root / CACHE_DIR / folder).mkdir(parents=True, exist_ok=True)
+        atomic_write_json(root / CACHE_DIR / folder / f"{key}.json", data)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next run this evaluation again
+
+
+def load(root: Path, key: str | None) -> dict[str, Any] | None:
+    data = _read(root, key)
+    needed = ("aggregates", "examples", "truth_ratios", "probe_answers")
+    return data if isinstance(data, dict) and all(k in data for k in needed) else None
+
+
+def store(root: Path, key: str | None, result: Any, probe_answers: list[str]) -> None:
     data = {
         "aggregates": result.aggregates,
         "examples": result.examples,
         "truth_ratios": result.truth_ratios,
         "probe_answers": probe_answers,
     }
-    try:
-        (root / CACHE_DIR).mkdir(parents=True, exist_ok=True)
-        atomic_write_json(root / CACHE_DIR / f"{key}.json", data)
-    except OSError:
-        pass  # a cache that cannot be written only costs the next run this evaluation again
+    _write(root, key, data)
+
+
+def general_key(ctx: Any) -> str | None:
+    """The cache key of the original's answers to the general prompts (None: not cacheable)."""
+    from tui_unlearn import __version__
+    from tui_unlearn.metrics.general import MAX_NEW_TOKENS, load_prompts
+
+    loaded = ctx.loaded
+    fingerprint = model_fingerprint(loaded.path)
+    if fingerprint is None:
+        return None
+    payload = [
+        "general",
+        __version__,
+        fingerprint,
+        loaded.dtype,
+        str(loaded.device).split(":")[0],
+        ctx.plan.max_length,
+        MAX_NEW_TOKENS,
+        ctx.eval_batch.size,
+        load_prompts(),
+    ]
+    return hashlib.sha256(json.dumps(payload, default=str).encode("utf-8")).hexdigest()[:32]
+
+
+def load_general(root: Path, key: str | None):
+    from tui_unlearn.metrics.general import GeneralReference
+
+    return GeneralReference.from_json(_read(root, key, GENERAL_FOLDER))
+
+
+def store_general(root: Path, key: str | None, reference: Any) -> None:
+    _write(root, key, reference.to_json(), GENERAL_FOLDER)
 
 
 def as_result(data: dict[str, Any]):

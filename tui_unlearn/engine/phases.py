@@ -147,10 +147,93 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
                 )
             )
     ctx.record(ev.Evaluation(step, phase, result.aggregates, ctx.elapsed()))
+    add_general(ctx, result.aggregates, model, phase)
     return result
 
 
 def headline(ctx: RunContext, phase: str, result: Any, oracle: Any = None) -> dict[str, Any]:
+# ---- general ability (metrics.general) ----
+
+GENERAL_FILE = "general.json"  # in the session: the original's answers, for a resumed run
+
+
+def general_reference(ctx: RunContext) -> None:
+    """The original model's answers to the bundled general prompts and its NLL of them,
+    from the evaluation cache when this model was asked before; kept in the session too."""
+    from tui_unlearn.engine import eval_cache
+    from tui_unlearn.metrics.general import build_reference
+
+    key = eval_cache.general_key(ctx) if ctx.config.eval_cache else None
+    reference = eval_cache.load_general(ctx.root, key)
+    if reference is None:
+        model, tokenizer = ctx.loaded.model, ctx.loaded.tokenizer
+        with _no_grad():
+            reference = ctx.eval_batch.run(
+                lambda rows: build_reference(model, tokenizer, batch_size=rows, max_length=ctx.plan.max_length)
+            )
+        if ctx.is_main:
+            eval_cache.store_general(ctx.root, key, reference)
+    ctx.general = reference
+    if ctx.session is not None:
+        from tui_unlearn.sessions import atomic_write_json
+
+        atomic_write_json(ctx.session.path / GENERAL_FILE, reference.to_json())
+
+
+def restore_general(ctx: RunContext, session: Any) -> None:
+    """A resumed run's reference: the one its session kept (the model now is no original)."""
+    from tui_unlearn.metrics.general import GeneralReference
+    from tui_unlearn.session_files import read_json_object
+
+    data, problem = read_json_object(session.path / GENERAL_FILE)
+    ctx.general = GeneralReference.from_json(data) if problem is None else None
+    if ctx.general is None:
+        ctx.log("general ability: the session kept no answers of the original; not measured on this resume")
+
+
+def add_general(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: str) -> None:
+    """Put the general-ability numbers of ``model`` beside the splits of ``aggregates``
+    (the original's own before training: no pass), and keep the latest in the summary."""
+    from tui_unlearn.metrics.general import GENERAL, score_nll
+
+    reference = ctx.general
+    if reference is None:
+        return
+    if phase == BEFORE:
+        nll = reference.original_nll
+    else:
+        model = model if model is not None else evaluation_model(ctx)
+        tokenizer = ctx.loaded.tokenizer
+        with _no_grad():
+            nll = ctx.eval_batch.run(
+                lambda rows: score_nll(
+                    model,
+                    tokenizer,
+                    reference.prompts,
+                    reference.answers,
+                    batch_size=rows,
+                    max_length=ctx.plan.max_length,
+                )
+            )
+    numbers, worst = reference.summarize(nll)
+    aggregates[GENERAL] = numbers
+    ctx.extra["general_ability"] = {
+        "phase": phase,
+        "original_nll": numbers["nll_original"],
+        "nll": numbers["nll"],
+        "increase": numbers["nll_increase"],
+        "worst_prompt": worst,
+        "worst_increase": numbers.get("nll_worst_increase"),
+        "prompts": len(reference.prompts),
+    }
+
+
+def _no_grad():
+    import torch
+
+    return torch.no_grad()
+
+
     """The recipe's headline numbers of ``result`` (against ``oracle``, default the run's),
     kept in ``ctx.field_metrics[phase]``; returns the summary fields that go with them:
     ``null_reasons`` (metric -> why it is None) and ``headline_details``."""
@@ -213,12 +296,14 @@ def evaluate_before(ctx: RunContext) -> None:
     if cached is not None and len(cached["probe_answers"]) == len(questions):
         ctx.log("evaluating (before): reusing the cached evaluation of this model on these records")
         ctx.before = eval_cache.as_result(cached)
+    general_reference(ctx)
         ctx.record(ev.Evaluation(0, BEFORE, ctx.before.aggregates, ctx.elapsed()))
         record_probes(ctx, 0, cached["probe_answers"])
     else:
         ctx.before = evaluate(ctx, BEFORE, 0, ctx.loaded.model)
         probe(ctx, 0)
         if ctx.is_main:
+        add_general(ctx, ctx.before.aggregates, None, BEFORE)
             eval_cache.store(ctx.root, key, ctx.before, ctx.original_answers)
     ctx.examples = [{"phase": BEFORE, **row} for row in ctx.before.examples]
     # An interrupted run keeps the reasons of its last evaluation.
