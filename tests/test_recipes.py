@@ -160,8 +160,10 @@ def test_null_reasons_without_an_oracle(micro_model_dir, tmp_path):
     assert r.exit_code == 0, r.stderr
     obj = json.loads(r.stdout)
     reasons = obj["null_reasons"]
-    assert set(reasons) == {"forget_quality", "model_utility", "privleak", "mia_auc"}
-    assert "perturbed answers" in reasons["forget_quality"]  # no truth ratio without them
+    assert set(reasons) == {"forget_quality", "model_utility", "retain_utility", "privleak", "mia_auc"}
+    # records without perturbed answers still have a forget quality (their answer losses): the oracle is missing
+    assert reasons["forget_quality"].startswith("no oracle: pass --oracle")
+    assert "pass --retain" in reasons["retain_utility"]
     assert "holdout" in reasons["mia_auc"]
     assert all("\n" not in why for why in reasons.values())
 

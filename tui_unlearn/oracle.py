@@ -1,10 +1,12 @@
 """The retain-only oracle: what the headline metrics compare an evaluated model with.
 
 Forget quality (TOFU) compares the evaluated model's per-example forget truth ratios with
-the oracle's; privacy leakage (MUSE) compares its forget-vs-holdout membership AUC with
-the oracle's. So an oracle is summarised by an ``OracleReference``: its per-example
-forget truth ratios, its MIA AUCs, and which records they were measured on (the recipe,
-its forget split and an id per forget and holdout record). It comes from
+the oracle's (or, on forget records without perturbed answers, their per-example answer
+losses: ``recipes.headline``); privacy leakage (MUSE) compares its forget-vs-holdout
+membership AUC with the oracle's. So an oracle is summarised by an ``OracleReference``:
+its per-example forget truth ratios and answer losses, its MIA AUCs, and which records
+they were measured on (the recipe, its forget split and an id per forget and holdout
+record). It comes from
 
 - a saved session of kind "eval" (``tui-unlearn eval --model ORACLE``), whose summary
   stores the reference under ``oracle_reference``: nothing is loaded, but a session that
@@ -43,6 +45,9 @@ class OracleReference:
     mia_aucs: dict[str, float] = field(default_factory=dict)
     # recipe, forget_split, forget_ids, holdout_ids of the records evaluated (None: unknown)
     identity: dict[str, Any] | None = None
+    # mean NLL per answer token of each forget record (nats): forget quality's basis where
+    # the records carry no perturbed answers. Empty: measured before it was stored.
+    forget_losses: list[float] = field(default_factory=list)
 
     @property
     def mia_auc(self) -> float | None:
@@ -54,7 +59,7 @@ class OracleReference:
         return {
             "source": self.source,
             "origin": self.origin,
-            "forget_records": len(self.forget_truth_ratios),
+            "forget_records": len(self.forget_truth_ratios) or len(self.forget_losses),
             "recipe": identity.get("recipe"),
             "forget_split": identity.get("forget_split"),
             "privleak_attack": PRIVLEAK_ATTACK,
@@ -63,11 +68,15 @@ class OracleReference:
 
 
 def reference_payload(result, identity: dict[str, Any] | None = None, **meta: Any) -> dict[str, Any]:
-    """The ``oracle_reference`` an eval session stores: forget truth ratios, MIA AUCs and
-    the identity of the records they were measured on (``EvalPlan.identity()``)."""
+    """The ``oracle_reference`` an eval session stores: forget truth ratios and answer
+    losses, MIA AUCs and the identity of the records they were measured on
+    (``EvalPlan.identity()``)."""
+    from tui_unlearn.recipes.headline import answer_losses
+
     forget = result.aggregates.get("forget", {})
     return {
         "forget_truth_ratios": [float(x) for x in result.truth_ratios.get("forget", [])],
+        "forget_losses": answer_losses(result, "forget"),
         "mia_aucs": {k: float(v) for k, v in forget.items() if k.startswith("mia_auc_")},
         **(identity or {}),
         **meta,
@@ -76,7 +85,7 @@ def reference_payload(result, identity: dict[str, Any] | None = None, **meta: An
 
 def from_result(result, source: str, origin: str, identity: dict[str, Any] | None = None) -> OracleReference:
     p = reference_payload(result)
-    return OracleReference(source, origin, p["forget_truth_ratios"], p["mia_aucs"], identity)
+    return OracleReference(source, origin, p["forget_truth_ratios"], p["mia_aucs"], identity, p["forget_losses"])
 
 
 def check_same_records(payload: dict[str, Any], identity: dict[str, Any] | None, where: str) -> str | None:
@@ -87,7 +96,7 @@ def check_same_records(payload: dict[str, Any], identity: dict[str, Any] | None,
     theirs = payload.get("forget_ids")
     ours = identity.get("forget_ids") or []
     if theirs is None:  # made before records had ids: the count is all there is to compare
-        n = len(payload.get("forget_truth_ratios") or [])
+        n = len(payload.get("forget_truth_ratios") or payload.get("forget_losses") or [])
         if n and n != len(ours):
             return (
                 f"{where} evaluated {n} forget records and this run evaluates {len(ours)}; make the oracle's "
@@ -139,7 +148,9 @@ def reference_from_session(session, spec: str, identity: dict[str, Any] | None =
     """The oracle reference saved in ``session``; ConfigError when it has none, or when
     it was measured on other records than ``identity`` names."""
     payload = session.summary().get(ORACLE_REFERENCE_KEY)
-    if not isinstance(payload, dict) or not (payload.get("forget_truth_ratios") or payload.get("mia_aucs")):
+    if not isinstance(payload, dict) or not any(
+        payload.get(k) for k in ("forget_truth_ratios", "forget_losses", "mia_aucs")
+    ):
         raise ConfigError(
             f"session {session.id} holds no oracle evaluation; make one with "
             "'tui-unlearn eval --model ORACLE' and pass that session to --oracle"
@@ -154,6 +165,7 @@ def reference_from_session(session, spec: str, identity: dict[str, Any] | None =
         [float(x) for x in payload.get("forget_truth_ratios") or []],
         dict(payload.get("mia_aucs") or {}),
         stored,
+        [float(x) for x in payload.get("forget_losses") or []],
     )
 
 
@@ -223,10 +235,13 @@ def resolve_oracle(
         if cache_file.is_file():
             try:
                 data = json.loads(cache_file.read_text(encoding="utf-8"))
+                ref = OracleReference(
+                    spec, "cache", data["forget_truth_ratios"], data["mia_aucs"], identity, data["forget_losses"]
+                )
                 emit(ev.Log(f"oracle: reusing the cached evaluation of {spec}"))
-                return OracleReference(spec, "cache", data["forget_truth_ratios"], data["mia_aucs"], identity)
+                return ref
             except (OSError, ValueError, KeyError):
-                pass  # a broken cache entry: evaluate again
+                pass  # a broken entry, or one written before forget losses were kept: evaluate again
 
     ref = evaluate_oracle(config, spec, oracle_splits, emit, max_length=max_length)
     ref.identity = identity
@@ -258,6 +273,7 @@ def evaluate_oracle(
         dtype=config.dtype,
         trust_remote_code=config.trust_remote_code,
         models_cache=config.models_cache,
+        log=lambda message: emit(ev.Log(f"oracle: {message}")),
     )
     length = min(max_length, _context_length(loaded.model) or max_length)
     batch = EvalBatch.for_model(loaded.model, length, config.eval_batch_size, lambda m: emit(ev.Log(f"oracle: {m}")))

@@ -13,7 +13,8 @@ evaluation.
 ``--stop-when RULE`` (see ``stop_rules``) ends training at the first evaluation where the
 rule holds. ``--keep-best METRIC`` remembers the trainable weights of the best evaluation
 by that metric among those whose model utility is at least ``--utility-floor`` x the
-original's, and puts them back when training ends, so the "after" evaluation, the saved
+original's (retain utility's, the retain set's part of it, on data without TOFU's other
+utility splits), and puts them back when training ends, so the "after" evaluation, the saved
 model and the relearning check see them; the summary says which step they came from.
 """
 
@@ -38,16 +39,27 @@ from tui_unlearn.engine.stop_rules import (
 # Always measured when the run has what they need (a holdout set; an oracle).
 ALWAYS = ("forget_quality", PARITY, "mia_auc_loss", "mia_auc_min_k_pp")
 # What the Calibration event and the summary's history carry (plus the rule's and keep-best's metrics).
-REPORTED = ALWAYS + ("model_utility", "utility_ratio", "privleak", "forget_accuracy", "forget_truth_ratio")
+REPORTED = ALWAYS + (
+    "model_utility",
+    "retain_utility",
+    "utility_ratio",
+    "privleak",
+    "forget_accuracy",
+    "forget_truth_ratio",
+)
 SUMMARY_KEY = "calibration"
 
 
 def values_from(
-    aggregates: dict[str, dict[str, float]], field: dict[str, Any], original_utility: float | None
+    aggregates: dict[str, dict[str, float]],
+    field: dict[str, Any],
+    original_utility: float | None,
+    utility: str = "model_utility",
 ) -> dict[str, float | None]:
     """Every calibration number of one evaluation, flat: ``<split>_<metric>`` for each split
     aggregate, the forget split's ``mia_auc_*``, ``holdout_parity``, and the field metrics
-    (forget_quality, model_utility, privleak, mia_auc) with ``utility_ratio``. NaN -> None."""
+    (forget_quality, model_utility, retain_utility, privleak, mia_auc) with ``utility_ratio``:
+    ``utility`` (the one the original was measured by) over ``original_utility``. NaN -> None."""
     values: dict[str, float | None] = {}
     for split, metrics in aggregates.items():
         for name, value in metrics.items():
@@ -55,9 +67,9 @@ def values_from(
     forget = aggregates.get("forget", {})
     values.update({k: v for k, v in forget.items() if k.startswith("mia_auc_")})
     values[PARITY] = holdout_parity(forget)
-    for key in ("forget_quality", "model_utility", "privleak", "mia_auc"):
+    for key in ("forget_quality", "model_utility", "retain_utility", "privleak", "mia_auc"):
         values[key] = field.get(key)
-    mu = values.get("model_utility")
+    mu = values.get(utility)
     values["utility_ratio"] = mu / original_utility if mu is not None and original_utility else None
     return {
         k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v))
@@ -73,6 +85,8 @@ class Calibration:
     keep_best: str | None = None
     utility_floor: float = 0.0  # fraction of the original's model utility; 0: no floor
     original_utility: float | None = None
+    # what utility_ratio divides: model_utility, or retain_utility where the data has no more
+    utility_basis: str = "model_utility"
     start_distance: float | None = None
     best_step: int | None = None
     best_value: float | None = None
@@ -158,6 +172,7 @@ class Calibration:
             "stopped_at": stopped_at,
             "keep_best": self.keep_best,
             "utility_floor": self.utility_floor if self.keep_best else None,
+            "utility_basis": self.utility_basis,
             "best_value": self.best_value,
             "kept_step": kept_step,
             "steps_run": steps_run,
@@ -183,13 +198,8 @@ def start(ctx: Any) -> Calibration | None:
     if not (calib.rule or calib.keep_best):
         return None  # nothing to judge: no extra passes
     before_field = ctx.field_metrics.get(BEFORE, {})
-    calib.original_utility = before_field.get("model_utility")
-    if calib.utility_floor > 0 and not calib.original_utility:
-        ctx.log(
-            "keep-best: the original's model utility could not be measured (no retain set?); no utility floor applies"
-        )
-        calib.utility_floor = 0.0
-    values = values_from(ctx.before.aggregates, before_field, calib.original_utility)
+    choose_utility(calib, before_field, (ctx.extra.get("null_reasons") or {}), ctx.log)
+    values = values_from(ctx.before.aggregates, before_field, calib.original_utility, calib.utility_basis)
     event = calib.observe(0, values)
     ctx.record(event)
     if calib.rule is not None:
@@ -205,6 +215,29 @@ def start(ctx: Any) -> Calibration | None:
             )
     ctx.calibration = calib
     return calib
+
+
+def choose_utility(calib: Calibration, before_field: dict[str, Any], reasons: dict[str, str], log: Any) -> None:
+    """The utility ``utility_ratio`` (and so the floor) is measured by: TOFU's model utility
+    when the original has it, else the retain set's part of it (a user's own data has no
+    real-authors or world-facts splits); no floor, said with the reason, when neither."""
+    full, retain = before_field.get("model_utility"), before_field.get("retain_utility")
+    calib.utility_basis = "model_utility" if full is not None or retain is None else "retain_utility"
+    calib.original_utility = full if full is not None else retain
+    if calib.utility_floor <= 0:
+        return
+    if calib.original_utility is None:
+        why = reasons.get("retain_utility") or reasons.get("model_utility") or "not measured"
+        log(f"keep-best: no utility floor applies: the original's retain utility could not be measured: {why}")
+        calib.utility_floor = 0.0
+    elif calib.original_utility <= 0:  # a fraction of nothing: every evaluation would pass
+        log(f"keep-best: no utility floor applies: the original's {calib.utility_basis} is 0")
+        calib.utility_floor = 0.0
+    elif full is None:
+        log(
+            f"keep-best: the utility floor reads retain_utility (the original's: {retain:.4g}): TOFU's nine-part "
+            "model utility cannot be measured on this data (see null_reasons.model_utility)"
+        )
 
 
 def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float | None]:
@@ -241,7 +274,9 @@ def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float 
             )
     if record_evaluation:
         ctx.record(ev.Evaluation(step, DURING, result.aggregates, ctx.elapsed()))
-    return values_from(result.aggregates, plan.headline(result, ctx.oracle).values, calib.original_utility)
+    return values_from(
+        result.aggregates, plan.headline(result, ctx.oracle).values, calib.original_utility, calib.utility_basis
+    )
 
 
 def scoring_splits(splits: dict[str, list[dict]], wanted: list[str], has_oracle: bool) -> dict[str, list[dict]]:
@@ -308,7 +343,8 @@ def finish(ctx: Any, stopped_at: int | None) -> None:
     kept = None
     if calib.keep_best and ctx.status in ("finished", "diverged"):
         if calib.best_weights is None:
-            floor = f" with model utility >= {calib.utility_floor:g} x the original's" if calib.utility_floor else ""
+            utility = calib.utility_basis.replace("_", " ")
+            floor = f" with {utility} >= {calib.utility_floor:g} x the original's" if calib.utility_floor else ""
             ctx.log(
                 f"keep-best: no evaluation{floor} measured {calib.keep_best}; keeping the last weights (step {steps_run})"
             )

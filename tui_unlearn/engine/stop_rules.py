@@ -10,7 +10,8 @@ A rule is text a person writes (``--stop-when``):
 - several of these joined by ``,`` (or `` and ``): all must hold.
 
 Metric names (hyphens and underscores alike): ``forget_quality``, ``model_utility``,
-``utility_ratio`` (model utility over the original's), ``privleak``, ``holdout_parity``
+``retain_utility`` (its retain part, for data without the rest), ``utility_ratio`` (model
+utility over the original's; retain utility's where the run has no model utility), ``privleak``, ``holdout_parity``
 (the larger distance of the two AUCs from 0.5), ``mia_auc_<attack>`` (forget vs holdout),
 and ``<split>_<metric>`` for any split metric of the registry (``forget_accuracy``,
 ``retain_f1``, ``forget_truth_ratio``, ...). Nothing here touches a model: parsing and
@@ -34,11 +35,14 @@ SPLITS = ("forget", "retain", "holdout")
 HEADLINE_GOALS: dict[str, str | float] = {
     "forget_quality": "max",
     "model_utility": "max",
+    "retain_utility": "max",
     "utility_ratio": "max",
     "privleak": 0.0,
     "mia_auc": 0.5,
     PARITY: "min",
 }
+# Utility numbers: measured on the retain set, from generated answers (ROUGE-L).
+UTILITIES = ("model_utility", "retain_utility", "utility_ratio")
 # p-values span dozens of orders of magnitude: distances to them are measured in decades.
 LOG_SCALE = frozenset({"forget_quality"})
 _CLAUSE = re.compile(r"^\s*([A-Za-z0-9_\-%+]+)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*$")
@@ -65,7 +69,8 @@ def metric_goal(name: str) -> str | float:
         return metric.target if goal == "target" and metric.target is not None else goal
     raise ConfigError(
         f"unknown metric {name!r} for a stop rule or --keep-best; use forget_quality, model_utility, "
-        "utility_ratio, holdout_parity, privleak, mia_auc_<attack>, or <split>_<metric> such as forget_accuracy"
+        "retain_utility, utility_ratio, holdout_parity, privleak, mia_auc_<attack>, or <split>_<metric> "
+        "such as forget_accuracy"
     )
 
 
@@ -74,7 +79,7 @@ def needs_generation(name: str) -> bool:
     from tui_unlearn.metrics.registry import GENERATE, get_metric
 
     name = canonical(name)
-    if name in ("model_utility", "utility_ratio"):
+    if name in UTILITIES:
         return True  # its ROUGE-L term comes from generated answers
     split, _, rest = name.partition("_")
     metric = get_metric(rest) if split in SPLITS else None
@@ -83,7 +88,7 @@ def needs_generation(name: str) -> bool:
 
 def splits_needed(name: str) -> set[str]:
     name = canonical(name)
-    if name in ("model_utility", "utility_ratio"):
+    if name in UTILITIES:
         return {"retain"}
     if name == "forget_quality":
         return {"forget"}

@@ -312,6 +312,16 @@ register(
 )
 register(
     Metric(
+        "retain_utility",
+        "retain utility",
+        scope=RUN,
+        aggregate=None,
+        help="harmonic mean of probability and ROUGE-L on the retain set (and its truth-ratio score when the "
+        "records have perturbed answers): the retain part of TOFU's model utility, for data without the rest",
+    )
+)
+register(
+    Metric(
         "privleak",
         "privacy leakage",
         scope=RUN,

@@ -7,8 +7,11 @@ what TOFU's is, a membership baseline (its answers scored for the forget-vs-hold
 attacks, nothing generated, no truth ratio); the nine-part
 model utility adds the benchmark's ``real_authors`` and ``world_facts`` splits when this
 version of the bundled benchmark has them (and the run is on it), else it is None with
-that reason. Answers are generated up to 48 new tokens: bundled answers are at most 21
-tokens, so the cap only trims text a model runs on with after its answer.
+that reason and ``retain_utility`` (the retain set's part of it) is what the utility floor
+reads. On forget records without perturbed answers forget quality is the KS test of the
+answer losses (``recipes.headline``). Answers are generated up to 48 new tokens: bundled
+answers are at most 21 tokens, so the cap only trims text a model runs on with after its
+answer.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ RECIPE = register(
             EvalSplit("world_facts", "bundled:world_facts", required=False, about="utility: world facts"),
         ),
         headline=tofu_headline,
-        headline_keys=SUMMARY_HEADLINES,
+        headline_keys=(*SUMMARY_HEADLINES, "retain_utility"),
         max_new_tokens=48,
         eval_samples=100,
         max_length=512,

@@ -6,11 +6,22 @@ aggregates and forget truth ratios), the oracle's reference (or None) and the pl
 :class:`~tui_unlearn.recipes.base.Headline`. They follow the published code:
 
 - forget quality: TOFU's ``get_forget_quality`` / open-unlearning's ``ks_test``: the
-  two-sample KS p-value of the forget truth ratios against the retain-only oracle's;
+  two-sample KS p-value of the forget truth ratios against the retain-only oracle's
+  (basis ``truth_ratio``). Forget records without perturbed answers (a user's own QA
+  data) have no truth ratio; the same KS test then runs on the per-example answer loss
+  (mean NLL per answer token; basis ``answer_nll``), the statistic behind the LOSS
+  membership attack, which needs nothing but the answer. open-unlearning's ``ks_test``
+  takes any per-example statistic the same way. The basis follows the data (a forget
+  set with perturbed answers always uses truth ratios) and is named in
+  ``details["forget_quality_basis"]``: p-values of the two bases are not comparable;
 - model utility: TOFU's ``get_model_utility`` / open-unlearning's ``hm_aggregate`` of
   nine numbers: on retain, real authors and world facts each, the answer probability
   (on real authors and world facts relative to the perturbed answers), ROUGE-L recall
   and the truth-ratio score max(0, 1 - R);
+- retain utility: the retain third of those nine, as far as the retain records allow:
+  the harmonic mean of answer probability and ROUGE-L recall, with the truth-ratio score
+  when the records carry perturbed answers. It is what the utility floor and keep-best
+  read where the full model utility cannot be had (no real-authors / world-facts splits);
 - privacy leakage: MUSE's PrivLeak of the Min-40% AUC against the oracle's AUC, or
   against a reference AUC the user passes (open-unlearning falls back to 0.5).
 """
@@ -33,7 +44,13 @@ UTILITY_PARTS = (
     ("world_facts", "rouge_l"),
     ("world_facts", "truth_ratio"),
 )
+# The retain split's part of TOFU's model utility: required parts, then the optional one.
+RETAIN_UTILITY_PARTS = ("probability", "rouge_l")
+RETAIN_UTILITY_OPTIONAL = ("truth_ratio",)
 PRIVLEAK_AUC = "mia_auc_min_k"  # MUSE's PrivLeak uses Min-K% Prob (Min-40%)
+# What forget quality's KS test compares (``Headline.details["forget_quality_basis"]``).
+BASIS_TRUTH_RATIO = "truth_ratio"  # TOFU's: records with perturbed answers
+BASIS_ANSWER_NLL = "answer_nll"  # records without: mean NLL per answer token
 
 
 def oracle_hint(plan: Any) -> str:
@@ -46,6 +63,12 @@ def _split_missing(plan: Any, split: str) -> str:
     return plan.missing.get(split) or f"the {plan.recipe.name} recipe has no {split} split"
 
 
+def answer_losses(result: Any, split: str) -> list[float]:
+    """The per-example answer losses (mean NLL per answer token, nats) of ``split``'s rows,
+    in row order; rows whose answer was truncated away (loss None) are left out."""
+    return [float(row["loss"]) for row in result.examples if row.get("split") == split and row.get("loss") is not None]
+
+
 def forget_quality(h: Headline, result: Any, oracle: Any, plan: Any) -> None:
     from tui_unlearn.metrics.tofu import forget_quality as ks_p_value
 
@@ -53,19 +76,24 @@ def forget_quality(h: Headline, result: Any, oracle: Any, plan: Any) -> None:
         h.set("forget_quality", None, f"no forget split: {_split_missing(plan, 'forget')}")
         return
     ratios = result.truth_ratios.get("forget") or []
-    if not ratios:
+    basis = BASIS_TRUTH_RATIO if ratios else BASIS_ANSWER_NLL
+    ours = ratios or answer_losses(result, "forget")
+    theirs = (oracle.forget_truth_ratios if ratios else oracle.forget_losses) if oracle is not None else []
+    if not ours:
+        h.set("forget_quality", None, "the forget split has no scored answers (every answer was truncated away?)")
+    elif oracle is None:
+        h.set("forget_quality", None, oracle_hint(plan))
+    elif not theirs:
+        what = "forget truth ratios" if ratios else "per-example forget answer losses"
         h.set(
             "forget_quality",
             None,
-            "no truth ratios on the forget split: its records need perturbed answers "
-            "(and a paraphrased answer, or the answer itself, to compare them with)",
+            f"the oracle ({oracle.source}) has no {what}"
+            + ("" if ratios else ": make its eval session again with this version, or pass the oracle model"),
         )
-    elif oracle is None:
-        h.set("forget_quality", None, oracle_hint(plan))
-    elif not oracle.forget_truth_ratios:
-        h.set("forget_quality", None, f"the oracle ({oracle.source}) has no forget truth ratios")
     else:
-        h.set("forget_quality", ks_p_value(ratios, oracle.forget_truth_ratios), "the KS test failed")
+        h.set("forget_quality", ks_p_value(ours, theirs), "the KS test failed")
+        h.details["forget_quality_basis"] = basis
 
 
 def model_utility(h: Headline, result: Any, plan: Any) -> None:
@@ -83,18 +111,40 @@ def model_utility(h: Headline, result: Any, plan: Any) -> None:
     if not missing:
         h.set("model_utility", harmonic_mean(list(parts.values())), "a utility part is not a number")
         return
+    instead = "; retain_utility stands in for it" if h.values.get("retain_utility") is not None else ""
     why = []
     for split, metrics in missing.items():
         if split not in result.aggregates:
             why.append(f"{split} ({_split_missing(plan, split)})")
         else:
             why.append(f"{split} {'/'.join(metrics)} ({_part_hint(metrics)})")
-    h.set("model_utility", None, "TOFU's model utility needs nine numbers; missing: " + "; ".join(why))
+    h.set("model_utility", None, "TOFU's model utility needs nine numbers; missing: " + "; ".join(why) + instead)
+
+
+def retain_utility(h: Headline, result: Any, plan: Any) -> None:
+    """The retain split's part of model utility (see the module docstring)."""
+    from tui_unlearn.metrics.tofu import model_utility as harmonic_mean
+
+    if "retain" not in result.aggregates:
+        h.set("retain_utility", None, f"no retain split: {_split_missing(plan, 'retain')}")
+        return
+    retain = result.aggregates["retain"]
+    lacking = [m for m in RETAIN_UTILITY_PARTS if retain.get(m) is None]
+    if lacking:
+        h.set("retain_utility", None, f"the retain split has no {'/'.join(lacking)} ({_part_hint(lacking)})")
+        return
+    parts = {
+        m: float(retain[m]) for m in (*RETAIN_UTILITY_PARTS, *RETAIN_UTILITY_OPTIONAL) if retain.get(m) is not None
+    }
+    h.details["retain_utility_parts"] = {f"retain.{m}": v for m, v in parts.items()}
+    h.set("retain_utility", harmonic_mean(list(parts.values())), "a retain utility part is not a number")
 
 
 def _part_hint(metrics: list[str]) -> str:
     if "rouge_l" in metrics and len(metrics) == 1:
         return "the split was evaluated without generation"
+    if "probability" in metrics:
+        return "no answer could be scored"
     return "its records need perturbed answers"
 
 
@@ -145,10 +195,11 @@ def split_metric(h: Headline, key: str, result: Any, plan: Any, split: str, metr
 
 
 def tofu_headline(result: Any, oracle: Any, plan: Any) -> Headline:
-    """TOFU's headline (the tofu and bundled recipes): forget quality, model utility,
-    privacy leakage and the forget-vs-holdout Min-K% AUC."""
+    """TOFU's headline (the tofu and bundled recipes): forget quality, model utility (and
+    its retain part, retain utility), privacy leakage and the forget-vs-holdout Min-K% AUC."""
     h = Headline()
     forget_quality(h, result, oracle, plan)
+    retain_utility(h, result, plan)
     model_utility(h, result, plan)
     privleak(h, result, oracle, plan)
     return h
