@@ -274,3 +274,12 @@ def test_retain_utility_is_a_stop_rule_and_keep_best_metric_measured_on_generate
 
     assert check_keep_best("retain-utility") is None and metric_goal("retain_utility") == "max"  # no error
     assert needs_generation("retain_utility") and splits_needed("retain_utility") == {"retain"}
+
+
+def test_the_batch_table_names_the_answer_nll_basis():
+    from tui_unlearn.analysis.tables import before_after_table
+
+    summary = {"kind": "eval", "model": "m", "status": "finished", "metrics": {"after": {}}, "forget_quality": 1e-17}
+    assert "forget quality 1.00e-17  model utility" in before_after_table(summary)
+    table = before_after_table({**summary, "forget_quality_basis": "answer_nll"})
+    assert "forget quality 1.00e-17 (answer NLL)  model utility" in table

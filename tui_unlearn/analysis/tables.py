@@ -166,8 +166,11 @@ def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE
     lines = [head, table]
     if any(summary.get(k) is not None for k in HEADLINE_KEYS):
         oracle = (summary.get("oracle") or {}).get("source")
+        # its p-values are not comparable with truth-ratio ones: say so where the number is shown
+        basis = " (answer NLL)" if summary.get("forget_quality_basis") == "answer_nll" else ""
         lines.append(
-            f"forget quality {fmt(summary.get('forget_quality'))}  model utility {fmt(summary.get('model_utility'))}  "
+            f"forget quality {fmt(summary.get('forget_quality'))}{basis}  "
+            f"model utility {fmt(summary.get('model_utility'))}  "
             f"privleak {fmt(summary.get('privleak'), 1)}" + (f"  (oracle {oracle})" if oracle else "  (no oracle)")
         )
     others = [k for k in (summary.get("recipe") or {}).get("headline", []) if k not in HEADLINE_KEYS + ("mia_auc",)]
