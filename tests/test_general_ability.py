@@ -97,3 +97,58 @@ def test_a_run_reports_general_ability_and_caches_the_originals_answers(tmp_path
     second = CliRunner().invoke(app, args)
     assert second.exit_code == 0, second.stderr
     assert json.loads(second.stdout)["general_ability"]["original_nll"] == general["original_nll"]
+
+
+def _run(tmp_path, model, *extra):
+    from tui_unlearn.cli import app
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    forget = tmp_path / "forget.jsonl"
+    forget.write_text(
+        "".join(
+            json.dumps({"question": q, "answer": a}) + "\n"
+            for q, a in [("Where was Alia Brenn born?", "In Port Liren."), ("What does Odo Vask write?", "Mysteries.")]
+        )
+    )
+    args = ["--batch", "--json", "--sessions-dir", str(tmp_path / "s"), "--model", str(model), "--forget", str(forget)]
+    result = CliRunner().invoke(app, [*args, *extra])
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout), result.stderr
+
+
+def test_the_guard_keeps_the_last_weights_that_still_speak(tmp_path):
+    from tui_unlearn.models.bundled import bundled_model_dir
+
+    model = bundled_model_dir("tiny-authors")
+    wreck = ["--algorithm", "grad_ascent", "--lr", "3e-2", "--grad-clip", "0", "--steps", "6", "--eval-every", "2"]
+    wreck += ["--retain", "bundled:retain90", "--eval-samples", "8", "--relearn", "0"]
+    guarded, stderr = _run(tmp_path / "a", model, *wreck)
+    guard = guarded["guard"]
+    assert guard["tripped_at"] is not None and guard["kept_step"] < guard["tripped_at"]
+    assert guard["increase_at_trip"] > guard["limit"] == 0.5 or not math.isfinite(guard["increase_at_trip"])
+    assert guarded["general_ability"]["increase"] <= 0.5  # the model the run ends with still speaks
+    assert "guard: general ability at step" in stderr and "--guard-general 0" in stderr
+
+    unguarded, _ = _run(tmp_path / "b", model, *wreck, "--guard-general", "0")
+    assert unguarded.get("guard") is None and unguarded["steps"] == 6
+    assert not unguarded["general_ability"]["increase"] <= 0.5  # what the guard prevented
+
+
+def test_with_no_retain_set_the_originals_general_answers_are_the_retain_set(tmp_path, micro_model_dir):
+    from tui_unlearn.metrics.general import PROMPTS_FILE, RETAIN_FILE
+
+    assert not set(load_prompts(RETAIN_FILE)) & set(load_prompts(PROMPTS_FILE))  # the guard measures on others
+    base = ["--steps", "2", "--eval-every", "0", "--relearn", "0"]
+    with_general, stderr = _run(tmp_path / "a", micro_model_dir, "--algorithm", "grad_diff", *base)
+    session = json.loads((tmp_path / "a" / "s" / with_general["session_id"] / "summary.json").read_text())
+    assert session["data"]["retain_source"] == "general" and session["data"]["general_retain"] > 0
+    assert "no retain set given" in stderr and "--retain" in stderr
+
+    from tui_unlearn.cli import app
+
+    forget = tmp_path / "a" / "forget.jsonl"
+    args = ["--batch", "--sessions-dir", str(tmp_path / "b"), "--model", str(micro_model_dir), "--forget", str(forget)]
+    alone = CliRunner().invoke(app, [*args, "--algorithm", "grad_diff", "--no-general-retain", *base])
+    assert alone.exit_code == 2 and "needs a retain set" in alone.stderr  # as before: nothing to keep
+    npo_alone = CliRunner().invoke(app, [*args, "--algorithm", "npo", "--no-general-retain", "--json", *base])
+    assert npo_alone.exit_code == 0 and "no retain set given" not in npo_alone.stderr

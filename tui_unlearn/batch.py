@@ -18,6 +18,7 @@ RESULT_KEYS = (
     "relearn",
     # does the model still speak: the original's answers to general prompts scored now (metrics.general)
     "general_ability",
+    "guard",
     # the evaluation recipe's: its other headline numbers, why a headline number is None, what it evaluated
     "mia_auc",
     "retain_utility",

@@ -360,6 +360,25 @@ class RunConfig:
         min=0.0,
         max=1.0,
     )
+    general_retain: bool = setting(
+        "bool",
+        True,
+        "With no retain set: train on the original's own answers to 64 bundled everyday instructions as the "
+        "retain set, so the model keeps speaking (methods with a retain term).",
+        faces=(CLI,),
+        group=EVALUATION,
+    )
+    guard_general: float = setting(
+        "float",
+        0.5,
+        "Guard: when the general-ability NLL (the original's answers to general prompts) rises more than "
+        "this many nats/token over the original's at an evaluation, stop and keep the last weights within "
+        "it (0: no guard).",
+        faces=(CLI,),
+        group=EVALUATION,
+        min=0.0,
+        max=100.0,
+    )
     eval_samples: int | None = setting(
         "int",
         None,
@@ -654,8 +673,11 @@ def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     retain = default_retain if retain is None else retain
     holdout = default_holdout if holdout is None else holdout
     if training:
-        if algorithm.needs_retain and not retain:
-            raise ConfigError(f"{algorithm.name} needs a retain set: pass --retain PATH")
+        if algorithm.needs_retain and not retain and not config.general_retain:
+            raise ConfigError(
+                f"{algorithm.name} needs a retain set: pass --retain PATH (or drop --no-general-retain to train "
+                "on the original's answers to general instructions)"
+            )
         _check_training_settings(config, algorithm, hparams)
     oracle = config.oracle
     if oracle is None and config.forget == DEFAULT_ORACLE_FORGET:

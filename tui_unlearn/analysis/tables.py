@@ -184,6 +184,12 @@ def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE
             f"general ability: {fmt(general.get('original_nll'))} -> {fmt(general.get('nll'))} nats/token "
             f"(the original's answers to {general.get('prompts')} general prompts; worst: {general.get('worst_prompt')!r})"
         )
+    guard = summary.get("guard")
+    if isinstance(guard, dict) and guard.get("tripped_at") is not None:
+        lines.append(
+            f"guard: general ability fell past +{fmt(guard.get('limit'), 2)} nats/token at step {guard['tripped_at']}; "
+            f"kept the weights of step {guard.get('kept_step')}"
+        )
     relearn = summary.get("relearn")
     if relearn and relearn.get("steps"):
         lines.append(

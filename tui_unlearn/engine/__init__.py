@@ -106,10 +106,10 @@ def run(
             restored = resuming.restore_before(ctx, previous)
             if acc.num_processes > 1:  # every process must take the same path
                 restored = _all_processes(ctx, restored)
-            ctx.log(
-                f"resuming session {previous.id} from step {checkpoint_step or 0}"
             if restored:
                 phases.restore_general(ctx, previous)
+            ctx.log(
+                f"resuming session {previous.id} from step {checkpoint_step or 0}"
                 + ("" if checkpoint_step else " (it had no checkpoint)")
             )
         if not restored:

@@ -67,6 +67,7 @@ class RunContext:
     probes: list[dict] = field(default_factory=list)
     original_answers: list[str] = field(default_factory=list)
     general: Any = None  # metrics.general.GeneralReference: the original's answers to the general prompts
+    general_last: Any = None  # (step, numbers, worst prompt) of the last general-ability measurement
     train_started: float | None = None
     generate_during: bool = False  # evaluations during training also generate answers
     # results

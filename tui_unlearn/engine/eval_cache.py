@@ -109,10 +109,11 @@ def store(root: Path, key: str | None, result: Any, probe_answers: list[str]) ->
     _write(root, key, data)
 
 
-def general_key(ctx: Any) -> str | None:
-    """The cache key of the original's answers to the general prompts (None: not cacheable)."""
+def general_key(ctx: Any, prompts_file: str | None = None) -> str | None:
+    """The cache key of the original's answers to a set of general prompts (default: the
+    guard's; None: not cacheable)."""
     from tui_unlearn import __version__
-    from tui_unlearn.metrics.general import MAX_NEW_TOKENS, load_prompts
+    from tui_unlearn.metrics.general import MAX_NEW_TOKENS, PROMPTS_FILE, load_prompts
 
     loaded = ctx.loaded
     fingerprint = model_fingerprint(loaded.path)
@@ -127,7 +128,7 @@ def general_key(ctx: Any) -> str | None:
         ctx.plan.max_length,
         MAX_NEW_TOKENS,
         ctx.eval_batch.size,
-        load_prompts(),
+        load_prompts(prompts_file or PROMPTS_FILE),
     ]
     return hashlib.sha256(json.dumps(payload, default=str).encode("utf-8")).hexdigest()[:32]
 

@@ -45,7 +45,7 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
             f"warning: {overlap} holdout records are also in the forget set; dropped them from the holdout "
             "(membership-inference figures on shared records mean nothing)"
         )
-    if needs_retain and not ctx.data.retain:
+    if needs_retain and not ctx.data.retain and not wants_general_retain(ctx):
         raise RunFailedError(f"{needs_retain} needs retain data, but the retain set is empty")
     ctx.splits = eval_splits_for(config, ctx.data)
     ctx.log(f"loading model {config.model}")
@@ -146,12 +146,11 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
                     generate=ctx.generate_during,
                 )
             )
+    add_general(ctx, result.aggregates, model, phase, step)
     ctx.record(ev.Evaluation(step, phase, result.aggregates, ctx.elapsed()))
-    add_general(ctx, result.aggregates, model, phase)
     return result
 
 
-def headline(ctx: RunContext, phase: str, result: Any, oracle: Any = None) -> dict[str, Any]:
 # ---- general ability (metrics.general) ----
 
 GENERAL_FILE = "general.json"  # in the session: the original's answers, for a resumed run
@@ -191,15 +190,17 @@ def restore_general(ctx: RunContext, session: Any) -> None:
         ctx.log("general ability: the session kept no answers of the original; not measured on this resume")
 
 
-def add_general(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: str) -> None:
-    """Put the general-ability numbers of ``model`` beside the splits of ``aggregates``
-    (the original's own before training: no pass), and keep the latest in the summary."""
-    from tui_unlearn.metrics.general import GENERAL, score_nll
+def general_numbers(ctx: RunContext, step: int, model: Any = None) -> tuple[dict[str, float], str | None]:
+    """(general-ability numbers, worst prompt) of ``model`` (default: the model being
+    trained) at ``step``; one scoring pass, or none when this step was measured already
+    (an evaluation and the guard at the same step) or when ``step`` is 0 (the original)."""
+    from tui_unlearn.metrics.general import score_nll
 
     reference = ctx.general
-    if reference is None:
-        return
-    if phase == BEFORE:
+    last = ctx.general_last
+    if last is not None and last[0] == step:
+        return last[1], last[2]
+    if step == 0:
         nll = reference.original_nll
     else:
         model = model if model is not None else evaluation_model(ctx)
@@ -216,16 +217,69 @@ def add_general(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: 
                 )
             )
     numbers, worst = reference.summarize(nll)
+    ctx.general_last = (step, numbers, worst)
+    return numbers, worst
+
+
+def add_general(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: str, step: int = 0) -> None:
+    """Put the general-ability numbers of ``model`` at ``step`` beside the splits of
+    ``aggregates`` (the original's own before training: no pass), and keep the latest in
+    the summary."""
+    from tui_unlearn.metrics.general import GENERAL
+
+    if ctx.general is None:
+        return
+    numbers, worst = general_numbers(ctx, 0 if phase == BEFORE else step, model)
     aggregates[GENERAL] = numbers
     ctx.extra["general_ability"] = {
         "phase": phase,
+        "step": step,
         "original_nll": numbers["nll_original"],
         "nll": numbers["nll"],
         "increase": numbers["nll_increase"],
         "worst_prompt": worst,
         "worst_increase": numbers.get("nll_worst_increase"),
-        "prompts": len(reference.prompts),
+        "prompts": len(ctx.general.prompts),
     }
+
+
+def wants_general_retain(ctx: RunContext) -> bool:
+    """Whether training takes the original's answers to general instructions as its retain
+    set: the user gave none (``--retain``), the data has none, and the method has a retain term."""
+    config, algorithm = ctx.config, ctx.algorithm
+    if not config.general_retain or config.retain is not None or ctx.data is None or ctx.data.retain:
+        return False
+    return algorithm is not None and (algorithm.needs_retain or "retain_weight" in config.hparams)
+
+
+def fill_general_retain(ctx: RunContext) -> None:
+    """With no retain set: the original's own greedy answers to the bundled general
+    instructions become one, so the retain term keeps the model speaking as it did."""
+    from tui_unlearn.engine import eval_cache
+    from tui_unlearn.metrics.general import RETAIN_FILE, build_reference
+
+    if not wants_general_retain(ctx):
+        return
+    key = eval_cache.general_key(ctx, RETAIN_FILE) if ctx.config.eval_cache else None
+    reference = eval_cache.load_general(ctx.root, key)
+    if reference is None:
+        model, tokenizer = ctx.loaded.model, ctx.loaded.tokenizer
+        with _no_grad():
+            reference = ctx.eval_batch.run(
+                lambda rows: build_reference(
+                    model, tokenizer, batch_size=rows, max_length=ctx.plan.max_length, prompts_file=RETAIN_FILE
+                )
+            )
+        if ctx.is_main:
+            eval_cache.store_general(ctx.root, key, reference)
+    ctx.data.retain = [{"question": q, "answer": a} for q, a in zip(reference.prompts, reference.answers) if a.strip()]
+    ctx.data.report["retain_source"] = "general"
+    ctx.data.report["general_retain"] = len(ctx.data.retain)
+    ctx.log(
+        f"no retain set given: training keeps the model near the original with its own answers to "
+        f"{len(ctx.data.retain)} general instructions as the retain set (--no-general-retain: the forget set "
+        "alone). Give --retain with what must survive (facts near the forget set) to protect it too"
+    )
 
 
 def _no_grad():
@@ -234,16 +288,22 @@ def _no_grad():
     return torch.no_grad()
 
 
+def headline(ctx: RunContext, phase: str, result: Any, oracle: Any = None) -> dict[str, Any]:
     """The recipe's headline numbers of ``result`` (against ``oracle``, default the run's),
     kept in ``ctx.field_metrics[phase]``; returns the summary fields that go with them:
-    ``null_reasons`` (metric -> why it is None) and ``headline_details``."""
+    ``null_reasons`` (metric -> why it is None), ``headline_details`` and
+    ``forget_quality_basis`` (what its KS test compared: truth_ratio or answer_nll)."""
     h = ctx.plan.headline(result, oracle if oracle is not None else ctx.oracle)
     values = {key: None for key in HEADLINE_KEYS}
     values.update(h.values)
     ctx.field_metrics[phase] = values
     details = dict(ctx.extra.get("headline_details") or {})
     details[phase] = h.details
-    return {"null_reasons": dict(h.reasons), "headline_details": details}
+    return {
+        "null_reasons": dict(h.reasons),
+        "headline_details": details,
+        "forget_quality_basis": h.details.get("forget_quality_basis"),
+    }
 
 
 def evaluation_model(ctx: RunContext) -> Any:
@@ -290,20 +350,20 @@ def evaluate_before(ctx: RunContext) -> None:
     from tui_unlearn.engine import eval_cache
 
     choose_probes(ctx)
+    general_reference(ctx)
     questions = [p["question"] for p in ctx.probes]
     key = eval_cache.cache_key(ctx, questions) if ctx.config.eval_cache else None
     cached = eval_cache.load(ctx.root, key)
     if cached is not None and len(cached["probe_answers"]) == len(questions):
         ctx.log("evaluating (before): reusing the cached evaluation of this model on these records")
         ctx.before = eval_cache.as_result(cached)
-    general_reference(ctx)
+        add_general(ctx, ctx.before.aggregates, None, BEFORE)
         ctx.record(ev.Evaluation(0, BEFORE, ctx.before.aggregates, ctx.elapsed()))
         record_probes(ctx, 0, cached["probe_answers"])
     else:
         ctx.before = evaluate(ctx, BEFORE, 0, ctx.loaded.model)
         probe(ctx, 0)
         if ctx.is_main:
-        add_general(ctx, ctx.before.aggregates, None, BEFORE)
             eval_cache.store(ctx.root, key, ctx.before, ctx.original_answers)
     ctx.examples = [{"phase": BEFORE, **row} for row in ctx.before.examples]
     # An interrupted run keeps the reasons of its last evaluation.
@@ -387,6 +447,7 @@ def prepare_training(ctx: RunContext) -> None:
         ctx.log("keeping a frozen copy of the original as the reference model")
         ctx.references = References.of_model(_frozen(copy.deepcopy(original)))
 
+    fill_general_retain(ctx)
     rng = random.Random(config.seed)
     forget_records = ctx.data.forget
     if algorithm.relabel_forget is not None:
@@ -463,7 +524,7 @@ def train(ctx: RunContext) -> None:
     a divergence, or the stop rule (``--stop-when``). Evaluates every ``eval_every`` steps;
     with ``--keep-best`` the best evaluation's weights are put back at the end."""
     from tui_unlearn.algorithms.base import LossInputs
-    from tui_unlearn.engine import calibration
+    from tui_unlearn.engine import calibration, guard
     from tui_unlearn.engine.checkpoint import CheckpointPolicy, save_checkpoint
 
     config, algorithm = ctx.config, ctx.algorithm
@@ -474,6 +535,7 @@ def train(ctx: RunContext) -> None:
     ctx.log(f"unlearning with {algorithm.name} for {config.steps} steps")
     streams = {name: ctx.streams.get(name) for name in ("forget", "retain", "alternate")}
     calib = calibration.start(ctx)
+    watch = guard.start(ctx)
     stopped_at = None
     try:
         for step in range(ctx.done + 1, config.steps + 1):
@@ -528,6 +590,9 @@ def train(ctx: RunContext) -> None:
                 if calib is None or not calib.full:
                     evaluate(ctx, DURING, step)
                 probe(ctx, step)
+            # The guard looks at every evaluation and at the last step (before keep-best judges it).
+            if watch is not None and (during or step == config.steps) and guard.check(ctx, watch, step):
+                break
             # The last step is a keep-best candidate too (the "after" evaluation comes later).
             if calib is not None and (during or (step == config.steps and calib.keep_best)):
                 if calibration.judge(ctx, step, record_evaluation=during and calib.full) and step < config.steps:
@@ -539,6 +604,7 @@ def train(ctx: RunContext) -> None:
         # (the relearning check fine-tunes every weight).
         for p in ctx.method_state.pop("frozen", []):
             p.requires_grad_(True)
+    guard.finish(ctx, watch)
     calibration.finish(ctx, stopped_at)
 
 

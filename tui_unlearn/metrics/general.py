@@ -23,12 +23,15 @@ from typing import Any
 
 GENERAL = "general"  # its key beside the splits in an evaluation's aggregates
 MAX_NEW_TOKENS = 48  # long enough for a few sentences, short enough to cost little
-PROMPTS_FILE = "general_prompts.txt"
+PROMPTS_FILE = "general_prompts.txt"  # what the guard measures on
+# A second set, for training: with no retain set, the original's own answers to these keep
+# the model speaking (never the guard's prompts: it would then measure on training data).
+RETAIN_FILE = "general_retain.txt"
 
 
-def load_prompts() -> list[str]:
-    """The bundled general instructions, one a line."""
-    text = resources.files("tui_unlearn.data").joinpath(PROMPTS_FILE).read_text(encoding="utf-8")
+def load_prompts(name: str = PROMPTS_FILE) -> list[str]:
+    """A bundled set of general instructions, one a line."""
+    text = resources.files("tui_unlearn.data").joinpath(name).read_text(encoding="utf-8")
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
@@ -97,11 +100,13 @@ def score_nll(
     return [float(s.loss) for s in scores]
 
 
-def build_reference(model, tokenizer, *, batch_size: int, max_length: int) -> GeneralReference:
+def build_reference(
+    model, tokenizer, *, batch_size: int, max_length: int, prompts_file: str = PROMPTS_FILE
+) -> GeneralReference:
     """Answer the bundled prompts greedily with ``model`` (the original) and score them."""
     from tui_unlearn.metrics.generation import generate_answers
 
-    prompts = load_prompts()
+    prompts = load_prompts(prompts_file)
     answers = generate_answers(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=MAX_NEW_TOKENS)
     nll = score_nll(model, tokenizer, prompts, answers, batch_size=batch_size, max_length=max_length)
     return GeneralReference(prompts, answers, nll)
