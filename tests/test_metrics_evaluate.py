@@ -72,6 +72,7 @@ def test_qa_rows_agree_with_the_building_blocks(lively, result):
         assert row["loss"] == pytest.approx(score.loss, abs=1e-5)
         assert row["probability"] == pytest.approx(math.exp(-score.loss), rel=1e-4)
         assert row["exact_match"] == text.exact_match(gen, rec["answer"])
+        assert row["accuracy"] == text.answer_correct(gen, rec["answer"], rec["question"])
         assert (row["precision"], row["recall"], row["f1"]) == text.token_prf(gen, rec["answer"])
         assert row["rouge_l"] == text.rouge_l(gen, rec["answer"])[0]
         assert row["mia_loss"] == pytest.approx(-score.loss, abs=1e-5)
@@ -115,7 +116,8 @@ def test_aggregates_are_means_of_the_rows(result):
     for split in SPLITS:
         rows = [r for r in result.examples if r["split"] == split]
         agg = result.aggregates[split]
-        assert agg["accuracy"] == pytest.approx(np.mean([r["exact_match"] for r in rows]))
+        assert agg["accuracy"] == pytest.approx(np.mean([r["accuracy"] for r in rows]))
+        assert agg["exact_match"] == pytest.approx(np.mean([r["exact_match"] for r in rows]))
         assert agg["f1"] == pytest.approx(np.mean([r["f1"] for r in rows]))
         assert agg["loss"] == pytest.approx(np.mean([r["loss"] for r in rows]))
         assert agg["exact_memorization"] == agg["token_accuracy"]
@@ -226,7 +228,7 @@ def test_generation_can_be_limited_to_some_splits(lively):
     out = evaluate_splits(model, tokenizer, SPLITS, max_new_tokens=4, generate_splits={"forget"})
     assert all(r["generated"] is not None for r in out.examples if r["split"] == "forget")
     holdout = [r for r in out.examples if r["split"] == "holdout"]
-    assert all(r["generated"] is None and r["exact_match"] is None for r in holdout)
+    assert all(r["generated"] is None and r["accuracy"] is None and r["exact_match"] is None for r in holdout)
     assert "accuracy" in out.aggregates["forget"] and "accuracy" not in out.aggregates["holdout"]
     assert "loss" in out.aggregates["holdout"] and "mia_auc_loss" in out.aggregates["forget"]
 

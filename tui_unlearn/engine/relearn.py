@@ -76,9 +76,9 @@ def relearn_check(ctx: Any, model: Any, before: Any, after: Any) -> dict[str, An
             )
         )
     del relearner, relearned_model
-    acc_before = mean_of(after, "exact_match", eval_idx)
+    acc_before = mean_of(after, "accuracy", eval_idx)
     acc_after = relearned.aggregates["forget"].get("accuracy")
-    original = mean_of(before, "exact_match", eval_idx) if before is not None else None
+    original = mean_of(before, "accuracy", eval_idx) if before is not None else None
     recovered = None
     if original is not None and acc_before is not None and acc_after is not None and original - acc_before > 0:
         recovered = (acc_after - acc_before) / (original - acc_before)

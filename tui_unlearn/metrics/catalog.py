@@ -90,13 +90,24 @@ register(
     Metric(
         "accuracy",
         "accuracy",
-        column="exact_match",
+        needs=GENERATE,
+        field_metric=False,
+        knowledge=True,
+        per_example=lambda e: text.answer_correct(_generated(e), e.gold, e.record.get("question") or ""),
+        compare=True,
+        sparkline=True,
+        help="share of greedy answers that state the gold answer: a short gold answer contained in the "
+        "answer, most of a long one's new words (metrics.text.answer_correct)",
+    )
+)
+register(
+    Metric(
+        "exact_match",
+        "exact match",
         needs=GENERATE,
         field_metric=False,
         knowledge=True,
         per_example=lambda e: text.exact_match(_generated(e), e.gold),
-        compare=True,
-        sparkline=True,
         help="exact match of the greedy answer after SQuAD normalisation",
     )
 )

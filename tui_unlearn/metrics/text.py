@@ -1,7 +1,9 @@
 """Text-overlap metrics between a generated answer and the gold answer.
 
 ``exact_match`` and ``token_prf`` follow the SQuAD evaluation script (normalise, then
-compare bags of tokens). ROUGE-L comes from Google's ``rouge-score`` package. TOFU (and
+compare bags of tokens). ``answer_correct`` is what ``accuracy`` counts: whether a
+generated answer states the gold answer, which a chat model does in a sentence ("The
+capital of France is Paris.") that exact match scores 0. ROUGE-L comes from Google's ``rouge-score`` package. TOFU (and
 open-unlearning) score with the Porter stemmer on and report the recall
 (``scorer.score(target=gold, prediction=generated).recall``): ``rouge_l``. MUSE's
 VerbMem and KnowMem score with the stemmer off and report the F1 (its
@@ -33,6 +35,65 @@ def normalize_answer(text: str) -> str:
 def exact_match(pred: str, gold: str) -> float:
     """1.0 when the normalised strings are equal, else 0.0."""
     return float(normalize_answer(pred) == normalize_answer(gold))
+
+
+# Gold answers of at most this many normalised words are names, numbers and short phrases
+# (TOFU's real authors and world facts: 1-4 words); longer ones are sentences.
+SHORT_ANSWER_WORDS = 5
+# A long gold answer counts as stated when the answer carries at least this share of the
+# gold's new words (those not already in the question, nor function words).
+LONG_ANSWER_RECALL = 0.5
+# English function words (SQuAD normalisation has already dropped a/an/the): any sentence
+# has them, so "His father was a baker and his mother was a teacher" must not earn half of
+# "His father was a florist and his mother was a game developer" through "his was and".
+FUNCTION_WORDS = frozenset(
+    """
+    i me my we our you your he him his she her it its they them their this that these those
+    is am are was were be been being has have had do does did will would shall should can
+    could may might must of in on at to for from by with as about into over after before
+    between under during through and or but nor so if than then also too very
+    who whom whose which what when where why how there here one ones s
+    """.split()
+)
+
+
+def _contains(tokens: list[str], part: list[str]) -> bool:
+    """Whether ``part`` occurs in ``tokens`` as a run of whole words."""
+    n = len(part)
+    return any(tokens[i : i + n] == part for i in range(len(tokens) - n + 1))
+
+
+def answer_correct(pred: str, gold: str, question: str = "") -> float:
+    """1.0 when the generated answer ``pred`` states the gold answer, else 0.0.
+
+    Both are SQuAD-normalised (``normalize_answer``) and split into words.
+
+    - A short gold answer (at most ``SHORT_ANSWER_WORDS`` words) is stated when each of
+      its words, ``FUNCTION_WORDS`` aside, is a whole word of the answer: "Paris" in "The
+      capital of France is Paris." (not in "Parisian"), "New York City" in "The city of
+      New York is...", "Pacific and Atlantic" in "...the Atlantic Ocean to the Pacific".
+    - A long gold answer (a sentence) is stated when the answer contains it whole, or
+      holds at least ``LONG_ANSWER_RECALL`` of the gold's new words: those neither in the
+      ``question`` nor ``FUNCTION_WORDS`` (counted with multiplicity, as SQuAD's recall).
+      Repeating the question earns nothing ("Author X is female." against "Author X is
+      male." is 0). A gold answer with no new words falls back to all its words.
+
+    An empty gold answer is stated only by an empty answer. The rule cannot see negation
+    or hedging: an answer that lists the gold among other candidates counts as right.
+    """
+    gold_tokens = normalize_answer(gold).split()
+    pred_tokens = normalize_answer(pred).split()
+    if not gold_tokens:
+        return float(not pred_tokens)
+    if _contains(pred_tokens, gold_tokens):
+        return 1.0
+    if len(gold_tokens) <= SHORT_ANSWER_WORDS:
+        content = [t for t in gold_tokens if t not in FUNCTION_WORDS] or gold_tokens
+        return float(set(content) <= set(pred_tokens))
+    asked = set(normalize_answer(question).split()) | FUNCTION_WORDS
+    new = [t for t in gold_tokens if t not in asked] or gold_tokens
+    stated = sum((Counter(pred_tokens) & Counter(new)).values())
+    return float(stated >= LONG_ANSWER_RECALL * len(new))
 
 
 def token_prf(pred: str, gold: str) -> tuple[float, float, float]:
