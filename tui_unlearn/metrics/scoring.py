@@ -17,6 +17,7 @@ ends says little about whether its content was memorised.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -328,6 +329,8 @@ def _score_positions(
             continue
         lp = token_lp_np[offset : offset + n]
         total = float(-lp.astype(np.float64).sum())
+        # NaN logits predict nothing: no token is "the argmax", so no memorisation statistics.
+        stats = stats and not math.isnan(total)
         # Memorisation statistics without the closing EOS (see the module docstring).
         kept = n - 1 if eos_id is not None and int(targets_np[offset + n - 1]) == eos_id else n
         ok = correct_np[offset : offset + kept]

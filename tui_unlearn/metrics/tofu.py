@@ -24,10 +24,16 @@ def relative_probability(answer_loss: float, perturbed_losses: Sequence[float]) 
     """p(answer) / (p(answer) + sum p(perturbed)) with length-normalised p = exp(-loss).
 
     TOFU's "probability" on the real-authors and world-facts splits, where the perturbed
-    answers act as the options of a multiple-choice question.
+    answers act as the options of a multiple-choice question. Computed as a softmax of
+    the minus losses: a collapsed model's losses of 1e4 nats underflow every exp(-loss) to
+    0, which the plain ratio divides by. NaN when a loss is NaN or all are infinite.
     """
-    p = math.exp(-answer_loss)
-    return p / (p + float(np.exp(-np.asarray(perturbed_losses, dtype=np.float64)).sum()))
+    log_p = -np.asarray([answer_loss, *perturbed_losses], dtype=np.float64)
+    top = log_p.max()
+    if not np.isfinite(top):
+        return float("nan")
+    weights = np.exp(log_p - top)
+    return float(weights[0] / weights.sum())
 
 
 def truth_ratio(paraphrased_loss: float, perturbed_losses: Sequence[float]) -> float:
@@ -39,13 +45,18 @@ def truth_ratio(paraphrased_loss: float, perturbed_losses: Sequence[float]) -> f
     """
     if len(perturbed_losses) == 0:
         raise ValueError("truth_ratio needs at least one perturbed answer")
-    return math.exp(paraphrased_loss - float(np.mean(np.asarray(perturbed_losses, dtype=np.float64))))
+    try:
+        return math.exp(paraphrased_loss - float(np.mean(np.asarray(perturbed_losses, dtype=np.float64))))
+    except OverflowError:
+        # A collapsed model can be 1e4 nats surer of the false answers: the ratio is infinite.
+        return math.inf
 
 
 def truth_ratio_forget_score(ratios: Iterable[float]) -> float:
     """Mean of min(R, 1/R): 1 when true and false answers are equally likely (forgotten)."""
     r = np.asarray(list(ratios), dtype=np.float64)
-    return float(np.mean(np.minimum(r, 1.0 / r))) if r.size else float("nan")
+    with np.errstate(divide="ignore"):  # R = 0 (a collapsed model): 1/R = inf, min(R, 1/R) = 0
+        return float(np.mean(np.minimum(r, 1.0 / r))) if r.size else float("nan")
 
 
 def truth_ratio_retain_score(ratios: Iterable[float]) -> float:
