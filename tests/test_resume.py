@@ -163,3 +163,125 @@ def test_without_checkpoint_every_a_checkpoint_is_due_after_five_minutes_of_trai
     assert not auto.due(9)
     assert [s for s in range(1, 10) if every3.due(s)] == [3, 6, 9]  # by steps, whatever the clock
     assert checkpoint.AUTO_EVERY_S == 300.0  # the README's promise
+
+
+# ---- checkpoints are checked before they are trusted (issue 19) ----
+
+
+def _saved(tmp_path):
+    from checkpoint_fakes import fake_run
+
+    from tui_unlearn.engine.checkpoint import save_checkpoint
+
+    ctx = fake_run(tmp_path)
+    return ctx, save_checkpoint(ctx)
+
+
+def test_a_checkpoint_loads_back_exactly(tmp_path):
+    import torch
+    from checkpoint_fakes import fake_run, weights_of
+
+    from tui_unlearn.engine.checkpoint import load_checkpoint, verify_checkpoint
+
+    saved, folder = _saved(tmp_path)
+    assert verify_checkpoint(tmp_path, saved.config) == 3
+    fresh = fake_run(tmp_path, seed=1, done=0)
+    load_checkpoint(fresh, folder)
+    assert fresh.done == 3 and fresh.loop.scheduler.last_epoch == 3
+    for name, value in weights_of(saved).items():
+        assert torch.equal(weights_of(fresh)[name], value), name
+
+
+def _edit_state(folder, **changes):
+    state = json.loads((folder / "state.json").read_text())
+    state.update(changes)
+    (folder / "state.json").write_text(json.dumps(state))
+
+
+def _edit_tensors(path, name, value):
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(path))
+    tensors[name] = value
+    save_file(tensors, str(path))
+
+
+@pytest.mark.parametrize(
+    "damage, fragment",
+    [
+        ("weight of one number", "tensor 0.weight is (1,) torch.float32, the model's is (3, 4) torch.float32"),
+        ("weight of another dtype", "tensor 0.weight is (3, 4) torch.float64"),
+        ("optimizer moment of another shape", "optimizer tensor 0.exp_avg is (4, 3)"),
+        ("learning rate as text", "optimizer settings are not this run's"),
+        ("scheduler epoch as text", "scheduler state 'last_epoch' is damaged"),
+        ("torch random state cut short", "states cannot be restored"),
+    ],
+)
+def test_a_checkpoint_that_does_not_fit_the_model_changes_nothing(tmp_path, damage, fragment):
+    import torch
+    from checkpoint_fakes import fake_run, weights_of
+
+    from tui_unlearn.engine.checkpoint import OPTIMIZER, WEIGHTS, load_checkpoint
+    from tui_unlearn.errors import DataError
+
+    _, folder = _saved(tmp_path)
+    if damage == "weight of one number":  # copy_ used to spread it over the whole matrix
+        _edit_tensors(folder / WEIGHTS, "0.weight", torch.zeros(1))
+    elif damage == "weight of another dtype":
+        _edit_tensors(folder / WEIGHTS, "0.weight", torch.zeros(3, 4, dtype=torch.float64))
+    elif damage == "optimizer moment of another shape":
+        _edit_tensors(folder / OPTIMIZER, "0.exp_avg", torch.zeros(4, 3))
+    elif damage == "learning rate as text":
+        state = json.loads((folder / "state.json").read_text())
+        state["optimizer"]["param_groups"][0]["lr"] = "x"
+        (folder / "state.json").write_text(json.dumps(state))
+    elif damage == "scheduler epoch as text":
+        state = json.loads((folder / "state.json").read_text())
+        state["scheduler"]["last_epoch"] = "x"
+        (folder / "state.json").write_text(json.dumps(state))
+    else:
+        _edit_tensors(folder / OPTIMIZER, "rng.torch_cpu", torch.zeros(10, dtype=torch.uint8))
+    fresh = fake_run(tmp_path, seed=1, done=0)
+    before = weights_of(fresh)
+    with pytest.raises(DataError, match="cannot be used") as raised:
+        load_checkpoint(fresh, folder)
+    assert fragment in str(raised.value) and "\n" not in str(raised.value)
+    assert all(torch.equal(weights_of(fresh)[n], v) for n, v in before.items())  # not half-loaded
+    assert fresh.done == 0
+
+
+@pytest.mark.parametrize(
+    "changes, fragment",
+    [
+        ({"step": 1_000_000}, "it claims step 1000000 of 8"),  # used to "finish" without training
+        ({"step": True}, "not a whole number"),
+        ({"total_steps": 80}, "it is for a run of 80 steps"),
+        ({"config": "0" * 64}, "written for another config"),
+        ({"optimizer": None}, "optimizer state is not what a checkpoint holds"),  # was KeyError: 'optimizer'
+        ({"python_random": [3, [1, 2], None, 4]}, "Python random state is damaged"),
+        ({"numpy_random": ["MT19937", [-1], 0, 0, 0.0]}, "NumPy random state is damaged"),
+        ({"trainable": ["0.weight"]}, "does not hold the tensors state.json lists"),
+    ],
+)
+def test_a_checkpoint_is_checked_before_anything_is_loaded(tmp_path, changes, fragment):
+    from tui_unlearn.engine.checkpoint import verify_checkpoint
+    from tui_unlearn.errors import DataError, ExitCode
+
+    saved, folder = _saved(tmp_path)
+    _edit_state(folder, **changes)
+    with pytest.raises(DataError, match="cannot be used") as raised:
+        verify_checkpoint(tmp_path, saved.config)
+    assert fragment in str(raised.value) and raised.value.exit_code == ExitCode.LOAD
+
+
+def test_a_session_without_a_checkpoint_resumes_from_the_start(tmp_path):
+    from checkpoint_fakes import fake_run
+
+    from tui_unlearn.engine.checkpoint import discard_checkpoint, save_checkpoint, verify_checkpoint
+
+    ctx = fake_run(tmp_path)
+    assert verify_checkpoint(tmp_path, ctx.config) is None
+    save_checkpoint(ctx)
+    (tmp_path / ".checkpoint.tmp-999-abcdef").mkdir()  # a save killed midway
+    discard_checkpoint(tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -27,7 +27,7 @@ __all__ = ["RunResult", "RunData", "run", "evaluate_model", "eval_splits_for", "
 def _context(
     config: RunConfig, on_event: OnEvent | None, should_stop: ShouldStop | None, sessions_dir: str | Path | None
 ) -> RunContext:
-    root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
+    root = default_sessions_dir(sessions_dir)  # "~" expanded as every other command does
     return RunContext(config, on_event or (lambda event: None), should_stop or (lambda: False), root)
 
 
@@ -59,8 +59,8 @@ def run(
     from tui_unlearn.engine import resume as resuming
     from tui_unlearn.sessions import Session
 
-    root = Path(sessions_dir) if sessions_dir else default_sessions_dir()
-    previous = resuming.open_for_resume(root, resume) if resume else None
+    root = default_sessions_dir(sessions_dir)
+    previous = resuming.open_for_resume(root, resume) if resume is not None else None
     if previous is not None:
         config = resuming.config_of(previous)
         if not allow_remote_code:
@@ -68,6 +68,8 @@ def run(
     config = resolve(config or RunConfig())
     assert config.steps is not None and config.batch_size is not None  # resolve() fills them
     steps = config.steps
+    # Checked before anything is loaded: a damaged checkpoint costs nothing and changes nothing.
+    checkpoint_step = checkpoint.verify_checkpoint(previous.path, config) if previous is not None else None
     ctx = _context(config, on_event, should_stop, root)
     check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing
     ctx.algorithm = algorithm = get_algorithm(config.algorithm)
@@ -88,20 +90,20 @@ def run(
         "lora_r": config.lora_r,
         "eval_batch_size": ctx.eval_batch.size,
     }
-    checkpoint_step = None
     if previous is not None:
         ctx.session = previous if ctx.is_main else None
-        checkpoint_step = checkpoint.read_checkpoint_step(previous.path)
     elif ctx.is_main:
         stored = {**config.to_dict(), "_resolved": ctx.scale}
         ctx.session = Session.create(ctx.root, config.algorithm, stored)
+    if previous is not None and ctx.session is not None:
+        # Outside ``guarded``: a session another process took up meanwhile must not be marked failed.
+        resuming.reclaim(ctx.session)
     ctx.wait_for_everyone()
 
     def body() -> RunResult:
         restored = False
         if previous is not None:
             if ctx.session is not None:
-                resuming.reclaim(ctx.session)
                 resuming.drop_history_after(ctx.session, checkpoint_step or 0)
             restored = resuming.restore_before(ctx, previous)
             if acc.num_processes > 1:  # every process must take the same path
