@@ -18,21 +18,24 @@ from tui_unlearn.algorithms.base import (
     kl_to_reference,
 )
 from tui_unlearn.errors import ConfigError
-from tui_unlearn.models.architecture import find_decoder_layers
+from tui_unlearn.models.architecture import declared_layer_count, find_decoder_layers
 
 
 def smaller_student(model, keep: int):
     """A copy of ``model`` keeping ``keep`` of its decoder layers, evenly spaced."""
     import torch
 
-    student = copy.deepcopy(model)
-    found = find_decoder_layers(student)
+    found = find_decoder_layers(model)
     if found is None:
         raise ConfigError("distill cannot find this model's decoder layers; use student_layers=0")
-    parent, attr, layers = found
-    n = len(layers)
-    if keep >= n:
+    n = len(found[2])
+    if keep > n:
+        # The config check reads the count from local files; a hub model is first seen here.
+        raise ConfigError(too_many_layers(keep, n))
+    student = copy.deepcopy(model)
+    if keep == n:
         return student
+    parent, attr, layers = find_decoder_layers(student)  # the copy has the original's layout
     picked = sorted({round(i * (n - 1) / max(keep - 1, 1)) for i in range(keep)})
     kept = torch.nn.ModuleList([layers[i] for i in picked])
     for new_index, layer in enumerate(kept):
@@ -50,6 +53,13 @@ def smaller_student(model, keep: int):
     return student
 
 
+def too_many_layers(keep: int, n: int) -> str:
+    return (
+        f"--student-layers {keep} is more than the model's {n} decoder layers; give 1 to {n} "
+        "(or 0 for a student of the same architecture)"
+    )
+
+
 def _make_student(model, hp):
     keep = hp["student_layers"]
     return model if keep == 0 else smaller_student(model, keep)
@@ -58,6 +68,9 @@ def _make_student(model, hp):
 def _check_config(config, hp) -> str | None:
     if hp["student_layers"] == 0:
         return None
+    layers = declared_layer_count(str(getattr(config, "model", "") or ""))
+    if layers is not None and hp["student_layers"] > layers:
+        return too_many_layers(hp["student_layers"], layers)
     if getattr(config, "lora_r", 0):
         return "distill with a smaller student (student_layers > 0) cannot use LoRA: the student is a new, smaller model; set --lora-r 0 or --student-layers 0"
     if getattr(config, "l2_anchor", 0):

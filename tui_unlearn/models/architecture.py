@@ -47,3 +47,39 @@ def _resolve(obj: Any, path: str) -> Any:
         if obj is None:
             return None
     return obj
+
+
+LAYER_COUNT_KEYS = ("num_hidden_layers", "n_layer", "num_layers")
+
+
+def declared_layer_count(spec: str) -> int | None:
+    """The decoder layer count a local model declares (config.json, or a GGUF's block_count),
+    read without loading it; None for hub ids and anything unreadable. Lets settings that
+    depend on it be refused before a run begins."""
+    import json
+    from pathlib import Path
+
+    from tui_unlearn.models.bundled import bundled_model_dir, is_bundled
+
+    try:
+        path = bundled_model_dir(spec) if is_bundled(spec) else Path(spec).expanduser()
+        if path.is_dir() and (path / "config.json").is_file():
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            config = config.get("text_config", config)  # multimodal configs nest the language model's
+            for key in LAYER_COUNT_KEYS:
+                if isinstance(config.get(key), int):
+                    return int(config[key])
+            return None
+        from tui_unlearn.models.gguf import gguf_in_folder, is_gguf
+
+        found = path if path.is_file() and is_gguf(path) else gguf_in_folder(path) if path.is_dir() else None
+        if found is None:
+            return None
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(found))
+        architecture = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+        field = reader.fields[f"{architecture}.block_count"]
+        return int(field.parts[field.data[0]][0])
+    except Exception:  # only a hint: the run itself reports a model it cannot load
+        return None

@@ -1,12 +1,15 @@
-"""Finding and loading causal LMs: bundled names, local folders and hub ids.
+"""Finding and loading causal LMs: bundled names, local folders, GGUF files and hub ids.
 
-Weights load from safetensors only, and ``trust_remote_code`` stays off unless the user
-asked for it: a model folder is data, not code we run.
+Weights load from safetensors only (a GGUF file is dequantized into a cached safetensors
+folder first), and ``trust_remote_code`` stays off unless the user asked for it: a model
+folder is data, not code we run.
 """
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +35,7 @@ class LoadedModel:
     path: Path
     device: str
     dtype: str
+    source: str | None = None  # how the weights got here when not as saved, e.g. "GGUF Q4_1, dequantized"
 
     def info(self) -> dict[str, Any]:
         n = sum(p.numel() for p in self.model.parameters())
@@ -44,7 +48,7 @@ class LoadedModel:
             "dtype": self.dtype,
             "memory_mb": round(size / 2**20, 1),
             "chat_template": bool(getattr(self.tokenizer, "chat_template", None)),
-        }
+        } | ({"source": self.source} if self.source else {})
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -76,18 +80,28 @@ def pick_dtype(device: str, requested: str = "auto"):
 
 
 def resolve_model_path(spec: str, models_cache: str | None = None) -> Path:
-    """The local folder holding ``spec``: a bundled name, a local folder, or a hub id."""
+    """The local folder holding ``spec`` (a bundled name, a local folder, or a hub id), or
+    the GGUF file it names (the file itself, or the one in a folder without config.json)."""
     from tui_unlearn.models.bundled import bundled_model_dir, is_bundled
+    from tui_unlearn.models.gguf import gguf_in_folder, is_gguf
 
     if is_bundled(spec):
         return bundled_model_dir(spec)
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelLoadError(f"model path {path} is a file; give the folder that holds config.json")
-        if not (path / "config.json").exists():
+            if is_gguf(path):
+                return path
             raise ModelLoadError(
-                f"{path} holds no Hugging Face model (no config.json); give a model folder or a hub id"
+                f"model path {path} is a file; give the folder that holds config.json, or a .gguf file"
+            )
+        if not (path / "config.json").exists():
+            found = gguf_in_folder(path)
+            if found is not None:
+                return found
+            raise ModelLoadError(
+                f"{path} holds no Hugging Face model (no config.json) and no .gguf file; "
+                "give a model folder, a .gguf file or a hub id"
             )
         return path
     looks_local = spec.startswith((".", "/", "~")) or os.sep in spec.rstrip("/").split("/", 1)[-1]
@@ -122,21 +136,45 @@ def load_model(
     dtype: str = "auto",
     trust_remote_code: bool = False,
     models_cache: str | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> LoadedModel:
-    """Load tokenizer and causal LM, in eval mode on the chosen device."""
+    """Load tokenizer and causal LM, in eval mode on the chosen device. ``log`` hears about
+    slow steps (dequantizing a GGUF file)."""
+    from tui_unlearn.models.gguf import is_gguf
+
     path = resolve_model_path(spec, models_cache)
-    if not any(path.glob("*.safetensors")):
-        raise ModelLoadError(
-            f"{path} has no .safetensors weights; tui-unlearn loads safetensors only (convert the checkpoint first)"
-        )
     import torch  # noqa: F401  (imported late: the TUI starts without it)
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     dev = pick_device(device)
     torch_dtype = pick_dtype(dev, dtype)
+    dtype_name = str(torch_dtype).replace("torch.", "")
+    if not is_gguf(path):
+        model, tokenizer = _load_folder(path, torch_dtype, trust_remote_code)
+        source = None
+    else:
+        from tui_unlearn.models import gguf
+
+        folder, in_memory, found = gguf.prepare(path, torch_dtype, models_cache, log or (lambda message: None))
+        # The cached folder is loaded like any other, so it gets the same checks.
+        model, tokenizer = in_memory if in_memory is not None else _load_folder(folder, torch_dtype, False)
+        source = f"GGUF {found.quantization}, dequantized to {dtype_name}"
+    check_chat_template(path, tokenizer)
+    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.to(dev)
+    model.eval()
+    return LoadedModel(model, tokenizer, path, dev, dtype_name, source)
+
+
+def _load_folder(path: Path, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tui_unlearn.models.weights import check_weight_files
+
+    check_weight_files(path, _quant_method(path))
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     except Exception as exc:
@@ -150,6 +188,9 @@ def load_model(
             use_safetensors=True,
             trust_remote_code=trust_remote_code,
             output_loading_info=True,
+            # Shape mismatches come back in the loading info (which names them) instead of
+            # an error pointing at a report that silenced logging never shows.
+            ignore_mismatched_sizes=True,
         )
     except ValueError as exc:
         if _needs_remote_code(exc):
@@ -160,11 +201,33 @@ def load_model(
     except Exception as exc:
         raise ModelLoadError(f"could not load the model from {path}: {first_line(exc, 300)}") from None
     check_weights_match(path, loading)
-    if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.to(dev)
-    model.eval()
-    return LoadedModel(model, tokenizer, path, dev, str(torch_dtype).replace("torch.", ""))
+    return model, tokenizer
+
+
+def _quant_method(path: Path) -> str | None:
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        return str(config["quantization_config"]["quant_method"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def check_chat_template(path: Path, tokenizer: Any) -> None:
+    """Render the chat template on a sample question and answer, the way runs will, so a
+    broken template is a load error now rather than a failed run after the session began."""
+    from tui_unlearn.data.formatting import answer_ids, build_prompt, has_chat_template
+
+    if not has_chat_template(tokenizer):
+        return
+    question, answer = "What is the capital of France?", "Paris."
+    try:
+        build_prompt(tokenizer, question)
+        answer_ids(tokenizer, question, answer)
+    except Exception as exc:  # jinja2's TemplateError family, or whatever the template raises
+        raise ModelLoadError(
+            f"the chat template of {path} fails on a sample question ({type(exc).__name__}: {first_line(exc, 150)}); "
+            "fix chat_template in its tokenizer_config.json or chat_template.jinja"
+        ) from None
 
 
 def save_model(model, tokenizer, folder: Path) -> None:
@@ -174,11 +237,24 @@ def save_model(model, tokenizer, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
+def _shape_mismatch(entry: Any) -> str:
+    if isinstance(entry, tuple) and len(entry) == 3:  # (key, checkpoint shape, shape the config gives)
+        key, saved, wanted = entry
+        return f"{key}: {tuple(saved)} in the checkpoint, {tuple(wanted)} from config.json"
+    return str(entry)
+
+
 def _needs_remote_code(exc: BaseException) -> bool:
     return "trust_remote_code" in str(exc)
 
 
-def check_weights_match(path: Path, loading: dict[str, Any]) -> None:
+def check_weights_match(
+    path: Path,
+    loading: dict[str, Any],
+    *,
+    described_by: str = "its config.json",
+    hint: str = "Check that config.json (model_type, architectures, sizes) belongs to these weights",
+) -> None:
     """Refuse a model whose checkpoint does not fill its architecture.
 
     transformers initialises missing tensors at random (with a warning we silence), so a
@@ -190,7 +266,7 @@ def check_weights_match(path: Path, loading: dict[str, Any]) -> None:
         return [k for k in keys or () if not str(k).endswith(HARMLESS_KEY_SUFFIXES)]
 
     missing, unexpected = real(loading.get("missing_keys")), real(loading.get("unexpected_keys"))
-    mismatched = list(loading.get("mismatched_keys") or ())
+    mismatched = sorted(loading.get("mismatched_keys") or (), key=str)
     if not (missing or unexpected or mismatched):
         return
     parts = []
@@ -199,8 +275,8 @@ def check_weights_match(path: Path, loading: dict[str, Any]) -> None:
     if unexpected:
         parts.append(f"{len(unexpected)} tensors in the checkpoint are not used (e.g. {unexpected[0]})")
     if mismatched:
-        parts.append(f"{len(mismatched)} tensors have the wrong shape")
+        parts.append(f"{len(mismatched)} tensors have the wrong shape (e.g. {_shape_mismatch(mismatched[0])})")
     raise ModelLoadError(
-        f"the weights in {path} do not match its config.json: {'; '.join(parts)}; the model would be "
-        "partly random. Check that config.json (model_type, architectures, sizes) belongs to these weights"
+        f"the weights in {path} do not match {described_by}: {'; '.join(parts)}; the model would be "
+        f"partly random. {hint}"
     )

@@ -45,6 +45,7 @@ def info_table(info: dict[str, Any]) -> Table:
         ("parameters", format_count(info.get("parameters"))),
         ("device", info.get("device")),
         ("dtype", info.get("dtype")),
+        ("source", info.get("source")),  # only for weights converted on load (a GGUF file)
         ("memory", f"{info.get('memory_mb')} MiB" if info.get("memory_mb") is not None else None),
         ("chat template", "yes" if info.get("chat_template") else "no"),
         ("path", info.get("path")),
