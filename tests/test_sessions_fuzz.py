@@ -1,15 +1,21 @@
 """Fuzzing the session readers: a real session folder, randomly damaged (truncated, bytes
-replaced, values swapped for other JSON types, files made folders or deleted), next to an
-intact one. ``sessions list``, ``sessions show`` and ``analyze`` never raise: they exit 0,
-2 (a usage error, e.g. the damaged session is gone) or 3 (nothing readable to compare),
-with one line on stderr, and the intact session is always listed and compared.
+replaced, values swapped for other JSON types, files made folders, named pipes or endless
+devices, or deleted), next to an intact one. ``sessions list``, ``sessions show``,
+``analyze`` and ``sessions delete`` never raise and never block: they exit 0, 2 (a usage
+error, e.g. the damaged session is gone) or 3 (nothing readable to compare), with one line on
+stderr, and the intact session is always listed and compared.
+
+Checkpoints are fuzzed the same way (``test_damaged_checkpoints_...``): a damaged one is
+loaded, or refused with one line (DataError) before it changes the model.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,6 +30,10 @@ from tui_unlearn.sessions import Session
 
 FILES = ("summary.json", "config.json", "events.jsonl", "examples.jsonl")
 DOCUMENTED_EXITS = {0, 2, 3}
+# A sparse file longer than any reader takes in: it stands for an endless file without
+# filling the memory of the test run should a reader fail to stop at its limit (a device
+# such as /dev/zero is a row of tests/hostile/test_sessions.py, run in a subprocess).
+ENDLESS = (1 << 30) + 1
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
@@ -85,6 +95,12 @@ def build_session(root: Path, label: str) -> Session:
             "forget_accuracy_after_relearn": 0.3,
             "recovered": 0.2,
         },
+        # Keys the engine writes too: each one's type is swapped by the fuzzer like any other.
+        recipe={"name": "bundled", "headline": ["forget_quality", "model_utility", "privleak", "mia_auc"]},
+        null_reasons={"privleak": "no holdout set"},
+        headline_details={"forget_quality": {"basis": "truth_ratio"}},
+        scale={"processes": 1, "batch_size": 4, "effective_batch": 4},
+        calibration={"stopped_at": 3, "kept_step": 2},
     )
     session.append_event(ev.RunFinished("finished", summary).to_dict())
     return session
@@ -136,7 +152,7 @@ def damage(draw, folder: Path) -> str:
     """Apply one random corruption to one file of ``folder``; say what was done."""
     name = draw(st.sampled_from(FILES))
     path = folder / name
-    kind = draw(st.sampled_from(["truncate", "bytes", "swap", "line", "folder", "delete", "append"]))
+    kind = draw(st.sampled_from(["truncate", "bytes", "swap", "line", "folder", "delete", "append", "fifo", "endless"]))
     if kind in ("truncate", "bytes", "swap", "line", "append") and not path.is_file():
         kind = "delete"
     if kind == "truncate":
@@ -174,16 +190,47 @@ def damage(draw, folder: Path) -> str:
         else:
             path.unlink(missing_ok=True)
         path.mkdir()
-    elif kind == "delete":
-        if path.is_dir():
+    elif kind in ("delete", "fifo", "endless"):
+        if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+        if kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "endless":
+            with open(path, "wb") as fh:  # past every reader's limit; a device is a hostile row
+                fh.truncate(ENDLESS)
     return f"{kind} {name}"
 
 
+def _unblock(folder: Path) -> None:
+    """Open every named pipe under ``folder`` for writing once: a reader blocked on one ends."""
+    for path in folder.rglob("*"):
+        if path.is_fifo():
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+            except OSError:
+                pass
+
+
+def _invoke(args: list[str], limit_s: float = 60.0):
+    """The CLI's result, in a thread: a command blocked on a named pipe fails the test
+    (after being freed) instead of hanging the suite."""
+    out: list = []
+    thread = threading.Thread(target=lambda: out.append(CliRunner().invoke(app, args)), daemon=True)
+    thread.start()
+    thread.join(limit_s)
+    if thread.is_alive():
+        for arg in args:
+            if Path(arg).is_dir():
+                _unblock(Path(arg))
+        thread.join(5)
+        pytest.fail(f"{args} still running after {limit_s:.0f} s: blocked on a named pipe or an endless file?")
+    return out[0]
+
+
 def run_cli(*args) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, [str(a) for a in args])
+    result = _invoke([str(a) for a in args])
     ok_exit = result.exception is None or isinstance(result.exception, SystemExit)
     assert ok_exit, f"{args} raised {result.exception!r}"
     assert result.exit_code in DOCUMENTED_EXITS, (args, result.exit_code, result.stderr)
@@ -212,10 +259,12 @@ def test_damaged_sessions_never_crash_the_readers(template, data):
         code, out, _ = run_cli("sessions", "list", "--sessions-dir", root)
         assert code == 0 and INTACT in out, note
         code, out, _ = run_cli("sessions", "list", "--sessions-dir", root, "--json")
-        rows = {row["session_id"]: row for row in json.loads(out)}
+        rows = {row["session_id"]: row for row in json.loads(out, parse_constant=_not_json)}
         assert rows[INTACT]["status"] == "finished", note
         for extra in ([], ["--json"]):
-            run_cli("sessions", "show", VICTIM, "--sessions-dir", root, *extra)
+            code, out, _ = run_cli("sessions", "show", VICTIM, "--sessions-dir", root, *extra)
+            if code == 0 and extra:
+                json.loads(out, parse_constant=_not_json)
         charts = [] if data.draw(st.booleans()) else ["--no-charts"]
         code, out, err = run_cli("analyze", VICTIM, INTACT, "--sessions-dir", root, "--width", 70, *charts)
         assert code in (0, 2), note  # 2: the victim is no longer a session at all
@@ -236,3 +285,137 @@ def test_damaged_sessions_never_crash_the_readers(template, data):
         )
         if code == 0:
             json.loads((Path(tmp) / "c.json").read_text())
+        code, _, _ = run_cli("sessions", "delete", "--yes", VICTIM, "--sessions-dir", root)
+        assert code in (0, 2), note
+        code, out, _ = run_cli("sessions", "list", "--sessions-dir", root)
+        assert code == 0 and INTACT in out, note
+
+
+def _not_json(name: str):
+    raise AssertionError(f"{name} in --json output: not JSON")
+
+
+# ---- checkpoints ----
+
+CHECKPOINT_FILES = ("state.json", "weights.safetensors", "optimizer.safetensors")
+
+
+@st.composite
+def checkpoint_damage(draw, folder: Path) -> str:
+    """One random corruption of one file of a checkpoint ``folder``; says what was done."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    name = draw(st.sampled_from(CHECKPOINT_FILES))
+    path = folder / name
+    kinds = ["truncate", "bytes", "folder", "fifo", "endless", "delete"]
+    kinds += ["swap"] if name == "state.json" else ["tensor"]
+    kind = draw(st.sampled_from(kinds))
+    if kind in ("truncate", "bytes", "swap", "tensor") and not path.is_file():
+        kind = "delete"
+    if kind == "truncate":
+        raw = path.read_bytes()
+        path.write_bytes(raw[: draw(st.integers(0, len(raw)))])
+    elif kind == "bytes":
+        raw = bytearray(path.read_bytes())
+        at = draw(st.integers(0, max(len(raw) - 1, 0)))
+        junk = draw(st.binary(min_size=1, max_size=8))
+        raw[at : at + len(junk)] = junk
+        path.write_bytes(bytes(raw))
+    elif kind == "swap":
+        data = _parsed(path.read_bytes())
+        target = draw(st.sampled_from(list(_json_paths(data))))
+        path.write_text(json.dumps(_replace_at(data, target, draw(json_values))))
+        kind = f"swap {target}"
+    elif kind == "tensor":  # a tensor swapped for one of another shape or type, dropped, or added
+        try:
+            tensors = load_file(str(path))
+        except Exception:  # an earlier damage left no readable file: start from an empty one
+            tensors = {}
+        names = sorted(tensors) + ["9.exp_avg", "rng.extra", "0.weight", "junk"]
+        target = draw(st.sampled_from(names))
+        if draw(st.booleans()) and target in tensors:
+            del tensors[target]
+            kind = f"drop {target}"
+        else:
+            shape = draw(st.lists(st.integers(0, 5), max_size=3))
+            dtype = draw(st.sampled_from([torch.float32, torch.float64, torch.float16, torch.int64, torch.uint8]))
+            tensors[target] = torch.zeros(shape, dtype=dtype)
+            kind = f"tensor {target} {shape} {dtype}"
+        save_file(tensors, str(path))
+    else:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+        if kind == "folder":
+            path.mkdir()
+        elif kind == "fifo":
+            os.mkfifo(path)
+        elif kind == "endless":
+            with open(path, "wb") as fh:
+                fh.truncate(ENDLESS)
+    return f"{kind} {name}"
+
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(tmp_path_factory) -> Path:
+    """A session folder holding one checkpoint (saved once: its bytes must not vary between
+    examples, or hypothesis cannot replay its draws)."""
+    from checkpoint_fakes import fake_run
+
+    from tui_unlearn.engine.checkpoint import save_checkpoint
+
+    session = tmp_path_factory.mktemp("checkpointed")
+    save_checkpoint(fake_run(session))
+    return session
+
+
+@settings(
+    max_examples=80,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    database=None,
+    report_multiple_bugs=False,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_damaged_checkpoints_load_whole_or_are_refused_in_one_line(saved_checkpoint, data):
+    import torch
+    from checkpoint_fakes import fake_run, weights_of
+
+    from tui_unlearn.engine.checkpoint import CHECKPOINT_DIR, load_checkpoint, verify_checkpoint
+    from tui_unlearn.errors import DataError
+
+    with tempfile.TemporaryDirectory() as tmp:
+        session = Path(tmp) / "session"
+        shutil.copytree(saved_checkpoint, session)
+        folder = session / CHECKPOINT_DIR
+        done = [data.draw(checkpoint_damage(folder)) for _ in range(data.draw(st.integers(1, 3)))]
+        fresh = fake_run(session, seed=1, done=0)
+        before = weights_of(fresh)
+
+        def resume() -> str:
+            try:
+                step = verify_checkpoint(session, fresh.config)
+                assert step is not None and 0 <= step <= fresh.config.steps
+                load_checkpoint(fresh, folder)
+            except DataError as error:
+                assert "\n" not in str(error) and "cannot be used" in str(error), str(error)
+                return "refused"
+            return "loaded"
+
+        out: list[str] = []
+        thread = threading.Thread(target=lambda: out.append(resume()), daemon=True)
+        thread.start()
+        thread.join(30)
+        if thread.is_alive():
+            _unblock(session)
+            thread.join(5)
+            pytest.fail(f"blocked on {done}")
+        assert out, f"raised something other than DataError: {done}"
+        if out[0] == "refused":  # nothing was changed by a checkpoint that was refused
+            assert all(torch.equal(weights_of(fresh)[n], v) for n, v in before.items()), done
+            assert fresh.done == 0, done
+        else:
+            assert 0 <= fresh.done <= fresh.config.steps, done

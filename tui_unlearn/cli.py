@@ -104,7 +104,7 @@ def main_command(
     ctx: typer.Context,
     batch: bool = typer.Option(False, "--batch", help="Run headless (no TUI) and print results."),
     config_file: Path | None = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
-    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+    sessions_dir: str | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
     as_json: bool = typer.Option(False, "--json", help="With --batch: print one JSON object with the results."),
     as_jsonl: bool = typer.Option(False, "--jsonl", help="With --batch: print every event as a JSON line."),
     print_config: bool = typer.Option(False, "--print-config", help="Print the resolved config as JSON and exit."),
@@ -170,7 +170,7 @@ def main_command(
 
 def run_batch(
     config,
-    sessions_dir: Path | None,
+    sessions_dir: str | None,
     *,
     as_json: bool,
     as_jsonl: bool,
@@ -226,7 +226,7 @@ def run_batch(
 @handle_errors
 def eval_command(
     config_file: Path | None = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
-    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+    sessions_dir: str | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with the results."),
     **values: Any,
 ) -> None:
@@ -260,7 +260,7 @@ def analyze_command(
     session_ids: list[str] = typer.Argument(
         ..., metavar="SESSION", help="Session ids (or unique prefixes, or folders) to compare, or one sweep folder."
     ),
-    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help="Sessions folder.", metavar="PATH"),
+    sessions_dir: str | None = typer.Option(None, "--sessions-dir", help="Sessions folder.", metavar="PATH"),
     csv_path: Path | None = typer.Option(
         None, "--csv", help="Write one row per session to this CSV file.", metavar="PATH"
     ),
@@ -311,7 +311,7 @@ def analyze_command(
 @handle_errors
 def watch_command(
     session_id: str = typer.Argument(..., metavar="SESSION", help="Session id (or a unique prefix, or its folder)."),
-    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+    sessions_dir: str | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
 ) -> None:
     """Watch a run that another process is writing (a --batch run in tmux, under accelerate
     launch or a job scheduler): its progress, curves and probe answers, live.
@@ -362,7 +362,7 @@ def sweep_command(
     ),
     parallel: int = typer.Option(1, "--parallel", metavar="K", min=1, help="Run K trials at once where memory allows."),
     config_file: Path | None = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
-    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
+    sessions_dir: str | None = typer.Option(None, "--sessions-dir", help=SESSIONS_HELP, metavar="PATH"),
     sweep_dir: Path | None = typer.Option(
         None,
         "--sweep-dir",
@@ -404,7 +404,7 @@ def sweep_command(
 # ---- sessions ----
 
 
-def _sessions_root(sessions_dir: Path | None) -> Path:
+def _sessions_root(sessions_dir: str | None) -> Path:
     """The sessions folder to read; a file there is a usage error (exit 2)."""
     from tui_unlearn.paths import sessions_dir as resolve_dir
 
@@ -421,18 +421,18 @@ def _stdin_is_terminal() -> bool:
 @sessions_app.command("list")
 @handle_errors
 def sessions_list(
-    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help="Sessions folder."),
+    sessions_dir: str | None = typer.Option(None, "--sessions-dir", help="Sessions folder."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON list."),
 ) -> None:
     """List saved sessions, newest first. A session that cannot be read is listed with
     status "unreadable" and why (JSON: its "problem")."""
     from tui_unlearn.analysis.tables import session_row, sessions_table
-    from tui_unlearn.sessions import list_sessions
+    from tui_unlearn.sessions import json_safe, list_sessions
 
     root = _sessions_root(sessions_dir)
     rows = [session_row(s) for s in list_sessions(root)]
     if as_json:
-        typer.echo(json.dumps(rows, indent=2, default=str))
+        typer.echo(json.dumps(json_safe(rows), indent=2, default=str, allow_nan=False))
     elif not rows:
         err(f"no sessions in {root}")
     else:
@@ -443,16 +443,17 @@ def sessions_list(
 @handle_errors
 def sessions_show(
     session_id: str = typer.Argument(..., help="Session id (or a unique prefix, or its folder)."),
-    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help="Sessions folder."),
+    sessions_dir: str | None = typer.Option(None, "--sessions-dir", help="Sessions folder."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Show one session's config and before/after metrics (or why it cannot be read)."""
     from tui_unlearn.analysis.tables import session_report
-    from tui_unlearn.sessions import open_session
+    from tui_unlearn.sessions import json_safe, open_session
 
     session = open_session(_sessions_root(sessions_dir), session_id)
     if as_json:
-        typer.echo(json.dumps({"summary": session.summary(), "config": session.config()}, indent=2, default=str))
+        shown = json_safe({"summary": session.summary(), "config": session.config()})
+        typer.echo(json.dumps(shown, indent=2, default=str, allow_nan=False))
     else:
         say(session_report(session))
 
@@ -461,7 +462,7 @@ def sessions_show(
 @handle_errors
 def sessions_delete(
     session_id: str = typer.Argument(..., help="Session id (or a unique prefix)."),
-    sessions_dir: Path | None = typer.Option(None, "--sessions-dir", help="Sessions folder."),
+    sessions_dir: str | None = typer.Option(None, "--sessions-dir", help="Sessions folder."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
 ) -> None:
     """Delete one session folder.

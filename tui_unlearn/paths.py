@@ -29,8 +29,17 @@ def _user_cache_dir() -> Path:
 
 
 def sessions_dir(override: str | os.PathLike | None = None) -> Path:
-    """Where sessions are saved (not created here)."""
-    if override:
+    """Where sessions are saved (not created here).
+
+    ``~`` is expanded here, for every command alike (a quoted ``"~/x"`` reaches us as is);
+    environment variables are not (the shell expands those, and a ``$`` may be in a name).
+    An empty ``override`` is a ConfigError: it would mean the current folder.
+    """
+    if override is not None:
+        if not str(override).strip():
+            from tui_unlearn.errors import ConfigError
+
+            raise ConfigError("--sessions-dir is empty; give a folder (or leave the option out for the default)")
         return Path(override).expanduser()
     if os.environ.get(SESSIONS_ENV):
         return Path(os.environ[SESSIONS_ENV]).expanduser()

@@ -8,6 +8,8 @@ counted line (for JSON-lines files), never an exception.
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,86 @@ CONFIG_FILE = "config.json"
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"
 EXAMPLES_FILE = "examples.jsonl"
+
+# Most a reader takes in: a summary or config is kilobytes, a history megabytes. Anything
+# larger is damage (or an endless file such as /dev/zero) and must not fill the memory.
+JSON_LIMIT = 16 << 20
+LINES_LIMIT = 1 << 30
+
+
+class NotRegularFileError(OSError):
+    """A session file that is a named pipe, a device or a socket: reading it could block forever."""
+
+
+class TooLargeError(OSError):
+    """A session file longer than a reader takes in."""
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def open_regular(path: Path):
+    """``path`` opened for binary reading, when it is a regular file.
+
+    Opened non-blocking and checked before anything is read: opening a named pipe blocks until
+    a writer comes and reading a device may never end. Raises FileNotFoundError,
+    IsADirectoryError, NotRegularFileError (its ``strerror`` says what the file is) or OSError.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(21, "is a folder", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(0, f"is {_kind(mode)}, not a file", str(path))
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def check_regular(path: Path) -> str | None:
+    """Why ``path`` cannot be read or replaced as a session file, or None (a missing file is fine)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path.name} cannot be read: {exc.strerror or first_line(exc)}"
+    if stat.S_ISDIR(mode):
+        return f"{path.name} is a folder"
+    if not stat.S_ISREG(mode):
+        return f"{path.name} is {_kind(mode)}, not a file"
+    return None
+
+
+def read_limited(path: Path, limit: int) -> bytes:
+    """The bytes of the regular file ``path``; TooLargeError past ``limit`` bytes."""
+    size = f"{limit >> 20} MiB" if limit >= 1 << 20 else f"{limit} bytes"
+    too_large = TooLargeError(0, f"is larger than {size}", str(path))
+    with open_regular(path) as fh:
+        if os.fstat(fh.fileno()).st_size > limit:  # refused unread (a file that says 0 may still be endless)
+            raise too_large
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise too_large
+    return raw
+
+
+def _unreadable(name: str, exc: OSError) -> str:
+    if isinstance(exc, IsADirectoryError):
+        return f"{name} is a folder"
+    if isinstance(exc, (NotRegularFileError, TooLargeError)):
+        return f"{name} {exc.strerror}"
+    return f"{name} cannot be read: {exc.strerror or first_line(exc)}"
 
 
 def _describe(value: Any) -> str:
@@ -65,7 +147,22 @@ SUMMARY_FIELDS: dict[str, Any] = {
         ("seconds", "train_seconds", "pid_started", "forget_quality", "model_utility", "privleak"), _NUMBER
     ),
     **dict.fromkeys(
-        ("hparams", "data", "final_losses", "oracle", "relearn", "field_metrics", "metrics", "oracle_reference"), dict
+        (
+            "hparams",
+            "data",
+            "final_losses",
+            "oracle",
+            "relearn",
+            "field_metrics",
+            "metrics",
+            "oracle_reference",
+            "recipe",
+            "null_reasons",
+            "headline_details",
+            "scale",
+            "calibration",
+        ),
+        dict,
     ),
 }
 
@@ -98,6 +195,9 @@ def summary_problem(summary: dict[str, Any]) -> str | None:
     for phase, values in (summary.get("field_metrics") or {}).items():
         if values is not None and not isinstance(values, dict):
             return f"{SUMMARY_FILE}: field_metrics.{phase} is {_describe(values)}, not an object"
+    headline = (summary.get("recipe") or {}).get("headline")
+    if headline is not None and not (isinstance(headline, list) and all(isinstance(k, str) for k in headline)):
+        return f"{SUMMARY_FILE}: recipe.headline is {_describe(headline)}, not a list of names"
     return None
 
 
@@ -122,6 +222,10 @@ def event_problem(event: Any) -> str | None:
         for term, value in (event.get("losses") or {}).items():
             if not _fits(value, _NUMBER):
                 return f"step event: loss {term!r} is {_describe(value)}, not a number"
+    elif kind == "finished" and isinstance(event.get("summary"), dict):
+        problem = summary_problem(event["summary"])
+        if problem is not None:
+            return f"finished event: {problem}"
     elif kind == "evaluation":
         for split, metrics in (event.get("metrics") or {}).items():
             if not isinstance(metrics, dict):
@@ -160,15 +264,11 @@ def read_json_lines(path: Path, check: Callable[[Any], str | None]) -> JsonLines
     """Rows of ``path`` that parse and pass ``check``; a missing file is an empty one."""
     out = JsonLines()
     try:
-        with open(path, "rb") as fh:
-            raw_lines = fh.read().split(b"\n")
+        raw_lines = read_limited(path, LINES_LIMIT).split(b"\n")
     except FileNotFoundError:
         return out
-    except IsADirectoryError:
-        out.problem = f"{path.name} is a folder"
-        return out
     except OSError as exc:
-        out.problem = f"{path.name} cannot be read: {exc.strerror or first_line(exc)}"
+        out.problem = _unreadable(path.name, exc)
         return out
     for raw in raw_lines:
         if not raw.strip():
@@ -190,13 +290,11 @@ def read_json_object(path: Path) -> tuple[dict[str, Any], str | None]:
     """(the object in ``path``, None), or ({}, why it cannot be read)."""
     name = path.name
     try:
-        raw = path.read_bytes()
+        raw = read_limited(path, JSON_LIMIT)
     except FileNotFoundError:
         return {}, f"{name} is missing"
-    except IsADirectoryError:
-        return {}, f"{name} is a folder"
     except OSError as exc:
-        return {}, f"{name} cannot be read: {exc.strerror or first_line(exc)}"
+        return {}, _unreadable(name, exc)
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

@@ -20,6 +20,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -44,6 +45,9 @@ from tui_unlearn.session_files import (  # noqa: F401  (the file names are part 
 MODEL_DIR = "model"
 # A model being saved lives here until it is complete; readers never look at it.
 MODEL_TMP_PREFIX = f".{MODEL_DIR}.tmp-"
+# atomic_write_text's temp files end so; one killed mid-write stays until its session is resumed.
+TMP_SUFFIX = ".tmp"
+LOCK_WAIT_S = 2.0  # how long a delete or a resume waits for another one's brief hold on a session
 PROGRESS_EVERY_S = 1.0  # at most one progress write a second (each is a small fsync'd file)
 
 
@@ -59,12 +63,16 @@ class Status(StrEnum):
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}{TMP_SUFFIX}")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -113,6 +121,52 @@ def _process_started(pid: int) -> float | None:
         return round(psutil.Process(pid).create_time(), 2)
     except (psutil.Error, OSError):
         return None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as null: JSON has no such numbers (a diverged run's
+    losses, a damaged summary), and ``--json`` output must parse with any JSON reader."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value
+
+
+@contextmanager
+def session_lock(path: Path) -> Iterator[None]:
+    """Hold ``path`` (a session folder) while deciding who writes it: a delete and a resume, or
+    two resumes, started at once must not both find the session free. The hold is an advisory
+    lock on the folder itself (no lock file is left behind), taken only for that decision.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows has no flock: the status check alone decides
+        yield
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except FileNotFoundError:
+        raise ConfigError(f"session {path.name} is gone (deleted by another process?)") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot open the session folder {path}: {exc.strerror or first_line(exc)}") from None
+    try:
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ConfigError(
+                        f"session {path.name} is being resumed or deleted by another process; try again"
+                    ) from None
+                time.sleep(0.05)
+        yield
+    finally:
+        os.close(fd)
 
 
 def check_sessions_dir_writable(root: Path) -> None:
@@ -207,6 +261,42 @@ class Session:
             return
         self._progress_written = now
         self.update_summary(steps=step, total_steps=total)
+
+    def claim(self) -> None:
+        """Mark this session as this process's run (a resumed run): refused while another
+        process runs it. The pid comes with its start time, so the session reads as running
+        (and cannot be deleted or resumed twice) for as long as this process lives."""
+        with session_lock(self.path):
+            running = self.still_running()
+            if running is not None:
+                raise ConfigError(running)
+            self.update_summary(
+                status=Status.RUNNING,
+                pid=os.getpid(),
+                pid_started=_process_started(os.getpid()),
+                host=socket.gethostname(),
+                ended=None,
+                error=None,
+            )
+
+    def remove_strays(self) -> list[str]:
+        """Remove what a killed writer left half-written (temp files and folders of atomic
+        writes, checkpoints and model saves); only the session's own writer may call this.
+        Returns the names removed."""
+        from tui_unlearn.engine.checkpoint import TMP_PREFIX
+
+        removed = []
+        for stray in self.path.iterdir():
+            name = stray.name
+            temp_file = name.startswith(".") and name.endswith(TMP_SUFFIX)
+            if not (temp_file or name.startswith((TMP_PREFIX, MODEL_TMP_PREFIX))):
+                continue
+            if stray.is_dir() and not stray.is_symlink():
+                shutil.rmtree(stray, ignore_errors=True)
+            else:
+                stray.unlink(missing_ok=True)
+            removed.append(name)
+        return removed
 
     def write_examples(self, rows: list[dict[str, Any]]) -> None:
         text = "".join(json.dumps(r, default=_jsonable) + "\n" for r in rows)
@@ -362,10 +452,11 @@ def delete_session(session: Session, root: Path) -> None:
     path = session.path.resolve()
     if path.parent != root.resolve() or not is_session_dir(path):
         raise ConfigError(f"{session.path} is not a session folder inside {root}")
-    running = session.still_running()
-    if running is not None:
-        raise ConfigError(running)
-    try:
-        shutil.rmtree(path)
-    except OSError as exc:
-        raise ConfigError(f"cannot delete {path}: {exc.strerror or first_line(exc)}") from None
+    with session_lock(path):  # a resume claiming it now would otherwise lose its folder
+        running = session.still_running()
+        if running is not None:
+            raise ConfigError(running)
+        try:
+            shutil.rmtree(path)
+        except OSError as exc:
+            raise ConfigError(f"cannot delete {path}: {exc.strerror or first_line(exc)}") from None

@@ -129,13 +129,23 @@ def guarded(ctx: RunContext, body: Callable[[], RunResult]) -> RunResult:
     except Exception as exc:  # any failure: keep the session, say what happened in one line
         error = describe_failure(exc)
         if session is not None:
-            (session.path / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
-            session.update_summary(status="failed", error=error, ended=now(), seconds=ctx.elapsed())
-        ctx.record(
-            ev.RunFailed(
-                error, int(getattr(exc, "exit_code", ExitCode.RUN_FAILED)), str(session.path) if session else None
-            )
+            # The folder may be what failed (deleted, full, error.txt a folder): saying what
+            # went wrong matters more than the record, so a failed write here is let go.
+            try:
+                (session.path / "error.txt").write_text(traceback.format_exc(), encoding="utf-8")
+            except OSError:
+                pass
+            try:
+                session.update_summary(status="failed", error=error, ended=now(), seconds=ctx.elapsed())
+            except OSError:
+                pass
+        failed = ev.RunFailed(
+            error, int(getattr(exc, "exit_code", ExitCode.RUN_FAILED)), str(session.path) if session else None
         )
+        try:
+            ctx.record(failed)
+        except OSError:
+            ctx.emit(failed)  # the face still hears it when the history cannot take it
         if isinstance(exc, UnlearnError):
             raise
         raise RunFailedError(error) from exc

@@ -9,8 +9,6 @@ checkpoint (steps the new run will take again) is dropped from ``events.jsonl``.
 from __future__ import annotations
 
 import json
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +20,11 @@ STEP_KINDS = ("step", "probes", "evaluation", "log")
 
 def open_for_resume(root: Path, ref: str):
     """The session ``ref`` names, checked to be resumable; ConfigError (one line) if not."""
-    from tui_unlearn.sessions import Status, open_session
+    from tui_unlearn.session_files import check_regular
+    from tui_unlearn.sessions import CONFIG_FILE, EVENTS_FILE, EXAMPLES_FILE, SUMMARY_FILE, Status, open_session
 
+    if not ref.strip():
+        raise ConfigError("--resume needs a session id (see 'tui-unlearn sessions list')")
     session = open_session(root, ref)
     summary = session.summary()
     status = summary.get("status")
@@ -38,6 +39,11 @@ def open_for_resume(root: Path, ref: str):
         raise ConfigError(
             f"session {session.id} already ended ({status}); start a new run with --config {session.path / 'config.json'}"
         )
+    # A resumed run rewrites these: one that is a folder or a pipe would fail (or block) mid-run.
+    for name in (SUMMARY_FILE, CONFIG_FILE, EVENTS_FILE, EXAMPLES_FILE):
+        problem = check_regular(session.path / name)
+        if problem is not None:
+            raise ConfigError(f"session {session.id} cannot be resumed: {problem}")
     return session
 
 
@@ -52,10 +58,10 @@ def config_of(session) -> Any:
 
 
 def reclaim(session) -> None:
-    """Mark the session as this process's run again."""
-    from tui_unlearn.sessions import Status
-
-    session.update_summary(status=Status.RUNNING, pid=os.getpid(), host=socket.gethostname(), ended=None, error=None)
+    """Mark the session as this process's run again (ConfigError when another process took
+    it up meanwhile), and drop what a killed writer left half-written."""
+    session.claim()
+    session.remove_strays()
 
 
 def restore_before(ctx: Any, session: Any) -> bool:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tui_unlearn import events as ev
 from tui_unlearn.printable import printable_data
-from tui_unlearn.session_files import SUMMARY_FILE, event_problem, read_json_object
+from tui_unlearn.session_files import SUMMARY_FILE, event_problem, open_regular, read_json_object
 from tui_unlearn.sessions import EVENTS_FILE, Session, Status
 
 POLL_S = 0.25  # seconds between stats of events.jsonl: four cheap looks a second
@@ -86,7 +86,7 @@ class EventTail:
         if st.st_size <= self._offset:
             return out
         try:
-            with open(self.path, "rb") as fh:
+            with open_regular(self.path) as fh:  # a pipe put in its place must not block the watcher
                 fh.seek(self._offset)
                 data = fh.read(READ_LIMIT)
         except OSError:
