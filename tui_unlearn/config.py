@@ -92,7 +92,7 @@ class RunConfig:
     model: str = setting(
         "str",
         DEFAULT_MODEL,
-        "Bundled name (tiny-authors, tiny-authors-retain), a local model folder, or a hub id.",
+        "Bundled name (tiny-authors, tiny-authors-retain), a local model folder, a .gguf file, or a hub id.",
         faces=(CLI, EVAL),
         group=MODEL,
         short="-m",
@@ -124,7 +124,7 @@ class RunConfig:
     models_cache: str | None = setting(
         "str",
         None,
-        "Where hub models are cached (env TUI_UNLEARN_MODELS_CACHE).",
+        "Where hub models and dequantized .gguf files are cached (env TUI_UNLEARN_MODELS_CACHE).",
         faces=(CLI, EVAL),
         group=MODEL,
         nullable=True,

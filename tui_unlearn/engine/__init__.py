@@ -269,6 +269,7 @@ def _load_model(ctx: RunContext) -> None:
         dtype=config.dtype,
         trust_remote_code=config.trust_remote_code,
         models_cache=config.models_cache,
+        log=ctx.log,
     )
 
 

@@ -59,6 +59,7 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
         dtype=config.dtype,
         trust_remote_code=config.trust_remote_code,
         models_cache=config.models_cache,
+        log=ctx.log,
     )
 
 
