@@ -112,6 +112,8 @@ class RunPane(Vertical):
                             goal=metric.goal(split),
                             bounds=bounds,
                         )
+                    # Does it still speak: the original's answers to general prompts, NLL/token (metrics.general).
+                    yield SeriesSpark("general nll", label="general ability", goal="min")
             yield LossPlot(id="loss-plot")
             yield RunLog(id="run-log")
 
