@@ -10,11 +10,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import signal
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tui_unlearn.data.files import max_data_bytes
 from tui_unlearn.data.loading import FILE_FORMATS, LoadedData, load_split, read_stdin_text
 from tui_unlearn.data.records import COLUMNS
 from tui_unlearn.errors import DataError
@@ -48,8 +51,16 @@ KEYS = st.one_of(
     ),
     st.text(max_size=6),
 )
+# Texts JSON can carry and a naive reader trips on: a lone UTF-16 half ("\ud800" in JSON),
+# and line separators that str.splitlines() splits on inside a JSON Lines string.
+ODD_TEXTS = st.sampled_from(["q\ud800", "\udfff", "a\u2028b", "x\u0085y", "p\u2029q", "\x1c\x1d\x1e"])
 SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=20)
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    ODD_TEXTS,
 )
 VALUES = st.recursive(
     SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3), max_leaves=12
@@ -61,7 +72,7 @@ ROWS = st.lists(st.one_of(st.dictionaries(KEYS, VALUES, max_size=5), VALUES), ma
 def json_texts(draw) -> str:
     """A JSON document, JSON Lines, several arrays in a row, or one of them cut short."""
     rows = draw(ROWS)
-    shape = draw(st.sampled_from(["list", "wrapped", "value", "lines", "arrays", "columns"]))
+    shape = draw(st.sampled_from(["list", "wrapped", "value", "lines", "raw lines", "arrays", "columns"]))
     if shape == "list":
         text = json.dumps(rows)
     elif shape == "wrapped":
@@ -70,6 +81,8 @@ def json_texts(draw) -> str:
         text = json.dumps(draw(VALUES))
     elif shape == "lines":
         text = "\n".join(json.dumps(row) for row in rows)
+    elif shape == "raw lines":  # U+2028, NEL and the like left unescaped, as JSON allows
+        text = "\n".join(json.dumps(row, ensure_ascii=False) for row in rows)
     elif shape == "arrays":
         text = "\n".join(json.dumps(rows[i : i + 2]) for i in range(0, len(rows), 2))
     else:
@@ -124,6 +137,8 @@ def check(load) -> None:
         assert tuple(record) == COLUMNS and record["answer"]
         assert all(isinstance(record[k], str) for k in COLUMNS if k != "perturbed_answers")
         assert all(isinstance(p, str) for p in record["perturbed_answers"])
+        # Every text must be writable as UTF-8 (sessions, tokenizers): no lone surrogates.
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +210,48 @@ def test_random_parquet_tables(folder, columns, rows, seed):
     path = folder / "table.parquet"
     pq.write_table(table, path)
     check(lambda: load_split(str(path), "forget"))
+
+
+def special_file(folder, kind: str, suffix: str):
+    """A path of ``kind``: what no data file is, or something no reader should wait on."""
+    path = folder / f"special-{kind}{suffix}"
+    if os.path.lexists(path):
+        return path
+    if kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "folder":
+        path.mkdir()
+    elif kind == "endless":  # says it holds more than the limit; takes no disk
+        with open(path, "wb") as fh:
+            fh.truncate(max_data_bytes() + 1)
+    elif kind == "dangling link":
+        path.symlink_to(folder / "nowhere" / f"x{suffix}")
+    elif kind == "link loop":
+        path.symlink_to(path)
+    elif kind == "long name":
+        return folder / ("n" * 300 + suffix)
+    return path
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    kind=st.sampled_from(["fifo", "folder", "endless", "dangling link", "link loop", "long name", "/dev/zero"]),
+    suffix=st.sampled_from(sorted(FILE_FORMATS)),
+)
+def test_special_files_are_refused_without_waiting(folder, kind, suffix):
+    """A FIFO with no writer, a device, an endless file: one line, at once (an alarm fails a hang)."""
+    path = "/dev/zero" if kind == "/dev/zero" else str(special_file(folder, kind, suffix))
+
+    def alarm(signum, frame):
+        raise AssertionError(f"{kind} {suffix}: the loader is still waiting after 20 s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(20)
+    try:
+        with pytest.raises(DataError) as caught:
+            load_split(path, "forget")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    message = str(caught.value)
+    assert message and "\n" not in message and message == message.strip(), message

@@ -62,3 +62,31 @@ def is_safe_name(name: str) -> bool:
     no ``..``, nothing that escapes the folder.
     """
     return bool(_SAFE_NAME.match(name)) and ".." not in name
+
+
+# Linux, macOS and Windows file systems allow 255 bytes (or UTF-16 units) a name; Linux
+# refuses a whole path over 4095. A longer one fails with ENAMETOOLONG wherever it is first
+# touched (even Path.exists raises it), so it is refused up front, in words.
+NAME_MAX = 255
+PATH_MAX = 4095
+
+
+def path_problem(value: str | os.PathLike) -> str | None:
+    """Why ``value`` cannot name a file on any common file system (None when it can): a
+    component over ``NAME_MAX`` bytes, or the whole over ``PATH_MAX``. One check for every
+    option that takes a path, so each says it the same way."""
+    text = os.fspath(value)
+    try:
+        raw = os.fsencode(text)
+    except UnicodeEncodeError:  # a lone surrogate with no byte to stand for
+        return "is not a valid path (it holds a character that is not text); retype it"
+    if len(raw) > PATH_MAX:
+        return f"is {len(raw)} bytes long, over the {PATH_MAX} a path may have; use a shorter path"
+    longest = max(raw.replace(b"\\", b"/").split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        shown = os.fsdecode(longest[:24]) + "..."
+        return (
+            f"has a name of {len(longest)} bytes ({shown}), over the {NAME_MAX} a file system allows; "
+            "use a shorter file or folder name"
+        )
+    return None

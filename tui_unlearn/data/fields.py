@@ -12,6 +12,7 @@ they sit under ``perturbed_answers`` or, as TOFU ships them, a list under the si
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -37,6 +38,32 @@ ACCEPTED = (
 def data_error(message: str) -> DataError:
     """A DataError whose message is one line, whatever the names quoted in it hold."""
     return DataError(" ".join(message.split()))
+
+
+# Half of a UTF-16 pair on its own: JSON's "\ud800" escape reads into one, and no UTF-8
+# writer (a session file, a tokenizer) can encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def surrogate_problem(record: dict[str, Any]) -> str | None:
+    """Which field of ``record`` holds a lone surrogate, and which (None when none does)."""
+    for key, value in record.items():
+        texts = value if isinstance(value, list) else [value]
+        for text in texts:
+            found = _LONE_SURROGATE.search(text) if isinstance(text, str) else None
+            if found:
+                return f"its {key.replace('_', ' ')} holds a lone surrogate (\\u{ord(found.group()):04x})"
+    return None
+
+
+def check_characters(record: dict[str, Any], where: str) -> None:
+    """DataError when ``record`` (``where`` says which) holds text that is not characters."""
+    problem = surrogate_problem(record)
+    if problem:
+        raise data_error(
+            f"{where}: {problem}, half of a UTF-16 pair and not a character (a broken \\u escape?); "
+            "fix or remove it there"
+        )
 
 
 def kind_of(value: Any) -> str:
@@ -133,6 +160,7 @@ def rows_to_records(
     for i, row in enumerate(rows):
         if isinstance(row, str):
             records.append(make_record("", row))
+            check_characters(records[-1], f"{where(i)} of {name}")
             labels["strings as text"] += 1
             continue
         if not isinstance(row, dict):
@@ -154,6 +182,7 @@ def rows_to_records(
             raise data_error(
                 f"{where(i)} of {name} holds values nested too deeply to read as text; flatten that record"
             ) from None
+        check_characters(records[-1], f"{where(i)} of {name}")
         labels[fields.label()] += 1
     if not labels:
         return records, "no records"

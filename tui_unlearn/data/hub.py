@@ -55,10 +55,10 @@ _CONNECTION_ERRORS = frozenset(
 def load_hub_spec(rest: str) -> tuple[list[dict[str, Any]], str]:
     """``owner/name[:config][@split]`` or a local folder, with or without config and split."""
     name, config, split = rest, None, "train"
-    if not Path(rest).expanduser().exists():
+    if not _is_local(rest):
         if "@" in name:
             name, split = name.rsplit("@", 1)
-        if ":" in name and not Path(name).expanduser().exists():
+        if ":" in name and not _is_local(name):
             name, config = name.split(":", 1)
     if not name.strip() or not split.strip() or (config is not None and not config.strip()):
         raise data_error(
@@ -66,8 +66,14 @@ def load_hub_spec(rest: str) -> tuple[list[dict[str, Any]], str]:
             "or hf:owner/name:config@split"
         )
     local = Path(name).expanduser()
-    display = f"folder {name}" if local.exists() else name
-    return load_hub(str(local) if local.exists() else name, config or None, split, display)
+    display = f"folder {name}" if _is_local(name) else name
+    return load_hub(str(local) if _is_local(name) else name, config or None, split, display)
+
+
+def _is_local(name: str) -> bool:
+    """Whether ``name`` is a path that exists here (os.path.exists: a name too long or a
+    folder that cannot be entered is no local path, where Path.exists would raise)."""
+    return os.path.exists(os.path.expanduser(name))
 
 
 def load_hub(name: str, config: str | None, split: str, display: str) -> tuple[list[dict[str, Any]], str]:

@@ -27,7 +27,7 @@ from tui_unlearn.data.cleaning import (
     remove_forget_from_holdout,
     remove_forget_from_retain,
 )
-from tui_unlearn.data.fields import data_error
+from tui_unlearn.data.fields import check_characters, data_error
 from tui_unlearn.data.parsers import parse_text
 from tui_unlearn.data.records import to_dataset
 from tui_unlearn.data.sources import FILE_FORMATS, STDIN_NAME, load_records, read_stdin_text
@@ -88,6 +88,8 @@ def load_split(spec: str, role: str, *, stdin: str | None = None) -> LoadedData:
     if not records:
         hint = "paste or pipe some text in" if spec == "-" else "add records to it or pick another source"
         raise data_error(f"the {role} set is empty: {where} holds no records; {hint}")
+    for number, record in enumerate(records, 1):  # pasted text and other sources rows_to_records did not see
+        check_characters(record, f"{role} set, record {number} of {where}")
     cleaned, report = clean_records(records)
     if report.kept == 0:
         raise data_error(

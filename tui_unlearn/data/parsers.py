@@ -215,7 +215,14 @@ def json_rows(obj: Any, name: str) -> list[Any]:
             return obj[lowered[key]]
     fields = find_fields(obj.keys(), name)
     values = list(obj.values())
-    if fields is not None and all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1:
+    if fields is not None and values and all(isinstance(v, list) for v in values):
+        lengths = {str(k): len(v) for k, v in obj.items()}
+        if len(set(lengths.values())) > 1:  # zip would drop the rows of the longer columns
+            shown = ", ".join(f"{k} {n}" for k, n in list(lengths.items())[:6])
+            raise data_error(
+                f"{name} holds columns of different lengths ({shown}); give every column one value per "
+                "record, or write the records as a list of objects"
+            )
         # Columns of equal length, as Dataset.to_dict() writes them.
         return [dict(zip(obj.keys(), row)) for row in zip(*values)]
     if fields is not None:
@@ -233,7 +240,10 @@ def json_rows(obj: Any, name: str) -> list[Any]:
 def parse_jsonl(text: str, name: str) -> tuple[list[Any], list[int]]:
     """One JSON value a line (blank lines skipped) and the line number of each."""
     rows, numbers = [], []
-    for number, line in enumerate(text.splitlines(), 1):
+    # JSON Lines ends a line at \n only: str.splitlines() also splits on U+2028, NEL (U+0085)
+    # and others, which JSON allows unescaped inside a string.
+    for number, line in enumerate(text.split("\n"), 1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:

@@ -16,14 +16,17 @@ Only hub datasets, folders and Parquet files import ``datasets``/``pyarrow``.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from tui_unlearn.data import parsers
+from tui_unlearn.data import files, parsers
 from tui_unlearn.data.fields import data_error, rows_to_records
 from tui_unlearn.errors import UnlearnError, first_line
+from tui_unlearn.paths import path_problem
 
 FILE_FORMATS = {
     ".txt": "txt",
@@ -42,6 +45,7 @@ _HUB_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(?::[\w.-]+)?(?:@[
 _FILE_SUFFIX = re.compile(r"\.[A-Za-z]{2,8}")
 
 Records = tuple[list[dict[str, Any]], str]
+_NOT_REGULAR = "save the data to a file and give its path, or pipe it in with '-'"
 
 
 def load_records(spec: str, *, stdin: str | None = None) -> Records:
@@ -56,6 +60,9 @@ def load_records(spec: str, *, stdin: str | None = None) -> Records:
     if spec == "-":
         text = read_stdin_text() if stdin is None else stdin
         return records_from_pasted(text, STDIN_NAME)
+    problem = path_problem(spec)  # hub names are shorter still; a longer name is a mistyped path
+    if problem:
+        raise data_error(f"{spec if len(spec) <= 80 else spec[:77] + '...'} {problem}")
     if spec.startswith("bundled:"):
         return load_bundled(spec.split(":", 1)[1].strip())
     if spec.startswith("hf:"):
@@ -63,12 +70,24 @@ def load_records(spec: str, *, stdin: str | None = None) -> Records:
 
         return load_hub_spec(spec[3:].strip())
     path = Path(spec).expanduser()
-    if path.is_dir():
+    try:
+        found = files.stat_path(path)
+    except OSError as error:
+        raise data_error(files.unreachable(spec, error)) from None
+    if found is not None and stat.S_ISDIR(found.st_mode):
+        if not path.resolve().name:  # datasets takes a folder's name apart and has none to take here
+            raise data_error(
+                f"{spec} is the root of the file system, not a dataset folder; give a data file or a folder of them"
+            )
         from tui_unlearn.data.hub import load_hub
 
         return load_hub(str(path), None, "train", f"folder {spec}")
-    if path.exists():
+    if found is not None:
         return load_file(path, spec)
+    if path.is_symlink():
+        raise data_error(
+            f"{spec} is a link to {os.readlink(path)}, which does not exist; fix the link or give the file"
+        )
     name = re.split(r"[:@]", spec, maxsplit=1)[0]
     if _HUB_NAME.fullmatch(spec) and not _FILE_SUFFIX.fullmatch(Path(name).suffix):
         from tui_unlearn.data.hub import load_hub_spec
@@ -99,12 +118,15 @@ def read_stdin_text(stream: TextIO | None = None) -> str:
             "(cat forget.txt | tui-unlearn ... --forget -) or give a file path"
         )
     buffer = getattr(stream, "buffer", None)
+    limit = files.max_data_bytes()
     try:
-        data = buffer.read() if buffer is not None else stream.read()
+        data = files.read_at_most(buffer, limit) if buffer is not None else stream.read(limit + 1)
     except UnicodeDecodeError as error:  # a text stream without bytes underneath
         raise data_error(f"{STDIN_NAME} is not UTF-8 text ({first_line(error)}); pipe UTF-8 text in") from error
     except OSError as error:
         raise data_error(f"can't read {STDIN_NAME}: {first_line(error)}") from error
+    if data is None or len(data) > limit:
+        raise data_error(f"{STDIN_NAME} holds more than the size limit for data: {files.limit_text(limit)}")
     return parsers.decode(data, STDIN_NAME) if isinstance(data, bytes) else data
 
 
@@ -129,7 +151,8 @@ def records_from_pasted(text: str, source: str = STDIN_NAME) -> Records:
 
 
 def load_file(path: Path, name: str) -> Records:
-    """A data file, read by the parser its extension names."""
+    """A data file, read by the parser its extension names (a regular file only: see ``files``)."""
+    files.check_file(path, name, data_error, alternative=_NOT_REGULAR)
     suffix = path.suffix.lower()
     fmt = FILE_FORMATS.get(suffix)
     if fmt is None:
@@ -137,10 +160,7 @@ def load_file(path: Path, name: str) -> Records:
         raise data_error(f"unknown file format {what} for {name}; supported: {', '.join(FILE_FORMATS)}")
     if fmt == "parquet":
         return _labelled(rows_to_records(parsers.parse_parquet(path, name), name, "row"), fmt)
-    try:
-        data = path.read_bytes()
-    except OSError as error:
-        raise data_error(f"can't read {name}: {error.strerror or first_line(error)}; check its permissions") from error
+    data = files.read_regular(path, name, data_error, alternative=_NOT_REGULAR)
     text = parsers.decode(data, name)
     if fmt == "txt":
         records, layout = parsers.parse_text(text, name)
