@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import pytest
 from typer.testing import CliRunner
@@ -10,11 +11,11 @@ from typer.testing import CliRunner
 from tui_unlearn.algorithms import get_algorithm
 from tui_unlearn.cli import app
 from tui_unlearn.config import RunConfig, load_config_file
-from tui_unlearn.errors import ConfigError
+from tui_unlearn.errors import ConfigError, DataError, ExitCode, UnlearnError
 from tui_unlearn.sweeps import run_sweep, runner
 from tui_unlearn.sweeps import space as sp
 from tui_unlearn.sweeps.report import WITH_ORACLE, WITHOUT_ORACLE, best_trial, pareto_front
-from tui_unlearn.sweeps.store import Trial
+from tui_unlearn.sweeps.store import Trial, latest_attempts, open_folder
 
 FORGET = [
     {"question": "Where was Alia Brenn born?", "answer": "Alia Brenn was born in Port Liren."},
@@ -76,6 +77,9 @@ def test_grid_and_space_parse_with_each_declaration():
         sp.parse_grid(npo, ["beta=-1"])
     with pytest.raises(ConfigError, match="LOW must be below HIGH"):
         sp.parse_space(npo, ["beta=1:0.1"])
+    for empty in ("beta=,", "beta= , ,"):  # once a sweep of 0 grid points that exited 0
+        with pytest.raises(ConfigError, match="lists no values"):
+            sp.parse_grid(npo, [empty])
     # A method without a declared space gets one around its defaults.
     default = sp.default_space(get_algorithm("grad_diff"), 2e-4)
     assert default["lr"].low == pytest.approx(2e-4 / 3) and default["retain_weight"].high == pytest.approx(15.0)
@@ -140,8 +144,74 @@ def test_an_interrupted_grid_trial_runs_again(base, tmp_path, counted):
     victim, victim_lr = report.trials[0].session, report.trials[0].point["lr"]
     summary = json.loads((victim.path / "summary.json").read_text())
     (victim.path / "summary.json").write_text(json.dumps({**summary, "status": "failed"}))
-    run_sweep(base, root=tmp_path / "s", grid_items=["lr=1e-3,2e-3"])
+    again = run_sweep(base, root=tmp_path / "s", grid_items=["lr=1e-3,2e-3"])
     assert len(counted) == 3 and counted[-1].lr == victim_lr
+    # The failed attempt stays on disk but is not a third trial of a two-point grid.
+    assert victim.path.is_dir() and len(again.trials) == 2 and again.superseded == 1
+    assert "2 trials (1 earlier attempt that did not finish not counted)" in again.table()
+
+
+def test_a_killed_trial_rerun_counts_once(base, tmp_path, counted):
+    """A trial whose process was killed reads "running" with a dead owner (interrupted)."""
+    report = run_sweep(base, root=tmp_path / "s", grid_items=["lr=1e-3,2e-3"])
+    victim = report.trials[1].session
+    summary = json.loads((victim.path / "summary.json").read_text())
+    killed = {**summary, "status": "running", "pid": 0, "host": socket.gethostname()}
+    (victim.path / "summary.json").write_text(json.dumps(killed))
+    again = run_sweep(base, root=tmp_path / "s", grid_items=["lr=1e-3,2e-3"])
+    assert len(counted) == 3 and len(again.trials) == 2 and all(t.complete for t in again.trials)
+    assert victim.id not in {t.session.id for t in again.trials} and again.to_json()["superseded_attempts"] == 1
+
+
+def test_latest_attempts_keep_complete_trials_and_the_last_try():
+    def at(lr, status):
+        return Trial(None, {"lr": lr}, status, {})  # type: ignore[arg-type]
+
+    old_fail, done, lone_old, lone_new, other = (
+        at(1, "failed"),
+        at(1, "finished"),
+        at(2, "interrupted"),
+        at(2, "failed"),
+        at(3, "finished"),
+    )
+    kept, dropped = latest_attempts([old_fail, lone_old, done, lone_new, other])
+    assert kept == [done, lone_new, other] and dropped == 2
+
+
+def test_every_trial_failing_before_a_session_exits_with_the_reason(base, tmp_path):
+    missing = base.with_overrides(forget=str(tmp_path / "gone.json"))
+    logs = []
+    with pytest.raises(
+        UnlearnError, match="every trial failed before a session existed .2 of 2.: forget set: file"
+    ) as e:
+        run_sweep(missing, root=tmp_path / "s", grid_items=["lr=1e-3,2e-3"], log=logs.append)
+    assert e.value.exit_code == ExitCode.LOAD  # the data could not be loaded, as for a single run
+    assert any("failed before a session existed: forget set: file not found" in line for line in logs), logs
+
+
+def test_sweep_folder_problems_are_one_line_errors(tmp_path, monkeypatch):
+    ident = {"algorithm": "npo", "mode": "grid", "space": {"beta": [0.1]}, "base": {}}
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for folder in (a_file, a_file / "below"):
+        with pytest.raises(ConfigError, match="is a file, or a part of its path is"):
+            open_folder(folder, ident)
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for text in ('{"id": "x", "ident', "[]", '{"id": "x"}'):
+        (damaged / "sweep.json").write_text(text)
+        with pytest.raises(DataError, match="sweep.json is damaged"):
+            open_folder(damaged, ident)
+    real_mkdir = type(tmp_path).mkdir
+
+    def refused(self, *args, **kwargs):
+        if self.name == "locked":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(tmp_path), "mkdir", refused)
+    with pytest.raises(ConfigError, match="can't create the sweep folder .*: permission denied; choose a folder"):
+        open_folder(tmp_path / "locked", ident)
 
 
 def test_optuna_trials_resume_and_extend(base, tmp_path, counted):

@@ -57,10 +57,12 @@ def say(text: str) -> None:
 
 def handle_errors(func: Callable) -> Callable:
     """One-line messages and documented exit codes instead of tracebacks."""
+    path_options = _path_options(func)
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
+            _check_paths(path_options, kwargs)
             return func(*args, **kwargs)
         except UnlearnError as exc:
             err(f"error: {exc}")
@@ -70,6 +72,37 @@ def handle_errors(func: Callable) -> Callable:
             raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
 
     return wrapper
+
+
+def _path_options(func: Callable) -> dict[str, str]:
+    """{parameter: flag} of the command's options that take a file or folder."""
+    import inspect
+
+    found = {}
+    for name, parameter in inspect.signature(func).parameters.items():
+        option = parameter.default
+        decls = getattr(option, "param_decls", None)
+        if not decls:
+            continue
+        if (
+            getattr(option, "metavar", None) == "PATH"
+            or "Path" in str(parameter.annotation)
+            or decls[0].endswith("-dir")
+        ):
+            found[name] = decls[0]
+    return found
+
+
+def _check_paths(path_options: dict[str, str], values: dict[str, Any]) -> None:
+    """One check for every path option: a name longer than a file system allows fails
+    deep inside (even Path.exists raises on it); say so first, as a usage error."""
+    from tui_unlearn.paths import path_problem
+
+    for name, flag in path_options.items():
+        value = values.get(name)
+        problem = path_problem(value) if value else None
+        if problem:
+            raise ConfigError(f"{flag} {problem}")
 
 
 def _algorithms_epilog() -> str:
@@ -398,6 +431,13 @@ def sweep_command(
     if report.best_config is not None:
         err(
             f"best configuration: {report.best_config} (run it with: tui-unlearn --batch --config {report.best_config})"
+        )
+    if report.early_failures:
+        from tui_unlearn.errors import RunFailedError
+
+        raise RunFailedError(
+            f"{len(report.early_failures)} trial(s) failed before a session existed: {report.early_failures[0]}; "
+            "fix that and run the same sweep command again (finished trials are kept)"
         )
 
 

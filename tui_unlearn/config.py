@@ -46,6 +46,19 @@ def _not_blank(value: str | None) -> str | None:
     return "must not be empty" if value is not None and not value.strip() else None
 
 
+def _path_rule(value: str | None) -> str | None:
+    """For settings that name a file or folder (or a hub id, which fits the same limits):
+    not empty, and no name longer than a file system allows."""
+    return _not_blank(value) or _name_fits(value)
+
+
+def _name_fits(value: str | None) -> str | None:
+    """A path's names fit a file system (an empty value stays allowed: "not given")."""
+    from tui_unlearn.paths import path_problem
+
+    return path_problem(value) if value else None
+
+
 def _stop_rule(value: str | None) -> str | None:
     from tui_unlearn.engine.stop_rules import check_stop_when
 
@@ -96,7 +109,7 @@ class RunConfig:
         faces=(CLI, EVAL),
         group=MODEL,
         short="-m",
-        check_value=_not_blank,
+        check_value=_path_rule,
     )
     device: str = setting(
         "str",
@@ -128,7 +141,7 @@ class RunConfig:
         faces=(CLI, EVAL),
         group=MODEL,
         nullable=True,
-        check_value=_not_blank,
+        check_value=_path_rule,
     )
     # ---- data ----
     forget: str = setting(
@@ -138,7 +151,7 @@ class RunConfig:
         faces=(CLI, EVAL),
         group=DATA,
         short="-f",
-        check_value=_not_blank,
+        check_value=_path_rule,
     )
     retain: str | None = setting(
         "str",
@@ -147,6 +160,7 @@ class RunConfig:
         faces=(CLI, EVAL),
         group=DATA,
         nullable=True,
+        check_value=_name_fits,
     )
     holdout: str | None = setting(
         "str",
@@ -155,6 +169,7 @@ class RunConfig:
         faces=(CLI, EVAL),
         group=DATA,
         nullable=True,
+        check_value=_name_fits,
     )
     retain_eval: str | None = setting(
         "str",
@@ -164,7 +179,7 @@ class RunConfig:
         faces=(CLI, EVAL),
         group=DATA,
         nullable=True,
-        check_value=_not_blank,
+        check_value=_path_rule,
     )
     # ---- the method ----
     algorithm: str = setting(
@@ -445,7 +460,7 @@ class RunConfig:
         faces=(CLI, EVAL),
         group=EVALUATION,
         nullable=True,
-        check_value=_not_blank,
+        check_value=_path_rule,
     )
     relearn_steps: int = setting(
         "int",
@@ -507,7 +522,7 @@ class RunConfig:
         faces=(CLI, EVAL),
         group=BENCHMARK,
         nullable=True,
-        check_value=_not_blank,
+        check_value=_path_rule,
         metavar="DIR",
     )
     privleak_reference_auc: float | None = setting(
@@ -590,6 +605,11 @@ def settings_for(face: str, group: str | None = None) -> list[Param]:
 
 def load_config_file(path: str | Path) -> RunConfig:
     """A RunConfig from a ``.json`` or ``.toml`` file (a session's config.json works)."""
+    from tui_unlearn.paths import path_problem
+
+    problem = path_problem(path)
+    if problem:
+        raise ConfigError(f"--config {problem}")
     p = Path(path).expanduser()
     if p.is_dir():
         raise ConfigError(f"--config {p} is a folder; give a .json or .toml file (a session's config.json works)")
@@ -598,7 +618,8 @@ def load_config_file(path: str | Path) -> RunConfig:
     if not p.is_file():
         raise ConfigError(f"--config {p} is not a regular file; give a .json or .toml file")
     try:
-        text = p.read_text(encoding="utf-8")
+        # utf-8-sig: Windows editors save a byte-order mark, which is no setting
+        text = p.read_text(encoding="utf-8-sig")
     except OSError as error:
         raise ConfigError(f"cannot read config file {p}: {error.strerror}; check its permissions") from None
     except UnicodeDecodeError:

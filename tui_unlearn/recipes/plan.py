@@ -184,9 +184,13 @@ def build_plan(config: Any, data: Any = None, *, model_max_length: int | None = 
         except UnlearnError as error:
             if spec.required:
                 raise DataError(f"{recipe.name} recipe, {spec.name} split: {error}") from error
+            if spec.retain_eval and config.retain_eval:  # asked for by name: never dropped quietly
+                raise DataError(f"--retain-eval {config.retain_eval}: {error}") from error
             plan.missing[spec.name] = str(error)
             continue
         if not records:
+            if spec.retain_eval and config.retain_eval:
+                raise DataError(f"--retain-eval {config.retain_eval} holds no records; give a file with some")
             plan.missing[spec.name] = f"{source} has no records"
             continue
         role = spec.source[len(RUN_PREFIX) :] if spec.source.startswith(RUN_PREFIX) else None

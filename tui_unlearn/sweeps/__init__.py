@@ -16,8 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from tui_unlearn.errors import ConfigError
+from tui_unlearn.errors import ConfigError, ExitCode, UnlearnError
 from tui_unlearn.sweeps.report import WITH_ORACLE, WITHOUT_ORACLE, SweepReport
+from tui_unlearn.sweeps.runner import EarlyFailure, TrialResult
 from tui_unlearn.sweeps.store import is_sweep_dir, list_sweeps, read_trials, write_best_config
 
 __all__ = ["run_sweep", "SweepReport", "is_sweep_dir", "list_sweeps", "sweep_folder"]
@@ -78,13 +79,18 @@ def run_sweep(
     done = [t for t in read_trials(folder, names, algorithm.name) if t.complete]
     parallel = parallel_that_fits(parallel, resolved, algorithm.needs_reference, log)
 
-    def on_done(i: int, config: Any, session_id: str | None) -> None:
+    early: list[EarlyFailure] = []
+    ran: list[Any] = []
+
+    def on_done(i: int, config: Any, session_id: TrialResult) -> None:
         from tui_unlearn.sessions import Session
         from tui_unlearn.sweeps.store import objectives_of
 
+        ran.append(session_id)
         shown = ", ".join(f"{n}={_value(config, n)}" for n in names)
-        if session_id is None:
-            log(f"trial {shown}: failed before a session existed")
+        if isinstance(session_id, EarlyFailure):
+            early.append(session_id)
+            log(f"trial {shown}: failed before a session existed: {session_id.reason}")
             return
         summary = Session(folder / session_id).summary()
         o = objectives_of(summary)
@@ -102,7 +108,18 @@ def run_sweep(
     else:
         _optuna(base, algorithm, resolved, plan, done, trials, parallel, folder, names, log, on_done)
 
+    if early and len(early) == len(ran):
+        # Nothing on disk would tell why; the first reason (and its exit code) stands for all.
+        error = UnlearnError(
+            f"every trial failed before a session existed ({len(early)} of {len(ran)}): {early[0].reason}"
+        )
+        try:
+            error.exit_code = ExitCode(early[0].exit_code)
+        except ValueError:  # a child process killed by a signal, or some other code
+            error.exit_code = ExitCode.RUN_FAILED
+        raise error
     report = SweepReport.of(folder, utility_floor=resolved.utility_floor)
+    report.early_failures = [f.reason for f in early]
     if report.best is not None:
         report.best_config = write_best_config(folder, report.best)
     return report

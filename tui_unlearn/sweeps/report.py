@@ -4,11 +4,11 @@ a plotext scatter and the ``--json`` object. Shared by ``sweep``, ``analyze`` an
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui_unlearn.sweeps.store import Trial, read_meta, read_trials
+from tui_unlearn.sweeps.store import Trial, latest_attempts, read_meta, read_trials
 
 # (name, goal): forget quality when there is an oracle, else holdout parity; against model
 # utility, or retain F1 where the retain set has no perturbed answers to measure it.
@@ -77,13 +77,15 @@ class SweepReport:
     best: Trial | None
     utility_floor: float
     best_config: Path | None = None
+    superseded: int = 0  # attempts that did not finish and were run again (their sessions stay)
+    early_failures: list[str] = field(default_factory=list)  # this run's trials that left no session: why
 
     @classmethod
     def of(cls, folder: Path, utility_floor: float = 0.95) -> SweepReport:
         meta = read_meta(folder)
         ident = meta.get("identity", {})
         names = list(ident.get("space", {}))
-        trials = read_trials(folder, names, ident.get("algorithm"))
+        trials, superseded = latest_attempts(read_trials(folder, names, ident.get("algorithm")))
         objectives = objectives_for(trials)
         front = pareto_front(trials, objectives)
         best_config = folder / "best-config.json"
@@ -96,6 +98,7 @@ class SweepReport:
             best_trial(front, objectives, utility_floor),
             utility_floor,
             best_config if best_config.is_file() else None,
+            superseded=superseded,
         )
 
     @property
@@ -119,6 +122,8 @@ class SweepReport:
             "pareto": [self.trial_object(t) for t in self.front],
             "best": self.trial_object(self.best) if self.best else None,
             "best_config": str(self.best_config) if self.best_config else None,
+            "superseded_attempts": self.superseded,
+            "failed_before_session": list(self.early_failures),
         }
 
     def table(self) -> str:
@@ -158,10 +163,17 @@ class SweepReport:
             )
         front = ", ".join(t.session.id for t in self.front) or "none yet"
         head = (
-            f"sweep {self.folder.name}: {len(self.trials)} trials, Pareto front ({self.objectives[0][0]} vs "
+            f"sweep {self.folder.name}: {len(self.trials)} trials{self._superseded_note()}, Pareto front ({self.objectives[0][0]} vs "
             f"{self.objectives[1][0]}; * on the front) of {len(self.front)}: {front}"
         )
         return head + "\n" + text_table(headers, rows)
+
+    def _superseded_note(self) -> str:
+        if not self.superseded:
+            return ""
+        return (
+            f" ({self.superseded} earlier attempt{'s' if self.superseded > 1 else ''} that did not finish not counted)"
+        )
 
     def scatter(self, width: int = 100, height: int = 20) -> str:
         """Forget quality (log10) or holdout parity against model utility; the front marked."""

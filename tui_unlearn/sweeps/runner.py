@@ -10,10 +10,11 @@ import sys
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tui_unlearn.errors import UnlearnError
+from tui_unlearn.errors import ExitCode, UnlearnError, first_line
 
 GIB = 1024**3
 PROCESS_OVERHEAD = 0.6 * GIB  # python + torch + tokenizer per trial process (measured ~0.5 GiB on CPU)
@@ -64,27 +65,45 @@ def parallel_that_fits(parallel: int, config: Any, needs_reference: bool, log: C
     return parallel
 
 
-def run_in_process(config: Any, folder: Path) -> str | None:
-    """Run one trial with the engine here; its session id (None when it failed before one existed)."""
+@dataclass(frozen=True)
+class EarlyFailure:
+    """A trial that failed before its session existed: nothing on disk tells why, so this does."""
+
+    reason: str
+    exit_code: int = int(ExitCode.RUN_FAILED)
+
+
+TrialResult = str | EarlyFailure  # the trial's session id, or why it has none
+
+
+def run_in_process(config: Any, folder: Path) -> TrialResult:
+    """Run one trial with the engine here: its session id, or why it failed before one existed."""
+    from tui_unlearn import events
     from tui_unlearn.engine import run
 
+    started: list[str] = []
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, events.RunStarted):
+            started.append(event.session_id)
+
     try:
-        return run(config, sessions_dir=folder).session_id
-    except UnlearnError:
-        return None  # a session that started holds the failure; the report shows it
+        result = run(config, on_event, sessions_dir=folder)
+    except UnlearnError as error:
+        if started:  # the session holds the failure; the report shows it
+            return started[-1]
+        return EarlyFailure(first_line(error), int(error.exit_code))
+    return result.session_id or EarlyFailure("the run ended without a session", int(result.exit_code))
 
 
-def run_subprocess(config: Any, folder: Path) -> str | None:
+def run_subprocess(config: Any, folder: Path) -> TrialResult:
     """Run one trial as ``tui-unlearn --batch --json`` in a child process."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", dir=folder, prefix=".trial-", delete=False) as fh:
         json.dump(config.to_dict(), fh)
         path = fh.name
-    argv = [sys.executable, "-m", "tui_unlearn", "--batch", "--json", "--config", path, "--sessions-dir", str(folder)]
-    if config.trust_remote_code:  # the sweep was given the flag: the child's config file alone is no consent
-        argv.append("--trust-remote-code")
     try:
         done = subprocess.run(
-            argv,
+            [sys.executable, "-m", "tui_unlearn", "--batch", "--json", "--config", path, "--sessions-dir", str(folder)],
             capture_output=True,
             text=True,
             env={**os.environ, "OMP_NUM_THREADS": str(config.threads or 1)},
@@ -93,18 +112,22 @@ def run_subprocess(config: Any, folder: Path) -> str | None:
         os.unlink(path)
     for line in reversed(done.stdout.splitlines()):
         try:
-            return json.loads(line).get("session_id")
-        except ValueError:
+            session_id = json.loads(line).get("session_id")
+        except (ValueError, AttributeError):
             continue
-    return None
+        if session_id:
+            return session_id
+    errors = [line[len("error: ") :] for line in done.stderr.splitlines() if line.startswith("error: ")]
+    reason = errors[-1] if errors else f"the trial process exited with code {done.returncode} and said nothing"
+    return EarlyFailure(reason, done.returncode or int(ExitCode.RUN_FAILED))
 
 
 def run_trials(
-    configs: list[Any], folder: Path, parallel: int, on_done: Callable[[int, Any, str | None], None]
-) -> list[str | None]:
-    """Run every config as a session in ``folder``; ``on_done(i, config, session_id)`` after each."""
+    configs: list[Any], folder: Path, parallel: int, on_done: Callable[[int, Any, TrialResult], None]
+) -> list[TrialResult]:
+    """Run every config as a session in ``folder``; ``on_done(i, config, result)`` after each."""
     if parallel <= 1:
-        ids = []
+        ids: list[TrialResult] = []
         for i, config in enumerate(configs):
             ids.append(run_in_process(config, folder))
             on_done(i, config, ids[-1])
@@ -113,10 +136,10 @@ def run_trials(
     # Each child gets its share of the cores unless the user fixed --threads.
     configs = [c if c.threads else c.with_overrides(threads=max(1, cores // parallel)) for c in configs]
 
-    def one(i: int) -> str | None:
-        session_id = run_subprocess(configs[i], folder)
-        on_done(i, configs[i], session_id)
-        return session_id
+    def one(i: int) -> TrialResult:
+        result = run_subprocess(configs[i], folder)
+        on_done(i, configs[i], result)
+        return result
 
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         return list(pool.map(one, range(len(configs))))

@@ -59,6 +59,8 @@ def parse_grid(algorithm: Algorithm, items: list[str]) -> dict[str, list[Any]]:
             raise ConfigError(f"--grid names {name!r} twice; give all its values in one --grid")
         _, param = declaration(algorithm, name)
         grid[name] = [param.parse(v.strip()) for v in values.split(",") if v.strip()]
+        if not grid[name]:  # "beta=," would make a grid of no points: a sweep that runs nothing
+            raise ConfigError(f"--grid {item!r} lists no values; write NAME=V1,V2,... (e.g. --grid {name}=0.05,0.1)")
     return grid
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from tui_unlearn.errors import ConfigError, DataError, first_line
 from tui_unlearn.sessions import Session, atomic_write_json, list_sessions
 
 SWEEP_FILE = "sweep.json"
@@ -50,26 +52,62 @@ def list_sweeps(root: Path) -> list[Path]:
 
 
 def open_folder(folder: Path, ident: dict[str, Any]) -> dict[str, Any]:
-    """Create the sweep folder (or reuse it when its identity matches) and return sweep.json."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Create the sweep folder (or reuse it when its identity matches) and return sweep.json.
+
+    ConfigError (exit 2) for a folder that is a file or cannot be created or written in,
+    before any trial runs; DataError (exit 3) for a sweep.json that cannot be read.
+    """
+    hint = "choose a folder you can write to with --sweep-dir (or leave it out)"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ConfigError(f"the sweep folder {folder} is a file, or a part of its path is; {hint}") from None
+    except OSError as error:
+        raise ConfigError(f"can't create the sweep folder {folder}: {_reason(error)}; {hint}") from None
     path = folder / SWEEP_FILE
     if path.is_file():
-        meta = json.loads(path.read_text(encoding="utf-8"))
+        meta = read_meta(folder)
         if meta.get("identity") == json.loads(json.dumps(ident, default=str)):
+            _probe_writable(folder, hint)
             return meta
-        from tui_unlearn.errors import ConfigError
-
         raise ConfigError(
             f"{folder} holds another sweep (different method, space or settings); "
             "choose another --sweep-dir or leave it out"
         )
     meta = {"id": folder.name, "identity": ident, "created": datetime.now(UTC).isoformat(timespec="seconds")}
-    atomic_write_json(path, meta)
+    try:
+        atomic_write_json(path, meta)
+    except OSError as error:
+        raise ConfigError(f"can't write in the sweep folder {folder}: {_reason(error)}; {hint}") from None
     return meta
 
 
+def _probe_writable(folder: Path, hint: str) -> None:
+    """Trials write sessions here: find out now, not after the first trial failed for it."""
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass
+    except OSError as error:
+        raise ConfigError(f"can't write in the sweep folder {folder}: {_reason(error)}; {hint}") from None
+
+
+def _reason(error: OSError) -> str:
+    return " ".join((error.strerror or str(error) or type(error).__name__).split()).lower()
+
+
 def read_meta(folder: Path) -> dict[str, Any]:
-    return json.loads((folder / SWEEP_FILE).read_text(encoding="utf-8"))
+    """The folder's sweep.json; DataError, one line, when it cannot be read or is not a sweep's."""
+    path = folder / SWEEP_FILE
+    what = "remove it (its trial sessions stay; the same sweep command writes it again) or choose another folder"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise DataError(f"can't read {path}: {_reason(error)}; check its permissions") from None
+    except (UnicodeDecodeError, RecursionError, ValueError) as error:  # JSONDecodeError is a ValueError
+        raise DataError(f"{path} is damaged ({first_line(error)}); {what}") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("identity"), dict):
+        raise DataError(f"{path} is damaged (it holds no sweep identity); {what}")
+    return meta
 
 
 @dataclass
@@ -126,6 +164,27 @@ def read_trials(folder: Path, names: list[str], algorithm: str) -> list[Trial]:
         summary = session.summary()
         trials.append(Trial(session, point, summary.get("status", "?"), objectives_of(summary), summary))
     return trials
+
+
+def latest_attempts(trials: list[Trial]) -> tuple[list[Trial], int]:
+    """(the trials that count, how many earlier attempts were left out).
+
+    A trial killed or failed is run again by the next run of the sweep, as a new session;
+    the old one stays on disk (a session is never deleted for the user) but no longer
+    counts: a point's attempt that did not finish is left out when the same point has a
+    complete trial or a later attempt. Complete trials always count.
+    """
+    by_point: dict[str, list[int]] = {}
+    for index, trial in enumerate(trials):  # oldest first
+        by_point.setdefault(json.dumps(trial.point, sort_keys=True, default=str), []).append(index)
+    dropped: set[int] = set()
+    for indices in by_point.values():
+        any_complete = any(trials[i].complete for i in indices)
+        for position, i in enumerate(indices):
+            later = position < len(indices) - 1
+            if not trials[i].complete and (any_complete or later):
+                dropped.add(i)
+    return [t for i, t in enumerate(trials) if i not in dropped], len(dropped)
 
 
 def write_best_config(folder: Path, trial: Trial) -> Path:
