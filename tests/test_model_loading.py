@@ -235,3 +235,41 @@ def test_student_layers_beyond_the_model_are_refused_before_a_session(micro_mode
     with pytest.raises(ConfigError, match="--student-layers 3 is more than the model's 2 decoder layers"):
         smaller_student(model, 3)
     assert len(smaller_student(model, 1).model.layers) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_model_pane_loads_a_gguf_file_and_says_it_was_dequantized(micro_gguf, tmp_path, anyio_backend):
+    from tui_fakes import settle
+
+    from tui_unlearn.config import RunConfig
+    from tui_unlearn.tui.app import create_app
+
+    config = RunConfig(device="cpu", model=str(micro_gguf), models_cache=str(tmp_path / "cache"))
+    app = create_app(config, sessions_dir=tmp_path / "sessions")
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+l")
+        await settle(pilot, timeout=60)
+        pane = app.workbench.model_pane
+        assert pane.error is None and pane.loaded_spec == str(micro_gguf)
+        assert pane.info["source"] == "GGUF Q8_0, dequantized to float32"
+        assert "dequantized to float32" in app.export_screenshot().replace("&#160;", " ")
+
+
+def test_a_weights_file_that_cannot_be_read_names_the_reason(micro_model_dir, tmp_path, monkeypatch):
+    import pathlib
+
+    folder = tmp_path / "locked"
+    shutil.copytree(micro_model_dir, folder)
+    real_open = pathlib.Path.open
+
+    def refuse(self, *args, **kwargs):  # chmod 000 cannot stop root, which the tests may run as
+        if self.name == "model.safetensors":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "open", refuse)
+    with pytest.raises(ModelLoadError) as info:
+        load_model(str(folder), device="cpu")
+    assert str(info.value) == f"cannot read {folder / 'model.safetensors'}: Permission denied"

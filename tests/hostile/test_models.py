@@ -157,6 +157,21 @@ CASES = [
         "holds a 'rwkv6' model",
         unsupported_gguf,
     ),
+    Case(
+        "gguf-unsupported-as-oracle",
+        (*RUN, "--model", "{model}", "--oracle", "{tmp}/rwkv.gguf"),
+        LOAD,
+        "holds a 'rwkv6' model",
+        unsupported_gguf,
+    ),
+    Case(
+        "gguf-unsupported-in-sweep",
+        ("sweep", "--model", "{tmp}/rwkv.gguf", "--grid", "lr=0.001,0.002", "--forget", "{forget}")
+        + ("--retain", "{retain}", "--steps", "1", "--sessions-dir", "{sessions}"),
+        LOAD,
+        "holds a 'rwkv6' model",
+        unsupported_gguf,
+    ),
     Case("a-file-not-a-model", (*RUN, "--model", "{tmp}/model.bin"), LOAD, "or a .gguf file", plain_file),
 ]
 
