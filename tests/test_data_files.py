@@ -163,3 +163,19 @@ def test_a_lone_surrogate_is_refused_where_it_is(tmp_path):
         load_split(str(path), "forget")
     with pytest.raises(DataError, match=r"record 1 of standard input: its answer holds a lone surrogate"):
         load_split("-", "forget", stdin="some text \ud800 pasted")
+
+
+def test_recipe_sources_read_through_the_same_gate(tmp_path, alarm):
+    """The benchmark recipes' reader (multiple choice, completion) once said "file not found" for a
+    FIFO, and would have blocked on one reached another way."""
+    from tui_unlearn.recipes.sources import read_rows
+
+    pipe = tmp_path / "choices.jsonl"
+    os.mkfifo(pipe)
+    with pytest.raises(DataError, match="choices.jsonl is a FIFO"):
+        read_rows(str(pipe))
+    with pytest.raises(DataError, match="is a character device"):
+        read_rows("/dev/zero")
+    good = tmp_path / "good.jsonl"
+    good.write_text(json.dumps(ROW) + "\n")
+    assert read_rows(str(good)) == [ROW]

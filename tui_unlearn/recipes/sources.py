@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_unlearn.data.fields import data_error
-from tui_unlearn.errors import DataError, first_line
+from tui_unlearn.errors import DataError
 
 LETTERS = "ABCDEFGH"
 
@@ -30,17 +30,14 @@ def read_rows(spec: str) -> list[dict[str, Any]]:
 
 
 def _file_rows(path: Path, name: str) -> list[Any]:
-    from tui_unlearn.data import parsers
+    from tui_unlearn.data import files, parsers
 
-    if not path.is_file():
-        raise data_error(f"file not found: {name}")
+    # The data layer's reader: a regular file only (a FIFO would block), within the size limit.
     suffix = path.suffix.lower()
     if suffix == ".parquet":
+        files.check_file(path, name, data_error)
         return parsers.parse_parquet(path, name)
-    try:
-        text = parsers.decode(path.read_bytes(), name)
-    except OSError as error:
-        raise data_error(f"can't read {name}: {error.strerror or first_line(error)}") from error
+    text = parsers.decode(files.read_regular(path, name, data_error), name)
     if suffix in (".jsonl", ".ndjson"):
         return parsers.parse_jsonl(text, name)[0]
     if suffix == ".csv":
