@@ -273,3 +273,11 @@ def test_a_weights_file_that_cannot_be_read_names_the_reason(micro_model_dir, tm
     with pytest.raises(ModelLoadError) as info:
         load_model(str(folder), device="cpu")
     assert str(info.value) == f"cannot read {folder / 'model.safetensors'}: Permission denied"
+
+
+def test_a_gguf_without_the_gguf_package_says_what_to_install(micro_gguf, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gguf", None)  # what an install without the extra sees
+    with pytest.raises(ModelLoadError, match=r"needs the gguf package: pip install 'tui-unlearn\[gguf\]'"):
+        load_model(str(micro_gguf), device="cpu", models_cache=str(tmp_path / "cache"))
