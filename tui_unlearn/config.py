@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import stat
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -610,18 +611,22 @@ def load_config_file(path: str | Path) -> RunConfig:
     problem = path_problem(path)
     if problem:
         raise ConfigError(f"--config {problem}")
+    from tui_unlearn.data import files
+
     p = Path(path).expanduser()
-    if p.is_dir():
-        raise ConfigError(f"--config {p} is a folder; give a .json or .toml file (a session's config.json works)")
-    if not p.exists():
+    try:
+        found = files.stat_path(p)
+    except OSError as error:  # a folder on its path that cannot be entered, a link loop
+        raise ConfigError(f"--config: {files.unreachable(str(p), error)}") from None
+    if found is None:
         raise ConfigError(f"config file {p} does not exist; check the path given to --config")
-    if not p.is_file():
-        raise ConfigError(f"--config {p} is not a regular file; give a .json or .toml file")
+    if stat.S_ISDIR(found.st_mode):
+        raise ConfigError(f"--config {p} is a folder; give a .json or .toml file (a session's config.json works)")
+    # A regular file only, opened without blocking and read up to the data size limit.
+    data = files.read_regular(p, f"config file {p}", ConfigError, alternative="give a .json or .toml file")
     try:
         # utf-8-sig: Windows editors save a byte-order mark, which is no setting
-        text = p.read_text(encoding="utf-8-sig")
-    except OSError as error:
-        raise ConfigError(f"cannot read config file {p}: {error.strerror}; check its permissions") from None
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"config file {p} is not UTF-8 text; give a .json or .toml file") from None
     if not text.strip():

@@ -245,6 +245,9 @@ def test_data_in_a_folder_that_cannot_be_entered(world, monkeypatch) -> None:
         "permission denied on a folder of its path",
     )
     check_in_time(case, world)
+    (locked / "run.json").write_text('{"steps": 1}')
+    config = Case("config-not-enterable", ("--config", f"{locked}/run.json", "--print-config"), 2, "permission denied")
+    check_in_time(config, world)
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root enters every folder")
