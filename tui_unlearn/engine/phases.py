@@ -145,8 +145,11 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
                     max_new_tokens=config.max_new_tokens,
                     field_metrics=False,
                     generate=ctx.generate_during,
+                    max_length=ctx.plan.max_length,
                 )
             )
+    for note in result.notes:
+        ctx.log(f"evaluating ({phase}): {note}")
     add_general(ctx, result.aggregates, model, phase, step)
     ctx.record(ev.Evaluation(step, phase, result.aggregates, ctx.elapsed()))
     return result
@@ -324,7 +327,13 @@ def probe(ctx: RunContext, step: int) -> None:
     questions = [p["question"] for p in ctx.probes]
     answers = ctx.eval_batch.run(
         lambda rows: generate_answers(
-            model, ctx.loaded.tokenizer, questions, batch_size=rows, max_new_tokens=ctx.config.max_new_tokens
+            model,
+            ctx.loaded.tokenizer,
+            questions,
+            batch_size=rows,
+            max_new_tokens=ctx.config.max_new_tokens,
+            max_length=ctx.plan.max_length,
+            log=None if ctx.original_answers else lambda note: ctx.log(f"probe answers: {note}"),  # said once
         )
     )
     record_probes(ctx, step, answers)

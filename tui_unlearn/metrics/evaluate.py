@@ -23,7 +23,7 @@ import numpy as np
 
 from tui_unlearn.data.formatting import prompt_ids
 from tui_unlearn.metrics import tofu
-from tui_unlearn.metrics.generation import generate_from_ids
+from tui_unlearn.metrics.generation import PROMPT_CUT, fit_prompt, generate_from_ids, prompt_room
 from tui_unlearn.metrics.registry import Example, pair_aggregates, row_metrics, split_aggregates
 from tui_unlearn.metrics.scoring import score_answers
 
@@ -38,12 +38,14 @@ class EvalResult:
     ``aggregates[split]`` maps metric names to floats; ``examples`` rows hold the split,
     kind, question (the prefix for plain text), answer (the true continuation for plain
     text), generated text and every per-example metric (None where it does not apply);
-    ``truth_ratios[split]`` lists the per-record truth ratios, for forget quality.
+    ``truth_ratios[split]`` lists the per-record truth ratios, for forget quality;
+    ``notes`` are lines for the run's log (what was cut to fit the maximum length).
     """
 
     aggregates: dict[str, dict[str, float]] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
     truth_ratios: dict[str, list[float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
 
 def _kind(record: Mapping[str, Any]) -> str:
@@ -70,6 +72,31 @@ def _split_text(tokenizer, body: str, max_length: int) -> tuple[list[int], str, 
     prefix = tokenizer.decode(ids[:cut], skip_special_tokens=True).strip()
     continuation = tokenizer.decode(rest, skip_special_tokens=True).strip()
     return bos + ids[:cut], prefix, continuation, len(rest)
+
+
+# Characters per token assumed when looking for a text's head or tail that covers enough
+# tokens; a guess that is only a starting point (``_bounded`` checks and widens it).
+CHARS_PER_TOKEN = 8
+# Tokens past the needed count that the head or tail must have, so the ones that matter are
+# not the ones next to the cut (where a word is split).
+TOKEN_MARGIN = 64
+
+
+def _bounded(tokenizer, text: str, tokens: int, *, tail: bool = False) -> str:
+    """``text``, or its head (``tail``: its end) that tokenizes to more than ``tokens``
+    tokens plus a margin: the same first (last) ``tokens`` tokens as the whole text.
+
+    A 10 MB one-line text takes the tokenizer about 25 s per pass (2 cores), and nothing
+    past the maximum length is ever looked at; a short text is returned untouched without
+    tokenizing it.
+    """
+    chars = CHARS_PER_TOKEN * (tokens + TOKEN_MARGIN)
+    while chars < len(text):
+        part = text[-chars:] if tail else text[:chars]
+        if len(tokenizer(part, add_special_tokens=False)["input_ids"]) > tokens + TOKEN_MARGIN:
+            return part
+        chars *= 4
+    return text
 
 
 def evaluate_splits(
@@ -145,22 +172,26 @@ def qa_examples(
     for name, recs in records.items():
         for rec in recs:
             kind = _kind(rec)
-            question = (rec.get("question") or "") if kind == "qa" else ""
+            # Only the first max_length tokens of a scored sequence count (the verbatim probe
+            # reads up to twice that of a text): a huge text is tokenized that far only.
+            question = _bounded(tokenizer, rec.get("question") or "", max_length) if kind == "qa" else ""
+            answer = _bounded(tokenizer, rec.get("answer") or "", max_length * (1 if kind == "qa" else 2))
             slot: dict[str, Any] = {"kind": kind, "generate": name in generating}
-            slot["main"] = add(question, rec.get("answer") or "", True)
+            slot["main"] = add(question, answer, True)
+            if kind == "text":
+                slot["prefix_ids"], slot["prefix"], slot["continuation"], slot["continuation_tokens"] = _split_text(
+                    tokenizer, answer, max_length
+                )
             paraphrased = rec.get("paraphrased_answer") or ""
             perturbed = list(rec.get("perturbed_answers") or [])
             wants_variants = truth_ratio_splits is None or name in truth_ratio_splits
             if field_metrics and kind == "qa" and perturbed and wants_variants:
                 if paraphrased:
-                    slot["paraphrased"] = add(question, paraphrased, False)
-                slot["perturbed"] = [add(question, p, False) for p in perturbed]
+                    slot["paraphrased"] = add(question, _bounded(tokenizer, paraphrased, max_length), False)
+                slot["perturbed"] = [add(question, _bounded(tokenizer, p, max_length), False) for p in perturbed]
             slots.append((name, rec, slot))
     scores = score_answers(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length, statistics=statistics)
 
-    for _, rec, slot in slots:
-        if slot["kind"] == "text":
-            _, slot["prefix"], slot["continuation"], _ = _split_text(tokenizer, rec.get("answer") or "", max_length)
     if generating:
         _generate_into(
             model,
@@ -185,9 +216,32 @@ def qa_examples(
                 paraphrased=scores[slot["paraphrased"]] if "paraphrased" in slot else None,
                 perturbed=[scores[i] for i in slot.get("perturbed", ())],
                 prompt=slot["prefix"] if is_text else None,
+                extra={PROMPT_CUT: True} if slot.get(PROMPT_CUT) else {},
             )
         )
     return examples
+
+
+def truncation_notes(examples: Sequence[Example]) -> list[str]:
+    """What was cut to fit the maximum length, as log lines: scored sequences (prompt and
+    answer) cut at the end as in training, and generation prompts cut at the start."""
+    notes = []
+    scored = [e for e in examples if e.main is not None]
+    cut = [e for e in scored if getattr(e.main, "truncated", False)]
+    if cut:
+        lost = sum(1 for e in cut if not e.main.num_tokens)
+        notes.append(
+            f"{len(cut)} of {len(scored)} scored records were longer than the maximum length and lost their end"
+            + (f" ({lost} their whole answer: not scored)" if lost else "")
+        )
+    asked = [e for e in examples if e.generated is not None]
+    prompts_cut = sum(1 for e in asked if e.extra.get(PROMPT_CUT))
+    if prompts_cut:
+        notes.append(
+            f"{prompts_cut} of {len(asked)} generation prompts were longer than the maximum length less the new "
+            "tokens and lost their beginning"
+        )
+    return notes
 
 
 def result_from_examples(
@@ -206,7 +260,7 @@ def result_from_examples(
     aggregate.
     """
     names = list(split_names) if split_names is not None else list(dict.fromkeys(e.split for e in examples))
-    result = EvalResult()
+    result = EvalResult(notes=truncation_notes(examples))
     computed = row_metrics(generate=generate, field_metrics=field_metrics)
     for example in examples:
         row = example_row(example, computed)
@@ -230,27 +284,23 @@ def result_from_examples(
 def _generate_into(model, tokenizer, slots, *, batch_size: int, max_new_tokens: int, max_length: int) -> None:
     """Fill ``slot["generated"]`` (plain text continues its prefix, see ``_split_text``)."""
     qa = [(rec, slot) for _, rec, slot in slots if slot["kind"] == "qa"]
-    answers = generate_from_ids(
-        model,
-        tokenizer,
-        [prompt_ids(tokenizer, rec.get("question") or "") for rec, _ in qa],
-        batch_size=batch_size,
-        max_new_tokens=max_new_tokens,
-    )
+    room = prompt_room(max_length, max_new_tokens)
+    prompts = []
+    for rec, slot in qa:
+        # A generation prompt keeps its end (fit_prompt): a huge question is tokenized from its tail only.
+        ids = prompt_ids(tokenizer, _bounded(tokenizer, rec.get("question") or "", room, tail=True))
+        slot[PROMPT_CUT] = len(ids) > room
+        prompts.append(fit_prompt(ids, room))
+    answers = generate_from_ids(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens)
     for (_, slot), answer in zip(qa, answers):
         slot["generated"] = answer
 
     plain = [(rec, slot) for _, rec, slot in slots if slot["kind"] == "text"]
-    prefix_ids = []
-    longest = 0
-    for rec, _slot in plain:
-        ids, _, _, n = _split_text(tokenizer, rec.get("answer") or "", max_length)
-        prefix_ids.append(ids)
-        longest = max(longest, n)
+    longest = max((slot["continuation_tokens"] for _, slot in plain), default=0)
     continuations = generate_from_ids(
         model,
         tokenizer,
-        prefix_ids,
+        [slot["prefix_ids"] for _, slot in plain],
         batch_size=batch_size,
         max_new_tokens=min(VERBATIM_MAX_NEW_TOKENS, longest + 1),
     )

@@ -12,21 +12,57 @@ from __future__ import annotations
 
 import functools
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 
 from tui_unlearn.data.formatting import pad_token_id, prompt_ids
 
+PROMPT_CUT = "prompt_cut"  # Example.extra key: its generation prompt was cut to fit (fit_prompt)
+
+
+def fit_prompt(ids: list[int], room: int) -> list[int]:
+    """The last ``room`` ids with the first kept in front (BOS, or a chat template's first
+    token): a prompt longer than fits loses its beginning, not the text right before the
+    answer, which a decoder continues from (lm-evaluation-harness cuts contexts from the
+    left too)."""
+    room = max(1, room)
+    if len(ids) <= room:
+        return ids
+    return ids[:1] + ids[len(ids) - room + 1 :]
+
+
+def prompt_room(max_length: int, max_new_tokens: int) -> int:
+    """Prompt tokens that leave room for ``max_new_tokens`` within ``max_length``."""
+    return max(1, max_length - max_new_tokens)
+
 
 def generate_answers(
-    model, tokenizer, questions: Sequence[str], *, batch_size: int = 64, max_new_tokens: int = 48
+    model,
+    tokenizer,
+    questions: Sequence[str],
+    *,
+    batch_size: int = 64,
+    max_new_tokens: int = 48,
+    max_length: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> list[str]:
     """The model's greedy answer to each question, stripped, in input order.
 
     Generation stops at EOS (or after ``max_new_tokens`` tokens); only the new tokens are
-    decoded, special tokens skipped.
+    decoded, special tokens skipped. With ``max_length``, a prompt longer than
+    ``max_length - max_new_tokens`` tokens is cut (``fit_prompt``) and ``log`` is told how
+    many were.
     """
     ids = [prompt_ids(tokenizer, q) for q in questions]
+    if max_length is not None:
+        room = prompt_room(max_length, max_new_tokens)
+        cut = sum(len(p) > room for p in ids)
+        ids = [fit_prompt(p, room) for p in ids]
+        if cut and log is not None:
+            log(
+                f"{cut} of {len(ids)} prompts were longer than {room} tokens (the maximum length less the new "
+                "tokens) and lost their beginning"
+            )
     return generate_from_ids(model, tokenizer, ids, batch_size=batch_size, max_new_tokens=max_new_tokens)
 
 

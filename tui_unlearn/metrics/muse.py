@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from tui_unlearn.metrics.generation import generate_from_ids
+from tui_unlearn.metrics.generation import PROMPT_CUT, fit_prompt, generate_from_ids, prompt_room
 from tui_unlearn.metrics.registry import Example
 
 VERBMEM_NEW_TOKENS = 128
@@ -51,14 +51,6 @@ def cut_at_stop_words(text: str, words: Sequence[str] = KNOWMEM_STOP) -> str:
     return text
 
 
-def _fit(ids: list[int], room: int) -> list[int]:
-    """The last ``room`` ids, BOS kept in front: a prompt longer than the model's context
-    loses its beginning, not the text right before the continuation."""
-    if len(ids) <= room:
-        return ids
-    return ids[:1] + ids[len(ids) - room + 1 :]
-
-
 def verbmem_examples(
     model,
     tokenizer,
@@ -70,8 +62,9 @@ def verbmem_examples(
     max_length: int = 2048,
 ) -> list[Example]:
     """VerbMem examples of ``records`` (each with ``prompt`` and ``gt``)."""
-    room = max(1, max_length - max_new_tokens)
-    prompts = [_fit(list(tokenizer(r["prompt"], add_special_tokens=True)["input_ids"]), room) for r in records]
+    room = prompt_room(max_length, max_new_tokens)
+    full = [list(tokenizer(r["prompt"], add_special_tokens=True)["input_ids"]) for r in records]
+    prompts = [fit_prompt(ids, room) for ids in full]
     outputs = generate_from_ids(model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens)
     return [
         Example(
@@ -82,8 +75,9 @@ def verbmem_examples(
             main=None,
             generated=out,
             prompt=r["prompt"],
+            extra={PROMPT_CUT: len(ids) > room},
         )
-        for r, out in zip(records, outputs)
+        for r, out, ids in zip(records, outputs, full)
     ]
 
 
@@ -99,11 +93,11 @@ def knowmem_examples(
     max_length: int = 2048,
 ) -> list[Example]:
     """KnowMem examples of ``records`` (each with ``question`` and ``answer``) asked after ``shots``."""
-    room = max(1, max_length - max_new_tokens)
-    prompts = [
-        _fit(list(tokenizer(knowmem_prompt(r["question"], shots), add_special_tokens=True)["input_ids"]), room)
-        for r in records
+    room = prompt_room(max_length, max_new_tokens)
+    full = [
+        list(tokenizer(knowmem_prompt(r["question"], shots), add_special_tokens=True)["input_ids"]) for r in records
     ]
+    prompts = [fit_prompt(ids, room) for ids in full]
     outputs = generate_from_ids(
         model, tokenizer, prompts, batch_size=batch_size, max_new_tokens=max_new_tokens, strip=False
     )
@@ -116,6 +110,7 @@ def knowmem_examples(
             main=None,
             generated=cut_at_stop_words(out).strip(),
             prompt=r["question"],
+            extra={PROMPT_CUT: len(ids) > room},
         )
-        for r, out in zip(records, outputs)
+        for r, out, ids in zip(records, outputs, full)
     ]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -47,7 +48,8 @@ class AnswerScore:
     prediction (TOFU / open-unlearning "exact memorization"); ``extraction_strength`` is
     1 - k/n for the smallest k such that the argmax predictions match every answer token
     from position k on (1 when all match, 0 when even the last one is wrong).
-    An answer truncated away entirely (``num_tokens == 0``) has NaN metrics.
+    An answer truncated away entirely (``num_tokens == 0``) has NaN metrics;
+    ``truncated`` says the sequence was cut at the maximum length (see ``score_answers``).
     """
 
     loss: float
@@ -57,6 +59,7 @@ class AnswerScore:
     token_log_probs: np.ndarray
     min_k_pp_scores: np.ndarray
     total_nll: float = float("nan")
+    truncated: bool = False
 
 
 def extraction_strength(correct: Sequence[bool]) -> float:
@@ -110,7 +113,12 @@ def score_answers(
     flags = [statistics] * len(pairs) if isinstance(statistics, bool) else [bool(f) for f in statistics]
     if len(flags) != len(pairs):
         raise ValueError(f"{len(flags)} statistics flags for {len(pairs)} pairs")
-    features = encode_examples(tokenizer, pairs, max_length)  # a question tokenized once for all its answers
+    # A question tokenized once for all its answers; cut here rather than by the encoder, to
+    # know which were: prompt + answer past ``max_length`` lose answer tokens from the end, as
+    # in training (``formatting.encode_example``).
+    features = encode_examples(tokenizer, pairs, sys.maxsize)
+    cut = [len(f["input_ids"]) > max_length for f in features]
+    features = [{k: v[:max_length] for k, v in f.items()} for f in features]
     was_training = model.training
     model.eval()
     try:
@@ -121,6 +129,8 @@ def score_answers(
                 results = _score_padded(model, tokenizer, features, flags, max(1, batch_size))
     finally:
         model.train(was_training)
+    for score, was_cut in zip(results, cut):
+        score.truncated = was_cut
     return results
 
 
