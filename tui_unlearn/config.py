@@ -623,10 +623,10 @@ def load_config_file(path: str | Path) -> RunConfig:
     if stat.S_ISDIR(found.st_mode):
         raise ConfigError(f"--config {p} is a folder; give a .json or .toml file (a session's config.json works)")
     # A regular file only, opened without blocking and read up to the data size limit.
-    data = files.read_regular(p, f"config file {p}", ConfigError, alternative="give a .json or .toml file")
+    raw = files.read_regular(p, f"config file {p}", ConfigError, alternative="give a .json or .toml file")
     try:
         # utf-8-sig: Windows editors save a byte-order mark, which is no setting
-        text = data.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ConfigError(f"config file {p} is not UTF-8 text; give a .json or .toml file") from None
     if not text.strip():
