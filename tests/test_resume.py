@@ -55,7 +55,9 @@ def run_args(micro_model_dir, tmp_path):
 
 def _batch(args, sessions, *extra):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    return [sys.executable, "-m", "tui_unlearn", "--batch", "--sessions-dir", str(sessions), *args, *extra], env
+    # No general-ability guard: it may stop the micro model's run early, and these runs must go on.
+    guard = ["--guard-general", "0"]
+    return [sys.executable, "-m", "tui_unlearn", "--batch", "--sessions-dir", str(sessions), *guard, *args, *extra], env
 
 
 def _step_losses(session) -> dict[int, dict]:
@@ -109,6 +111,7 @@ def test_an_interrupted_run_checkpoints_where_it_stopped_and_resumes(micro_model
         eval_samples=4,
         max_new_tokens=4,
         device="cpu",
+        guard_general=0,
     )
     calls = {"n": 0}
 
@@ -285,3 +288,65 @@ def test_a_session_without_a_checkpoint_resumes_from_the_start(tmp_path):
     (tmp_path / ".checkpoint.tmp-999-abcdef").mkdir()  # a save killed midway
     discard_checkpoint(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_resume_in_progress_is_a_running_run_to_every_other_command(micro_model_dir, run_args, tmp_path):
+    from tui_unlearn.config import RunConfig
+    from tui_unlearn.engine import run
+
+    config = RunConfig(
+        model=str(micro_model_dir),
+        forget=run_args[3],
+        retain=run_args[5],
+        steps=8,
+        batch_size=2,
+        eval_every=0,
+        eval_samples=2,
+        max_new_tokens=2,
+        device="cpu",
+        guard_general=0,
+    )
+    calls = {"n": 0}
+
+    def stop_after_three_steps():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    sessions = tmp_path / "s"
+    first = run(config, should_stop=stop_after_three_steps, sessions_dir=sessions)
+    assert first.status == "interrupted"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "tui_unlearn", "--batch", "--sessions-dir", str(sessions), "--resume"]
+    proc = subprocess.Popen(
+        [*cmd, first.session_id, "--jsonl"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the session is claimed before this line is said
+            if b"resuming session" in line:
+                break
+        proc.send_signal(signal.SIGSTOP)  # held mid-run: alive, its pid unchanged
+        (session,) = list_sessions(sessions)
+        assert session.summary()["status"] == "running"  # was "interrupted": the old start time was kept
+        for args, fragment in (
+            (["sessions", "delete", "--yes", session.id], "still running"),
+            (["--batch", "--resume", session.id], "still running"),
+        ):
+            result = CliRunner().invoke(app, [*args, "--sessions-dir", str(sessions)])
+            assert result.exit_code == ExitCode.USAGE and fragment in result.stderr, (args, result.stderr)
+        assert (session.path / "config.json").is_file()
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert session.summary()["status"] == "interrupted"  # killed: no longer running
+
+
+def test_a_config_read_back_from_its_file_has_the_same_identity():
+    from tui_unlearn.config import RunConfig, resolve
+    from tui_unlearn.engine.checkpoint import config_identity
+
+    given = resolve(RunConfig(steps=8, guard_general=0, lr=1))  # ints where the settings are floats
+    read_back = resolve(RunConfig.from_dict(json.loads(json.dumps(given.to_dict())), source="config.json"))
+    assert config_identity(read_back) == config_identity(given)
+    assert config_identity(resolve(RunConfig(steps=9))) != config_identity(resolve(RunConfig(steps=8)))

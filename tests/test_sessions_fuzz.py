@@ -372,7 +372,7 @@ def saved_checkpoint(tmp_path_factory) -> Path:
 
 
 @settings(
-    max_examples=80,
+    max_examples=60,
     deadline=None,
     phases=[Phase.explicit, Phase.generate],
     database=None,

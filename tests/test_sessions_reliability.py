@@ -49,10 +49,20 @@ def _killed_run(root: Path) -> Session:
 def _runs(func, seconds: float = 20.0):
     """``func()`` in a thread; fails instead of hanging when it blocks (a named pipe)."""
     out: list = []
-    thread = threading.Thread(target=lambda: out.append(func()), daemon=True)
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            out.append(func())
+        except BaseException as exc:  # re-raised in the test's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
     thread.start()
     thread.join(seconds)
     assert not thread.is_alive(), "blocked (opened a named pipe?)"
+    if failure:
+        raise failure[0]
     return out[0]
 
 
@@ -260,3 +270,46 @@ def test_a_failure_that_cannot_be_written_down_is_still_one_line(tmp_path, damag
     assert [type(e).__name__ for e in heard] == ["RunFailed"]
     if damage == "error.txt is a folder":
         assert ctx.session.summary()["status"] == Status.FAILED
+
+
+# ---- watch ----
+
+
+@pytest.mark.parametrize("damage", ["recipe", "null_reasons", "fifo"])
+def test_watch_shows_a_damaged_session_instead_of_crashing(tmp_path, damage):
+    import asyncio
+
+    from tui_fakes import SessionWriter
+
+    from tui_unlearn.tui.app import create_app
+
+    writer = SessionWriter(tmp_path)
+    writer.start()
+    writer.steps(3)
+    writer.finish()
+    summary_path = writer.session.path / "summary.json"
+    if damage == "fifo":
+        summary_path.unlink()
+        os.mkfifo(summary_path)
+    else:
+        summary = json.loads(summary_path.read_text())
+        summary[damage] = "x"
+        summary_path.write_text(json.dumps(summary))
+        events = writer.session.path / "events.jsonl"
+        lines = events.read_text().splitlines()
+        finished = json.loads(lines[-1])
+        finished["summary"][damage] = "x"  # the end event carries the summary too
+        events.write_text("\n".join([*lines[:-1], json.dumps(finished)]) + "\n")
+
+    async def watch() -> None:
+        app = create_app(sessions_dir=tmp_path, watch=writer.session)
+        async with app.run_test(size=(100, 32)) as pilot:
+            for _ in range(40):
+                await pilot.pause(0.05)
+            assert type(app.screen).__name__ == "WatchScreen"
+        assert app.return_code in (None, 0)
+
+    def run_watch() -> None:
+        asyncio.run(watch())
+
+    _runs(run_watch, seconds=60)

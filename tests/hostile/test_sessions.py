@@ -170,8 +170,8 @@ CASES = [
         _replace("events.jsonl", "fifo"),
     ),
     Case(
-        "analyze-examples-endless",
-        ("analyze", SESSION, "--no-charts", "--sessions-dir", "{sessions}"),
+        "show-examples-endless",
+        ("sessions", "show", SESSION, "--sessions-dir", "{sessions}"),
         0,
         "",
         _replace("examples.jsonl", "endless"),
@@ -327,3 +327,24 @@ def _strict_json(text: str) -> None:
         raise AssertionError(f"{name} is not JSON")
 
     json.loads(text, parse_constant=no_constant)
+
+
+def _one_number_weight(tmp: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    path = _session(tmp) / "checkpoint" / "weights.safetensors"
+    tensors = load_file(str(path))
+    tensors[sorted(tensors)[0]] = torch.zeros(1)  # copy_ would spread it over the whole matrix
+    save_file(tensors, str(path))
+
+
+@pytest.mark.slow
+def test_a_checkpoint_that_does_not_fit_the_model_is_refused_in_one_line(interrupted, micro_model_dir, tmp_path):
+    world = make_world(tmp_path, micro_model_dir, with_session=False)
+    shutil.copytree(interrupted, world.sessions / SESSION, symlinks=True)
+    case = Case("checkpoint-wrong-shape", RESUME, 3, "is (1,) torch.float32, the model's is (", _one_number_weight)
+    # The model is loaded before the tensors can be compared with it: the session says it failed.
+    in_main_thread(LIMIT_S * 3, tmp_path, lambda: check(case, world, sessions_untouched=False))
+    summary = json.loads((world.sessions / SESSION / "summary.json").read_text())
+    assert summary["status"] == "failed" and "cannot be used" in summary["error"]

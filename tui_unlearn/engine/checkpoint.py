@@ -32,8 +32,25 @@ AUTO_EVERY_S = 300.0
 
 def config_identity(config: Any) -> str:
     """A digest of the run's resolved config: a checkpoint fits only the run that wrote it."""
-    text = json.dumps(config.to_dict(), sort_keys=True, default=str)
+    text = json.dumps(_canonical(config.to_dict()), sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` with every number a float: a setting given as 0 is read back from config.json
+    as 0.0 when its type is float, and must not make the same config look like another."""
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        try:
+            return float(value)
+        except OverflowError:
+            return str(value)
+    if isinstance(value, dict):
+        return {str(key): _canonical(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_canonical(item) for item in value]
+    return str(value)
 
 
 def trainable_state(model: Any) -> dict[str, Any]:
