@@ -275,7 +275,7 @@ def test_a_failure_that_cannot_be_written_down_is_still_one_line(tmp_path, damag
 # ---- watch ----
 
 
-@pytest.mark.parametrize("damage", ["recipe", "null_reasons", "fifo"])
+@pytest.mark.parametrize("damage", ["recipe", "null_reasons", "fifo", "events folder"])
 def test_watch_shows_a_damaged_session_instead_of_crashing(tmp_path, damage):
     import asyncio
 
@@ -291,6 +291,9 @@ def test_watch_shows_a_damaged_session_instead_of_crashing(tmp_path, damage):
     if damage == "fifo":
         summary_path.unlink()
         os.mkfifo(summary_path)
+    elif damage == "events folder":
+        (writer.session.path / "events.jsonl").unlink()
+        (writer.session.path / "events.jsonl").mkdir()
     else:
         summary = json.loads(summary_path.read_text())
         summary[damage] = "x"
