@@ -1,4 +1,4 @@
-"""Evaluation batch sizes: from memory on a GPU, fixed on a CPU, halved on running out."""
+"""Evaluation batch sizes: from the memory of the GPU or the machine, halved on running out."""
 
 from __future__ import annotations
 
@@ -14,6 +14,18 @@ def test_a_cpu_model_gets_the_cpu_batch(lively):
     assert auto_batch_size(model, 512) == CPU_ROWS
     assert EvalBatch.for_model(model, 512).size == CPU_ROWS
     assert EvalBatch.for_model(model, 512, requested=5).size == 5
+
+
+def test_a_cpu_batch_follows_the_machines_memory(lively, monkeypatch):
+    """Issue 18: a fixed 64 rows on any CPU; now the GPU's rule with the machine's RAM."""
+    import psutil
+
+    model, _ = lively
+    per_row = row_bytes(model, 512)
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    total = weights + 2 * 10 * per_row  # half of what the weights leave: 10 rows -> 8
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("Memory", (), {"total": total})())
+    assert auto_batch_size(model, 512) == 8
 
 
 def test_rows_follow_the_memory_left_by_the_weights():

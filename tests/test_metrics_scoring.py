@@ -363,3 +363,34 @@ def test_batched_encoding_gives_each_pairs_own_ids(tokenizer, chat):
     for max_length in (512, 24):
         assert encode_examples(tok, pairs, max_length) == [encode_example(tok, q, a, max_length) for q, a in pairs]
     assert encode_examples(tok, [], 512) == []
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_the_output_head_runs_at_answer_positions_only(lively, monkeypatch, shared):
+    """Issue 18: full-vocabulary logits for every position of a batch were most of an
+    evaluation's memory. The head now sees the answer positions; the numbers are the same."""
+    from contextlib import nullcontext
+
+    from tui_unlearn.metrics import scoring
+
+    model, tokenizer = lively
+    question = "Where was Alia Brenn born?"
+    answers = ["Port Liren.", "In Varn, by the sea.", "Nobody knows where."]
+    pairs = [(question, a) for a in answers] if shared else [(question, answers[0]), ("Who?", answers[1])]
+    seen: list[int] = []
+    handle = model.lm_head.register_forward_hook(lambda module, args, out: seen.append(out.shape[0] * out.shape[1]))
+    try:
+        lean = score_answers(model, tokenizer, pairs, batch_size=8)
+    finally:
+        handle.remove()
+    monkeypatch.setattr(scoring, "head_only_at", lambda model, keep: nullcontext())
+    full = score_answers(model, tokenizer, pairs, batch_size=8)
+    answer_tokens = sum(s.num_tokens for s in full)
+    longest = max(len(encode_example(tokenizer, q, a)["input_ids"]) for q, a in pairs)
+    # logits at the answer positions of the batch (less each answer's first on the shared
+    # path, which the prompt's last position predicts), not at batch x longest positions
+    assert answer_tokens - len(pairs) <= max(seen) <= answer_tokens < len(pairs) * longest
+    for a, b in zip(lean, full):
+        assert a.loss == pytest.approx(b.loss, abs=1e-5) and a.num_tokens == b.num_tokens
+        np.testing.assert_allclose(a.min_k_pp_scores, b.min_k_pp_scores, atol=1e-4)
+        assert a.token_accuracy == b.token_accuracy and a.extraction_strength == b.extraction_strength

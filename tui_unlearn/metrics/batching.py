@@ -2,14 +2,17 @@
 running out of it.
 
 On a GPU the rows per batch follow from the device's total memory less the weights, and
-what one row costs at the evaluation's longest sequence: its logits (scoring computes
-them at every position; the float32 statistics work in chunks) and its KV cache
-(generation). The device's *total* memory, not what is free at the moment, so the same
-model on the same machine always gets the same batches, hence the same numbers. A CPU
-gets ``CPU_ROWS``: larger batches only spill out of the caches there
-(``bench/bench_eval.py --batch-sizes`` measures it). ``--eval-batch-size N`` overrides
-both, and an evaluation that runs out of memory anyway is retried with half the batch
-(accelerate's test for an out-of-memory error), which later evaluations keep.
+what one row costs at the evaluation's longest sequence: its logits (an upper bound:
+scoring computes them at the answer positions only, all of a plain text's; the float32
+statistics work in chunks) and its KV cache (generation). The device's *total* memory, not
+what is free at the moment, so the same model on the same machine always gets the same
+batches, hence the same numbers. A CPU follows the same rule with the machine's total RAM,
+capped at ``CPU_ROWS``: larger batches only spill out of the caches there
+(``bench/bench_eval.py --batch-sizes`` measures it), and a 135 M model with a 49 k
+vocabulary on a small machine gets fewer (issue 18: 4-5 GB resident for 0.5 GB of weights).
+``--eval-batch-size N`` overrides both, and an evaluation that runs out of memory anyway is
+retried with half the batch (accelerate's test for an out-of-memory error), which later
+evaluations keep.
 """
 
 from __future__ import annotations
@@ -44,19 +47,21 @@ def auto_batch_size(model: Any, tokens: int) -> int:
     import torch
 
     device = next(model.parameters()).device
-    if device.type != "cuda":
-        return CPU_ROWS
-    total = torch.cuda.get_device_properties(device).total_memory
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    if device.type != "cuda":
+        import psutil
+
+        return rows_that_fit(psutil.virtual_memory().total, weights, row_bytes(model, tokens), cap=CPU_ROWS)
+    total = torch.cuda.get_device_properties(device).total_memory
     return rows_that_fit(total, weights, row_bytes(model, tokens))
 
 
-def rows_that_fit(total_memory: int, weights: int, per_row: int) -> int:
-    """The largest power of two of rows (1 to ``GPU_MAX_ROWS``) whose memory fits in
+def rows_that_fit(total_memory: int, weights: int, per_row: int, cap: int = GPU_MAX_ROWS) -> int:
+    """The largest power of two of rows (1 to ``cap``) whose memory fits in
     ``MEMORY_SHARE`` of what the weights leave of ``total_memory`` (bytes)."""
     rows = int(max(0, total_memory - weights) * MEMORY_SHARE // max(1, per_row))
     size = 1
-    while size * 2 <= min(rows, GPU_MAX_ROWS):  # a power of two: the same batches on like devices
+    while size * 2 <= min(rows, cap):  # a power of two: the same batches on like devices
         size *= 2
     return size
 

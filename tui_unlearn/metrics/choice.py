@@ -60,6 +60,7 @@ def continuation_log_likelihoods(
     import torch
 
     from tui_unlearn.data.formatting import IGNORE_INDEX, collate, pad_token_id
+    from tui_unlearn.metrics.scoring import answer_logits_of
 
     features = []
     for context, continuation in pairs:
@@ -77,17 +78,25 @@ def continuation_log_likelihoods(
             for start in range(0, len(order), max(1, batch_size)):
                 chunk = order[start : start + max(1, batch_size)]
                 batch = collate([features[i] for i in chunk], pad, padding_side="right")
-                logits = model(
-                    input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
-                ).logits.float()
-                labels = batch["labels"][:, 1:].to(logits.device)
+                labels = batch["labels"][:, 1:]
                 mask = labels != IGNORE_INDEX
-                log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
-                picked = log_probs.gather(2, labels.clamp_min(0)[..., None]).squeeze(-1)
-                sums = (picked * mask).sum(1)
-                for index, total, count in zip(chunk, sums.tolist(), mask.sum(1).tolist()):
+                # The head runs at the continuation positions only (position t predicts t + 1).
+                keep = torch.cat([mask, torch.zeros_like(mask[:, :1])], dim=1)
+                logits = answer_logits_of(
+                    model,
+                    keep,
+                    lambda batch=batch: (
+                        model(
+                            input_ids=batch["input_ids"].to(device), attention_mask=batch["attention_mask"].to(device)
+                        ).logits
+                    ),
+                ).float()
+                targets = labels[mask].to(logits.device)
+                picked = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None]).squeeze(1)
+                counts = mask.sum(1).tolist()
+                for index, part, count in zip(chunk, torch.split(picked, counts), counts):
                     if count:
-                        out[index] = float(total)
+                        out[index] = float(part.double().sum())
     finally:
         model.train(was_training)
     return out
