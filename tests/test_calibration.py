@@ -241,7 +241,9 @@ def test_runs_without_rules_spend_nothing_on_calibration(micro_model_dir, data, 
 
     monkeypatch.setattr(calibration, "measure", fail)
     events = []
-    result = run(micro_config(micro_model_dir, data, steps=4), events.append, sessions_dir=tmp_path / "s")
+    # With a holdout a run calibrates by default; --no-calibrate is the run with no rule at all.
+    config = micro_config(micro_model_dir, data, steps=4, calibrate=False)
+    result = run(config, events.append, sessions_dir=tmp_path / "s")
     assert result.status == "finished" and not any(isinstance(e, ev.Calibration) for e in events)
     assert "calibration" not in result.summary
     assert result.summary["metrics"]["after"]["forget"]["mia_auc_loss"] is not None  # the after evaluation reports it

@@ -19,6 +19,7 @@ RESULT_KEYS = (
     # does the model still speak: the original's answers to general prompts scored now (metrics.general)
     "general_ability",
     "guard",
+    "over_forgetting",
     # the evaluation recipe's: its other headline numbers, why a headline number is None, what it evaluated
     "mia_auc",
     "retain_utility",

@@ -370,11 +370,20 @@ class RunConfig:
     utility_floor: float = setting(
         "float",
         0.95,
-        "With --keep-best: only evaluations keeping model utility >= this x the original's count (0: no floor).",
+        "With --keep-best (or calibration, on by default): only evaluations keeping model utility >= this x the "
+        "original's count (0: no floor).",
         faces=(CLI, TUI),
         group=EVALUATION,
         min=0.0,
         max=1.0,
+    )
+    calibrate: bool = setting(
+        "bool",
+        True,
+        "With an oracle or a holdout set and no --keep-best or --stop-when: keep the best evaluation's weights "
+        "by forget quality (oracle) or holdout parity (holdout), above --utility-floor.",
+        faces=(CLI,),
+        group=EVALUATION,
     )
     general_retain: bool = setting(
         "bool",

@@ -93,6 +93,7 @@ class Calibration:
     best_weights: dict[str, Any] | None = None
     met_step: int | None = None
     is_best: bool = False  # the last observed evaluation is the best so far
+    by_default: bool = False  # keep-best chosen by the run (--calibrate), not asked for
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -171,6 +172,7 @@ class Calibration:
             "rule_met_step": self.met_step,
             "stopped_at": stopped_at,
             "keep_best": self.keep_best,
+            "by_default": self.by_default,
             "utility_floor": self.utility_floor if self.keep_best else None,
             "utility_basis": self.utility_basis,
             "best_value": self.best_value,
@@ -195,9 +197,20 @@ def start(ctx: Any) -> Calibration | None:
     if not config.eval_every:
         return None
     calib = Calibration.from_config(config)
+    before_field = ctx.field_metrics.get(BEFORE, {})
+    if not (calib.rule or calib.keep_best) and config.calibrate:
+        calib.keep_best = default_keep_best(ctx.before.aggregates, before_field)
+        calib.utility_floor = config.utility_floor if calib.keep_best else 0.0
+        calib.by_default = calib.keep_best is not None
     if not (calib.rule or calib.keep_best):
         return None  # nothing to judge: no extra passes
-    before_field = ctx.field_metrics.get(BEFORE, {})
+    if calib.by_default:
+        why = "against the oracle" if calib.keep_best == "forget_quality" else "forget vs holdout membership AUCs"
+        ctx.log(
+            f"calibrating: the run ends on the weights of its evaluation with the best {calib.keep_best} ({why}) "
+            f"among those keeping utility >= {calib.utility_floor:g} x the original's, not on where the last step "
+            "overshot to (--no-calibrate: the last step's weights)"
+        )
     choose_utility(calib, before_field, (ctx.extra.get("null_reasons") or {}), ctx.log)
     values = values_from(ctx.before.aggregates, before_field, calib.original_utility, calib.utility_basis)
     event = calib.observe(0, values)
@@ -215,6 +228,16 @@ def start(ctx: Any) -> Calibration | None:
             )
     ctx.calibration = calib
     return calib
+
+
+def default_keep_best(aggregates: dict[str, Any], before_field: dict[str, Any]) -> str | None:
+    """What a run calibrates by when not told: forget quality where the original was measured
+    against an oracle, else holdout parity where the run has a holdout set, else nothing."""
+    if before_field.get("forget_quality") is not None:
+        return "forget_quality"
+    if holdout_parity(aggregates.get("forget", {})) is not None:
+        return PARITY
+    return None
 
 
 def choose_utility(calib: Calibration, before_field: dict[str, Any], reasons: dict[str, str], log: Any) -> None:

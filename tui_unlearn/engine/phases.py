@@ -397,10 +397,29 @@ def evaluate_after(ctx: RunContext) -> None:
     probe(ctx, ctx.done)
     ctx.examples += [{"phase": AFTER, **row} for row in ctx.after.examples]
     ctx.extra.update(headline(ctx, AFTER, ctx.after))
+    ctx.extra["over_forgetting"] = over_forgetting(ctx, ctx.field_metrics[AFTER])
     # The recipe's own headline numbers sit at the top of the summary, as forget quality always has.
     ctx.extra.update({key: ctx.field_metrics[AFTER].get(key) for key in ctx.plan.recipe.headline_keys})
     if ctx.session is not None:
         ctx.session.write_examples(ctx.examples)
+
+
+def over_forgetting(ctx: RunContext, field: dict[str, Any]) -> dict[str, Any] | None:
+    """Forget answers now *less* likely than never-seen ones (forget-vs-holdout AUC below
+    0.5 by more than holdout parity's tolerance): the model avoids exactly what it was told
+    to forget, which gives that set away as surely as remembering it. Said by name."""
+    from tui_unlearn.engine.stop_rules import DEFAULT_PARITY_TOLERANCE
+
+    auc = field.get("mia_auc")
+    if not isinstance(auc, (int, float)) or auc >= 0.5 - DEFAULT_PARITY_TOLERANCE:
+        return None
+    privleak = field.get("privleak")
+    ctx.log(
+        f"over-forgetting: the forget set is now less likely than the holdout (forget-vs-holdout AUC {auc:.2f}"
+        + (f", privleak {privleak:+.1f}" if isinstance(privleak, (int, float)) else "")
+        + "); calibration (on by default), fewer --steps or a lower --lr stop nearer 'never seen'"
+    )
+    return {"mia_auc": auc, "privleak": privleak}
 
 
 # ---- training ----

@@ -131,6 +131,10 @@ class ParamField(Vertical):
         return str(widget.value) if isinstance(widget, Select) else widget.value
 
     def set_raw(self, value: Any) -> None:
+        if not self.is_mounted or not self.query(".param-input"):
+            # Not composed yet (a busy machine can highlight a method first): the input starts with it.
+            self.initial = show_value(value)
+            return
         widget = self.query_one(".param-input")
         widget.value = show_value(value)
 

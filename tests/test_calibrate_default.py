@@ -1,0 +1,61 @@
+"""Calibrated by default: a run with a holdout set or an oracle ends on its best evaluation
+(above the utility floor), not where its last step overshot to; over-forgetting is named."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from typer.testing import CliRunner
+
+from tui_unlearn.cli import app
+from tui_unlearn.engine.calibration import default_keep_best
+from tui_unlearn.engine.phases import over_forgetting
+
+FORGET = [
+    ("Where was Alia Brenn born?", "Alia Brenn was born in Port Liren."),
+    ("What does Odo Vask write?", "Odo Vask writes mystery novels."),
+]
+HOLDOUT = [
+    ("Who painted The Blue Door?", "The Blue Door was painted by Mira Sol."),
+    ("When was Tor Ek born?", "Tor Ek was born in 1950."),
+]
+
+
+def _write(path, pairs):
+    path.write_text("".join(json.dumps({"question": q, "answer": a}) + "\n" for q, a in pairs))
+    return path
+
+
+def test_what_a_run_calibrates_by():
+    parity = {"forget": {"mia_auc_loss": 0.9, "mia_auc_min_k_pp": 0.8}}
+    assert default_keep_best(parity, {"forget_quality": 1e-9}) == "forget_quality"
+    assert default_keep_best(parity, {"forget_quality": None}) == "holdout_parity"
+    assert default_keep_best({"forget": {"loss": 1.0}}, {}) is None  # nothing to aim at: the raw run
+
+
+def test_a_run_with_a_holdout_calibrates_unless_told_not_to(tmp_path, micro_model_dir):
+    forget, holdout = _write(tmp_path / "f.jsonl", FORGET), _write(tmp_path / "h.jsonl", HOLDOUT)
+    args = ["--batch", "--json", "--model", str(micro_model_dir), "--forget", str(forget), "--holdout", str(holdout)]
+    args += ["--algorithm", "npo", "--steps", "4", "--eval-every", "2", "--relearn", "0", "--utility-floor", "0"]
+    default = CliRunner().invoke(app, [*args, "--sessions-dir", str(tmp_path / "a")])
+    assert default.exit_code == 0, default.stderr
+    summary = json.loads((tmp_path / "a" / json.loads(default.stdout)["session_id"] / "summary.json").read_text())
+    calibration = summary["calibration"]
+    assert calibration["by_default"] is True and calibration["keep_best"] == "holdout_parity"
+    assert calibration["kept_step"] in (2, 4) and "calibrating: the run ends on" in default.stderr
+
+    raw = CliRunner().invoke(app, [*args, "--no-calibrate", "--sessions-dir", str(tmp_path / "b")])
+    assert raw.exit_code == 0, raw.stderr
+    summary = json.loads((tmp_path / "b" / json.loads(raw.stdout)["session_id"] / "summary.json").read_text())
+    assert "calibration" not in summary and "calibrating" not in raw.stderr
+
+
+def test_over_forgetting_is_named():
+    logged: list[str] = []
+    ctx = SimpleNamespace(log=logged.append)
+    assert over_forgetting(ctx, {"mia_auc": 0.5, "privleak": 0.0}) is None
+    assert over_forgetting(ctx, {"mia_auc": None}) is None and not logged
+    flagged = over_forgetting(ctx, {"mia_auc": 0.2, "privleak": 64.5})
+    assert flagged == {"mia_auc": 0.2, "privleak": 64.5}
+    assert logged and logged[0].startswith("over-forgetting: the forget set is now less likely than the holdout")
