@@ -32,7 +32,7 @@ FILES = ("summary.json", "config.json", "events.jsonl", "examples.jsonl")
 DOCUMENTED_EXITS = {0, 2, 3}
 # A sparse file longer than any reader takes in: it stands for an endless file without
 # filling the memory of the test run should a reader fail to stop at its limit (a device
-# such as /dev/zero is a row of tests/hostile/test_sessions.py, run in a subprocess).
+# such as /dev/zero is a row of tests/hostile/test_sessions_hostile.py, run in a subprocess).
 ENDLESS = (1 << 30) + 1
 
 json_values = st.recursive(
