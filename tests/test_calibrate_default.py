@@ -44,6 +44,10 @@ def test_a_run_with_a_holdout_calibrates_unless_told_not_to(tmp_path, micro_mode
     calibration = summary["calibration"]
     assert calibration["by_default"] is True and calibration["keep_best"] == "holdout_parity"
     assert calibration["kept_step"] in (2, 4) and "calibrating: the run ends on" in default.stderr
+    # The user's own holdout is graded as well as scored: where collateral damage on unrelated facts shows.
+    holdout_after = summary["metrics"]["after"]["holdout"]
+    assert "accuracy" in holdout_after and "f1" in holdout_after and "mia_auc_loss" not in holdout_after
+    assert summary["recipe"]["splits"]["holdout"]["generate"] is True
 
     raw = CliRunner().invoke(app, [*args, "--no-calibrate", "--sessions-dir", str(tmp_path / "b")])
     assert raw.exit_code == 0, raw.stderr
@@ -59,3 +63,13 @@ def test_over_forgetting_is_named():
     flagged = over_forgetting(ctx, {"mia_auc": 0.2, "privleak": 64.5})
     assert flagged == {"mia_auc": 0.2, "privleak": 64.5}
     assert logged and logged[0].startswith("over-forgetting: the forget set is now less likely than the holdout")
+
+
+def test_the_bundled_holdout_stays_a_membership_baseline():
+    from tui_unlearn.config import RunConfig, resolve
+    from tui_unlearn.data.run_data import load_run_data
+    from tui_unlearn.recipes.plan import build_plan
+
+    config = resolve(RunConfig(eval_samples=3))
+    plan = build_plan(config, load_run_data(config))
+    assert not plan.generates("holdout") and plan.generates("forget")  # fictitious authors: nothing to grade

@@ -157,7 +157,8 @@ class RunConfig:
     retain: str | None = setting(
         "str",
         None,
-        "Retain set, what must survive (same sources as --forget; default: the bundled one for bundled data).",
+        "Retain set, what must survive; trained on, so its numbers flatter (same sources as --forget; "
+        "default: the bundled one for bundled data).",
         faces=(CLI, EVAL),
         group=DATA,
         nullable=True,
@@ -166,7 +167,9 @@ class RunConfig:
     holdout: str | None = setting(
         "str",
         None,
-        "Holdout set, never trained on (same sources; default: the bundled one for bundled data).",
+        "Holdout set, never trained on: the membership baseline, and on your own data facts the model knows "
+        "whose answers are graded too, where collateral damage shows (same sources; default: the bundled one "
+        "for bundled data).",
         faces=(CLI, EVAL),
         group=DATA,
         nullable=True,

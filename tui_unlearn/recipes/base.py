@@ -45,13 +45,17 @@ class EvalSplit:
     answers are generated (no accuracy, F1, ROUGE); ``truth_ratio`` False: the records'
     paraphrased and perturbed answers are not scored (no truth ratio, no probability
     against the perturbed answers). A membership baseline needs neither: only its
-    answers' scores enter the forget-vs-holdout attacks.
+    answers' scores enter the forget-vs-holdout attacks. ``generate_own``: answers are
+    generated anyway when the split's records are the user's own, not the bundled
+    benchmark's: a holdout of facts the model knows (and was never trained on) is where
+    collateral damage shows, as the retain set (trained on) cannot show it.
     """
 
     name: str
     source: str
     task: str = QA
     generate: bool = True
+    generate_own: bool = False
     truth_ratio: bool = True
     required: bool = True
     retain_eval: bool = False

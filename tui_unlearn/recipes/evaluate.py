@@ -30,7 +30,7 @@ def evaluate_plan(plan: Any, model: Any, tokenizer: Any, *, batch_size: int = 32
             batch_size=batch_size,
             max_new_tokens=plan.max_new_tokens,
             max_length=plan.max_length,
-            generate_splits={n for n in scored if plan.spec(n).generate},
+            generate_splits={n for n in scored if plan.generates(n)},
             truth_ratio_splits={n for n in scored if plan.spec(n).truth_ratio},
         )
     for name, records in plan.of_tasks(COMPLETION).items():

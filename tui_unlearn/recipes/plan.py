@@ -108,6 +108,12 @@ class EvalPlan:
     def spec(self, name: str) -> EvalSplit:
         return next(s for s in self.recipe.splits if s.name == name)
 
+    def generates(self, name: str) -> bool:
+        """Whether split ``name``'s answers are generated (and graded) in this evaluation."""
+        spec = self.spec(name)
+        own = not str(self.sources.get(name, "")).startswith(BUNDLED_PREFIX)
+        return spec.generate or (spec.generate_own and own)
+
     def of_tasks(self, *tasks: str) -> dict[str, list[dict]]:
         return {name: recs for name, recs in self.splits.items() if self.spec(name).task in tasks}
 
@@ -139,7 +145,7 @@ class EvalPlan:
                     "records": len(self.splits[s.name]),
                     "of": self.totals[s.name],
                     "task": s.task,
-                    "generate": s.generate,
+                    "generate": self.generates(s.name),
                     "truth_ratio": s.truth_ratio,
                 }
             else:
