@@ -31,7 +31,10 @@ from tui_unlearn.metrics.kv_cache import forward_parameters, unless_unfit
 # Min-K%++ divides by the standard deviation of log p under the model's distribution;
 # a near-one-hot distribution would divide by ~0 (open-unlearning clamps the variance too).
 MIN_VARIANCE = 1e-6
-POSITIONS_PER_CHUNK = 1024
+# The float32 statistics of a chunk of positions take a few (positions x vocabulary)
+# temporaries each this size at most: 1024 positions of a 32 k vocabulary, 170 of a 49 k one
+# (at a fixed 1024 positions, a 49 k vocabulary's five temporaries were 1 GB).
+CHUNK_BYTES = 32 << 20
 
 
 @dataclass
@@ -321,20 +324,20 @@ class _SharedPromptScorer:
             ),
         )
         counts = keep.sum(1)
-        # Row-major order, each row's prompt prediction first: rows of [last; within].
+        # Example order (each answer's first token, predicted by its prompt, then the rest)
+        # as rows of [last; within]; the logits stay where they are.
         order, offset = [], len(chunk)
         for r, n in enumerate(counts.tolist()):
             order.append(r)
             order.extend(range(offset, offset + n - 1))
             offset += n - 1
-        predictions = torch.cat([last[rows].to(within.dtype), within])[torch.tensor(order, device=within.device)]
-        del within
         return _score_positions(
-            predictions,
+            [last[rows], within],
             answer_ids[keep],
             counts,
             self.tokenizer.eos_token_id,
             [self.flags[i] for i in chunk],
+            order=torch.tensor(order, dtype=torch.long),
         )
 
     def reproduces_plain_pass(self, chunk: list[int], scored: list[AnswerScore]) -> bool:
@@ -359,41 +362,63 @@ class _SharedPromptScorer:
 
 
 def _score_positions(
-    answer_logits, targets, counts, eos_id: int | None, statistics: Sequence[bool]
+    answer_logits, targets, counts, eos_id: int | None, statistics: Sequence[bool], order=None
 ) -> list[AnswerScore]:
     """Split per-position statistics of the flattened answer positions back into examples
     (``statistics[e]``: example e gets its memorisation statistics); an example's last
-    position is left out of those statistics when its target is ``eos_id``."""
+    position is left out of those statistics when its target is ``eos_id``.
+
+    ``targets`` are in example order (each example's positions contiguous). Without
+    ``order``, ``answer_logits`` (positions, vocabulary) are too; with it, ``answer_logits``
+    is a list of such tensors taken as one, and position p of the example order is row
+    ``order[p]`` of them: the logits are never copied into example order, only the
+    per-position numbers are.
+    """
     import torch
 
+    blocks = [answer_logits] if order is None else list(answer_logits)
+    device = blocks[0].device
     # Which positions belong to an example that wants its statistics: only those pay for them.
     wanted = torch.repeat_interleave(
-        torch.tensor(list(statistics), dtype=torch.bool), counts.cpu(), output_size=answer_logits.shape[0]
-    ).to(answer_logits.device)
+        torch.tensor(list(statistics), dtype=torch.bool), counts.cpu(), output_size=targets.shape[0]
+    ).to(device)
+    targets = targets.to(device)
+    if order is not None:
+        order = order.to(device)
+        wanted = torch.empty_like(wanted).index_put_((order,), wanted)
+        block_targets = torch.empty_like(targets).index_put_((order,), targets)
+    else:
+        block_targets = targets
     token_lp_parts, pp_parts, correct_parts = [], [], []
-    # Chunks of positions bound the (positions x vocabulary) float32 temporaries.
-    for start in range(0, answer_logits.shape[0], POSITIONS_PER_CHUNK):
-        logits = answer_logits[start : start + POSITIONS_PER_CHUNK].float()
-        target = targets[start : start + POSITIONS_PER_CHUNK]
-        log_probs = torch.log_softmax(logits, dim=-1)
-        token_lp = log_probs.gather(1, target[:, None]).squeeze(1)
-        token_lp_parts.append(token_lp)
-        pp = torch.full_like(token_lp, float("nan"))
-        correct = torch.zeros_like(target, dtype=torch.bool)
-        sub = wanted[start : start + POSITIONS_PER_CHUNK]
-        if bool(sub.any()):
-            sub_lp = log_probs[sub]
-            probs = sub_lp.exp()
-            mu = (probs * sub_lp).sum(-1)
-            # Centred form: E[lp^2] - mu^2 cancels catastrophically when p is near uniform.
-            variance = (probs * (sub_lp - mu[:, None]).square()).sum(-1)
-            pp[sub] = (token_lp[sub] - mu) / variance.clamp_min(MIN_VARIANCE).sqrt()
-            correct[sub] = logits[sub].argmax(-1) == target[sub]
-        pp_parts.append(pp)
-        correct_parts.append(correct)
+    offset = 0
+    for block in blocks:
+        step = max(16, CHUNK_BYTES // (4 * max(1, block.shape[-1])))
+        for start in range(0, block.shape[0], step):
+            logits = block[start : start + step].float()
+            at = slice(offset + start, offset + start + logits.shape[0])
+            target = block_targets[at]
+            log_probs = torch.log_softmax(logits, dim=-1)
+            token_lp = log_probs.gather(1, target[:, None]).squeeze(1)
+            token_lp_parts.append(token_lp)
+            pp = torch.full_like(token_lp, float("nan"))
+            correct = torch.zeros_like(target, dtype=torch.bool)
+            sub = wanted[at]
+            if bool(sub.any()):
+                sub_lp = log_probs[sub]
+                probs = sub_lp.exp()
+                mu = (probs * sub_lp).sum(-1)
+                # Centred form: E[lp^2] - mu^2 cancels catastrophically when p is near uniform.
+                variance = (probs * (sub_lp - mu[:, None]).square()).sum(-1)
+                pp[sub] = (token_lp[sub] - mu) / variance.clamp_min(MIN_VARIANCE).sqrt()
+                correct[sub] = logits[sub].argmax(-1) == target[sub]
+            pp_parts.append(pp)
+            correct_parts.append(correct)
+        offset += block.shape[0]
     token_lp = torch.cat(token_lp_parts) if token_lp_parts else torch.zeros(0)
     pp = torch.cat(pp_parts) if pp_parts else torch.zeros(0)
     correct = torch.cat(correct_parts) if correct_parts else torch.zeros(0, dtype=torch.bool)
+    if order is not None and token_lp.numel():
+        token_lp, pp, correct = token_lp[order], pp[order], correct[order]
 
     token_lp_np = token_lp.cpu().numpy().astype(np.float32)
     pp_np = pp.cpu().numpy().astype(np.float32)
