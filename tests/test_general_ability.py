@@ -125,9 +125,10 @@ def test_the_guard_keeps_the_last_weights_that_still_speak(tmp_path):
     guarded, stderr = _run(tmp_path / "a", model, *wreck)
     guard = guarded["guard"]
     assert guard["tripped_at"] is not None and guard["kept_step"] < guard["tripped_at"]
-    assert guard["increase_at_trip"] > guard["limit"] == 0.5 or not math.isfinite(guard["increase_at_trip"])
+    assert guard["increase_at_trip"] > guard["general_limit"] == 0.5 or not math.isfinite(guard["increase_at_trip"])
+    assert guard["reasons"] and guard["reasons"][0].startswith("general ability")
     assert guarded["general_ability"]["increase"] <= 0.5  # the model the run ends with still speaks
-    assert "guard: general ability at step" in stderr and "--guard-general 0" in stderr
+    assert "guard: at step" in stderr and "--guard-general 0" in stderr
 
     unguarded, _ = _run(tmp_path / "b", model, *wreck, "--guard-general", "0")
     assert unguarded.get("guard") is None and unguarded["steps"] == 6

@@ -20,6 +20,9 @@ RESULT_KEYS = (
     "general_ability",
     "guard",
     "over_forgetting",
+    # knowledge never told to forget: the world-knowledge probe's share kept, and what was lost by name
+    "knowledge_kept",
+    "collateral_damage",
     # the evaluation recipe's: its other headline numbers, why a headline number is None, what it evaluated
     "mia_auc",
     "retain_utility",

@@ -407,6 +407,16 @@ class RunConfig:
         min=0.0,
         max=100.0,
     )
+    guard_knowledge: float = setting(
+        "float",
+        0.8,
+        "Guard: when the model still states less than this share of the world-knowledge probe's facts the "
+        "original states, stop and keep the last weights above it (0: no guard; needs an original stating 20+).",
+        faces=(CLI,),
+        group=EVALUATION,
+        min=0.0,
+        max=1.0,
+    )
     eval_samples: int | None = setting(
         "int",
         None,

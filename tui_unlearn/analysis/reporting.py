@@ -49,6 +49,10 @@ def evaluation_line(step: int, phase: str, metrics: dict[str, Any]) -> str:
             if m.get("nll") is not None:
                 parts.append(f"general nll {fmt(m['nll'], 2)} ({_signed(m.get('nll_increase'))} vs original)")
             continue
+        if split == "knowledge":  # the world-knowledge probe (metrics.knowledge)
+            if m.get("knowledge") is not None:
+                parts.append(f"knowledge {fmt(m['knowledge'], 2)} (kept {fmt(m.get('knowledge_kept'), 2)})")
+            continue
         shown = [f"{label} {fmt(m[key], 2)}" for label, key in _LINE_METRICS if m.get(key) is not None]
         parts.append(f"{split} {' '.join(shown) or '-'}")
     return f"step {step} ({phase}): " + "; ".join(parts)

@@ -186,10 +186,18 @@ def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE
         )
     guard = summary.get("guard")
     if isinstance(guard, dict) and guard.get("tripped_at") is not None:
+        why = "; ".join(guard.get("reasons") or []) or "past its limit"
+        lines.append(f"guard at step {guard['tripped_at']}: {why}; kept the weights of step {guard.get('kept_step')}")
+    knowledge = summary.get("knowledge")
+    if isinstance(knowledge, dict) and _is_number(knowledge.get("knowledge")):
         lines.append(
-            f"guard: general ability fell past +{fmt(guard.get('limit'), 2)} nats/token at step {guard['tripped_at']}; "
-            f"kept the weights of step {guard.get('kept_step')}"
+            f"world knowledge: states {fmt(knowledge.get('knowledge'))} of {knowledge.get('probe')} probe facts "
+            f"(the original {fmt(knowledge.get('knowledge_original'))}); kept {fmt(knowledge.get('knowledge_kept'))} "
+            "of the facts the original states"
         )
+    damage = summary.get("collateral_damage")
+    if isinstance(damage, dict) and damage:
+        lines.append("collateral damage: " + ", ".join(f"{k.replace('_', ' ')} {fmt(v)}" for k, v in damage.items()))
     relearn = summary.get("relearn")
     if relearn and relearn.get("steps"):
         lines.append(

@@ -110,6 +110,7 @@ def run(
                 restored = _all_processes(ctx, restored)
             if restored:
                 phases.restore_general(ctx, previous)
+                phases.restore_knowledge(ctx, previous)
             ctx.log(
                 f"resuming session {previous.id} from step {checkpoint_step or 0}"
                 + ("" if checkpoint_step else " (it had no checkpoint)")

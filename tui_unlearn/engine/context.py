@@ -68,6 +68,8 @@ class RunContext:
     original_answers: list[str] = field(default_factory=list)
     general: Any = None  # metrics.general.GeneralReference: the original's answers to the general prompts
     general_last: Any = None  # (step, numbers, worst prompt) of the last general-ability measurement
+    knowledge: Any = None  # (probe items, metrics.knowledge.ProbeReference): the original's answers to the probe
+    knowledge_last: Any = None  # (step, numbers) of the last knowledge measurement
     train_started: float | None = None
     generate_during: bool = False  # evaluations during training also generate answers
     # results

@@ -19,6 +19,7 @@ from typing import Any
 
 CACHE_DIR = ".eval-cache"  # under the sessions dir; not a session (starts with a dot)
 GENERAL_FOLDER = "general"  # the original's answers to the general prompts (metrics.general), beside them
+KNOWLEDGE_FOLDER = "knowledge"  # the original's answers to the world-knowledge probe (metrics.knowledge)
 
 
 def model_fingerprint(folder: Path) -> str | None:
@@ -131,6 +132,38 @@ def general_key(ctx: Any, prompts_file: str | None = None) -> str | None:
         load_prompts(prompts_file or PROMPTS_FILE),
     ]
     return hashlib.sha256(json.dumps(payload, default=str).encode("utf-8")).hexdigest()[:32]
+
+
+def knowledge_key(ctx: Any) -> str | None:
+    """The cache key of the original's answers to the world-knowledge probe (metrics.knowledge)."""
+    from tui_unlearn import __version__
+    from tui_unlearn.metrics.knowledge import MAX_NEW_TOKENS, load_probe, probe_fingerprint
+
+    loaded = ctx.loaded
+    fingerprint = model_fingerprint(loaded.path)
+    if fingerprint is None:
+        return None
+    payload = [
+        "knowledge",
+        __version__,
+        fingerprint,
+        loaded.dtype,
+        str(loaded.device).split(":")[0],
+        MAX_NEW_TOKENS,
+        ctx.eval_batch.size,
+        probe_fingerprint(load_probe()),
+    ]
+    return hashlib.sha256(json.dumps(payload, default=str).encode("utf-8")).hexdigest()[:32]
+
+
+def load_knowledge(root: Path, key: str | None):
+    from tui_unlearn.metrics.knowledge import ProbeReference
+
+    return ProbeReference.from_json(_read(root, key, KNOWLEDGE_FOLDER))
+
+
+def store_knowledge(root: Path, key: str | None, reference: Any) -> None:
+    _write(root, key, reference.to_json(), KNOWLEDGE_FOLDER)
 
 
 def load_general(root: Path, key: str | None):

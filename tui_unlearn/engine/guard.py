@@ -1,18 +1,20 @@
-"""The general-ability guard: a run never ends on a model that stopped speaking.
+"""The guard: a run never ends on a model that stopped speaking or lost what it knew.
 
-At every evaluation during training, and once after the last step, the model's general
-ability (``metrics.general``: the original's answers to everyday prompts, scored now) is
-compared with the original's. While it stays within ``--guard-general`` nats/token of it,
-the trainable weights are remembered; the first time it does not (or the number is not
-finite: a collapsed model), training stops and those last good weights are put back, so
-the "after" evaluation, the saved model and the relearning check see a model that still
-speaks. The summary says when and why (``guard``).
+At every evaluation during training, and once after the last step, the model is checked on
+what no method should take: its general ability (``metrics.general``: the original's answers
+to everyday prompts, scored now; ``--guard-general``, nats/token over the original's) and its
+world knowledge (``metrics.knowledge``: the share of the probe's facts the original states
+that it still states; ``--guard-knowledge``, guarded only when the original states at least
+``phases.MIN_KNOWN`` of them). While both hold, the trainable weights are remembered; the
+first time one does not (or a number is not finite: a collapsed model), training stops and
+those last good weights are put back, so the "after" evaluation, the saved model and the
+relearning check see them. The summary says when and why (``guard``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 SUMMARY_KEY = "guard"
@@ -20,19 +22,24 @@ SUMMARY_KEY = "guard"
 
 @dataclass
 class Guard:
-    limit: float  # nats/token over the original's general-ability NLL
+    limit: float  # general ability: nats/token over the original's NLL (0: not watched)
+    knowledge_floor: float = 0.0  # share of the original's probe facts still stated (0: not watched)
     good_step: int = 0
     good_weights: dict[str, Any] | None = None
     tripped_at: int | None = None
-    increase: float | None = None  # at the trip
+    reasons: list[str] = field(default_factory=list)
+    increase: float | None = None  # general ability at the trip
+    knowledge_kept: float | None = None  # at the trip
     worst_prompt: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
-            "metric": "general_nll_increase",
-            "limit": self.limit,
+            "general_limit": self.limit or None,
+            "knowledge_floor": self.knowledge_floor or None,
             "tripped_at": self.tripped_at,
+            "reasons": self.reasons,
             "increase_at_trip": self.increase,
+            "knowledge_kept_at_trip": self.knowledge_kept,
             "kept_step": self.good_step if self.tripped_at is not None else None,
             "worst_prompt": self.worst_prompt,
         }
@@ -40,33 +47,51 @@ class Guard:
 
 def start(ctx: Any) -> Guard | None:
     """The run's guard, with the weights training starts from as the first good ones; None
-    when turned off or when general ability cannot be measured."""
+    when nothing is watched (turned off, or nothing to measure)."""
     from tui_unlearn.engine.calibration import snapshot
+    from tui_unlearn.engine.phases import MIN_KNOWN
 
-    limit = ctx.config.guard_general
-    if not limit or ctx.general is None:
+    config = ctx.config
+    limit = config.guard_general if ctx.general is not None else 0.0
+    floor = config.guard_knowledge if ctx.knowledge is not None else 0.0
+    if floor and sum(ctx.knowledge[1].stated) < MIN_KNOWN:
+        floor = 0.0  # a handful of facts is noise, not a floor
+    if not limit and not floor:
         return None
-    return Guard(limit, good_step=ctx.done, good_weights=snapshot(ctx))
+    return Guard(limit, floor, good_step=ctx.done, good_weights=snapshot(ctx))
 
 
 def check(ctx: Any, guard: Guard, step: int) -> bool:
-    """Measure general ability at ``step``; True when the guard trips (training must stop:
+    """Measure what the guard watches at ``step``; True when it trips (training must stop:
     the last good weights are back in the model by then)."""
     from tui_unlearn.engine.calibration import restore, snapshot
-    from tui_unlearn.engine.phases import any_process, general_numbers
+    from tui_unlearn.engine.phases import any_process, general_numbers, knowledge_numbers
 
-    numbers, worst = general_numbers(ctx, step)
-    increase = numbers.get("nll_increase")
-    within = increase is not None and math.isfinite(increase) and increase <= guard.limit
-    if not any_process(ctx, not within):
+    reasons: list[str] = []
+    increase = kept = worst = None
+    if guard.limit:
+        numbers, worst = general_numbers(ctx, step)
+        increase = numbers.get("nll_increase")
+        if increase is None or not math.isfinite(increase) or increase > guard.limit:
+            shown = f"{increase:+.2f}" if increase is not None and math.isfinite(increase) else "not finite"
+            reasons.append(
+                f"general ability {shown} nats/token over the original's (limit +{guard.limit:g}; "
+                f"worst prompt {worst!r})"
+            )
+    if guard.knowledge_floor:
+        kept = knowledge_numbers(ctx, step).get("knowledge_kept")
+        if kept is None or kept < guard.knowledge_floor:
+            shown = "none" if kept is None else f"{kept:.2f}"
+            reasons.append(f"knowledge kept {shown} of the original's probe facts (floor {guard.knowledge_floor:g})")
+    if not any_process(ctx, bool(reasons)):
         guard.good_step, guard.good_weights = step, snapshot(ctx)
         return False
-    guard.tripped_at, guard.increase, guard.worst_prompt = step, increase, worst
-    shown = f"{increase:+.2f}" if increase is not None and math.isfinite(increase) else "not finite"
+    guard.tripped_at, guard.reasons = step, reasons
+    guard.increase, guard.knowledge_kept, guard.worst_prompt = increase, kept, worst
     ctx.log(
-        f"guard: general ability at step {step} is {shown} nats/token over the original's (limit +{guard.limit:g}; "
-        f"worst prompt {worst!r}): stopping and keeping the weights of step {guard.good_step}. "
-        "A retain set (--retain), a lower --lr or fewer --steps forget with less damage; --guard-general 0 runs on"
+        f"guard: at step {step} {'; '.join(reasons) or 'another process found the model past its guard'}: "
+        f"stopping and keeping the weights of step {guard.good_step}. A retain set (--retain), a lower --lr or "
+        "fewer --steps forget with less damage; --guard-general 0 / --guard-knowledge 0 run on"
     )
     if guard.good_weights is not None:
         restore(ctx, guard.good_weights)

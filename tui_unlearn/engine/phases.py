@@ -151,6 +151,7 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
     for note in result.notes:
         ctx.log(f"evaluating ({phase}): {note}")
     add_general(ctx, result.aggregates, model, phase, step)
+    add_knowledge(ctx, result.aggregates, model, phase, step)
     ctx.record(ev.Evaluation(step, phase, result.aggregates, ctx.elapsed()))
     return result
 
@@ -245,6 +246,115 @@ def add_general(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: 
         "worst_increase": numbers.get("nll_worst_increase"),
         "prompts": len(ctx.general.prompts),
     }
+
+
+# ---- world knowledge (metrics.knowledge) ----
+
+KNOWLEDGE_FILE = "knowledge.json"  # in the session: the original's answers to the probe, for a resumed run
+# knowledge_kept over fewer facts than this is noise (the bundled tiny model states a handful):
+# reported, never guarded on, never called collateral damage.
+MIN_KNOWN = 20
+COLLATERAL_KEPT = 0.9  # below this share of the original's facts (or holdout accuracy ratio): named
+
+
+def knowledge_reference(ctx: RunContext) -> None:
+    """The original model's answers to the world-knowledge probe, graded; cached per model
+    like the "before" evaluation and kept in the session for a resumed run."""
+    from tui_unlearn.engine import eval_cache
+    from tui_unlearn.metrics.knowledge import build_reference, load_probe
+
+    items = load_probe()
+    key = eval_cache.knowledge_key(ctx) if ctx.config.eval_cache else None
+    reference = eval_cache.load_knowledge(ctx.root, key)
+    if reference is None or not reference.matches(items):
+        model, tokenizer = ctx.loaded.model, ctx.loaded.tokenizer
+        with _no_grad():
+            reference = ctx.eval_batch.run(lambda rows: build_reference(model, tokenizer, items, batch_size=rows))
+        if ctx.is_main:
+            eval_cache.store_knowledge(ctx.root, key, reference)
+    ctx.knowledge = (items, reference)
+    if ctx.session is not None:
+        from tui_unlearn.sessions import atomic_write_json
+
+        atomic_write_json(ctx.session.path / KNOWLEDGE_FILE, reference.to_json())
+
+
+def restore_knowledge(ctx: RunContext, session: Any) -> None:
+    from tui_unlearn.metrics.knowledge import ProbeReference, load_probe
+    from tui_unlearn.session_files import read_json_object
+
+    data, problem = read_json_object(session.path / KNOWLEDGE_FILE)
+    reference = ProbeReference.from_json(data) if problem is None else None
+    items = load_probe()
+    ctx.knowledge = (items, reference) if reference is not None and reference.matches(items) else None
+    if ctx.knowledge is None:
+        ctx.log("knowledge: the session kept no probe answers of the original; not measured on this resume")
+
+
+def knowledge_numbers(ctx: RunContext, step: int, model: Any = None) -> dict[str, Any]:
+    """``knowledge`` (share of the probe stated), ``knowledge_kept`` (share of the
+    original's stated facts still stated; None when it states none), ``knowledge_original``
+    and ``known_by_original`` (a count) of ``model`` at ``step``: one batched greedy pass,
+    none at step 0 (the original) or when this step was measured already."""
+    from tui_unlearn.metrics.knowledge import answer_probe, grade, knowledge, knowledge_kept
+
+    items, reference = ctx.knowledge
+    last = ctx.knowledge_last
+    if last is not None and last[0] == step:
+        return last[1]
+    if step == 0:
+        stated = list(reference.stated)
+    else:
+        model = model if model is not None else evaluation_model(ctx)
+        tokenizer = ctx.loaded.tokenizer
+        with _no_grad():
+            answers = ctx.eval_batch.run(lambda rows: answer_probe(model, tokenizer, items, batch_size=rows))
+        stated = grade(items, answers)
+    numbers = {
+        "knowledge": knowledge(stated),
+        "knowledge_kept": knowledge_kept(reference.stated, stated),
+        "knowledge_original": knowledge(reference.stated),
+        "known_by_original": float(sum(reference.stated)),
+    }
+    ctx.knowledge_last = (step, numbers)
+    return numbers
+
+
+def add_knowledge(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: str, step: int = 0) -> None:
+    """Put the world-knowledge numbers beside the splits of ``aggregates`` and the latest
+    in the summary (``knowledge``; ``knowledge_kept`` at its top)."""
+    from tui_unlearn.metrics.knowledge import KNOWLEDGE
+
+    if ctx.knowledge is None:
+        return
+    if phase == DURING and sum(ctx.knowledge[1].stated) < MIN_KNOWN:
+        return  # a generation pass for a number that is noise (and that nothing guards on): before and after only
+    numbers = knowledge_numbers(ctx, 0 if phase == BEFORE else step, model)
+    aggregates[KNOWLEDGE] = numbers
+    ctx.extra["knowledge"] = {"phase": phase, "step": step, "probe": len(ctx.knowledge[0]), **numbers}
+    ctx.extra["knowledge_kept"] = numbers["knowledge_kept"]
+
+
+def collateral_damage(ctx: RunContext, before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any] | None:
+    """Knowledge the run was never told to touch, lost: the probe's facts the original
+    stated kept below 0.9, or graded holdout accuracy below 0.9x the original's. Said by name."""
+    found: dict[str, Any] = {}
+    knowledge = after.get("knowledge") or {}
+    kept = knowledge.get("knowledge_kept")
+    if isinstance(kept, (int, float)) and (knowledge.get("known_by_original") or 0) >= MIN_KNOWN:
+        if kept < COLLATERAL_KEPT:
+            found["knowledge_kept"] = kept
+    b, a = (before.get("holdout") or {}).get("accuracy"), (after.get("holdout") or {}).get("accuracy")
+    if isinstance(b, (int, float)) and isinstance(a, (int, float)) and b > 0 and a < COLLATERAL_KEPT * b:
+        found["holdout_accuracy_ratio"] = a / b
+    if not found:
+        return None
+    shown = ", ".join(f"{k.replace('_', ' ')} {v:.2f}" for k, v in found.items())
+    ctx.log(
+        f"collateral damage: {shown} (below {COLLATERAL_KEPT:g} of the original's): the run took knowledge it was "
+        "never told to forget; a retain set near the forget set, fewer --steps or a lower --lr take less"
+    )
+    return found
 
 
 def wants_general_retain(ctx: RunContext) -> bool:
@@ -361,6 +471,7 @@ def evaluate_before(ctx: RunContext) -> None:
 
     choose_probes(ctx)
     general_reference(ctx)
+    knowledge_reference(ctx)
     questions = [p["question"] for p in ctx.probes]
     key = eval_cache.cache_key(ctx, questions) if ctx.config.eval_cache else None
     cached = eval_cache.load(ctx.root, key)
@@ -368,6 +479,7 @@ def evaluate_before(ctx: RunContext) -> None:
         ctx.log("evaluating (before): reusing the cached evaluation of this model on these records")
         ctx.before = eval_cache.as_result(cached)
         add_general(ctx, ctx.before.aggregates, None, BEFORE)
+        add_knowledge(ctx, ctx.before.aggregates, None, BEFORE)
         ctx.record(ev.Evaluation(0, BEFORE, ctx.before.aggregates, ctx.elapsed()))
         record_probes(ctx, 0, cached["probe_answers"])
     else:
@@ -398,6 +510,7 @@ def evaluate_after(ctx: RunContext) -> None:
     ctx.examples += [{"phase": AFTER, **row} for row in ctx.after.examples]
     ctx.extra.update(headline(ctx, AFTER, ctx.after))
     ctx.extra["over_forgetting"] = over_forgetting(ctx, ctx.field_metrics[AFTER])
+    ctx.extra["collateral_damage"] = collateral_damage(ctx, ctx.before.aggregates, ctx.after.aggregates)
     # The recipe's own headline numbers sit at the top of the summary, as forget quality always has.
     ctx.extra.update({key: ctx.field_metrics[AFTER].get(key) for key in ctx.plan.recipe.headline_keys})
     if ctx.session is not None:

@@ -114,6 +114,8 @@ class RunPane(Vertical):
                         )
                     # Does it still speak: the original's answers to general prompts, NLL/token (metrics.general).
                     yield SeriesSpark("general nll", label="general ability", goal="min")
+                    # Facts the original states that the model still states (metrics.knowledge).
+                    yield SeriesSpark("knowledge knowledge_kept", label="knowledge kept", goal="max", bounds=(0.0, 1.0))
             yield LossPlot(id="loss-plot")
             yield RunLog(id="run-log")
 

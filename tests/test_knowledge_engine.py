@@ -1,0 +1,76 @@
+"""The world-knowledge probe inside a run: measured at every evaluation, reported, guarded
+(only where the original states enough facts to mean something), collateral damage named."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+from typer.testing import CliRunner
+
+from tui_unlearn.cli import app
+from tui_unlearn.engine.phases import MIN_KNOWN, collateral_damage
+
+
+def test_a_run_reports_knowledge_and_caches_the_originals_answers(tmp_path, micro_model_dir, monkeypatch):
+    forget = tmp_path / "forget.jsonl"
+    forget.write_text(json.dumps({"question": "Where was Alia Brenn born?", "answer": "In Port Liren."}) + "\n")
+    args = ["--batch", "--json", "--sessions-dir", str(tmp_path / "s"), "--model", str(micro_model_dir)]
+    args += ["--forget", str(forget), "--algorithm", "npo", "--steps", "2", "--eval-every", "1", "--relearn", "0"]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.stderr
+    result = json.loads(first.stdout)
+    before, after = result["metrics"]["before"]["knowledge"], result["metrics"]["after"]["knowledge"]
+    assert 0.0 <= before["knowledge"] <= 1.0 and before["knowledge_original"] == before["knowledge"]
+    assert before["knowledge_kept"] in (1.0, None)  # the original keeps all it states (None: it states none)
+    assert "knowledge_kept" in result and "knowledge" in first.stderr
+    session = tmp_path / "s" / result["session_id"]
+    assert (session / "knowledge.json").is_file()
+    # A random micro model states almost nothing: far below MIN_KNOWN, so it is never guarded on.
+    assert (result.get("guard") or {}).get("knowledge_floor") is None
+    assert after["known_by_original"] < MIN_KNOWN
+
+    def no_generation(*a, **k):
+        raise AssertionError("the original's probe answers should come from the cache")
+
+    monkeypatch.setattr("tui_unlearn.metrics.knowledge.build_reference", no_generation)
+    second = CliRunner().invoke(app, args)
+    assert second.exit_code == 0, second.stderr
+
+
+def test_collateral_damage_is_named_only_where_it_means_something():
+    logged: list[str] = []
+    ctx = SimpleNamespace(log=logged.append)
+    known = {"known_by_original": float(MIN_KNOWN)}
+    assert collateral_damage(ctx, {}, {"knowledge": {"knowledge_kept": 0.95, **known}}) is None
+    assert collateral_damage(ctx, {}, {"knowledge": {"knowledge_kept": 0.2, "known_by_original": 3.0}}) is None
+    found = collateral_damage(
+        ctx,
+        {"holdout": {"accuracy": 1.0}},
+        {"knowledge": {"knowledge_kept": 0.6, **known}, "holdout": {"accuracy": 0.5}},
+    )
+    assert found == {"knowledge_kept": 0.6, "holdout_accuracy_ratio": 0.5}
+    assert logged and logged[-1].startswith("collateral damage: knowledge kept 0.60, holdout accuracy ratio 0.50")
+    assert collateral_damage(ctx, {"holdout": {"accuracy": 0.0}}, {"holdout": {"accuracy": 0.0}}) is None
+
+
+def test_the_guard_trips_on_lost_knowledge_and_puts_the_last_good_weights_back(monkeypatch):
+    from tui_unlearn.engine import calibration, guard, phases
+
+    kept_by_step = {2: 0.95, 4: 0.5}
+    monkeypatch.setattr(phases, "knowledge_numbers", lambda ctx, step: {"knowledge_kept": kept_by_step[step]})
+    monkeypatch.setattr(phases, "any_process", lambda ctx, local: local)
+    monkeypatch.setattr(calibration, "snapshot", lambda ctx: {"step": ctx.done})
+    restored = []
+    monkeypatch.setattr(calibration, "restore", lambda ctx, weights: restored.append(weights))
+    logged: list[str] = []
+    ctx = SimpleNamespace(log=logged.append, done=0, extra={})
+    watch = guard.Guard(limit=0.0, knowledge_floor=0.8, good_step=0, good_weights={"step": 0})
+    ctx.done = 2
+    assert guard.check(ctx, watch, 2) is False and watch.good_step == 2
+    ctx.done = 4
+    assert guard.check(ctx, watch, 4) is True
+    assert restored == [{"step": 2}] and ctx.done == 2 and watch.tripped_at == 4
+    assert "knowledge kept 0.50" in logged[-1] and "--guard-knowledge 0" in logged[-1]
+    guard.finish(ctx, watch)
+    assert ctx.extra["guard"]["kept_step"] == 2 and ctx.extra["guard"]["knowledge_kept_at_trip"] == 0.5
