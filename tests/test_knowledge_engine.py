@@ -74,3 +74,13 @@ def test_the_guard_trips_on_lost_knowledge_and_puts_the_last_good_weights_back(m
     assert "knowledge kept 0.50" in logged[-1] and "--guard-knowledge 0" in logged[-1]
     guard.finish(ctx, watch)
     assert ctx.extra["guard"]["kept_step"] == 2 and ctx.extra["guard"]["knowledge_kept_at_trip"] == 0.5
+
+
+def test_eval_reports_the_share_of_the_probe_a_model_states(tmp_path, micro_model_dir):
+    forget = tmp_path / "forget.jsonl"
+    forget.write_text(json.dumps({"question": "Where was Alia Brenn born?", "answer": "In Port Liren."}) + "\n")
+    args = ["eval", "--json", "--model", str(micro_model_dir), "--forget", str(forget), "--eval-samples", "2"]
+    result = CliRunner().invoke(app, [*args, "--sessions-dir", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.stderr
+    knowledge = json.loads(result.stdout)["knowledge"]
+    assert knowledge["probe"] >= 150 and 0.0 <= knowledge["knowledge"] <= 1.0

@@ -22,6 +22,7 @@ RESULT_KEYS = (
     "over_forgetting",
     # knowledge never told to forget: the world-knowledge probe's share kept, and what was lost by name
     "knowledge_kept",
+    "knowledge",
     "collateral_damage",
     # the evaluation recipe's: its other headline numbers, why a headline number is None, what it evaluated
     "mia_auc",

@@ -217,6 +217,7 @@ def evaluate_model(
                 ctx.data.report,
             )
         )
+        phases.knowledge_reference(ctx)  # the share of the world-knowledge probe this model states
         result = phases.evaluate(ctx, phases.AFTER, 0, ctx.loaded.model)
         if ctx.session is not None:
             ctx.session.write_examples([{"phase": phases.AFTER, **row} for row in result.examples])
@@ -239,6 +240,7 @@ def evaluate_model(
                 field_metrics={phases.AFTER: fm},
                 oracle=oracle.describe() if oracle else None,
                 recipe=plan.describe(),
+                knowledge=ctx.extra.get("knowledge"),
                 **extra,
                 **{
                     ORACLE_REFERENCE_KEY: reference_payload(
