@@ -29,6 +29,8 @@ def test_a_run_reports_knowledge_and_caches_the_originals_answers(tmp_path, micr
     # A random micro model states almost nothing: far below MIN_KNOWN, so it is never guarded on.
     assert (result.get("guard") or {}).get("knowledge_floor") is None
     assert after["known_by_original"] < MIN_KNOWN
+    analyzed = CliRunner().invoke(app, ["analyze", result["session_id"], "--sessions-dir", str(tmp_path / "s")])
+    assert analyzed.exit_code == 0 and "knowledge kept" in analyzed.stdout and "general NLL +" in analyzed.stdout
 
     def no_generation(*a, **k):
         raise AssertionError("the original's probe answers should come from the cache")

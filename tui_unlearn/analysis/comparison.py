@@ -78,6 +78,8 @@ class Comparison:
             "privleak",
             "forget MIA AUC",
             "relearn recovered",
+            "knowledge kept",
+            "general NLL +",
         ]
         rows = []
         for summary, label, h in zip(self.summaries, self.labels, self.headlines()):
@@ -94,6 +96,9 @@ class Comparison:
                     h["privleak"],
                     h["mia_auc"],
                     relearn.get("recovered"),
+                    # What no method should take: world knowledge and general ability (metrics.knowledge, .general).
+                    summary.get("knowledge_kept"),
+                    (summary.get("general_ability") or {}).get("increase"),
                 ]
             )
         return headers, rows

@@ -33,6 +33,8 @@ def records(comparison: Comparison) -> list[dict[str, Any]]:
         relearn = summary.get("relearn") or {}
         for key in ("steps", "forget_accuracy_before_relearn", "forget_accuracy_after_relearn", "recovered"):
             row[f"relearn.{key}"] = relearn.get(key)
+        row["knowledge_kept"] = summary.get("knowledge_kept")
+        row["general_ability.increase"] = (summary.get("general_ability") or {}).get("increase")
         row.update(flat_metrics(summary))
         out.append(row)
     return out
