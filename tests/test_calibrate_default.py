@@ -73,3 +73,15 @@ def test_the_bundled_holdout_stays_a_membership_baseline():
     config = resolve(RunConfig(eval_samples=3))
     plan = build_plan(config, load_run_data(config))
     assert not plan.generates("holdout") and plan.generates("forget")  # fictitious authors: nothing to grade
+
+
+def test_keep_best_passes_over_an_evaluation_that_lost_knowledge():
+    from tui_unlearn.engine.calibration import KNOWLEDGE_KEPT, Calibration
+
+    calib = Calibration(keep_best="forget_quality", utility_floor=0.9, knowledge_floor=0.8)
+    calib.observe(2, {"forget_quality": 0.1, "utility_ratio": 0.95, KNOWLEDGE_KEPT: 0.9})
+    assert calib.best_step == 2
+    calib.observe(4, {"forget_quality": 0.9, "utility_ratio": 0.99, KNOWLEDGE_KEPT: 0.5})  # best, but took knowledge
+    assert calib.best_step == 2
+    calib.observe(6, {"forget_quality": 0.5, "utility_ratio": 0.99})  # not measured: the utility floor alone
+    assert calib.best_step == 6

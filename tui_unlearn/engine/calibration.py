@@ -48,6 +48,7 @@ REPORTED = ALWAYS + (
     "forget_truth_ratio",
 )
 SUMMARY_KEY = "calibration"
+KNOWLEDGE_KEPT = "knowledge_knowledge_kept"  # values_from's name for aggregates["knowledge"]["knowledge_kept"]
 
 
 def values_from(
@@ -94,6 +95,7 @@ class Calibration:
     met_step: int | None = None
     is_best: bool = False  # the last observed evaluation is the best so far
     by_default: bool = False  # keep-best chosen by the run (--calibrate), not asked for
+    knowledge_floor: float = 0.0  # knowledge_kept an evaluation must keep to count (--guard-knowledge)
     history: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
@@ -102,6 +104,7 @@ class Calibration:
             rule=parse_rule(config.stop_when) if config.stop_when else None,
             keep_best=canonical(config.keep_best) if config.keep_best else None,
             utility_floor=config.utility_floor if config.keep_best else 0.0,
+            knowledge_floor=config.guard_knowledge,
         )
 
     # ---- what to measure ----
@@ -135,6 +138,11 @@ class Calibration:
         if self.utility_floor > 0:
             ratio = values.get("utility_ratio")
             floor_met = ratio is not None and ratio >= self.utility_floor
+            # Knowledge the run was never told to touch counts too, where it was measured
+            # (an original stating enough of the probe's facts: engine.phases.add_knowledge).
+            kept = values.get(KNOWLEDGE_KEPT)
+            if floor_met and self.knowledge_floor > 0 and kept is not None and kept < self.knowledge_floor:
+                floor_met = False
         if self.keep_best and step > 0 and floor_met is not False:
             value = values.get(self.keep_best)
             if value is not None and (self.best_value is None or better(self.keep_best, value, self.best_value)):
@@ -272,7 +280,7 @@ def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float 
     it is recorded as the run's Evaluation event."""
     import torch
 
-    from tui_unlearn.engine.phases import DURING, evaluation_model
+    from tui_unlearn.engine.phases import DURING, add_general, add_knowledge, evaluation_model
     from tui_unlearn.metrics.evaluate import evaluate_splits
     from tui_unlearn.recipes.evaluate import evaluate_plan
 
@@ -295,6 +303,9 @@ def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float 
                     max_length=plan.max_length,
                 )
             )
+    # What no method should take, measured on the same model (the guard at this step reuses them).
+    add_general(ctx, result.aggregates, model, DURING, step)
+    add_knowledge(ctx, result.aggregates, model, DURING, step)
     if record_evaluation:
         ctx.record(ev.Evaluation(step, DURING, result.aggregates, ctx.elapsed()))
     return values_from(
