@@ -42,6 +42,7 @@ def row(name: str, summary: dict, wall: float) -> list[str]:
     cells = [
         name,
         summary.get("status", "?"),
+        ended_on(summary),
         pair("forget", "accuracy"),
         pair("forget", "f1"),
         pair("retain", "accuracy"),
@@ -108,9 +109,24 @@ FORGETTING_HEADERS = [
     "wall s",
 ]
 
+
+def ended_on(summary: dict) -> str:
+    """The step whose weights the run ended with, and why when not its last: the guard
+    (general ability or knowledge lost) or calibration (its best evaluation kept)."""
+    guard = summary.get("guard") or {}
+    calibration = summary.get("calibration") or {}
+    why = []
+    if guard.get("tripped_at") is not None:
+        why.append(f"guard at {guard['tripped_at']}")
+    if calibration.get("kept_step") is not None and calibration.get("kept_step") != calibration.get("steps_run"):
+        why.append("best kept")
+    return f"{summary.get('steps')} / {summary.get('total_steps')}" + (f" ({', '.join(why)})" if why else "")
+
+
 HEADERS = [
     "method",
     "status",
+    "ended on step",
     "forget acc",
     "forget F1",
     "retain acc",

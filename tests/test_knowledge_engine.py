@@ -27,7 +27,7 @@ def test_a_run_reports_knowledge_and_caches_the_originals_answers(tmp_path, micr
     session = tmp_path / "s" / result["session_id"]
     assert (session / "knowledge.json").is_file()
     # A random micro model states almost nothing: far below MIN_KNOWN, so it is never guarded on.
-    assert (result.get("guard") or {}).get("knowledge_floor") is None
+    assert result.get("guard") is None and "guard: off: the original states" in first.stderr
     assert after["known_by_original"] < MIN_KNOWN
     analyzed = CliRunner().invoke(app, ["analyze", result["session_id"], "--sessions-dir", str(tmp_path / "s")])
     assert analyzed.exit_code == 0 and "knowledge kept" in analyzed.stdout and "general NLL +" in analyzed.stdout

@@ -54,8 +54,18 @@ def start(ctx: Any) -> Guard | None:
     config = ctx.config
     limit = config.guard_general if ctx.general is not None else 0.0
     floor = config.guard_knowledge if ctx.knowledge is not None else 0.0
-    if floor and sum(ctx.knowledge[1].stated) < MIN_KNOWN:
-        floor = 0.0  # a handful of facts is noise, not a floor
+    known = sum(ctx.knowledge[1].stated) if ctx.knowledge is not None else None
+    if known is not None and known < MIN_KNOWN and (limit or floor):
+        # A model that knows nothing of the world (the bundled tiny model, trained only on its
+        # fictitious authors) has no general ability or knowledge to protect: its numbers on
+        # everyday prompts are noise that any training moves, so they are reported, not guarded.
+        ctx.log(
+            f"guard: off: the original states {known} of the {len(ctx.knowledge[0])} world-knowledge probe facts "
+            f"(under {MIN_KNOWN}); general ability and knowledge are reported, not guarded"
+        )
+        return None
+    if not known:
+        floor = 0.0  # nothing the original states: no share of it to keep
     if not limit and not floor:
         return None
     return Guard(limit, floor, good_step=ctx.done, good_weights=snapshot(ctx))
