@@ -419,3 +419,22 @@ def test_damaged_checkpoints_load_whole_or_are_refused_in_one_line(saved_checkpo
             assert fresh.done == 0, done
         else:
             assert 0 <= fresh.done <= fresh.config.steps, done
+
+
+@pytest.mark.parametrize("word", [-1, 2**32])
+def test_a_random_state_word_out_of_32_bits_is_refused(saved_checkpoint, tmp_path, word):
+    """What the fuzzer found: a negative Mersenne Twister word made random.setstate raise
+    OverflowError, which the load did not turn into its one-line refusal."""
+    from checkpoint_fakes import fake_run
+
+    from tui_unlearn.engine.checkpoint import CHECKPOINT_DIR, STATE, verify_checkpoint
+    from tui_unlearn.errors import DataError
+
+    session = tmp_path / "session"
+    shutil.copytree(saved_checkpoint, session)
+    state_path = session / CHECKPOINT_DIR / STATE
+    state = json.loads(state_path.read_text())
+    state["python_random"][1][206] = word
+    state_path.write_text(json.dumps(state))
+    with pytest.raises(DataError, match="cannot be used"):
+        verify_checkpoint(session, fake_run(session, seed=1, done=0).config)

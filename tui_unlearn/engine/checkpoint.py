@@ -187,7 +187,8 @@ def _state_problem(state: dict[str, Any], config: Any) -> str | None:
         and len(py) == 3
         and _is_int(py[0])
         and isinstance(py[1], list)
-        and all(_is_int(x) for x in py[1])
+        # Mersenne Twister words are unsigned 32-bit: setstate raises OverflowError on others.
+        and all(_is_int(x) and 0 <= x < 2**32 for x in py[1])
         and (py[2] is None or _is_number(py[2]))
     ):
         return "its Python random state is damaged"
@@ -362,7 +363,7 @@ def load_checkpoint(ctx: Any, folder: Path) -> None:
         scheduler_state = ctx.loop.scheduler.state_dict()
         scheduler_state.update(state["scheduler"])
         ctx.loop.scheduler.load_state_dict(scheduler_state)
-    except (ValueError, TypeError, KeyError, IndexError, RuntimeError) as exc:
+    except (ValueError, TypeError, KeyError, IndexError, RuntimeError, OverflowError) as exc:
         raise _damaged(folder, f"its states cannot be restored ({first_line(exc, 120)})") from None
     with torch.no_grad():
         for name, tensor in weights.items():
