@@ -186,6 +186,7 @@ def test_print_config_and_sessions_commands(micro_model_dir, files, tmp_path):
     assert missing.exit_code == 2
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 def test_ctrl_c_interrupts_cleanly(micro_model_dir, files, tmp_path):
     forget, retain = files
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}

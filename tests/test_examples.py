@@ -49,6 +49,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 def test_the_ddp_example_launches_two_processes(micro_model_dir, tmp_path):
     forget, retain = tmp_path / "forget.jsonl", tmp_path / "retain.jsonl"
     for path, what in ((forget, "born in town"), (retain, "writes genre")):

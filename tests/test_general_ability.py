@@ -116,6 +116,7 @@ def _run(tmp_path, model, *extra):
     return json.loads(result.stdout), result.stderr
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 def test_the_guard_keeps_the_last_weights_that_still_speak(tmp_path, monkeypatch):
     from tui_unlearn.models.bundled import bundled_model_dir
 

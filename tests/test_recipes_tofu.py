@@ -302,6 +302,7 @@ def test_an_oracle_session_of_other_records_is_refused(tofu_eval, tofu_dir):
     assert r.exit_code == 2 and "forget split forget10 (this run: forget05)" in r.stderr
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 def test_train_on_retain90_and_measure_utility_on_another_retain_set(tofu_dir, tmp_path):
     r = cli(
         "--batch",

@@ -109,6 +109,7 @@ def _accuracy(model, tok, records, subject=""):
     return sum(e.extra["predicted"] == e.extra["answer_index"] for e in examples) / len(examples)
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 def test_a_model_trained_to_prefer_the_right_option_scores_above_chance(micro_model_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -67,6 +67,7 @@ def _step_losses(session) -> dict[int, dict]:
     return {e["step"]: e["losses"] for e in session.events() if e.get("event") == "step"}
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 def test_killed_between_checkpoints_then_resumed_ends_like_an_uninterrupted_run(run_args, tmp_path):
     cmd, env = _batch(run_args, tmp_path / "whole", "--json")
     whole = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -133,6 +134,7 @@ def test_an_interrupted_run_checkpoints_where_it_stopped_and_resumes(micro_model
     assert json.loads(result.stdout)["steps"] == 8
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 def test_resume_refuses_what_it_cannot_continue(run_args, tmp_path):
     cmd, env = _batch(run_args[:-10] + ["--steps", "2", "--eval-every", "0", "--eval-samples", "2"], tmp_path / "s")
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)

@@ -58,6 +58,7 @@ def _events(stdout: str) -> list[dict]:
     return [json.loads(line) for line in stdout.splitlines() if line.strip()]
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 def test_two_processes_equal_one_process_with_accumulation(micro_model_dir, files, tmp_path):
     """2 processes at batch 4 see the same examples per step as 1 process at batch 4 x 2 accumulation."""
     forget, retain = files
@@ -219,6 +220,7 @@ def test_out_of_memory_is_one_line_naming_the_knobs_and_keeps_the_session(
     assert session.summary()["status"] == "failed" and "out of memory" in session.summary()["error"]
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 def test_gradient_checkpointing_and_accumulation_train(micro_model_dir, files, tmp_path):
     forget, retain = files
     result = CliRunner().invoke(

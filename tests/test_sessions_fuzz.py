@@ -248,6 +248,7 @@ def run_cli(*args) -> tuple[int, str, str]:
     report_multiple_bugs=False,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 @given(data=st.data())
 def test_damaged_sessions_never_crash_the_readers(template, data):
     with tempfile.TemporaryDirectory() as tmp:

@@ -236,6 +236,7 @@ def test_parallel_is_capped_by_memory(base, monkeypatch):
     assert runner.parallel_that_fits(4, base, False, logs.append) == 1 and "memory allows 1" in logs[-1]
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 def test_parallel_trials_run_as_subprocesses(base, tmp_path):
     report = run_sweep(base, root=tmp_path / "s", grid_items=["lr=1e-3,2e-3"], parallel=2)
     assert sorted(t.point["lr"] for t in report.trials) == [1e-3, 2e-3] and all(t.complete for t in report.trials)

@@ -293,6 +293,7 @@ TINY_RUN = dict(
 )
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 @needs_tiny
 async def test_the_bundled_model_runs_to_the_end_and_the_session_is_listed(tmp_path):
     app = create_app(RunConfig(steps=3, **TINY_RUN), sessions_dir=tmp_path)

@@ -187,6 +187,7 @@ async def test_a_watched_run_shows_its_stop_rule_from_its_history(tmp_path):
 # ---- the form ----
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 async def test_the_form_checks_a_stop_rule_as_the_cli_does(tmp_path):
     engine = FakeEngine(steps=5)
     app = create_app(RunConfig(eval_every=5), sessions_dir=tmp_path, engine=engine)

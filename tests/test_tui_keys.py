@@ -116,6 +116,7 @@ async def test_every_key_the_app_answers_to_is_in_the_readme_and_ctrl_c_is_told_
     assert "`ctrl+c` outside text fields" not in README.read_text(encoding="utf-8")  # the old, untrue claim
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 async def test_function_and_alt_keys_switch_tabs_from_anywhere(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:

@@ -280,6 +280,7 @@ async def test_the_loss_plot_keeps_large_terms_from_flattening_the_rest(tmp_path
 # ---- §4: panes ----
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 async def test_adding_a_probe_confirms_it_and_scrolls_it_into_view(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SMALL) as pilot:

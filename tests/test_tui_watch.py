@@ -160,6 +160,7 @@ async def test_a_killed_writer_is_noticed_and_ctrl_x_only_says_how_to_stop(tmp_p
 # ---- the sessions screen ----
 
 
+@pytest.mark.slow  # several seconds: run by .ci/run's second pass
 async def test_the_sessions_screen_follows_sessions_as_they_start_and_end(tmp_path):
     make_sessions(tmp_path)
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
