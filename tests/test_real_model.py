@@ -61,8 +61,11 @@ def test_a_real_gguf_model_unlearns_with_lora_and_saves_a_plain_hf_folder(smollm
     args = ["--batch", "--json", "--model", str(smollm2_gguf), "--forget", str(forget), "--retain", str(retain)]
     args += ["--algorithm", "npo", "--lora-r", "8", "--steps", "4", "--save-model"]
     args += ["--sessions-dir", str(tmp_path / "sessions"), "--models-cache", str(tmp_path / "cache")]
-    # Short answers and no mid-run general-ability guard keep it to minutes on two cores.
-    args += ["--max-new-tokens", "24", "--guard-general", "0"]
+    # Short answers and no mid-run general-ability guard keep it to minutes on two cores. The
+    # knowledge guard is off too: four NPO steps take more than a fifth of the probe's facts from
+    # SmolLM2, so it would put step 0's weights back, and this test follows the unlearned weights
+    # through --save-model (tests/test_knowledge_engine.py covers the guard).
+    args += ["--max-new-tokens", "24", "--guard-general", "0", "--guard-knowledge", "0"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.stderr[-3000:]
     assert "dequantizing GGUF Q4_1 (llama) to float32" in result.stderr
