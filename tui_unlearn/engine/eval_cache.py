@@ -110,50 +110,34 @@ def store(root: Path, key: str | None, result: Any, probe_answers: list[str]) ->
     _write(root, key, data)
 
 
-def general_key(ctx: Any, prompts_file: str | None = None) -> str | None:
-    """The cache key of the original's answers to a set of general prompts (default: the
-    guard's; None: not cacheable)."""
+def _model_key(ctx: Any, kind: str, *settings: Any) -> str | None:
+    """A cache key for what the loaded model answers (``kind``) under ``settings``: this
+    version, the model's weights, dtype and device type, and the evaluation batch size
+    (batches round alike); None when the model's weights cannot be fingerprinted."""
     from tui_unlearn import __version__
-    from tui_unlearn.metrics.general import MAX_NEW_TOKENS, PROMPTS_FILE, load_prompts
 
     loaded = ctx.loaded
     fingerprint = model_fingerprint(loaded.path)
     if fingerprint is None:
         return None
-    payload = [
-        "general",
-        __version__,
-        fingerprint,
-        loaded.dtype,
-        str(loaded.device).split(":")[0],
-        ctx.plan.max_length,
-        MAX_NEW_TOKENS,
-        ctx.eval_batch.size,
-        load_prompts(prompts_file or PROMPTS_FILE),
-    ]
+    payload = [kind, __version__, fingerprint, loaded.dtype, str(loaded.device).split(":")[0], ctx.eval_batch.size]
+    payload += list(settings)
     return hashlib.sha256(json.dumps(payload, default=str).encode("utf-8")).hexdigest()[:32]
+
+
+def general_key(ctx: Any, prompts_file: str | None = None) -> str | None:
+    """The cache key of the original's answers to a set of general prompts (default: the guard's)."""
+    from tui_unlearn.metrics.general import MAX_NEW_TOKENS, PROMPTS_FILE, load_prompts
+
+    prompts = load_prompts(prompts_file or PROMPTS_FILE)
+    return _model_key(ctx, "general", ctx.plan.max_length, MAX_NEW_TOKENS, prompts)
 
 
 def knowledge_key(ctx: Any) -> str | None:
     """The cache key of the original's answers to the world-knowledge probe (metrics.knowledge)."""
-    from tui_unlearn import __version__
     from tui_unlearn.metrics.knowledge import MAX_NEW_TOKENS, load_probe, probe_fingerprint
 
-    loaded = ctx.loaded
-    fingerprint = model_fingerprint(loaded.path)
-    if fingerprint is None:
-        return None
-    payload = [
-        "knowledge",
-        __version__,
-        fingerprint,
-        loaded.dtype,
-        str(loaded.device).split(":")[0],
-        MAX_NEW_TOKENS,
-        ctx.eval_batch.size,
-        probe_fingerprint(load_probe()),
-    ]
-    return hashlib.sha256(json.dumps(payload, default=str).encode("utf-8")).hexdigest()[:32]
+    return _model_key(ctx, "knowledge", MAX_NEW_TOKENS, probe_fingerprint(load_probe()))
 
 
 def load_knowledge(root: Path, key: str | None):

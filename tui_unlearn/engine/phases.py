@@ -161,22 +161,35 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
 GENERAL_FILE = "general.json"  # in the session: the original's answers, for a resumed run
 
 
-def general_reference(ctx: RunContext) -> None:
-    """The original model's answers to the bundled general prompts and its NLL of them,
-    from the evaluation cache when this model was asked before; kept in the session too."""
-    from tui_unlearn.engine import eval_cache
-    from tui_unlearn.metrics.general import build_reference
-
-    key = eval_cache.general_key(ctx) if ctx.config.eval_cache else None
-    reference = eval_cache.load_general(ctx.root, key)
+def _original_answers(ctx: RunContext, key_of: Any, load: Any, store: Any, build: Any) -> Any:
+    """What the original model answers to a bundled set (general prompts, the knowledge
+    probe): from the evaluation cache when this model was asked before (``load`` gives None
+    for a missing or stale entry), else ``build(model, tokenizer, rows)`` in evaluation
+    batches, stored for the next run."""
+    key = key_of(ctx) if ctx.config.eval_cache else None
+    reference = load(ctx.root, key)
     if reference is None:
         model, tokenizer = ctx.loaded.model, ctx.loaded.tokenizer
         with _no_grad():
-            reference = ctx.eval_batch.run(
-                lambda rows: build_reference(model, tokenizer, batch_size=rows, max_length=ctx.plan.max_length)
-            )
+            reference = ctx.eval_batch.run(lambda rows: build(model, tokenizer, rows))
         if ctx.is_main:
-            eval_cache.store_general(ctx.root, key, reference)
+            store(ctx.root, key, reference)
+    return reference
+
+
+def general_reference(ctx: RunContext) -> None:
+    """The original model's answers to the bundled general prompts and its NLL of them,
+    cached per model; kept in the session too."""
+    from tui_unlearn.engine import eval_cache
+    from tui_unlearn.metrics.general import build_reference
+
+    reference = _original_answers(
+        ctx,
+        eval_cache.general_key,
+        eval_cache.load_general,
+        eval_cache.store_general,
+        lambda model, tok, rows: build_reference(model, tok, batch_size=rows, max_length=ctx.plan.max_length),
+    )
     ctx.general = reference
     if ctx.session is not None:
         from tui_unlearn.sessions import atomic_write_json
@@ -264,14 +277,18 @@ def knowledge_reference(ctx: RunContext) -> None:
     from tui_unlearn.metrics.knowledge import build_reference, load_probe
 
     items = load_probe()
-    key = eval_cache.knowledge_key(ctx) if ctx.config.eval_cache else None
-    reference = eval_cache.load_knowledge(ctx.root, key)
-    if reference is None or not reference.matches(items):
-        model, tokenizer = ctx.loaded.model, ctx.loaded.tokenizer
-        with _no_grad():
-            reference = ctx.eval_batch.run(lambda rows: build_reference(model, tokenizer, items, batch_size=rows))
-        if ctx.is_main:
-            eval_cache.store_knowledge(ctx.root, key, reference)
+
+    def load(root: Any, key: str | None) -> Any:
+        cached = eval_cache.load_knowledge(root, key)
+        return cached if cached is not None and cached.matches(items) else None
+
+    reference = _original_answers(
+        ctx,
+        eval_cache.knowledge_key,
+        load,
+        eval_cache.store_knowledge,
+        lambda model, tok, rows: build_reference(model, tok, items, batch_size=rows),
+    )
     ctx.knowledge = (items, reference)
     if ctx.session is not None:
         from tui_unlearn.sessions import atomic_write_json
@@ -374,18 +391,15 @@ def fill_general_retain(ctx: RunContext) -> None:
 
     if not wants_general_retain(ctx):
         return
-    key = eval_cache.general_key(ctx, RETAIN_FILE) if ctx.config.eval_cache else None
-    reference = eval_cache.load_general(ctx.root, key)
-    if reference is None:
-        model, tokenizer = ctx.loaded.model, ctx.loaded.tokenizer
-        with _no_grad():
-            reference = ctx.eval_batch.run(
-                lambda rows: build_reference(
-                    model, tokenizer, batch_size=rows, max_length=ctx.plan.max_length, prompts_file=RETAIN_FILE
-                )
-            )
-        if ctx.is_main:
-            eval_cache.store_general(ctx.root, key, reference)
+    reference = _original_answers(
+        ctx,
+        lambda c: eval_cache.general_key(c, RETAIN_FILE),
+        eval_cache.load_general,
+        eval_cache.store_general,
+        lambda model, tok, rows: build_reference(
+            model, tok, batch_size=rows, max_length=ctx.plan.max_length, prompts_file=RETAIN_FILE
+        ),
+    )
     ctx.data.retain = [{"question": q, "answer": a} for q, a in zip(reference.prompts, reference.answers) if a.strip()]
     ctx.data.report["retain_source"] = "general"
     ctx.data.report["general_retain"] = len(ctx.data.retain)
