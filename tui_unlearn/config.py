@@ -34,6 +34,14 @@ BUNDLED_PREFIX = "bundled:"
 # Run-level defaults for knobs a method may override through ``Algorithm.run_defaults``.
 RUN_DEFAULTS: dict[str, Any] = {"steps": 60, "lr": 5e-4, "batch_size": 8}
 METHOD_DEFAULTED = tuple(RUN_DEFAULTS)
+# The methods' own learning rates (5e-4 to 1e-3) suit models trained from scratch as the
+# bundled tiny ones are (at 3e-3). On a pretrained model they wreck it within a few steps
+# (NPO+LoRA at 5e-4 on SmolLM2-135M-Instruct: general-ability NLL 0.68 -> 5.86, "Why is the
+# sky blue?" -> "Brasseurés, néwauRecipeur"). A pretrained model takes the field's rate
+# instead, for every method: open-unlearning's 1e-5 when every weight trains, and ten times
+# that for LoRA adapters (their update starts at zero and stays low-rank).
+PRETRAINED_LR = 1e-5
+PRETRAINED_LORA_LR = 1e-4
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 SEED_MAX = 2**32 - 1  # numpy's seeds stop there; torch's and Python's take it too
@@ -696,6 +704,29 @@ def bundled_defaults(forget: str, model: str) -> tuple[str | None, str | None]:
     return f"{BUNDLED_PREFIX}{retain}", f"{BUNDLED_PREFIX}holdout"
 
 
+def trained_from_scratch(model: str) -> bool:
+    """Whether ``model`` is one this project trained from scratch: a bundled tiny model (by
+    name) or a folder ``build_tiny`` wrote (it leaves ``build_info.json`` beside the weights)."""
+    from tui_unlearn.models.bundled import is_bundled
+
+    if is_bundled(model):
+        return True
+    try:
+        return (Path(model).expanduser() / "build_info.json").is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def method_run_defaults(algorithm: Any, model: str, *, lora: bool) -> dict[str, Any]:
+    """Steps, learning rate and batch size a run of ``algorithm`` on ``model`` takes when the
+    person sets none: the method's own for models trained from scratch, the field's learning
+    rate for pretrained ones (``PRETRAINED_LR``; ``PRETRAINED_LORA_LR`` with LoRA)."""
+    run = {**RUN_DEFAULTS, **algorithm.run_defaults}
+    if not trained_from_scratch(model):
+        run["lr"] = PRETRAINED_LORA_LR if lora else PRETRAINED_LR
+    return run
+
+
 def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     """Type-check every field, fill dependent defaults and validate; raises ConfigError (one line).
 
@@ -710,7 +741,7 @@ def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     config = resolve_settings(config, training=training)
     algorithm = get_algorithm(config.algorithm)
     hparams = algorithm.parse_hparams(config.hparams)
-    run = {**RUN_DEFAULTS, **algorithm.run_defaults}
+    run = method_run_defaults(algorithm, config.model, lora=bool(config.lora_r))
     dependent = {
         name: getattr(config, name) if getattr(config, name) is not None else SETTINGS[name].parse(run[name])
         for name in METHOD_DEFAULTED
