@@ -33,7 +33,12 @@ __all__ = [
 DEFAULT_RECIPE = "bundled"
 # The built-in recipes: one module each in this package, imported by name (see tui_unlearn.plugins)
 # in the order the CLI, the TUI and the README list them; plugins' recipes follow, by name.
-BUILTIN = ("bundled", "tofu", "muse", "wmdp")
+BUILTIN = (
+    "bundled",
+    "tofu",
+    "muse",
+    "wmdp",
+)
 _REGISTRY: dict[str, Recipe] = {}
 _loaded = False
 
