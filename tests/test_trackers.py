@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -43,6 +44,13 @@ def test_trackers_are_machine_settings_not_part_of_the_run():
     config = resolve(RunConfig(steps=3))
     reporting = resolve(RunConfig(steps=3, report_to="tensorboard", logging_dir="/somewhere"))
     assert config_identity(config) == config_identity(reporting)  # a checkpoint resumes under other trackers
+    assert config_identity(config) != config_identity(resolve(RunConfig(steps=4)))
+    from tui_unlearn.sweeps import sweep_folder
+
+    grid = ["forget_weight=1,2"]
+    assert sweep_folder(RunConfig(steps=3), grid, [], None, Path("/s")) == sweep_folder(
+        RunConfig(steps=3, report_to="tensorboard"), grid, [], None, Path("/s")
+    )  # the same sweep, reported or not
     assert "report_to" not in defining_dict(reporting) and "steps" in defining_dict(reporting)
     assert reporting.to_dict()["report_to"] == "tensorboard"  # still saved in config.json
     params = trackers.hyperparameters(reporting, {"processes": 1})

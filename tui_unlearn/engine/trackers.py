@@ -21,7 +21,6 @@ for it. The TUI and ``watch`` read the session, not the trackers: they are uncha
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 from pathlib import Path
@@ -64,7 +63,7 @@ def installed(name: str) -> bool:
     from accelerate.utils import is_aim_available, is_mlflow_available, is_tensorboard_available, is_wandb_available
 
     checks = {
-        "tensorboard": lambda: is_tensorboard_available() and importlib.util.find_spec("tensorboard") is not None,
+        "tensorboard": is_tensorboard_available,  # tensorboard, or tensorboardX which accelerate falls back to
         "mlflow": is_mlflow_available,
         "wandb": is_wandb_available,
         "aim": is_aim_available,
