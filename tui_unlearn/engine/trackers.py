@@ -154,7 +154,8 @@ class TrackerSink:
         elif isinstance(event, (ev.RunFinished, ev.RunFailed)):
             if isinstance(event, ev.RunFinished) and self.started:
                 step = event.summary.get("steps")
-                headline = {k: v for k, v in event.summary.items() if k != "metrics"}
+                # Top-level numbers only (headline numbers, seconds): the metrics came with their evaluations.
+                headline = {k: v for k, v in event.summary.items() if not isinstance(v, dict)}
                 self.log(_numbers("summary", headline), step if isinstance(step, int) else None)
             self.finish()
             return
@@ -206,7 +207,7 @@ class TrackerSink:
                 mlflow.set_tracking_uri(mlflow_uri(self.logging_dir))
             return MLflowTracker(experiment_name=PROJECT, run_name=run_name)
         if name == "wandb":
-            return WandBTracker(PROJECT, name=run_name, dir=where)
+            return WandBTracker(os.environ.get("WANDB_PROJECT") or PROJECT, name=run_name, dir=where)
         return AimTracker(run_name, where)
 
     def log(self, values: dict[str, float], step: int | None) -> None:
