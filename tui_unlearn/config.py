@@ -80,6 +80,12 @@ def _keep_best_metric(value: str | None) -> str | None:
     return check_keep_best(value)
 
 
+def _report_to_rule(value: str) -> str | None:
+    from tui_unlearn.engine.trackers import check_report_to
+
+    return check_report_to(value)
+
+
 def setting(
     type: str,
     default: Any,
@@ -88,13 +94,19 @@ def setting(
     faces: tuple[str, ...] = (CLI,),
     group: str = "Run",
     factory: Any = None,
+    machine: bool = False,
     **rules: Any,
 ) -> Any:
-    """A dataclass field carrying its :class:`Param` declaration (the name is filled in below)."""
+    """A dataclass field carrying its :class:`Param` declaration (the name is filled in below).
+
+    ``machine``: a setting of where and how this machine reports the run, not of the run
+    itself (see ``MACHINE_SETTINGS``): a checkpoint or a sweep is the same run whatever it says.
+    """
     param = Param("", type, default, help, faces=frozenset(faces), group=group, **rules)
+    metadata = {"param": param, "machine": machine}
     if factory is not None:
-        return field(default_factory=factory, metadata={"param": param})
-    return field(default=default, metadata={"param": param})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 MODEL, DATA, RUN, SCALE, LORA = "Model", "Data", "Run", "Scale", "LoRA"
@@ -569,6 +581,30 @@ class RunConfig:
         metavar="AUC",
     )
     # ---- output ----
+    report_to: str = setting(
+        "str",
+        "none",
+        "Experiment trackers that also get the run's losses, evaluations and config: tensorboard, wandb, mlflow, "
+        "aim, all (every one installed) or none; join several with ','.",
+        faces=(CLI, EVAL),
+        group=OUTPUT,
+        machine=True,
+        metavar="TRACKERS",
+        check_value=_report_to_rule,
+    )
+    logging_dir: str | None = setting(
+        "str",
+        None,
+        "Where trackers write: TensorBoard's event files (one folder per session), MLflow's runs (mlflow.db, "
+        "unless MLFLOW_TRACKING_URI names a store or server), Aim's and W&B's files; default: <sessions dir>/tracking "
+        "(env TUI_UNLEARN_LOGGING_DIR).",
+        faces=(CLI, EVAL),
+        group=OUTPUT,
+        machine=True,
+        nullable=True,
+        metavar="DIR",
+        check_value=_path_rule,
+    )
     save_model: bool = setting(
         "bool",
         False,
@@ -627,6 +663,15 @@ def _declarations() -> dict[str, Param]:
 
 # name -> declaration, in field order: what the CLI, the TUI and resolve() read.
 SETTINGS: dict[str, Param] = _declarations()
+# Settings of the machine a run happens on, not of the run (declared with ``machine=True``):
+# they are saved in config.json like the others, and left out of what identifies a run
+# (``defining_dict``: a checkpoint's config digest, a sweep's identity, trackers' hyperparameters).
+MACHINE_SETTINGS: frozenset[str] = frozenset(f.name for f in fields(RunConfig) if f.metadata.get("machine"))
+
+
+def defining_dict(config: RunConfig) -> dict[str, Any]:
+    """``config.to_dict()`` without the machine settings: what makes two runs the same run."""
+    return {name: value for name, value in config.to_dict().items() if name not in MACHINE_SETTINGS}
 
 
 def settings_for(face: str, group: str | None = None) -> list[Param]:
@@ -751,6 +796,10 @@ def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     default_retain, default_holdout = bundled_defaults(config.forget, config.model)
     retain = default_retain if retain is None else retain
     holdout = default_holdout if holdout is None else holdout
+    if config.report_to != "none":
+        from tui_unlearn.engine.trackers import require_trackers
+
+        require_trackers(config.report_to)
     if training:
         if algorithm.needs_retain and not retain and not config.general_retain:
             raise ConfigError(

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tui_unlearn.config import defining_dict
 from tui_unlearn.errors import DataError, first_line
 
 CHECKPOINT_DIR = "checkpoint"
@@ -32,7 +33,8 @@ AUTO_EVERY_S = 300.0
 
 def config_identity(config: Any) -> str:
     """A digest of the run's resolved config: a checkpoint fits only the run that wrote it."""
-    text = json.dumps(_canonical(config.to_dict()), sort_keys=True, default=str)
+    # Machine settings (where trackers write, ...) may differ between a run and its resumption.
+    text = json.dumps(_canonical(defining_dict(config)), sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
