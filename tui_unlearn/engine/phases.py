@@ -289,11 +289,29 @@ def knowledge_reference(ctx: RunContext) -> None:
         eval_cache.store_knowledge,
         lambda model, tok, rows: build_reference(model, tok, items, batch_size=rows),
     )
-    ctx.knowledge = (items, reference)
     if ctx.session is not None:
         from tui_unlearn.sessions import atomic_write_json
 
         atomic_write_json(ctx.session.path / KNOWLEDGE_FILE, reference.to_json())
+    ctx.knowledge = _outside_forget(ctx, items, reference)
+
+
+def _outside_forget(ctx: RunContext, items: list[dict], reference: Any) -> tuple[list[dict], Any]:
+    """The probe less the facts the forget set states (their loss is the point of the run,
+    not collateral damage), and the original's answers to what is left; says which left."""
+    from tui_unlearn.metrics.knowledge import about_forget
+
+    forget = ctx.data.forget if ctx.data is not None else []
+    drop = about_forget(items, forget)
+    if not any(drop):
+        return items, reference
+    left_out = [it["question"] for it, d in zip(items, drop) if d]
+    ctx.extra["knowledge_left_out"] = left_out
+    ctx.log(
+        f"knowledge: {len(left_out)} probe question(s) left out, their answer is in the forget set "
+        f"(e.g. {left_out[0]!r})"
+    )
+    return [it for it, d in zip(items, drop) if not d], reference.without(items, drop)
 
 
 def restore_knowledge(ctx: RunContext, session: Any) -> None:
@@ -303,7 +321,8 @@ def restore_knowledge(ctx: RunContext, session: Any) -> None:
     data, problem = read_json_object(session.path / KNOWLEDGE_FILE)
     reference = ProbeReference.from_json(data) if problem is None else None
     items = load_probe()
-    ctx.knowledge = (items, reference) if reference is not None and reference.matches(items) else None
+    matched = reference is not None and reference.matches(items)
+    ctx.knowledge = _outside_forget(ctx, items, reference) if matched else None
     if ctx.knowledge is None:
         ctx.log("knowledge: the session kept no probe answers of the original; not measured on this resume")
 
