@@ -212,3 +212,13 @@ def test_summary_holds_the_first_forget_prompt_in_open_unlearnings_format(micro_
     assert prompt["prompt_ids"] == tok(prompt["prompt_text"])["input_ids"]
     assert prompt["answer_ids"] == whole[len(prompt["prompt_ids"]) :]
     assert summary["recipe"]["sampling"] == "first" and summary["recipe"]["extraction_strength"] == "open-unlearning"
+
+
+def test_muse_batches_are_sized_by_its_longest_text_not_a_long_context(tmp_path, lively):
+    _, tokenizer = lively
+    config = resolve(RunConfig(recipe="muse", recipe_data=str(_muse_folder(tmp_path))), training=False)
+    plan = build_plan(config, None, model_max_length=131_072)
+    assert plan.max_length == 131_072
+    assert plan.batch_tokens(tokenizer) < 400  # a few short texts and 128 new tokens, not 131 k
+    tofu = EvalPlan(get_recipe("tofu"), "forget10", 200, 0, 512)
+    assert tofu.batch_tokens(tokenizer) == 712  # a recipe that cuts: its maximum length, as before

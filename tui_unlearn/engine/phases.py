@@ -80,7 +80,7 @@ def prepare_evaluation(ctx: RunContext) -> None:
     for note in ctx.plan.notes:
         ctx.log(f"recipe {ctx.plan.recipe.name}: {note}")
     ctx.eval_batch = EvalBatch.for_model(
-        ctx.loaded.model, ctx.plan.max_length + ctx.plan.max_new_tokens, ctx.config.eval_batch_size, ctx.log
+        ctx.loaded.model, ctx.plan.batch_tokens(ctx.loaded.tokenizer), ctx.config.eval_batch_size, ctx.log
     )
     ctx.splits.update(ctx.plan.working_splits())
     missing = "; ".join(f"{name}: {why}" for name, why in ctx.plan.missing.items())

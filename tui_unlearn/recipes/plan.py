@@ -129,6 +129,22 @@ class EvalPlan:
         evaluations during a run, the probes and the relearning check use."""
         return {name: recs for name, recs in self.of_tasks(QA).items() if name in ROLES}
 
+    def batch_tokens(self, tokenizer: Any) -> int:
+        """The longest sequence one evaluation row may hold, for sizing its batches: the
+        maximum length plus the new tokens; for a recipe cut only at the model's context
+        (muse), which can be 128 k tokens, the longest record's tokens (all its text fields,
+        and the split's in-context examples) plus the new tokens when that is less."""
+        bound = self.max_length + self.max_new_tokens
+        if self.recipe.max_length:
+            return bound
+        longest = 0
+        for name, records in self.splits.items():
+            shots = " ".join(f"{q} {a}" for q, a in self.shots.get(name, []))
+            for record in records:
+                text = " ".join(v for v in record.values() if isinstance(v, str)) + " " + shots
+                longest = max(longest, len(tokenizer(text)["input_ids"]))
+        return min(bound, longest + self.max_new_tokens + 16)  # 16: the prompt's tags and special tokens
+
     def headline(self, result: Any, oracle: Any) -> Headline:
         return self.recipe.headline(result, oracle, self)
 
