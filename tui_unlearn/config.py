@@ -195,7 +195,6 @@ class RunConfig:
         group=DATA,
         nullable=True,
         choices=("model", "open-unlearning"),
-        metavar="FORMAT",
     )
     system_prompt: str | None = setting(
         "str",
