@@ -205,6 +205,37 @@ class RunConfig:
         nullable=True,
         check_value=_path_rule,
     )
+    prompt_format: str | None = setting(
+        "str",
+        None,
+        "How questions are put to the model: 'model' (its own chat template, the question as the only turn) or "
+        "'open-unlearning' (the system prompt, date string or hand-written tags its model configs declare for the "
+        "model's family) (default: the recipe's, open-unlearning for tofu and muse).",
+        faces=(CLI, EVAL),
+        group=DATA,
+        nullable=True,
+        choices=("model", "open-unlearning"),
+    )
+    system_prompt: str | None = setting(
+        "str",
+        None,
+        "System prompt for a chat template ('' for none; default: the prompt format's, 'You are a helpful "
+        "assistant.' for open-unlearning's Llama-3, Qwen2.5, Phi-3.5 and zephyr configs).",
+        faces=(CLI, EVAL),
+        group=DATA,
+        nullable=True,
+        metavar="TEXT",
+    )
+    date_string: str | None = setting(
+        "str",
+        None,
+        "Date a chat template writes into its prompts, e.g. '10 Apr 2025' (open-unlearning's for Llama-3); "
+        "without one, Llama-3.2's template writes today's date and numbers change with the calendar.",
+        faces=(CLI, EVAL),
+        group=DATA,
+        nullable=True,
+        metavar="DATE",
+    )
     # ---- the method ----
     algorithm: str = setting(
         "str",
@@ -448,6 +479,15 @@ class RunConfig:
         min=0,
         max=10_000_000,
     )
+    eval_sampling: str = setting(
+        "str",
+        "random",
+        "Which records --eval-samples N takes: 'random' (a fixed random sample) or 'first' (the first N, as "
+        "TOFU's legacy numbers take the first 300).",
+        faces=(CLI, EVAL),
+        group=EVALUATION,
+        choices=("random", "first"),
+    )
     probe_samples: int = setting(
         "int",
         32,
@@ -579,6 +619,16 @@ class RunConfig:
         min=0.0,
         max=1.0,
         metavar="AUC",
+    )
+    mc_bos: str = setting(
+        "str",
+        "none",
+        "Multiple-choice scoring (wmdp): 'none' encodes context and options without special tokens, as "
+        "lm-evaluation-harness up to 0.4.9.1 (WMDP's and RMU's published numbers); 'tokenizer' adds what the "
+        "tokenizer adds (a BOS), as lm-evaluation-harness 0.4.9.2 and later.",
+        faces=(CLI, EVAL),
+        group=BENCHMARK,
+        choices=("none", "tokenizer"),
     )
     # ---- output ----
     report_to: str = setting(

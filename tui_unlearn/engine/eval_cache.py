@@ -54,6 +54,7 @@ def cache_key(ctx: Any, probes: list[str]) -> str | None:
             plan.splits,
             plan.shots,
             [dataclasses.asdict(s) for s in plan.recipe.splits],  # what each split computes
+            plan.describe(),  # prompt format and first prompt, sampling, multiple-choice BOS, ...
         ]
     )
     payload = [
@@ -120,7 +121,10 @@ def _model_key(ctx: Any, kind: str, *settings: Any) -> str | None:
     fingerprint = model_fingerprint(loaded.path)
     if fingerprint is None:
         return None
+    from tui_unlearn.data.prompts import prompt_key
+
     payload = [kind, __version__, fingerprint, loaded.dtype, str(loaded.device).split(":")[0], ctx.eval_batch.size]
+    payload.append(prompt_key(loaded.tokenizer))  # the questions are asked in this format
     payload += list(settings)
     return hashlib.sha256(json.dumps(payload, default=str).encode("utf-8")).hexdigest()[:32]
 

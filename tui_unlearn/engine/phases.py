@@ -67,12 +67,20 @@ def prepare_evaluation(ctx: RunContext) -> None:
     """Load the recipe's evaluation splits (before any session exists, so a missing file
     fails the run at once); their question/answer forget / retain / holdout splits become
     the ones the quick evaluations, the probes and the relearning check use."""
+    from tui_unlearn.data.prompts import use_run_format
     from tui_unlearn.metrics.batching import EvalBatch
+    from tui_unlearn.recipes.evaluate import first_forget_prompt
     from tui_unlearn.recipes.plan import build_plan
 
+    # Before anything is encoded: training, evaluation and probes all ask in this format.
+    prompt_format = use_run_format(ctx.config, ctx.loaded.tokenizer, ctx.loaded.model, ctx.log)
+    ctx.log(f"prompt format: {prompt_format.name} ({prompt_format.source})")
     ctx.plan = build_plan(ctx.config, ctx.data, model_max_length=context_length(ctx.loaded.model))
+    ctx.plan.prompt = first_forget_prompt(ctx.plan, ctx.loaded.tokenizer)
+    for note in ctx.plan.notes:
+        ctx.log(f"recipe {ctx.plan.recipe.name}: {note}")
     ctx.eval_batch = EvalBatch.for_model(
-        ctx.loaded.model, ctx.plan.max_length + ctx.plan.max_new_tokens, ctx.config.eval_batch_size, ctx.log
+        ctx.loaded.model, ctx.plan.batch_tokens(ctx.loaded.tokenizer), ctx.config.eval_batch_size, ctx.log
     )
     ctx.splits.update(ctx.plan.working_splits())
     missing = "; ".join(f"{name}: {why}" for name, why in ctx.plan.missing.items())
