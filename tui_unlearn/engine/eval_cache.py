@@ -23,10 +23,12 @@ KNOWLEDGE_FOLDER = "knowledge"  # the original's answers to the world-knowledge 
 
 
 def model_fingerprint(folder: Path) -> str | None:
-    """Path, size and mtime of every safetensors file of a local model folder (None: none found)."""
+    """Path, size and mtime of every safetensors file of a local model folder, or of the
+    file itself for a single-file model (a .gguf); None when there is none."""
     try:
-        files = sorted(Path(folder).glob("*.safetensors"))
-        parts = [str(Path(folder).resolve())] + [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+        path = Path(folder)
+        files = [path] if path.is_file() else sorted(path.glob("*.safetensors"))
+        parts = [str(path.resolve())] + [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
     except OSError:
         return None
     return "|".join(parts) if files else None
