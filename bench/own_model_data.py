@@ -105,11 +105,11 @@ def row(method: str, name: str, result: dict, seconds: float) -> str:
     ]
     g = result.get("general_ability") or {}
     guard = result.get("guard") or {}
-    tripped = (
-        f"{guard.get('reason') or 'stepped in'} @ {guard['tripped_at']}" if guard.get("tripped_at") is not None else "-"
-    )
+    tripped = "-"
+    if guard.get("tripped_at") is not None:
+        tripped = f"step {guard['tripped_at']}: {'; '.join(guard.get('reasons') or [])}, kept {guard['kept_step']}"
     calibration = result.get("calibration") or {}
-    kept = calibration.get("kept_step")
+    kept = guard.get("kept_step") if guard.get("tripped_at") is not None else calibration.get("kept_step")
     steps = f"{kept if kept is not None else result.get('steps')} / {result.get('steps')}"
     return (
         f"| {method} | {name} | {' | '.join(cells)} | {fmt(result.get('knowledge_kept'))} | "
