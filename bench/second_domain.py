@@ -57,13 +57,9 @@ def fmt(x, digits: int = 2) -> str:
     return f"{x:.{digits}f}"
 
 
-def original_retain_utility(result: dict) -> float | None:
-    """The original's retain utility: the 'before' evaluation's headline (the summary keeps it)."""
-    summary = json.loads((Path(result["session_path"]) / "summary.json").read_text())
-    calibration = summary.get("calibration") or {}
-    if calibration.get("utility_basis") == "retain_utility" and calibration.get("original_utility") is not None:
-        return calibration["original_utility"]
-    return ((summary.get("headline") or {}).get("before") or {}).get("retain_utility")
+def original_retain_utility(summary: dict) -> float | None:
+    """The original's retain utility: the headline numbers of the 'before' evaluation."""
+    return ((summary.get("field_metrics") or {}).get("before") or {}).get("retain_utility")
 
 
 def row(method: str, variant: str, result: dict, seconds: float) -> str:
@@ -74,10 +70,11 @@ def row(method: str, variant: str, result: dict, seconds: float) -> str:
     summary = json.loads((Path(result["session_path"]) / "summary.json").read_text())
     calibration = summary.get("calibration") or {}
     kept = calibration.get("kept_step")
-    ended = f"{kept if kept is not None else result['steps']} / {result['steps']}"
+    run_steps = calibration.get("steps_run") or summary.get("total_steps") or result["steps"]
+    ended = f"{kept if kept is not None else result['steps']} / {run_steps}"
     fq = result.get("forget_quality")
     basis = {"answer_nll": "NLL", "truth_ratio": "TR"}.get(result.get("forget_quality_basis"), "")
-    utility, original = result.get("retain_utility"), original_retain_utility(result)
+    utility, original = result.get("retain_utility"), original_retain_utility(summary)
     ratio = utility / original if utility is not None and original else None
     g = result.get("general_ability") or {}
     recovered = (result.get("relearn") or {}).get("recovered")
