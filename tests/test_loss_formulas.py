@@ -284,7 +284,7 @@ def test_distill_matches_on_retain_and_pushes_away_on_forget(micro):
     def expected(m):
         match = kl_ref_to_model(logits_of(m, b["retain"]), ref_retain, b["retain"]["labels"], t)
         away = kl_ref_to_model(logits_of(m, b["forget"]), ref_forget, b["forget"]["labels"], 1.0)
-        assert 0 < float(away) < margin  # the hinge is active, so its weight and sign count
+        assert 0 < float(away.detach()) < margin  # the hinge is active, so its weight and sign count
         return match + 0.6 * torch.relu(margin - away)
 
     check(
