@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import secrets
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from tui_unlearn.atomic import write_folder_atomically
 from tui_unlearn.config import defining_dict
 from tui_unlearn.errors import DataError, first_line
 
@@ -98,9 +97,8 @@ def save_checkpoint(ctx: Any) -> Path | None:
         ctx.wait_for_everyone()
         return None
     model = ctx.accelerator.unwrap_model(ctx.loop.model)
-    tmp = ctx.session.path / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
-    tmp.mkdir()
-    try:
+
+    def write(tmp: Path) -> None:
         save_file(trainable_state(model), str(tmp / WEIGHTS))
         tensors, meta = _optimizer_tensors(ctx.loop.optimizer)
         rng = {"torch_cpu": torch.get_rng_state()}
@@ -121,17 +119,8 @@ def save_checkpoint(ctx: Any) -> Path | None:
             "saved": time.time(),
         }
         (tmp / STATE).write_text(json.dumps(state), encoding="utf-8")
-        final = ctx.session.path / CHECKPOINT_DIR
-        if final.exists():
-            old = ctx.session.path / f"{TMP_PREFIX}old-{secrets.token_hex(3)}"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    final = write_folder_atomically(ctx.session.path / CHECKPOINT_DIR, TMP_PREFIX, write)
     ctx.wait_for_everyone()
     return final
 
