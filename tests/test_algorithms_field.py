@@ -300,6 +300,9 @@ def test_each_new_method_runs_in_the_engine_on_a_chat_model(name, chat_model_dir
     assert result.status == "finished" and result.summary["steps"] == 2
     losses = result.summary["final_losses"]
     assert losses and all(math.isfinite(v) for v in losses.values())
+    from tui_unlearn.events import RunScale
+
+    assert set(result.summary["scale"]) == set(RunScale.__annotations__) | {"trainable_parameters", "parameters"}
     if name == "rmu":  # only the chosen layers trained; afterwards every weight can train again
         assert result.summary["scale"]["trainable_parameters"] < result.summary["scale"]["parameters"]
     assert seen["frozen"] == []
