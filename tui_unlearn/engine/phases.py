@@ -20,6 +20,7 @@ from tui_unlearn.engine.inputs import eval_splits_for, load_run_data, sample
 from tui_unlearn.errors import RunFailedError
 from tui_unlearn.metrics.registry import CORE_HEADLINES
 from tui_unlearn.metrics.registry import SUMMARY_HEADLINES as HEADLINE_KEYS
+from tui_unlearn.setting_names import in_the_tui, setting_name
 
 PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
 # "alternate" shares the forget stream's seed: same order, so its batch i pairs with forget's.
@@ -397,6 +398,7 @@ def collateral_damage(ctx: RunContext, before: dict[str, Any], after: dict[str, 
     ctx.log(
         f"collateral damage: {shown} (below {COLLATERAL_KEPT:g} of the original's): the run took knowledge it was "
         "never told to forget; a retain set near the forget set, fewer --steps or a lower --lr take less"
+        + in_the_tui("retain", "steps", "lr")
     )
     return found
 
@@ -433,7 +435,7 @@ def fill_general_retain(ctx: RunContext) -> None:
     ctx.log(
         f"no retain set given: training keeps the model near the original with its own answers to "
         f"{len(ctx.data.retain)} general instructions as the retain set (--no-general-retain: the forget set "
-        "alone). Give --retain with what must survive (facts near the forget set) to protect it too"
+        f"alone). Give {setting_name('retain')} with what must survive (facts near the forget set) to protect it too"
     )
 
 
@@ -572,6 +574,7 @@ def over_forgetting(ctx: RunContext, field: dict[str, Any]) -> dict[str, Any] | 
         f"over-forgetting: the forget set is now less likely than the holdout (forget-vs-holdout AUC {auc:.2f}"
         + (f", privleak {privleak:+.1f}" if isinstance(privleak, (int, float)) else "")
         + "); calibration (on by default), fewer --steps or a lower --lr stop nearer 'never seen'"
+        + in_the_tui("steps", "lr")
     )
     return {"mia_auc": auc, "privleak": privleak}
 
@@ -725,7 +728,9 @@ def train(ctx: RunContext) -> None:
             if any_process(ctx, bool(ctx.stop())):
                 ctx.status = "interrupted"
                 if ctx.done and config.checkpoint_every != 0:
-                    ctx.log(f"saving a checkpoint at step {ctx.done} (resume with --resume)")
+                    ctx.log(
+                        f"saving a checkpoint at step {ctx.done} (resume with --resume or from the Sessions screen)"
+                    )
                     save_checkpoint(ctx)
                 break
 
