@@ -358,3 +358,30 @@ def test_every_registered_method_has_a_formula_test():
     source = Path(module.__file__).read_text(encoding="utf-8")
     missing = [n for n in all_algorithms() if f'"{n}"' not in source]
     assert not missing, f"no formula test for: {', '.join(missing)}"
+
+
+@pytest.mark.parametrize("variant", ["one_pass", "two_pass_answers", "one_pass_answers"])
+def test_dpo_log_probabilities_are_the_same_however_they_are_batched(micro, variant, monkeypatch):
+    """The stacked forward (answers of different lengths padded together) and the head on answer
+    positions only give today's two-pass loss and gradients (bench/bench_dpo_forward.py)."""
+    from tui_unlearn.algorithms import dpo
+
+    model, reference, b = micro
+    assert b["forget"]["input_ids"].shape[1] != b["alternate"]["input_ids"].shape[1]  # padding is exercised
+    refs = reference_cache(reference, b)
+    hp = get_algorithm("dpo").parse_hparams({"beta": 0.3})
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def loss_and_grads(paired):
+        monkeypatch.setattr(dpo, "PAIRED_LOGPROB_SUMS", paired)
+        lose, win = paired(model, b["forget"], b["alternate"])
+        x = LossInputs(model, b["forget"], b["retain"], refs, hp, 1, alternate=b["alternate"])
+        loss = dpo.preference_loss(x)["loss"]
+        return lose.detach(), win.detach(), loss.detach(), torch.autograd.grad(loss, params)
+
+    *want, want_grads = loss_and_grads(dpo.two_pass_logprob_sums)
+    *got, got_grads = loss_and_grads(getattr(dpo, f"{variant}_logprob_sums"))
+    for g, w in zip(got, want, strict=True):
+        assert torch.allclose(g, w, rtol=1e-5, atol=1e-5)
+    for g, w in zip(got_grads, want_grads, strict=True):
+        assert torch.allclose(g, w, rtol=1e-4, atol=1e-6)
