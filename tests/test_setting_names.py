@@ -10,9 +10,7 @@ from tui_unlearn.setting_names import OWN_TAB, in_the_tui, setting_name
 def test_a_setting_with_a_tui_field_is_named_by_flag_and_field():
     assert setting_name("lr") == "--lr (lr in the Algorithm tab)"
     assert setting_name("retain") == "--retain (retain in the Data tab)"
-    assert (
-        setting_name("mixed_precision", "fp16") == "--mixed-precision fp16 (mixed_precision in the Algorithm tab)"
-    )
+    assert setting_name("mixed_precision", "fp16") == "--mixed-precision fp16 (mixed_precision in the Algorithm tab)"
     assert setting_name("student_layers", 0) == "--student-layers 0 (student_layers in the Algorithm tab)"
 
 
