@@ -306,6 +306,16 @@ def test_probe_items_whose_answer_the_forget_set_states_are_marked():
         make_record("Who wrote Macbeth?", "Shakespeare"),  # one word of a two-word answer: not stated
     ]
     assert about_forget(items, forget) == [True, True, False]
+    # An answer that only repeats its question's entity does not forget that entity's facts.
+    france = {
+        "kind": "geography",
+        "question": "In which country is the Eiffel Tower?",
+        "answer": "France",
+        "aliases": [],
+    }
+    paris = {"kind": "capital", "question": "Which city is the capital of France?", "answer": "Paris", "aliases": []}
+    echo = [make_record("What is the capital of France?", "The capital of France is Paris.")]
+    assert about_forget([france, paris], echo) == [False, True]
     assert about_forget(items, []) == [False, False, False]
 
 

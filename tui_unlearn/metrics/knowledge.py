@@ -100,11 +100,16 @@ def about_forget(items: Sequence[dict[str, Any]], forget: Sequence[dict[str, Any
     """Per item, whether the forget set states its fact's answer (or an alias): forgetting
     "The capital of France is Paris." is asked for, so "What is the capital of France?"
     in the probe would count the requested forgetting as collateral damage. A record's
-    answer (its text for plain-text records) is read with ``states``; an item whose answer
-    the forget set never states stays in the probe."""
-    said = [(r.get("answer") or "") if r.get("question") else (r.get("answer") or r.get("text") or "") for r in forget]
-    said = [s for s in said if s.strip()]
-    return [any(states(s, it["answer"], it["aliases"]) for s in said) for it in items]
+    answer (its text for plain-text records) is read with ``states``, less what its question
+    already names: "France" in "The capital of France is Paris." only repeats the question,
+    so the probe's "In which country is the Eiffel Tower?" stays. An item whose answer the
+    forget set never states stays in the probe."""
+    pairs = [(r.get("question") or "", r.get("answer") or r.get("text") or "") for r in forget]
+    pairs = [(q, a) for q, a in pairs if a.strip()]
+    return [
+        any(states(a, it["answer"], it["aliases"]) and not states(q, it["answer"], it["aliases"]) for q, a in pairs)
+        for it in items
+    ]
 
 
 def knowledge(stated: Sequence[bool]) -> float:
