@@ -628,13 +628,40 @@ def target_device(config: Any, memory: int | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+_SHAPES: dict[str, Shape] = {}  # by what a shape depends on: the TUI replans as knobs change
+
+
+def cached_shape(config: Any, lora_r: int | None = None) -> Shape:
+    """:func:`read_shape`, remembered per model, method, hyperparameters, LoRA and oracle."""
+    import json
+
+    key = json.dumps(
+        [
+            config.model,
+            config.models_cache,
+            config.trust_remote_code,
+            config.algorithm,
+            config.hparams,
+            config.lora_r if lora_r is None else lora_r,
+            config.lora_alpha,
+            list(config.lora_targets),
+            config.oracle,
+        ],
+        sort_keys=True,
+        default=str,
+    )
+    if key not in _SHAPES:
+        _SHAPES[key] = read_shape(config, lora_r=lora_r)
+    return _SHAPES[key]
+
+
 def make_plan(config: Any, *, memory: int | None = None, devices: int = 8) -> PlanReport:
     """The plan of a resolved ``RunConfig``: every mode, whether it fits ``memory``, what would."""
-    shape = read_shape(config)
+    shape = cached_shape(config)
     device = target_device(config, memory)
     knobs = knobs_for(config, shape, device=device, memory=memory)
     all_plans = plans(shape, knobs, devices)
     changes: list[Change] = []
     if memory is not None and all_plans["single"].peak > memory:
-        changes = suggestions(shape, knobs, memory, devices, lambda r: read_shape(config, lora_r=r))
+        changes = suggestions(shape, knobs, memory, devices, lambda r: cached_shape(config, lora_r=r))
     return PlanReport(config.model, shape, knobs, devices, all_plans, memory, changes)
