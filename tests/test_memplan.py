@@ -151,3 +151,22 @@ def test_plan_command_text_json_and_a_bad_size():
     assert bad.stderr.strip().splitlines() == [
         "error: --gpu-memory 'lots' is not a size; give e.g. 80GiB, 24GB or 40960MiB"
     ]
+
+
+def test_a_gguf_file_is_planned_from_its_metadata(micro_model_dir, tmp_path):
+    from micro_gguf import write_micro_gguf
+    from transformers import AutoModelForCausalLM
+
+    gguf = tmp_path / "micro.gguf"
+    write_micro_gguf(micro_model_dir, gguf)
+    shape = read_shape(resolve(RunConfig(model=str(gguf), oracle="none")))
+    assert shape.parameters == sum(
+        p.numel() for p in AutoModelForCausalLM.from_pretrained(micro_model_dir).parameters()
+    )
+
+
+def test_a_model_that_is_not_there_is_one_line(tmp_path):
+    from tui_unlearn.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="no config.json"):
+        read_shape(resolve(RunConfig(model=str(tmp_path), oracle="none")))

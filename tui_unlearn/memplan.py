@@ -44,6 +44,7 @@ REFERENCE_PASS_ROWS = 16  # algorithms.references.reference_logprob_table's batc
 # CUDA context and kernels outside torch's allocator.
 RUNTIME_OVERHEAD = {"cpu": 125 * 2**20, "cuda": 600 * 2**20}
 SUGGESTED_LORA_R = 16
+STATISTICS_CHUNKS = 4  # float32 temporaries of one scoring chunk alive at once (metrics.scoring)
 # Methods whose per-micro-step forward passes with gradient are all alive at once even in one
 # process (the rest take the forget term's gradient before the retain pass: backward_early).
 HELD_PASSES = {"dpo": 2, "idk_dpo": 2, "distill": 2}
@@ -168,11 +169,16 @@ def training_activations(shape: Shape, k: Knobs, passes: int) -> int:
 
 def eval_pass(shape: Shape, k: Knobs, rows: int) -> int:
     """Bytes one evaluation batch adds: per row, at the evaluation's longest sequence, the KV
-    cache, one layer's live intermediates and float32 statistics of the logits."""
+    cache, one layer's live intermediates and the logits (an upper bound: scoring keeps them at
+    the answer positions only), plus the float32 statistics scoring computes over them, which
+    work in chunks of ``metrics.scoring.CHUNK_BYTES`` (a few temporaries that size at most)."""
+    from tui_unlearn.metrics.scoring import CHUNK_BYTES
+
+    positions = rows * k.eval_tokens
     kv = 2 * shape.layers * shape.kv_dim * k.compute_bytes
     live = (4 * shape.hidden + 2 * shape.intermediate) * k.compute_bytes
-    logits = shape.vocab * (k.compute_bytes + 8)
-    return rows * k.eval_tokens * (kv + live + logits)
+    statistics = min(positions * shape.vocab * 8, STATISTICS_CHUNKS * CHUNK_BYTES)
+    return positions * (kv + live + shape.vocab * k.compute_bytes) + statistics
 
 
 def reference_pass(shape: Shape, k: Knobs) -> int:
