@@ -170,3 +170,18 @@ def test_a_model_that_is_not_there_is_one_line(tmp_path):
 
     with pytest.raises(ModelLoadError, match="no config.json"):
         read_shape(resolve(RunConfig(model=str(tmp_path), oracle="none")))
+
+
+def test_a_combination_is_offered_when_no_single_change_fits():
+    lora_shape = replace(SHAPE, trainable=8_000_000, lora=8_000_000)
+    fp32 = replace(KNOBS, weight_bytes=4, compute_bytes=4, batch_size=16)
+    singles = [
+        plan(lora_shape, replace(fp32, lora_r=16)).peak,
+        plan(SHAPE, replace(fp32, weight_bytes=2, compute_bytes=2)).peak,
+    ]
+    both = plan(lora_shape, replace(fp32, lora_r=16, weight_bytes=2, compute_bytes=2, gradient_checkpointing=True)).peak
+    memory = (both + min(singles)) // 2
+    assert both < memory < min(singles)
+    found = suggestions(SHAPE, fp32, memory, 8, lambda r: lora_shape)
+    assert len(found) == 1 and found[0].peak <= memory
+    assert found[0].flags.startswith("--dtype bfloat16 --gradient-checkpointing")  # two changes at least

@@ -303,29 +303,30 @@ def _changes(k: Knobs, shape_for_r: Any) -> list[tuple[str, Knobs, Shape | None]
 def suggestions(shape: Shape, k: Knobs, memory: int, devices: int, shape_for_r: Any = None) -> list[Change]:
     """Changes of --gradient-checkpointing, --batch-size/--grad-accum (same effective batch),
     --lora-r and --dtype that bring the peak under ``memory``: each alone where one suffices,
-    else the smallest combination, for 1 process first, then the sharded modes."""
+    else the first combination that does (precision, checkpointing, LoRA, then the batch
+    split), for 1 process first, then DDP, FSDP and ZeRO-3."""
     singles = _changes(k, shape_for_r)
-    found: list[Change] = []
     for mode in MODES:
         n = 1 if mode == "single" else devices
+        found = []
         for flags, knobs, new_shape in singles:
             peak = plan(new_shape or shape, knobs, mode, n).peak
             if peak <= memory:
                 found.append(Change(flags, peak, mode))
         if found:
             return found
-        # Combined, in order: precision, checkpointing, LoRA, then the batch split.
-        knobs, current, flags_so_far = k, shape, []
-        for flags, _, _ in _changes(k, shape_for_r):
-            options = {f: (kn, sh) for f, kn, sh in _changes(knobs, shape_for_r)}
-            if flags not in options:
+        knobs, current, chosen = k, shape, []
+        for prefix in ("--dtype", "--gradient-checkpointing", "--lora-r", "--batch-size"):
+            # The last (largest) split of the batch when several are offered.
+            options = [c for c in _changes(knobs, shape_for_r) if c[0].startswith(prefix)]
+            if not options:
                 continue
-            knobs, new_shape = options[flags]
+            flags, knobs, new_shape = options[-1]
             current = new_shape or current
-            flags_so_far.append(flags)
+            chosen.append(flags)
             peak = plan(current, knobs, mode, n).peak
             if peak <= memory:
-                return [Change(" ".join(flags_so_far), peak, mode)]
+                return [Change(" ".join(chosen), peak, mode)]
     return []
 
 
