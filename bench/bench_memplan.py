@@ -1,6 +1,6 @@
 """The memory plan (``tui-unlearn plan``) against the peak memory real runs reach on this CPU.
 
-    .venv/bin/python bench/bench_memplan.py [--quick] [--markdown]
+    .venv/bin/python bench/bench_memplan.py [--quick] [--only TEXT] [--repeats N] [--markdown]
 
 Each case is a short real run (the engine's ``run``: load, evaluate before, prepare, 3 training
 steps, evaluate after) in a fresh subprocess, on the bundled tiny model and two random-init
@@ -151,23 +151,30 @@ def estimate(config: dict) -> tuple[int, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="the bundled model only")
+    parser.add_argument("--quick", action="store_true", help="the micro and the bundled model only")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--only", metavar="TEXT", help="the cases whose label contains TEXT")
+    parser.add_argument("--repeats", type=int, default=1, metavar="N", help="run each case N times")
+    parser.add_argument("--estimate-only", action="store_true", help="print the plan's estimates, run nothing")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker(json.loads(args.worker))
     sys.path.insert(0, str(ROOT))
     cases = [c for c in CASES if not args.quick or c[1] in ("tiny-authors", "llama-micro")]
+    cases = [c for c in cases if not args.only or args.only in c[0]] * max(1, args.repeats)
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-memplan-") as tmp:
         folder = Path(tmp)
         forget, retain = write_data(folder)
         texts = [line for path in (forget, retain) for line in Path(path).read_text().splitlines()]
-        built = {name: build_model(folder, name, texts) for name in {c[1] for c in cases} if name in MODELS}
+        built = {name: build_model(folder, name, texts) for name in sorted({c[1] for c in cases}) if name in MODELS}
         for label, model, extra in cases:
             config = {**SETTINGS, **extra, "model": built.get(model, model), "forget": forget, "retain": retain}
             estimated, phase = estimate(config)
+            if args.estimate_only:
+                print(f"{label}: estimated {estimated / 2**20:.0f} MiB ({phase})", flush=True)
+                continue
             sessions = folder / "sessions"
             got = run_worker(Path(__file__), ["--worker", json.dumps({"config": config, "sessions": str(sessions)})])
             measured = got["peak"] - got["bare"]
