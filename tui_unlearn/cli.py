@@ -441,6 +441,38 @@ def sweep_command(
         )
 
 
+# ---- plan ----
+
+
+@app.command("plan", epilog=_algorithms_epilog())
+@with_hparam_options
+@with_setting_options(CLI)
+@handle_errors
+def plan_command(
+    gpu_memory: str | None = typer.Option(
+        None,
+        "--gpu-memory",
+        metavar="SIZE",
+        help="A device's memory (80GiB, 24GB): say whether the run fits, and what makes it.",
+    ),
+    devices: int = typer.Option(8, "--devices", metavar="N", min=1, max=4096, help="Devices for DDP, FSDP and ZeRO-3."),
+    config_file: Path | None = typer.Option(None, "--config", help=CONFIG_HELP, metavar="PATH"),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    **values: Any,
+) -> None:
+    """Plan a run's memory before loading anything: the model's config only (meta device, no
+    weights), per-device peak by part under 1 process, DDP, FSDP and ZeRO-3 (same options as a run)."""
+    from tui_unlearn.config import resolve
+    from tui_unlearn.memplan import make_plan, parse_memory
+
+    memory = parse_memory(gpu_memory) if gpu_memory is not None else None
+    report = make_plan(resolve(build_config(config_file, values)), memory=memory, devices=devices)
+    if as_json:
+        typer.echo(json.dumps(report.to_json()))
+    else:
+        say(report.text())
+
+
 # ---- sessions ----
 
 

@@ -35,7 +35,12 @@ def row_bytes(model: Any, tokens: int) -> int:
     vocab = int(getattr(config, "vocab_size", 0) or 32_000)
     hidden = int(getattr(config, "hidden_size", 0) or 4096)
     layers = int(getattr(config, "num_hidden_layers", 0) or 32)
-    width = next(model.parameters()).element_size()
+    return row_bytes_of(vocab, hidden, layers, next(model.parameters()).element_size(), tokens)
+
+
+def row_bytes_of(vocab: int, hidden: int, layers: int, width: int, tokens: int) -> int:
+    """:func:`row_bytes` from the model's sizes (``width``: bytes per weight), for a plan made
+    before any model is loaded (``memplan``)."""
     logits = tokens * vocab * width
     kv_cache = 2 * layers * hidden * tokens * width  # at most: grouped-query attention keeps less
     activations = 8 * hidden * tokens * width  # the widest live intermediates of one layer, roughly

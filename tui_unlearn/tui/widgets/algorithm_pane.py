@@ -13,6 +13,7 @@ from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.reactive import reactive
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, OptionList, Select, Static
@@ -20,7 +21,7 @@ from textual.widgets.option_list import Option
 
 from tui_unlearn.algorithms import all_algorithms
 from tui_unlearn.config import METHOD_DEFAULTED, RUN_DEFAULTS, RunConfig, settings_for
-from tui_unlearn.errors import ConfigError
+from tui_unlearn.errors import ConfigError, UnlearnError, first_line
 from tui_unlearn.params import TUI, Param, show_value
 from tui_unlearn.tui.widgets.mounting import Choice, app_closing
 
@@ -184,6 +185,28 @@ class HyperParamForm(Vertical):
         return [f for f in self.query(ParamField).results(ParamField) if f.param in declared]
 
 
+PLAN_HINT = "memory plan: shown here once a setting is changed (tui-unlearn plan prints it in full)"
+
+
+class PlanReady(Message):
+    """The one-line memory plan of the current choices, from the planning worker."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+
+def plan_line(config: RunConfig) -> str:
+    """The Scale group's line: ``memplan``'s summary of ``config`` (model config only, no weights)."""
+    from tui_unlearn.config import resolve
+    from tui_unlearn.memplan import make_plan
+
+    try:
+        return make_plan(resolve(config)).one_line()
+    except UnlearnError as error:
+        return f"memory plan: {first_line(error)}"
+
+
 class AlgorithmPane(Horizontal):
     """Pick a method; its hyperparameters, the run knobs and the regularisers below it."""
 
@@ -218,6 +241,8 @@ class AlgorithmPane(Horizontal):
             with Vertical(classes="knob-fields"):
                 for knob in settings_for(TUI, group):
                     yield ParamField(knob, self._knob_value(knob), id=f"knob-{knob.name}")
+            if group == "Scale":
+                yield Static(PLAN_HINT, id="scale-plan", classes="pane-help", markup=False)
 
     def on_mount(self) -> None:
         if app_closing(self):
@@ -285,6 +310,45 @@ class AlgorithmPane(Horizontal):
         form.typed = self.typed.get(self.algorithm, {})
         form.algorithm = self.algorithm
         self._show_method_defaults()
+
+    # ---- the Scale group's memory plan ----
+
+    @on(events.DescendantBlur)
+    def _field_left(self, event: events.DescendantBlur) -> None:
+        if any(isinstance(a, ParamField) for a in event.widget.ancestors_with_self):
+            self.refresh_plan()
+
+    @on(Select.Changed)
+    def _choice_changed(self, event: Select.Changed) -> None:
+        if event.select.has_focus:  # the user's choice, not a value set while mounting
+            self.refresh_plan()
+
+    def refresh_plan(self) -> None:
+        """Plan the current choices in a thread (torch is imported there, never at start-up);
+        the same choices are not planned twice."""
+        collect = getattr(self.app, "collect_config", None)
+        if collect is None:
+            return
+        try:
+            config = collect()
+        except UnlearnError as error:
+            self.query_one("#scale-plan", Static).update(f"memory plan: {first_line(error)}")
+            return
+        key = repr(config)
+        if key == getattr(self, "_planned", None):
+            return
+        self._planned = key
+        self.run_worker(
+            lambda: self.post_message(PlanReady(plan_line(config))),
+            thread=True,
+            exclusive=True,
+            group="plan",
+            exit_on_error=False,
+            description="memory plan",
+        )
+
+    def on_plan_ready(self, message: PlanReady) -> None:
+        self.query_one("#scale-plan", Static).update(message.text)
 
     def values(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """(algorithm, hyperparameters, run knobs) as parsed values.
