@@ -56,6 +56,7 @@ class RunContext:
     oracle: Any = None
     session: Any = None
     scale: dict[str, Any] = field(default_factory=dict)
+    warm: Any = None  # engine.warm.WarmStart: inputs a sweep's earlier trial in this process loaded
     # training
     model: Any = None  # the model being trained, unwrapped (the loop holds the prepared one)
     loop: Any = None

@@ -37,8 +37,12 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
     from tui_unlearn.models.loading import load_model
 
     config = ctx.config
+    warm = ctx.warm if stdin_text is None else None  # a sweep's trials share these (engine.warm)
     ctx.log("loading data")
-    ctx.data = load_run_data(config, stdin_text)
+    if warm is not None:
+        ctx.data = warm.inputs(config, "data", lambda: load_run_data(config, None), copy_each=True)
+    else:
+        ctx.data = load_run_data(config, stdin_text)
     overlap = ctx.data.report.get("removed_from_holdout")
     if overlap:
         ctx.log(
@@ -53,14 +57,18 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
     if ctx.accelerator is not None:  # the accelerator's device for this process ("cpu", "cuda:1", ...)
         where = ctx.accelerator.device
         device = "cpu" if where.type == "cpu" else str(where)
-    ctx.loaded = load_model(
-        config.model,
-        device=device,
-        dtype=config.dtype,
-        trust_remote_code=config.trust_remote_code,
-        models_cache=config.models_cache,
-        log=ctx.log,
-    )
+
+    def load() -> Any:
+        return load_model(
+            config.model,
+            device=device,
+            dtype=config.dtype,
+            trust_remote_code=config.trust_remote_code,
+            models_cache=config.models_cache,
+            log=ctx.log,
+        )
+
+    ctx.loaded = warm.model(config, load, ctx.log) if warm is not None else load()
 
 
 def prepare_evaluation(ctx: RunContext) -> None:
@@ -70,7 +78,10 @@ def prepare_evaluation(ctx: RunContext) -> None:
     from tui_unlearn.metrics.batching import EvalBatch
     from tui_unlearn.recipes.plan import build_plan
 
-    ctx.plan = build_plan(ctx.config, ctx.data, model_max_length=context_length(ctx.loaded.model))
+    def plan() -> Any:
+        return build_plan(ctx.config, ctx.data, model_max_length=context_length(ctx.loaded.model))
+
+    ctx.plan = ctx.warm.inputs(ctx.config, "plan", plan) if ctx.warm is not None else plan()
     ctx.eval_batch = EvalBatch.for_model(
         ctx.loaded.model, ctx.plan.max_length + ctx.plan.max_new_tokens, ctx.config.eval_batch_size, ctx.log
     )
@@ -91,14 +102,18 @@ def load_oracle(ctx: RunContext) -> None:
         prepare_evaluation(ctx)
     if ctx.is_main:
         plan = ctx.plan
-        ctx.oracle = resolve_oracle(
-            ctx.config,
-            {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits},
-            ctx.root,
-            ctx.emit,
-            identity=plan.identity(),
-            max_length=plan.max_length,
-        )
+
+        def oracle() -> Any:
+            return resolve_oracle(
+                ctx.config,
+                {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits},
+                ctx.root,
+                ctx.emit,
+                identity=plan.identity(),
+                max_length=plan.max_length,
+            )
+
+        ctx.oracle = ctx.warm.inputs(ctx.config, "oracle", oracle) if ctx.warm is not None else oracle()
 
 
 def context_length(model: Any) -> int | None:
