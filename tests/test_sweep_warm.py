@@ -92,3 +92,30 @@ def test_lora_adapters_are_taken_out_of_the_kept_model(base, tmp_path):
     run(base.with_overrides(lora_r=2, lr=5e-2), sessions_dir=tmp_path / "warm", warm=warm)
     assert numbers(run(second, sessions_dir=tmp_path / "warm", warm=warm)) == alone
     assert warm.loads == 1 and warm.reused == 1
+
+
+@pytest.mark.slow  # two calibrated runs of the micro model
+def test_the_after_evaluation_reuses_calibrations_evaluation_of_the_same_weights(base, tmp_path, monkeypatch):
+    from tui_unlearn.engine import calibration
+    from tui_unlearn.recipes import evaluate as recipe_evaluate
+
+    calls = []
+    real_plan = recipe_evaluate.evaluate_plan
+    monkeypatch.setattr(recipe_evaluate, "evaluate_plan", lambda *a, **k: calls.append(1) or real_plan(*a, **k))
+    config = base.with_overrides(steps=4, eval_every=2, keep_best="forget_accuracy", eval_cache=False)
+    reused = run(config, sessions_dir=tmp_path / "reused")
+    n_reused = len(calls)
+
+    real_judge = calibration.judge
+
+    def judge_forgetting(ctx, step, **kw):  # as before the reuse: nothing kept for "after"
+        out = real_judge(ctx, step, **kw)
+        ctx.full_evaluations.clear()
+        return out
+
+    monkeypatch.setattr(calibration, "judge", judge_forgetting)
+    calls.clear()
+    again = run(config, sessions_dir=tmp_path / "again")
+    assert n_reused == len(calls) - 1  # one full evaluation fewer: "after" is the kept step's
+    assert numbers(reused) == numbers(again)
+    assert reused.summary["calibration"] == again.summary["calibration"]

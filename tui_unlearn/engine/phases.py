@@ -136,8 +136,15 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
     config = ctx.config
     model = model if model is not None else evaluation_model(ctx)
     ctx.log(f"evaluating ({phase})")
+    # The weights training ended on were evaluated in full at that step already (calibration):
+    # the same weights, the same greedy evaluation, so that result stands (a diverged run's last
+    # update may have touched them: evaluated again).
+    measured = ctx.full_evaluations.get(step) if phase == AFTER and ctx.status != "diverged" else None
     with torch.no_grad():
-        if phase != DURING:
+        if measured is not None:
+            ctx.log(f"evaluating ({phase}): these are the weights evaluated at step {step}; reusing that evaluation")
+            result = copy.deepcopy(measured)
+        elif phase != DURING:
             from tui_unlearn.recipes.evaluate import evaluate_plan
 
             result = ctx.eval_batch.run(
