@@ -51,9 +51,9 @@ def counted(monkeypatch):
     calls = []
     real = runner.run_in_process
 
-    def spy(config, folder):
+    def spy(config, folder, *args, **kwargs):
         calls.append(config)
-        return real(config, folder)
+        return real(config, folder, *args, **kwargs)
 
     monkeypatch.setattr(runner, "run_in_process", spy)
     return calls

@@ -402,6 +402,24 @@ def sweep_command(
         metavar="PATH",
         help="The sweep's folder (default: one named after the sweep, in the sessions folder).",
     ),
+    storage: str | None = typer.Option(
+        None,
+        "--storage",
+        metavar="URL",
+        help="Keep the study in Optuna's storage so any number of workers (the same command, here or on other "
+        "machines) share it: a path (SQLite), a database URL (postgresql://...) or journal:PATH (shared filesystem).",
+    ),
+    study: str | None = typer.Option(
+        None, "--study", metavar="NAME", help="With --storage: the study's name (default: the sweep's folder name)."
+    ),
+    heartbeat: int | None = typer.Option(
+        None,
+        "--heartbeat",
+        metavar="SECONDS",
+        min=1,
+        help="With --storage: seconds between a running trial's heartbeats; a trial silent for two is retried "
+        "(default 60).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (its 'pareto' key lists the front)."),
     no_charts: bool = typer.Option(False, "--no-charts", help="Print the table only."),
     **values: Any,
@@ -421,6 +439,9 @@ def sweep_command(
         parallel=parallel,
         folder=sweep_dir,
         log=err,
+        storage=storage,
+        study_name=study,
+        heartbeat=heartbeat,
     )
     if as_json:
         typer.echo(json.dumps(report.to_json()))

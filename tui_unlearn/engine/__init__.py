@@ -42,6 +42,7 @@ def run(
     stdin_text: str | None = None,
     resume: str | None = None,
     allow_remote_code: bool = False,
+    warm: Any = None,
 ) -> RunResult:
     """Run one unlearning job end to end and return how it ended.
 
@@ -49,6 +50,9 @@ def run(
     again from its checkpoint, in that session, with its own config (``config`` is ignored).
     ``allow_remote_code``: the caller's own consent to ``trust_remote_code`` for that resumed
     config (a session folder may come from someone else; its config alone is not consent).
+    ``warm``: an ``engine.warm.WarmStart`` shared by the runs of a sweep in this process: the
+    records, plan, oracle and loaded model of an earlier run with the same inputs are reused,
+    its original weights restored from memory.
 
     Raises UnlearnError (ConfigError, DataError, ModelLoadError) for bad input found
     before the session exists; failures after that mark the session failed and raise
@@ -73,6 +77,7 @@ def run(
     # Checked before anything is loaded: a damaged checkpoint costs nothing and changes nothing.
     checkpoint_step = checkpoint.verify_checkpoint(previous.path, config) if previous is not None else None
     ctx = _context(config, on_event, should_stop, root)
+    ctx.warm = warm if previous is None else None  # a resumed run starts from its checkpoint
     check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing
     ctx.algorithm = algorithm = get_algorithm(config.algorithm)
     threads = apply_threads(config.threads)
@@ -144,7 +149,11 @@ def run(
         phases.save_outputs(ctx)
         return phases.finish(ctx)
 
-    return guarded(ctx, body)
+    try:
+        return guarded(ctx, body)
+    finally:
+        if ctx.warm is not None:
+            ctx.warm.after_run(ctx)
 
 
 def _all_processes(ctx: RunContext, local: bool) -> bool:

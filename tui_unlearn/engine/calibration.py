@@ -20,6 +20,7 @@ model and the relearning check see them; the summary says which step they came f
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -289,6 +290,7 @@ def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float 
     with torch.no_grad():
         if calib.full:
             result = ctx.eval_batch.run(lambda rows: evaluate_plan(plan, model, tokenizer, batch_size=rows))
+            ctx.full_evaluations[step] = copy.deepcopy(result)  # before the general numbers join it
         else:
             splits = scoring_splits(calib.splits(plan.working_splits()), calib.wanted(), ctx.oracle is not None)
             result = ctx.eval_batch.run(
@@ -335,6 +337,8 @@ def judge(ctx: Any, step: int, *, record_evaluation: bool) -> bool:
     calib = ctx.calibration
     event = calib.observe(step, measure(ctx, step, record_evaluation=record_evaluation))
     ctx.record(event)
+    # Only the weights training may end on are evaluated "after": the best so far and the latest.
+    ctx.full_evaluations = {s: r for s, r in ctx.full_evaluations.items() if s in (step, calib.best_step)}
     if calib.keep_best and calib.is_best:
         calib.best_weights = snapshot(ctx)
     if calib.rule is not None:

@@ -56,6 +56,7 @@ class RunContext:
     oracle: Any = None
     session: Any = None
     scale: dict[str, Any] = field(default_factory=dict)
+    warm: Any = None  # engine.warm.WarmStart: inputs a sweep's earlier trial in this process loaded
     # training
     model: Any = None  # the model being trained, unwrapped (the loop holds the prepared one)
     loop: Any = None
@@ -64,6 +65,9 @@ class RunContext:
     streams: dict[str, Any] = field(default_factory=dict)
     method_state: dict[str, Any] = field(default_factory=dict)  # LossInputs.state, kept across steps
     calibration: Any = None  # engine.calibration.Calibration: stop rule and keep-best, when asked for
+    # step -> the recipe's full evaluation of the weights at that step (calibration's, the kept and
+    # the latest): the "after" evaluation of those same weights reuses it instead of running again
+    full_evaluations: dict[int, Any] = field(default_factory=dict)
     probes: list[dict] = field(default_factory=list)
     original_answers: list[str] = field(default_factory=list)
     general: Any = None  # metrics.general.GeneralReference: the original's answers to the general prompts

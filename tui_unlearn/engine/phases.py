@@ -38,8 +38,12 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
     from tui_unlearn.models.loading import load_model
 
     config = ctx.config
+    warm = ctx.warm if stdin_text is None else None  # a sweep's trials share these (engine.warm)
     ctx.log("loading data")
-    ctx.data = load_run_data(config, stdin_text)
+    if warm is not None:
+        ctx.data = warm.inputs(config, "data", lambda: load_run_data(config, None), copy_each=True)
+    else:
+        ctx.data = load_run_data(config, stdin_text)
     overlap = ctx.data.report.get("removed_from_holdout")
     if overlap:
         ctx.log(
@@ -54,14 +58,18 @@ def load_inputs(ctx: RunContext, stdin_text: str | None, *, needs_retain: str | 
     if ctx.accelerator is not None:  # the accelerator's device for this process ("cpu", "cuda:1", ...)
         where = ctx.accelerator.device
         device = "cpu" if where.type == "cpu" else str(where)
-    ctx.loaded = load_model(
-        config.model,
-        device=device,
-        dtype=config.dtype,
-        trust_remote_code=config.trust_remote_code,
-        models_cache=config.models_cache,
-        log=ctx.log,
-    )
+
+    def load() -> Any:
+        return load_model(
+            config.model,
+            device=device,
+            dtype=config.dtype,
+            trust_remote_code=config.trust_remote_code,
+            models_cache=config.models_cache,
+            log=ctx.log,
+        )
+
+    ctx.loaded = warm.model(config, load, ctx.log) if warm is not None else load()
 
 
 def prepare_evaluation(ctx: RunContext) -> None:
@@ -76,7 +84,11 @@ def prepare_evaluation(ctx: RunContext) -> None:
     # Before anything is encoded: training, evaluation and probes all ask in this format.
     prompt_format = use_run_format(ctx.config, ctx.loaded.tokenizer, ctx.loaded.model, ctx.log)
     ctx.log(f"prompt format: {prompt_format.name} ({prompt_format.source})")
-    ctx.plan = build_plan(ctx.config, ctx.data, model_max_length=context_length(ctx.loaded.model))
+
+    def plan() -> Any:
+        return build_plan(ctx.config, ctx.data, model_max_length=context_length(ctx.loaded.model))
+
+    ctx.plan = ctx.warm.inputs(ctx.config, "plan", plan) if ctx.warm is not None else plan()
     ctx.plan.prompt = first_forget_prompt(ctx.plan, ctx.loaded.tokenizer)
     for note in ctx.plan.notes:
         ctx.log(f"recipe {ctx.plan.recipe.name}: {note}")
@@ -100,14 +112,18 @@ def load_oracle(ctx: RunContext) -> None:
         prepare_evaluation(ctx)
     if ctx.is_main:
         plan = ctx.plan
-        ctx.oracle = resolve_oracle(
-            ctx.config,
-            {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits},
-            ctx.root,
-            ctx.emit,
-            identity=plan.identity(),
-            max_length=plan.max_length,
-        )
+
+        def oracle() -> Any:
+            return resolve_oracle(
+                ctx.config,
+                {k: plan.splits[k] for k in ("forget", "holdout") if k in plan.splits},
+                ctx.root,
+                ctx.emit,
+                identity=plan.identity(),
+                max_length=plan.max_length,
+            )
+
+        ctx.oracle = ctx.warm.inputs(ctx.config, "oracle", oracle) if ctx.warm is not None else oracle()
 
 
 def context_length(model: Any) -> int | None:
@@ -130,8 +146,15 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
     config = ctx.config
     model = model if model is not None else evaluation_model(ctx)
     ctx.log(f"evaluating ({phase})")
+    # The weights training ended on were evaluated in full at that step already (calibration):
+    # the same weights, the same greedy evaluation, so that result stands (a diverged run's last
+    # update may have touched them: evaluated again).
+    measured = ctx.full_evaluations.get(step) if phase == AFTER and ctx.status != "diverged" else None
     with torch.no_grad():
-        if phase != DURING:
+        if measured is not None:
+            ctx.log(f"evaluating ({phase}): these are the weights evaluated at step {step}; reusing that evaluation")
+            result = copy.deepcopy(measured)
+        elif phase != DURING:
             from tui_unlearn.recipes.evaluate import evaluate_plan
 
             result = ctx.eval_batch.run(

@@ -79,6 +79,7 @@ class SweepReport:
     best_config: Path | None = None
     superseded: int = 0  # attempts that did not finish and were run again (their sessions stay)
     early_failures: list[str] = field(default_factory=list)  # this run's trials that left no session: why
+    study: str | None = None  # the Optuna study's name when the sweep is shared through a storage
 
     @classmethod
     def of(cls, folder: Path, utility_floor: float = 0.95) -> SweepReport:
@@ -101,12 +102,44 @@ class SweepReport:
             superseded=superseded,
         )
 
+    @classmethod
+    def of_study(cls, folder: Path, study: Any, utility_floor: float = 0.95) -> SweepReport:
+        """The report of a shared study: every worker's trials (``sweeps.study``), whichever
+        folder their sessions are in; ``folder`` is this worker's."""
+        from tui_unlearn.sweeps.study import study_trials
+
+        meta = read_meta(folder)
+        trials, superseded = latest_attempts(study_trials(study))
+        objectives = objectives_for(trials)
+        front = pareto_front(trials, objectives)
+        best_config = folder / "best-config.json"
+        return cls(
+            folder,
+            meta,
+            trials,
+            objectives,
+            front,
+            best_trial(front, objectives, utility_floor),
+            utility_floor,
+            best_config if best_config.is_file() else None,
+            superseded=superseded,
+            study=study.study_name,
+        )
+
     @property
     def names(self) -> list[str]:
         return list(self.meta.get("identity", {}).get("space", {}))
 
     def trial_object(self, t: Trial) -> dict[str, Any]:
-        return {"session_id": t.session.id, "status": t.status, "hparams": t.point, "objectives": t.objectives}
+        out: dict[str, Any] = {
+            "session_id": t.session.id,
+            "status": t.status,
+            "hparams": t.point,
+            "objectives": t.objectives,
+        }
+        if self.study is not None:  # where each worker left its session
+            out.update(session_path=str(t.session.path), host=getattr(t.session, "host", None))
+        return out
 
     def to_json(self) -> dict[str, Any]:
         ident = self.meta.get("identity", {})
@@ -124,6 +157,7 @@ class SweepReport:
             "best_config": str(self.best_config) if self.best_config else None,
             "superseded_attempts": self.superseded,
             "failed_before_session": list(self.early_failures),
+            "study": self.study,
         }
 
     def table(self) -> str:
@@ -162,8 +196,9 @@ class SweepReport:
                 ]
             )
         front = ", ".join(t.session.id for t in self.front) or "none yet"
+        where = f"study {self.study} (every worker's trials)" if self.study else f"sweep {self.folder.name}"
         head = (
-            f"sweep {self.folder.name}: {len(self.trials)} trials{self._superseded_note()}, Pareto front ({self.objectives[0][0]} vs "
+            f"{where}: {len(self.trials)} trials{self._superseded_note()}, Pareto front ({self.objectives[0][0]} vs "
             f"{self.objectives[1][0]}; * on the front) of {len(self.front)}: {front}"
         )
         return head + "\n" + text_table(headers, rows)

@@ -1,5 +1,13 @@
 """Running a sweep's trials: one after another in this process, or K at a time as
-``tui-unlearn --batch`` subprocesses when memory allows."""
+``tui-unlearn --batch`` subprocesses when memory allows.
+
+One after another in this process is the default: the trials share a
+:class:`~tui_unlearn.engine.warm.WarmStart` (records, tokenizer, plan, oracle and the loaded
+model, its original weights restored from memory before each trial), so a trial costs its
+training and its evaluation after, not a Python start, imports and a model load. Trials run
+at the same time need a process each (each trains its own copy of the weights): those run
+as subprocesses, as does every trial with ``isolate`` (the benchmark's baseline).
+"""
 
 from __future__ import annotations
 
@@ -76,8 +84,13 @@ class EarlyFailure:
 TrialResult = str | EarlyFailure  # the trial's session id, or why it has none
 
 
-def run_in_process(config: Any, folder: Path) -> TrialResult:
-    """Run one trial with the engine here: its session id, or why it failed before one existed."""
+def run_in_process(
+    config: Any, folder: Path, warm: Any = None, on_session: Callable[[str, str], None] | None = None
+) -> TrialResult:
+    """Run one trial with the engine here: its session id, or why it failed before one existed.
+
+    ``warm``: the ``engine.warm.WarmStart`` the sweep's trials in this process share;
+    ``on_session(id, path)`` hears of the trial's session as soon as it exists."""
     from tui_unlearn import events
     from tui_unlearn.engine import run
 
@@ -86,9 +99,11 @@ def run_in_process(config: Any, folder: Path) -> TrialResult:
     def on_event(event: Any) -> None:
         if isinstance(event, events.RunStarted):
             started.append(event.session_id)
+            if on_session is not None:
+                on_session(event.session_id, event.session_path)
 
     try:
-        result = run(config, on_event, sessions_dir=folder)
+        result = run(config, on_event, sessions_dir=folder, warm=warm)
     except UnlearnError as error:
         if started:  # the session holds the failure; the report shows it
             return started[-1]
@@ -123,13 +138,22 @@ def run_subprocess(config: Any, folder: Path) -> TrialResult:
 
 
 def run_trials(
-    configs: list[Any], folder: Path, parallel: int, on_done: Callable[[int, Any, TrialResult], None]
+    configs: list[Any],
+    folder: Path,
+    parallel: int,
+    on_done: Callable[[int, Any, TrialResult], None],
+    *,
+    warm: Any = None,
+    isolate: bool = False,
 ) -> list[TrialResult]:
-    """Run every config as a session in ``folder``; ``on_done(i, config, result)`` after each."""
+    """Run every config as a session in ``folder``; ``on_done(i, config, result)`` after each.
+
+    One at a time in this process, sharing ``warm``; ``parallel`` > 1 or ``isolate``: each in
+    its own process."""
     if parallel <= 1:
         ids: list[TrialResult] = []
         for i, config in enumerate(configs):
-            ids.append(run_in_process(config, folder))
+            ids.append(run_subprocess(config, folder) if isolate else run_in_process(config, folder, warm))
             on_done(i, config, ids[-1])
         return ids
     cores = os.cpu_count() or 1
