@@ -228,6 +228,9 @@ class RunPane(Vertical):
             value = (evaluation.metrics.get(split) or {}).get(metric)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 spark.add([(evaluation.step, value)])
+            # A series this evaluation did not measure (answers are not generated during
+            # training) keeps its older value, shown with the step it was measured at.
+            spark.evaluated(evaluation.step)
         self.progress.on_evaluation(evaluation.phase)
         self.log_line(evaluation_line(evaluation.step, evaluation.phase, evaluation.metrics))
         self._tick()

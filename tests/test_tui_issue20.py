@@ -1,0 +1,84 @@
+"""What a newcomer tripped on in the workbench (issue 20), with Pilot and a fake engine."""
+
+from __future__ import annotations
+
+import pytest
+from tui_fakes import FakeEngine, settle
+
+from tui_unlearn import events as ev
+from tui_unlearn.tui.app import create_app
+from tui_unlearn.tui.widgets.series import CAPTION_WIDTH, NUMBER_WIDTH, SeriesSpark, short_number
+
+pytestmark = pytest.mark.anyio
+SIZE = (120, 36)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def spark(pane, series: str) -> SeriesSpark:
+    return next(s for s in pane.query(SeriesSpark).results(SeriesSpark) if s.series == series)
+
+
+# ---- item 1: a value measured at step 0 is never shown as the value now ----
+
+
+async def test_a_series_the_evaluation_during_training_did_not_measure_says_when_it_was(tmp_path):
+    app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = app.workbench.run_pane
+        before = {"forget": {"accuracy": 1.0, "f1": 0.97, "loss": 0.4}, "retain": {"accuracy": 0.9, "loss": 0.5}}
+        pane.add_evaluation(ev.Evaluation(0, "before", before, 1.0))
+        await pilot.pause()
+        accuracy = spark(pane, "forget accuracy")
+        assert "best" in accuracy.caption() and "@ step" not in accuracy.caption()
+        # During training the evaluation scores (loss, token accuracy) without generating answers.
+        during = {"forget": {"loss": 7.19, "token_accuracy": 0.2}, "retain": {"loss": 0.6}}
+        pane.add_evaluation(ev.Evaluation(90, "during", during, 9.0))
+        await pilot.pause()
+        caption = accuracy.caption()
+        assert "1.0000" in caption and caption.rstrip().endswith("@ step 0"), caption
+        assert "best" not in caption
+        assert accuracy.measured_at == 0
+        loss = spark(pane, "forget loss")
+        assert loss.measured_at is None and "7.1900" in loss.caption() and "best" in loss.caption()
+        # Measured again: current once more.
+        pane.add_evaluation(ev.Evaluation(300, "after", {"forget": {"accuracy": 0.0, "loss": 9.0}}, 20.0))
+        await pilot.pause()
+        assert accuracy.measured_at is None and "0.0000" in accuracy.caption() and "best" in accuracy.caption()
+        # What is drawn is what the caption says (the label, not only the property).
+        assert "@ step" not in str(accuracy.query_one(".series--caption").render())
+
+
+# ---- item 3: wide numbers keep their columns ----
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(1.0, "1.0000"), (-106.1341, "-106.1341"), (-1234.56789, "-1234.568"), (-123456789.0, "-1.23e+08"), (None, "–")],
+)
+def test_short_numbers_fit_their_column(value, shown):
+    assert short_number(value) == shown
+    assert len(short_number(value)) <= NUMBER_WIDTH
+
+
+async def test_a_wide_loss_value_keeps_its_best_column_and_sparkline(tmp_path):
+    app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        pane = app.workbench.run_pane
+        pane.add_steps(
+            [
+                ev.StepLosses(1, 10, {"forget_logratio": -100.5, "alternate_logratio": 2.0}, 1e-5, 0.1),
+                ev.StepLosses(2, 10, {"forget_logratio": -106.1341, "alternate_logratio": 2.5}, 1e-5, 0.2),
+            ]
+        )
+        await pilot.pause()
+        row = spark(pane, "forget_logratio")
+        caption = row.caption()
+        assert "-106.1341  best -106.1341" in caption, caption
+        assert len(caption) < CAPTION_WIDTH  # a space before the sparkline
+        assert "alternate_logratio" in spark(pane, "alternate_logratio").caption()  # not cut to 16 characters
