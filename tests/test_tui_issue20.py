@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from tui_fakes import FakeEngine, settle
 
 from tui_unlearn import events as ev
+from tui_unlearn.analysis.curves import comparison_charts, plot_curves, uncoloured
 from tui_unlearn.tui.app import create_app
 from tui_unlearn.tui.widgets.series import CAPTION_WIDTH, NUMBER_WIDTH, SeriesSpark, short_number
 
@@ -82,3 +85,47 @@ async def test_a_wide_loss_value_keeps_its_best_column_and_sparkline(tmp_path):
         assert "-106.1341  best -106.1341" in caption, caption
         assert len(caption) < CAPTION_WIDTH  # a space before the sparkline
         assert "alternate_logratio" in spark(pane, "alternate_logratio").caption()  # not cut to 16 characters
+
+
+# ---- item 2: charts that tell sessions apart ----
+
+REFERENCE = Path(__file__).resolve().parent.parent / "sessions"
+
+
+def reference_comparison():
+    from tui_unlearn.analysis.comparison import Comparison
+    from tui_unlearn.sessions import open_session
+
+    ids = sorted(p.name for p in REFERENCE.iterdir() if p.is_dir() and p.name.split("-")[2] in ("npo", "dpo"))
+    return Comparison.of([open_session(REFERENCE, i) for i in ids[:2]])
+
+
+def test_analyze_charts_have_their_legends_below_the_data_and_a_marker_per_session():
+    comparison = reference_comparison()
+    charts = comparison_charts(comparison, width=90)
+    assert "\x1b" not in charts  # plain text unless asked for colour (plotext left "\x1b[0m" on each line)
+    for chart in charts.split("\n\n"):
+        lines = chart.splitlines()
+        bottom = max(i for i, line in enumerate(lines) if "└" in line)
+        legend = "\n".join(lines[bottom + 1 :])
+        plot = "\n".join(lines[: bottom + 1])
+        for label in comparison.labels:
+            assert label in legend and label not in plot, (label, chart)
+    scatter = charts.split("\n\n")[-1]
+    assert "log10 forget quality" in scatter
+    # Each session's point is its number, the legend says whose.
+    assert "1 " + comparison.labels[0] in scatter and "2 " + comparison.labels[1] in scatter
+    plot = scatter.split("└")[0]
+    assert "1" in plot.split("┌")[1] and "2" in plot.split("┌")[1]
+    assert "\x1b[" in comparison_charts(comparison, width=90, colour=True)
+
+
+def test_a_curve_of_two_measurements_is_two_points_not_a_line():
+    import plotext
+
+    plotext.clear_figure()
+    plotext.plotsize(60, 15)
+    plotext.theme("clear")
+    (style,) = plot_curves(plotext, {"forget accuracy": [(0, 1.0), (300, 0.0)]})
+    drawn = uncoloured(plotext.build())
+    assert drawn.count(style.marker) == 2, drawn

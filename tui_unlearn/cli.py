@@ -330,7 +330,9 @@ def analyze_command(
     say(comparison.text())
     if not no_charts:
         say("")
-        say(comparison_charts(comparison, width=width))
+        # The charts' labels went through printable(); colour codes only on a colour terminal.
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        typer.echo(comparison_charts(comparison, width=width, colour=colour))
     for path, kind in ((csv_path, "csv"), (json_path, "json"), (markdown_path, "markdown")):
         if path is not None:
             write_export(path, EXPORTERS[kind](comparison))
