@@ -164,8 +164,17 @@ def main_command(
         # --trust-remote-code is consent, not a run setting: a session folder may come from
         # someone else, so its config alone never runs a model folder's own code.
         allow_remote_code = bool(settings.pop("trust_remote_code", False))
-        if settings or hparams or config_file or print_config:
-            raise ConfigError("--resume runs the session's own config; drop the other run options")
+        from tui_unlearn.config import MACHINE_SETTINGS, SETTINGS
+
+        # This machine's settings (threads, device, ...) may change; the run's own may not.
+        machine = {name: value for name, value in settings.items() if name in MACHINE_SETTINGS}
+        fixed = [f"--{name.replace('_', '-')}" for name in [*settings, *hparams] if name not in machine]
+        if fixed or config_file or print_config:
+            given = ", ".join(fixed + ["--config"] * bool(config_file) + ["--print-config"] * bool(print_config))
+            allowed = ", ".join(f"--{n.replace('_', '-')}" for n in sorted(MACHINE_SETTINGS) if n in SETTINGS)
+            raise ConfigError(
+                f"--resume runs the session's own config: drop {given} (only this machine's settings may change: {allowed})"
+            )
         code = run_batch(
             None,
             sessions_dir,
@@ -173,6 +182,7 @@ def main_command(
             as_jsonl=as_jsonl,
             resume=resume,
             allow_remote_code=allow_remote_code,
+            machine=machine,
         )
         raise typer.Exit(code)
     config = build_config(config_file, values)
@@ -209,6 +219,7 @@ def run_batch(
     as_jsonl: bool,
     resume: str | None = None,
     allow_remote_code: bool = False,
+    machine: dict[str, Any] | None = None,
 ) -> int:
     from tui_unlearn.batch import BatchReporter
     from tui_unlearn.engine import run
@@ -236,6 +247,7 @@ def run_batch(
             stdin_text=stdin_text,
             resume=resume,
             allow_remote_code=allow_remote_code,
+            machine=machine,
         )
     except UnlearnError as exc:
         reporter.close()

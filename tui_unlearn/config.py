@@ -100,6 +100,13 @@ def _recipe_names() -> tuple[str, ...]:
     return recipe_names()
 
 
+# Settings of the machine a run happens on, not of the run itself: a resumed run may
+# change them (another host, another GPU, fewer cores) while every other setting stays
+# the session's own, and a checkpoint fits whatever they are. The one place to list them:
+# the trackers' report-to and logging-dir belong here as soon as they are settings.
+MACHINE_SETTINGS = frozenset({"threads", "device", "eval_batch_size", "models_cache", "report_to", "logging_dir"})
+
+
 @dataclass
 class RunConfig:
     # ---- model ----

@@ -30,9 +30,18 @@ WEIGHTS, OPTIMIZER, STATE = "weights.safetensors", "optimizer.safetensors", "sta
 AUTO_EVERY_S = 300.0
 
 
-def config_identity(config: Any) -> str:
-    """A digest of the run's resolved config: a checkpoint fits only the run that wrote it."""
-    text = json.dumps(_canonical(config.to_dict()), sort_keys=True, default=str)
+def config_identity(config: Any, *, machine: bool = False) -> str:
+    """A digest of the run's resolved config: a checkpoint fits only the run that wrote it.
+
+    The machine's settings (``config.MACHINE_SETTINGS``: threads, device, ...) are left
+    out, so a run resumes on another machine; ``machine=True`` keeps them: the identity
+    that checkpoints written before they were left out carry."""
+    from tui_unlearn.config import MACHINE_SETTINGS
+
+    settings = config.to_dict()
+    if not machine:
+        settings = {k: v for k, v in settings.items() if k not in MACHINE_SETTINGS}
+    text = json.dumps(_canonical(settings), sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -169,7 +178,7 @@ def _state_problem(state: dict[str, Any], config: Any) -> str | None:
         return f"it is for a run of {total} steps, and this session's config says {config.steps}"
     if not 0 <= step <= total:
         return f"it claims step {step} of {total}"
-    if state.get("config") != config_identity(config):
+    if state.get("config") not in (config_identity(config), config_identity(config, machine=True)):
         return "it was written for another config (not this session's config.json)"
     optimizer = state.get("optimizer")
     if not (

@@ -715,7 +715,7 @@ def train(ctx: RunContext) -> None:
     policy = CheckpointPolicy(config.checkpoint_every)
     loop, regs = ctx.loop, ctx.regularisers
     model = loop.model
-    ctx.train_started = time.monotonic()
+    ctx.train_started = time.monotonic() - ctx.train_before
     ctx.log(f"unlearning with {algorithm.name} for {config.steps} steps")
     streams = {name: ctx.streams.get(name) for name in ("forget", "retain", "alternate")}
     calib = calibration.start(ctx)
