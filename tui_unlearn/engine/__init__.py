@@ -79,7 +79,7 @@ def run(
     time_before = resuming.time_before(previous, checkpoint_step or 0) if previous is not None else (0.0, 0.0)
     if previous is not None and machine:
         config, changed = resuming.on_this_machine(config, machine)
-        assert config.batch_size is not None  # resolved again
+    assert config.batch_size is not None  # resolved (again, with this machine's settings)
     ctx = _context(config, on_event, should_stop, root)
     check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing
     ctx.algorithm = algorithm = get_algorithm(config.algorithm)
