@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tui_fakes import FakeEngine, settle
+from tui_fakes import FakeEngine, settle, wait_until
 
 from tui_unlearn import events as ev
 from tui_unlearn.analysis.curves import comparison_charts, plot_curves, uncoloured
@@ -129,3 +129,63 @@ def test_a_curve_of_two_measurements_is_two_points_not_a_line():
     (style,) = plot_curves(plotext, {"forget accuracy": [(0, 1.0), (300, 0.0)]})
     drawn = uncoloured(plotext.build())
     assert drawn.count(style.marker) == 2, drawn
+
+
+# ---- item 6: the Run tab after a run ----
+
+
+async def _finished_run(pilot, engine) -> None:
+    await settle(pilot)
+    await pilot.press("ctrl+r")
+    pane = pilot.app.workbench.run_pane
+    await wait_until(pilot, lambda: pane.step == 34, timeout=30, what="step 34")
+    await pilot.pause(0.3)
+    log = pane.query_one("#run-log")
+    # Mid-run the log shows its newest line.
+    assert log.max_scroll_y > 0 and log.scroll_y == log.max_scroll_y
+    engine.release.set()
+    await wait_until(pilot, lambda: pane.ended, timeout=30, what="the end of the run")
+    await settle(pilot, include_run=True)
+
+
+def _in_view(pilot, widget) -> bool:
+    region = widget.region
+    return region.height > 0 and pilot.app.screen.region.contains_region(region)
+
+
+async def test_after_a_run_at_120x36_the_curves_and_log_stay_in_view_and_keys_scroll(tmp_path):
+    engine = FakeEngine(steps=40, pause_at=35)
+    app = create_app(sessions_dir=tmp_path, engine=engine)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await _finished_run(pilot, engine)
+        pane = app.workbench.run_pane
+        assert pane.query_one("#run-results").display
+        assert _in_view(pilot, pane.query_one("#loss-plot")) and _in_view(pilot, pane.query_one("#run-log"))
+        last = spark(pane, "knowledge knowledge_kept")
+        bottom = pane.query_one("#run-main").region.bottom
+        await pilot.press("end")  # focus is on the tab bar: the keys still reach the run tab
+        await pilot.pause(0.2)
+        assert last.region.bottom <= bottom
+        await pilot.press("home")
+        await pilot.pause(0.2)
+        assert _in_view(pilot, pane.query_one("#run-results"))
+
+
+async def test_after_a_run_at_80x24_page_down_and_end_reach_the_log(tmp_path):
+    engine = FakeEngine(steps=40, pause_at=35)
+    app = create_app(sessions_dir=tmp_path, engine=engine)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _finished_run(pilot, engine)
+        pane = app.workbench.run_pane
+        body = pane.query_one("#run-body")
+        assert body.scroll_y == 0 and not _in_view(pilot, pane.query_one("#run-log"))
+        await pilot.press("pagedown")
+        await pilot.pause(0.2)
+        assert body.scroll_y > 0
+        await pilot.press("end")
+        await pilot.pause(0.2)
+        assert body.scroll_y == body.max_scroll_y and _in_view(pilot, pane.query_one("#run-log"))
+        # The keys belong to the run tab only: on the Data tab they are the fields' own.
+        app.workbench.show_tab("data")
+        await pilot.pause()
+        assert not app.screen.check_action("scroll_run", ("end",))
