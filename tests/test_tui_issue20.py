@@ -189,3 +189,46 @@ async def test_after_a_run_at_80x24_page_down_and_end_reach_the_log(tmp_path):
         app.workbench.show_tab("data")
         await pilot.pause()
         assert not app.screen.check_action("scroll_run", ("end",))
+
+
+# ---- item 5: the algorithm pane's help, help text capitals ----
+
+
+async def test_the_field_help_follows_the_highlighted_method(tmp_path):
+    from textual.widgets import OptionList
+
+    app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        bench = app.workbench
+        bench.show_tab("algorithm")
+        methods = bench.algorithm_pane.query_one("#algorithm-list", OptionList)
+        methods.focus()
+        await pilot.pause()
+        await pilot.press("down")
+        await pilot.pause()
+        chosen = bench.algorithm_pane.algorithm
+        help_text = str(bench.algorithm_pane.query_one("#field-help").render())
+        assert help_text.startswith(f"{chosen}:"), (chosen, help_text)
+
+
+def test_help_clauses_keep_acronyms_and_names():
+    from tui_unlearn.params import Param
+
+    def clause(text: str) -> str:
+        return Param("x", "int", 1, text).help_clause()
+
+    assert clause("CPU threads for torch.") == "CPU threads for torch"
+    assert clause("LoRA rank (0: full fine-tuning).") == "LoRA rank (0: full fine-tuning)"
+    assert clause("Random seed (data order).") == "random seed (data order)"
+
+
+@pytest.mark.parametrize("command", ["watch", "analyze"])
+def test_help_names_the_session_argument_without_a_python_type(command):
+    from typer.testing import CliRunner
+
+    from tui_unlearn.cli import app
+
+    result = CliRunner().invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "SESSION" in result.stdout and "<str>" not in result.stdout and "list[str]" not in result.stdout

@@ -20,7 +20,14 @@ from typing import Any
 
 import typer
 
-from tui_unlearn.cli_options import CommandLine, show_version, split_values, with_hparam_options, with_setting_options
+from tui_unlearn.cli_options import (
+    CommandLine,
+    NamedArguments,
+    show_version,
+    split_values,
+    with_hparam_options,
+    with_setting_options,
+)
 from tui_unlearn.errors import ConfigError, ExitCode, UnlearnError
 from tui_unlearn.params import CLI, EVAL
 from tui_unlearn.printable import printable
@@ -299,7 +306,7 @@ def eval_command(
 # ---- analyze ----
 
 
-@app.command("analyze")
+@app.command("analyze", cls=NamedArguments)
 @handle_errors
 def analyze_command(
     session_ids: list[str] = typer.Argument(
@@ -354,7 +361,7 @@ def analyze_command(
 # ---- watch ----
 
 
-@app.command("watch")
+@app.command("watch", cls=NamedArguments)
 @handle_errors
 def watch_command(
     session_id: str = typer.Argument(..., metavar="SESSION", help="Session id (or a unique prefix, or its folder)."),

@@ -103,7 +103,7 @@ class ParamField(Vertical):
         facts = [rng] if rng and not p.choices else []
         facts += self._default_fact()
         lead = f"({', '.join(facts)}) " if facts else ""
-        return f"{lead}{p.help[:1].lower()}{p.help[1:].rstrip('.')}"
+        return f"{lead}{p.help_clause()}"
 
     def _default_fact(self) -> list[str]:
         # An empty default means "decided at run time"; the setting's help says by what.
@@ -244,15 +244,21 @@ class AlgorithmPane(Horizontal):
         if field is not None:
             self.query_one("#field-help", Static).update(field.full_help())
         elif event.widget.id == "algorithm-list":
-            algorithm = self.algorithms[self.algorithm]
-            self.query_one("#field-help", Static).update(
-                Text.assemble((algorithm.name, "bold"), ": ", algorithm.description)
-            )
+            self._show_algorithm_help()
+
+    def _show_algorithm_help(self) -> None:
+        algorithm = self.algorithms[self.algorithm]
+        self.query_one("#field-help", Static).update(
+            Text.assemble((algorithm.name, "bold"), ": ", algorithm.description)
+        )
 
     @on(OptionList.OptionHighlighted, "#algorithm-list")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
         self.choose(str(event.option.id))
+        # The help follows the highlight (it was updated on focus only: one method behind).
+        if event.option_list.has_focus:
+            self._show_algorithm_help()
 
     def choose(self, name: str) -> None:
         if name == self.algorithm or name not in self.algorithms:
