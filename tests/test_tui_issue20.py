@@ -232,3 +232,24 @@ def test_help_names_the_session_argument_without_a_python_type(command):
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0
     assert "SESSION" in result.stdout and "<str>" not in result.stdout and "list[str]" not in result.stdout
+
+
+async def test_at_80x24_the_compare_table_shows_every_compared_column_whole(tmp_path):
+    from tui_fakes import make_sessions
+
+    make_sessions(tmp_path / "sessions")
+    app = create_app(sessions_dir=tmp_path / "sessions", engine=FakeEngine())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("ctrl+o")
+        await wait_until(pilot, lambda: getattr(app.screen, "loaded", False), what="the sessions")
+        await pilot.press("space", "down", "space")
+        table = app.screen.query_one("#compare-table")
+        await wait_until(pilot, lambda: table.row_count > 0, what="the comparison")
+        await pilot.pause(0.3)
+        shown = table.scrollable_content_region.width
+        needed = sum(column.get_render_width(table) for column in table.columns.values())
+        assert needed <= shown, (needed, shown)
+        assert table.region.right <= app.screen.query_one("#compare-right").region.x
+        legend = str(app.screen.query_one("#compare-legend").render())
+        assert "npo" in legend and "grad_diff" in legend  # the plot's legend, below it, names both

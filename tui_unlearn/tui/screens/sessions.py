@@ -45,6 +45,10 @@ from tui_unlearn.tui.sweep_view import (
 )
 from tui_unlearn.tui.widgets.mounting import Choice
 
+# Narrower screens than this name compared sessions without their start times when the
+# names alone tell them apart (at 80 columns two full names leave the second column cut).
+COMPACT_BELOW = 100
+
 # plotext's colour names (analysis.curves.COLOURS) as Rich's, for the legend below the plot.
 RICH_COLOURS = {
     "blue+": "bold bright_blue",
@@ -412,7 +416,12 @@ class SessionsScreen(Screen):
         """Short column names; they name the forget set when the selected sessions' differ."""
         rows = [self.rows[sid] for sid in self.selected]
         differ = len({row.get("forget") for row in rows}) > 1
-        return unique_labels([session_label(row if differ else {**row, "forget": None}) for row in rows])
+        rows = [row if differ else {**row, "forget": None} for row in rows]
+        if self.size.width < COMPACT_BELOW:  # the table must fit beside the plot: no start times when not needed
+            short = [session_label(row, stamp=False) for row in rows]
+            if len(set(short)) == len(short):
+                return short
+        return unique_labels([session_label(row) for row in rows])
 
     def _compare(self) -> None:
         """Show the comparison of the selected sessions, reading what is missing in a thread."""
