@@ -253,3 +253,76 @@ async def test_at_80x24_the_compare_table_shows_every_compared_column_whole(tmp_
         assert table.region.right <= app.screen.query_one("#compare-right").region.x
         legend = str(app.screen.query_one("#compare-legend").render())
         assert "npo" in legend and "grad_diff" in legend  # the plot's legend, below it, names both
+
+
+# ---- item 7: rough edges ----
+
+
+async def test_long_setting_names_are_shown_whole(tmp_path):
+    from tui_unlearn.tui.widgets.algorithm_pane import ParamField
+
+    app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        app.workbench.show_tab("algorithm")
+        await pilot.pause(0.3)
+        for name in ("mixed_precision", "trainable_layers"):
+            fields = [f for f in app.workbench.algorithm_pane.query(ParamField).results(ParamField) if f.param.name == name]
+            for field in fields:
+                label = field.query_one(".field-name")
+                assert label.size.width >= len(name), (name, label.size)
+
+
+async def test_ctrl_a_selects_everything_in_the_paste_box(tmp_path):
+    app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        bench = app.workbench
+        bench.show_tab("data")
+        editor = bench.data_pane.editor("forget")
+        editor.set_text("first line\nsecond line")
+        await pilot.pause()
+        box = editor.query_one(".source-paste")
+        box.focus()
+        await pilot.pause()
+        await pilot.press("ctrl+a")
+        await pilot.pause()
+        assert box.selected_text == "first line\nsecond line"
+
+
+async def test_the_data_preview_uses_the_width_it_has(tmp_path):
+    app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        bench = app.workbench
+        bench.show_tab("data")
+        question = "Which of the many prizes for short fiction did the author Ada Quill win in her forties?"
+        bench.data_pane.editor("forget").set_text('{"question": "%s", "answer": "The Harbor Medal."}' % question)
+        await settle(pilot)
+        await pilot.pause(0.3)
+        table = bench.data_pane.editor("forget").query_one(".source-preview")
+        used = sum(column.get_render_width(table) for column in table.columns.values())
+        assert used >= table.size.width - 4, (used, table.size.width)  # no columns of empty space
+        assert table.columns["question"].width > 36
+
+
+def test_json_pasted_under_plain_lines_is_refused_in_one_line():
+    from tui_unlearn.data.parsers import parse_text
+    from tui_unlearn.errors import DataError
+
+    with pytest.raises(DataError, match="JSON from line 2 under plain text"):
+        parse_text('my notes\n[\n  {"question": "q?", "answer": "a."}\n]\n')
+    records, layout = parse_text("a line\n[not json] but text")
+    assert layout == "lines" and len(records) == 2
+
+
+async def test_loading_a_model_says_what_it_loads(tmp_path):
+    app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
+    async with app.run_test(size=(100, 32)) as pilot:
+        await settle(pilot)
+        pane = app.workbench.model_pane
+        pane.load()
+        text = str(pane.query_one("#model-info").render())
+        assert text.startswith("loading ") and "weights" in text
+        assert not pane.query_one("#model-info-box").loading  # the words are not hidden behind dots
+        await settle(pilot)

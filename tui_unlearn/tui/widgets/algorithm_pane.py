@@ -76,7 +76,11 @@ class ParamField(Vertical):
     def compose(self) -> ComposeResult:
         p = self.param
         with Horizontal(classes="param-row"):
-            yield Label(p.name, classes="field-name")
+            # 17 columns hold every name but gradient_checkpointing, cut with an ellipsis; the
+            # whole name is the tooltip and heads the field help.
+            name = Label(p.name, classes="field-name")
+            name.tooltip = p.name
+            yield name
             choices = p.choices or (("true", "false") if p.type == "bool" else None)
             if choices:
                 value = self.initial if self.initial in choices else choices[0]
