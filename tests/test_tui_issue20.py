@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -267,7 +268,9 @@ async def test_long_setting_names_are_shown_whole(tmp_path):
         app.workbench.show_tab("algorithm")
         await pilot.pause(0.3)
         for name in ("mixed_precision", "trainable_layers"):
-            fields = [f for f in app.workbench.algorithm_pane.query(ParamField).results(ParamField) if f.param.name == name]
+            fields = [
+                f for f in app.workbench.algorithm_pane.query(ParamField).results(ParamField) if f.param.name == name
+            ]
             for field in fields:
                 label = field.query_one(".field-name")
                 assert label.size.width >= len(name), (name, label.size)
@@ -297,7 +300,7 @@ async def test_the_data_preview_uses_the_width_it_has(tmp_path):
         bench = app.workbench
         bench.show_tab("data")
         question = "Which of the many prizes for short fiction did the author Ada Quill win in her forties?"
-        bench.data_pane.editor("forget").set_text('{"question": "%s", "answer": "The Harbor Medal."}' % question)
+        bench.data_pane.editor("forget").set_text(json.dumps({"question": question, "answer": "The Harbor Medal."}))
         await settle(pilot)
         await pilot.pause(0.3)
         table = bench.data_pane.editor("forget").query_one(".source-preview")
