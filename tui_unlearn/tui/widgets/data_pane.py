@@ -87,7 +87,14 @@ class PasteArea(TextArea):
     into; Textual's TextArea makes it "line start", like home, and select-all F7)."""
 
     BINDINGS = [
-        Binding("ctrl+a", "select_all", "Select all", id="paste-select-all", show=False, tooltip="Select all the text"),
+        Binding(
+            "ctrl+a",
+            "select_all",
+            "Select all",
+            id="paste-select-all",
+            show=False,
+            tooltip="Paste box: select all the text",
+        ),
     ]
 
 
