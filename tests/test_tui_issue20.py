@@ -329,3 +329,15 @@ async def test_loading_a_model_says_what_it_loads(tmp_path):
         assert text.startswith("loading ") and "weights" in text
         assert not pane.query_one("#model-info-box").loading  # the words are not hidden behind dots
         await settle(pilot)
+
+
+def test_analyze_charts_snapshot(tmp_path, snapshot):
+    """The analyze charts of three deterministic sessions, as text (reviewed like the SVGs)."""
+    from tui_fakes import make_sessions
+
+    from tui_unlearn.analysis.comparison import Comparison
+    from tui_unlearn.sessions import open_session
+
+    ids = make_sessions(tmp_path)
+    charts = comparison_charts(Comparison.of([open_session(tmp_path, i) for i in ids]), width=90)
+    assert charts == snapshot
