@@ -154,6 +154,7 @@ def _in_view(pilot, widget) -> bool:
     return region.height > 0 and pilot.app.screen.region.contains_region(region)
 
 
+@pytest.mark.slow  # a whole fake run (or the tiny model's load) and several redraws: over 2 s
 async def test_after_a_run_at_120x36_the_curves_and_log_stay_in_view_and_keys_scroll(tmp_path):
     engine = FakeEngine(steps=40, pause_at=35)
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -172,6 +173,7 @@ async def test_after_a_run_at_120x36_the_curves_and_log_stay_in_view_and_keys_sc
         assert _in_view(pilot, pane.query_one("#run-results"))
 
 
+@pytest.mark.slow  # a whole fake run (or the tiny model's load) and several redraws: over 2 s
 async def test_after_a_run_at_80x24_page_down_and_end_reach_the_log(tmp_path):
     engine = FakeEngine(steps=40, pause_at=35)
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -319,6 +321,7 @@ def test_json_pasted_under_plain_lines_is_refused_in_one_line():
     assert layout == "lines" and len(records) == 2
 
 
+@pytest.mark.slow  # a whole fake run (or the tiny model's load) and several redraws: over 2 s
 async def test_loading_a_model_says_what_it_loads(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=(100, 32)) as pilot:
