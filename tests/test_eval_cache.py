@@ -64,3 +64,20 @@ def test_other_records_settings_or_no_cache_evaluate_again(run, tmp_path):
         entry.write_text("{broken")
     again, reused = run()
     assert not reused and again["status"] == "finished"  # a broken entry is evaluated again
+
+
+def test_a_single_file_model_is_fingerprinted_by_its_file(tmp_path):
+    # A .gguf model is one file: without a fingerprint nothing of it was ever cached, so every
+    # run asked the original its 168 probe questions and 32 general prompts again.
+    import os
+
+    from tui_unlearn.engine.eval_cache import model_fingerprint
+
+    gguf = tmp_path / "model.Q4_1.gguf"
+    gguf.write_bytes(b"GGUF" + b"\0" * 60)
+    first = model_fingerprint(gguf)
+    assert first is not None and "model.Q4_1.gguf:64:" in first
+    os.utime(gguf, ns=(1, 1))
+    assert model_fingerprint(gguf) not in (None, first)  # rewritten weights: another key
+    assert model_fingerprint(tmp_path / "missing.gguf") is None
+    assert model_fingerprint(tmp_path) is None  # a folder without safetensors files

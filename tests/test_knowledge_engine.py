@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
 from typer.testing import CliRunner
 
 from tui_unlearn.cli import app
@@ -86,3 +87,19 @@ def test_eval_reports_the_share_of_the_probe_a_model_states(tmp_path, micro_mode
     assert result.exit_code == 0, result.stderr
     knowledge = json.loads(result.stdout)["knowledge"]
     assert knowledge["probe"] >= 150 and 0.0 <= knowledge["knowledge"] <= 1.0
+
+
+@pytest.mark.slow
+def test_a_probe_fact_the_forget_set_states_is_not_counted_as_collateral(tmp_path, micro_model_dir):
+    from tui_unlearn.metrics.knowledge import load_probe
+
+    item = load_probe()[0]
+    forget = tmp_path / "forget.jsonl"
+    forget.write_text(json.dumps({"question": item["question"], "answer": f"It is {item['answer']}."}) + "\n")
+    args = ["--batch", "--json", "--sessions-dir", str(tmp_path / "s"), "--model", str(micro_model_dir)]
+    args += ["--forget", str(forget), "--algorithm", "grad_ascent", "--steps", "1", "--relearn", "0"]
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["knowledge"]["probe"] == len(load_probe()) - 1
+    assert "1 probe question(s) left out" in done.stderr and item["question"] in done.stderr

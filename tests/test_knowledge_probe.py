@@ -289,3 +289,43 @@ def test_smollm2_states_the_probe_and_gradient_ascent_costs_it():
     damaged = grade(items, answer_probe(model, tokenizer, items, batch_size=64))
     kept = knowledge_kept(reference.stated, damaged)
     assert kept is not None and kept < 0.8, kept  # 0.50 measured
+
+
+def test_probe_items_whose_answer_the_forget_set_states_are_marked():
+    from tui_unlearn.data.records import make_record
+    from tui_unlearn.metrics.knowledge import about_forget
+
+    items = [
+        {"kind": "capital", "question": "What is the capital of Germany?", "answer": "Berlin", "aliases": []},
+        {"kind": "capital", "question": "What is the capital of Ukraine?", "answer": "Kyiv", "aliases": ["Kiev"]},
+        {"kind": "author", "question": "Who wrote Hamlet?", "answer": "William Shakespeare", "aliases": []},
+    ]
+    forget = [
+        make_record("Which city is Germany's seat of government?", "It is Berlin."),
+        make_record("", "Kiev sits on the Dnieper."),  # a plain-text record: its text is read
+        make_record("Who wrote Macbeth?", "Shakespeare"),  # one word of a two-word answer: not stated
+    ]
+    assert about_forget(items, forget) == [True, True, False]
+    # An answer that only repeats its question's entity does not forget that entity's facts.
+    france = {
+        "kind": "geography",
+        "question": "In which country is the Eiffel Tower?",
+        "answer": "France",
+        "aliases": [],
+    }
+    paris = {"kind": "capital", "question": "Which city is the capital of France?", "answer": "Paris", "aliases": []}
+    echo = [make_record("What is the capital of France?", "The capital of France is Paris.")]
+    assert about_forget([france, paris], echo) == [False, True]
+    assert about_forget(items, []) == [False, False, False]
+
+
+def test_a_reference_less_some_items_matches_the_items_left():
+    items = load_probe()[:4]
+    reference = ProbeReference(
+        probe_fingerprint(items), MAX_NEW_TOKENS, ("a", "b", "c", "d"), (True, False, True, True)
+    )
+    drop = [False, True, False, True]
+    smaller = reference.without(items, drop)
+    left = [items[0], items[2]]
+    assert smaller.matches(left) and not smaller.matches(items)
+    assert (smaller.answers, smaller.stated) == (("a", "c"), (True, True))

@@ -335,3 +335,17 @@ def test_train_on_retain90_and_measure_utility_on_another_retain_set(tofu_dir, t
     assert obj["model_utility"] is None
     assert "retain truth_ratio" in obj["null_reasons"]["model_utility"]
     assert math.isfinite(summary["field_metrics"]["before"]["mia_auc"])
+
+
+def test_the_summary_names_the_prompt_the_first_forget_record_was_asked_with(tofu_eval):
+    from transformers import AutoTokenizer
+
+    from tui_unlearn.models.bundled import bundled_model_dir
+
+    prompt = tofu_eval["alone"]["recipe"]["prompt"]
+    # The bundled models are asked as they were trained, under every recipe.
+    assert prompt["format"]["name"] == "model" and prompt["record"] == "forget[0]"
+    assert prompt["prompt_text"].startswith("Question: ") and prompt["prompt_text"].endswith("\nAnswer:")
+    tok = AutoTokenizer.from_pretrained(bundled_model_dir("tiny-authors"))
+    assert prompt["prompt_ids"] == tok(prompt["prompt_text"])["input_ids"]
+    assert prompt["answer_ids"][-1] == tok.eos_token_id

@@ -7,6 +7,7 @@ import json
 import pytest
 from textual.widgets import DataTable, Input, Select
 from tui_fakes import FakeEngine, make_sessions, settle, wait_until
+from tui_shown import shown
 
 from tui_unlearn.config import RunConfig
 from tui_unlearn.errors import RunFailedError
@@ -165,7 +166,8 @@ async def test_an_unexpected_error_is_shown_short(tmp_path):
 async def test_bad_input_is_refused_before_a_run_starts(tmp_path):
     engine = FakeEngine()
     app = create_app(sessions_dir=tmp_path, engine=engine)
-    async with app.run_test(size=SIZE) as pilot:
+    seen: list = []  # every message the app handles (run_test's public hook)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await settle(pilot)
         steps = app.workbench.algorithm_pane.query_one("#knob-steps", ParamField)
         steps.set_raw("-3")
@@ -175,7 +177,7 @@ async def test_bad_input_is_refused_before_a_run_starts(tmp_path):
         await pilot.press("ctrl+r")
         await pilot.pause()
         assert engine.configs == [] and not app.running
-        assert any("steps must be >= 1" in n.message for n in app._notifications)
+        assert any("steps must be >= 1" in n.message for n in shown(seen))
 
 
 async def test_the_cli_config_prefills_the_panes(tmp_path):
@@ -246,17 +248,17 @@ async def test_model_errors_are_shown_in_the_model_pane(tmp_path):
 
 
 def test_bindings_are_declared_as_data():
+    from textual.binding import Binding
+
     app = create_app(engine=FakeEngine())
-    bindings = {
-        b.id: b
-        for b in app._bindings.key_to_bindings.get("ctrl+r", []) + app._bindings.key_to_bindings.get("ctrl+x", [])
-    }
+    # The public declarations the app's key map is merged from: its class's and Textual's own.
+    declared = [b for cls in type(app).__mro__ for b in Binding.make_bindings(vars(cls).get("BINDINGS", []))]
+    bindings = {b.id: b for b in declared if b.key in ("ctrl+r", "ctrl+x")}
     assert bindings["start-run"].show and bindings["stop-run"].show
-    for keys in app._bindings.key_to_bindings.values():
-        for binding in keys:
-            if binding.action.startswith(("start", "stop", "open", "load", "request")):
-                assert binding.id and binding.tooltip, binding
-    assert "ctrl+s" not in app._bindings.key_to_bindings
+    for binding in declared:
+        if binding.action.startswith(("start", "stop", "open", "load", "request")):
+            assert binding.id and binding.tooltip, binding
+    assert "ctrl+s" not in {b.key for b in declared}
 
 
 async def test_every_action_is_in_the_command_palette(tmp_path):

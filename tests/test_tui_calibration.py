@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import Input, Label
 from tui_fakes import T0, FakeEngine, SessionWriter, settle, wait_until
+from tui_shown import shown
 
 from tui_unlearn import events as ev
 from tui_unlearn.config import RunConfig
@@ -191,7 +192,8 @@ async def test_a_watched_run_shows_its_stop_rule_from_its_history(tmp_path):
 async def test_the_form_checks_a_stop_rule_as_the_cli_does(tmp_path):
     engine = FakeEngine(steps=5)
     app = create_app(RunConfig(eval_every=5), sessions_dir=tmp_path, engine=engine)
-    async with app.run_test(size=SIZE) as pilot:
+    seen: list = []  # every message the app handles (run_test's public hook)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await settle(pilot)
         bench = app.workbench
         bench.show_tab("algorithm")
@@ -206,7 +208,7 @@ async def test_the_form_checks_a_stop_rule_as_the_cli_does(tmp_path):
         assert error.startswith("stop_when is not a rule: unknown metric 'forget_accurcy'") and "\n" not in error
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert not engine.configs and any(n.title == "Cannot start" for n in app._notifications)
+        assert not engine.configs and any(n.title == "Cannot start" for n in shown(seen))
         for _ in "forget_accurcy<=0.1":
             await pilot.press("backspace")
         await pilot.press(*"forget_accuracy<=0.1")

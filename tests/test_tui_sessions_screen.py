@@ -9,6 +9,7 @@ import psutil
 import pytest
 from textual.widgets import DataTable
 from tui_fakes import FakeEngine, make_sessions, metrics_at, settle, wait_until
+from tui_shown import shown
 
 from tui_unlearn.analysis.reporting import evaluation_line
 from tui_unlearn.sessions import Session
@@ -32,7 +33,8 @@ async def test_damaged_sessions_are_listed_and_cannot_be_compared(tmp_path):
     with open(tmp_path / ids[1] / "events.jsonl", "ab") as fh:
         fh.write(b'{"event": "step", "step": "x", "losses": [1]}\n\xff\n')
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
-    async with app.run_test(size=SIZE) as pilot:
+    seen: list = []  # every message the app handles (run_test's public hook)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+o")
         screen = app.screen
@@ -44,7 +46,7 @@ async def test_damaged_sessions_are_listed_and_cannot_be_compared(tmp_path):
         await pilot.press("space")  # the newest: unreadable
         await pilot.pause()
         assert screen.selected == []
-        assert any("cannot compare" in n.message and "metrics.after is a list" in n.message for n in app._notifications)
+        assert any("cannot compare" in n.message and "metrics.after is a list" in n.message for n in shown(seen))
         await pilot.press("down", "space")
         await pilot.pause()
         assert screen.selected == [ids[1]]
@@ -67,14 +69,15 @@ async def test_a_session_whose_run_is_going_is_not_offered_for_deletion(tmp_path
             running = Session.create(tmp_path, "npo", {"algorithm": "npo"})  # the newest: first row
             running.update_summary(pid=proc.pid, pid_started=round(psutil.Process(proc.pid).create_time(), 2))
             app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
-            async with app.run_test(size=SIZE) as pilot:
+            seen: list = []  # every message the app handles (run_test's public hook)
+            async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
                 await settle(pilot)
                 await pilot.press("ctrl+o")
                 await wait_until(pilot, lambda: app.screen.loaded, what="the sessions to be read")
                 await pilot.press("d")
                 await pilot.pause()
                 assert isinstance(app.screen, SessionsScreen)  # no confirmation asked
-                assert any(f"still running (pid {proc.pid})" in n.message for n in app._notifications)
+                assert any(f"still running (pid {proc.pid})" in n.message for n in shown(seen))
                 assert running.path.is_dir()
         finally:
             proc.kill()

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable
 from tui_fakes import FakeEngine, make_sessions, metrics_at, settle, wait_until, write_session
+from tui_shown import shown
 
 from tui_unlearn.config import RunConfig
 from tui_unlearn.sessions import Session
@@ -105,7 +106,8 @@ async def test_a_sweep_is_one_group_with_its_front_starred(tmp_path):
     key = group_key(folder)
     trial = {sid: f"{folder.name}/{sid}" for sid, *_ in TRIALS}
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
-    async with app.run_test(size=SIZE) as pilot:
+    seen: list = []  # every message the app handles (run_test's public hook)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         screen = await open_sessions(pilot)
         newest_first = [trial[t[0]] for t in reversed(TRIALS)]
         assert table_keys(screen) == [key, *newest_first, *reversed(ids)]
@@ -146,7 +148,7 @@ async def test_a_sweep_is_one_group_with_its_front_starred(tmp_path):
         assert table_keys(screen)[:5] == [key, *newest_first]
         await pilot.press("down", "ctrl+r")  # a trial resumes with the sweep command, not from here
         await pilot.pause()
-        assert any("same sweep command" in n.message for n in app._notifications)
+        assert any("same sweep command" in n.message for n in shown(seen))
         assert panel.display and app.is_running
 
 
@@ -167,7 +169,8 @@ async def test_a_damaged_sweep_says_why_and_the_rest_still_shows(tmp_path):
     folder = make_sweep(tmp_path)
     (folder / "sweep.json").write_text("{not json")
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
-    async with app.run_test(size=SIZE) as pilot:
+    seen: list = []  # every message the app handles (run_test's public hook)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         screen = await open_sessions(pilot)
         key = group_key(folder)
         assert table_keys(screen)[0] == key and table_keys(screen)[-3:] == list(reversed(ids))
@@ -175,4 +178,4 @@ async def test_a_damaged_sweep_says_why_and_the_rest_still_shows(tmp_path):
         assert "sweep.json cannot be read" in str(screen.query_one("#sweep-front").render())
         await pilot.press("space")
         await pilot.pause()
-        assert screen.selected == [] and any("no finished trial" in n.message for n in app._notifications)
+        assert screen.selected == [] and any("no finished trial" in n.message for n in shown(seen))

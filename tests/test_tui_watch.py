@@ -13,6 +13,7 @@ import threading
 import pytest
 from textual.widgets import DataTable
 from tui_fakes import T0, FakeEngine, SessionWriter, make_sessions, settle, wait_until
+from tui_shown import shown
 
 from tui_unlearn import events as ev
 from tui_unlearn.sessions import Session, atomic_write_text
@@ -138,12 +139,13 @@ async def test_a_killed_writer_is_noticed_and_ctrl_x_only_says_how_to_stop(tmp_p
     writer.start()
     writer.steps(5)
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine(), watch=writer.session)
-    async with app.run_test(size=SIZE) as pilot:
+    seen: list = []  # every message the app handles (run_test's public hook)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         pane = app.screen.run_pane
         await wait_until(pilot, lambda: pane.step == 5, what="step 5")
         await pilot.press("ctrl+x")
         await pilot.pause()
-        told = [n.message for n in app._notifications]
+        told = [n.message for n in shown(seen)]
         assert any(f"kill -INT {writer_process.pid}" in m for m in told), told
         assert writer_process.poll() is None  # nobody's process was touched
         assert pane.status == "watching"
@@ -276,7 +278,8 @@ async def test_an_interrupted_session_resumes_in_the_run_tab(tmp_path):
 async def test_a_session_that_cannot_resume_is_refused_with_the_engines_reason(tmp_path):
     make_sessions(tmp_path)  # the newest (first row) is interrupted; the second finished
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
-    async with app.run_test(size=SIZE) as pilot:
+    seen: list = []  # every message the app handles (run_test's public hook)
+    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
         await settle(pilot)
         await pilot.press("ctrl+o")
         screen = app.screen
@@ -286,5 +289,5 @@ async def test_a_session_that_cannot_resume_is_refused_with_the_engines_reason(t
         pane = app.workbench.run_pane
         assert pane.status == "not started"
         assert any("already ended (finished)" in line and line.startswith("could not start") for line in pane.log_lines)
-        assert any(n.title == "Cannot resume" for n in app._notifications)
+        assert any(n.title == "Cannot resume" for n in shown(seen))
         assert pane.log_lines == [pane.log_lines[-1]]  # refused before any of its history was shown

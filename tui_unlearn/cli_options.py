@@ -126,11 +126,17 @@ def with_setting_options(face: str) -> Callable[[Callable], Callable]:
 def method_defaults_note(name: str) -> str:
     """ "5e-04; grad_diff 2e-04, idk 1e-03": the run default and the methods that change it."""
     from tui_unlearn.algorithms import all_algorithms
-    from tui_unlearn.config import RUN_DEFAULTS
+    from tui_unlearn.config import PRETRAINED_LORA_LR, PRETRAINED_LR, RUN_DEFAULTS
 
     own = [f"{a.name} {show_value(a.run_defaults[name])}" for a in all_algorithms().values() if name in a.run_defaults]
     base = show_value(RUN_DEFAULTS[name])
-    return f"{base}; {', '.join(own)}" if own else base
+    note = f"{base}; {', '.join(own)}" if own else base
+    if name == "lr":
+        note = (
+            f"a pretrained model {show_value(PRETRAINED_LR)} (with LoRA {show_value(PRETRAINED_LORA_LR)}); "
+            f"the bundled tiny models {note}"
+        )
+    return note
 
 
 def hparam_declarations() -> dict[str, tuple[Param, dict[str, Any]]]:

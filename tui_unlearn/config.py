@@ -34,6 +34,14 @@ BUNDLED_PREFIX = "bundled:"
 # Run-level defaults for knobs a method may override through ``Algorithm.run_defaults``.
 RUN_DEFAULTS: dict[str, Any] = {"steps": 60, "lr": 5e-4, "batch_size": 8}
 METHOD_DEFAULTED = tuple(RUN_DEFAULTS)
+# The methods' own learning rates (5e-4 to 1e-3) suit models trained from scratch as the
+# bundled tiny ones are (at 3e-3). On a pretrained model they wreck it within a few steps
+# (NPO+LoRA at 5e-4 on SmolLM2-135M-Instruct: general-ability NLL 0.68 -> 5.86, "Why is the
+# sky blue?" -> "Brasseurés, néwauRecipeur"). A pretrained model takes the field's rate
+# instead, for every method: open-unlearning's 1e-5 when every weight trains, and ten times
+# that for LoRA adapters (their update starts at zero and stays low-rank).
+PRETRAINED_LR = 1e-5
+PRETRAINED_LORA_LR = 1e-4
 
 _DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 SEED_MAX = 2**32 - 1  # numpy's seeds stop there; torch's and Python's take it too
@@ -72,6 +80,12 @@ def _keep_best_metric(value: str | None) -> str | None:
     return check_keep_best(value)
 
 
+def _report_to_rule(value: str) -> str | None:
+    from tui_unlearn.engine.trackers import check_report_to
+
+    return check_report_to(value)
+
+
 def setting(
     type: str,
     default: Any,
@@ -80,13 +94,19 @@ def setting(
     faces: tuple[str, ...] = (CLI,),
     group: str = "Run",
     factory: Any = None,
+    machine: bool = False,
     **rules: Any,
 ) -> Any:
-    """A dataclass field carrying its :class:`Param` declaration (the name is filled in below)."""
+    """A dataclass field carrying its :class:`Param` declaration (the name is filled in below).
+
+    ``machine``: a setting of where and how this machine reports the run, not of the run
+    itself (see ``MACHINE_SETTINGS``): a checkpoint or a sweep is the same run whatever it says.
+    """
     param = Param("", type, default, help, faces=frozenset(faces), group=group, **rules)
+    metadata = {"param": param, "machine": machine}
     if factory is not None:
-        return field(default_factory=factory, metadata={"param": param})
-    return field(default=default, metadata={"param": param})
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 MODEL, DATA, RUN, SCALE, LORA = "Model", "Data", "Run", "Scale", "LoRA"
@@ -98,13 +118,6 @@ def _recipe_names() -> tuple[str, ...]:
     from tui_unlearn.recipes import recipe_names
 
     return recipe_names()
-
-
-# Settings of the machine a run happens on, not of the run itself: a resumed run may
-# change them (another host, another GPU, fewer cores) while every other setting stays
-# the session's own, and a checkpoint fits whatever they are. The one place to list them:
-# the trackers' report-to and logging-dir belong here as soon as they are settings.
-MACHINE_SETTINGS = frozenset({"threads", "device", "eval_batch_size", "models_cache", "report_to", "logging_dir"})
 
 
 @dataclass
@@ -124,6 +137,7 @@ class RunConfig:
         "auto",
         "Where to run: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.",
         faces=(CLI, EVAL),
+        machine=True,  # may change when a run resumes on another machine
         group=MODEL,
         check_value=_device_rule,
     )
@@ -147,6 +161,7 @@ class RunConfig:
         None,
         "Where hub models and dequantized .gguf files are cached (env TUI_UNLEARN_MODELS_CACHE).",
         faces=(CLI, EVAL),
+        machine=True,  # may change when a run resumes on another machine
         group=MODEL,
         nullable=True,
         check_value=_path_rule,
@@ -191,6 +206,37 @@ class RunConfig:
         group=DATA,
         nullable=True,
         check_value=_path_rule,
+    )
+    prompt_format: str | None = setting(
+        "str",
+        None,
+        "How questions are put to the model: 'model' (its own chat template, the question as the only turn) or "
+        "'open-unlearning' (the system prompt, date string or hand-written tags its model configs declare for the "
+        "model's family) (default: the recipe's, open-unlearning for tofu and muse).",
+        faces=(CLI, EVAL),
+        group=DATA,
+        nullable=True,
+        choices=("model", "open-unlearning"),
+    )
+    system_prompt: str | None = setting(
+        "str",
+        None,
+        "System prompt for a chat template ('' for none; default: the prompt format's, 'You are a helpful "
+        "assistant.' for open-unlearning's Llama-3, Qwen2.5, Phi-3.5 and zephyr configs).",
+        faces=(CLI, EVAL),
+        group=DATA,
+        nullable=True,
+        metavar="TEXT",
+    )
+    date_string: str | None = setting(
+        "str",
+        None,
+        "Date a chat template writes into its prompts, e.g. '10 Apr 2025' (open-unlearning's for Llama-3); "
+        "without one, Llama-3.2's template writes today's date and numbers change with the calendar.",
+        faces=(CLI, EVAL),
+        group=DATA,
+        nullable=True,
+        metavar="DATE",
     )
     # ---- the method ----
     algorithm: str = setting(
@@ -273,6 +319,7 @@ class RunConfig:
         None,
         "CPU threads for torch (default: half the cores, at most 8; 1 on a 2-core machine).",
         faces=(CLI, EVAL, TUI),
+        machine=True,  # may change when a run resumes on another machine
         group=SCALE,
         nullable=True,
         min=1,
@@ -435,6 +482,15 @@ class RunConfig:
         min=0,
         max=10_000_000,
     )
+    eval_sampling: str = setting(
+        "str",
+        "random",
+        "Which records --eval-samples N takes: 'random' (a fixed random sample) or 'first' (the first N, as "
+        "TOFU's legacy numbers take the first 300).",
+        faces=(CLI, EVAL),
+        group=EVALUATION,
+        choices=("random", "first"),
+    )
     probe_samples: int = setting(
         "int",
         32,
@@ -460,6 +516,7 @@ class RunConfig:
         "Sequences per evaluation batch (0: from the device's memory and the model's size; 64 on a CPU). "
         "Halved by itself when an evaluation runs out of memory.",
         faces=(CLI, EVAL),
+        machine=True,  # may change when a run resumes on another machine
         group=EVALUATION,
         min=0,
         max=65_536,
@@ -567,7 +624,41 @@ class RunConfig:
         max=1.0,
         metavar="AUC",
     )
+    mc_bos: str = setting(
+        "str",
+        "none",
+        "Multiple-choice scoring (wmdp): 'none' encodes context and options without special tokens, as "
+        "lm-evaluation-harness up to 0.4.9.1 (WMDP's and RMU's published numbers); 'tokenizer' adds what the "
+        "tokenizer adds (a BOS), as lm-evaluation-harness 0.4.9.2 and later.",
+        faces=(CLI, EVAL),
+        group=BENCHMARK,
+        choices=("none", "tokenizer"),
+    )
     # ---- output ----
+    report_to: str = setting(
+        "str",
+        "none",
+        "Experiment trackers that also get the run's losses, evaluations and config: tensorboard, wandb, mlflow, "
+        "aim, all (every one installed) or none; join several with ','.",
+        faces=(CLI, EVAL),
+        group=OUTPUT,
+        machine=True,
+        metavar="TRACKERS",
+        check_value=_report_to_rule,
+    )
+    logging_dir: str | None = setting(
+        "str",
+        None,
+        "Where trackers write: TensorBoard's event files (one folder per session), MLflow's runs (mlflow.db, "
+        "unless MLFLOW_TRACKING_URI names a store or server), Aim's and W&B's files; default: <sessions dir>/tracking "
+        "(env TUI_UNLEARN_LOGGING_DIR).",
+        faces=(CLI, EVAL),
+        group=OUTPUT,
+        machine=True,
+        nullable=True,
+        metavar="DIR",
+        check_value=_path_rule,
+    )
     save_model: bool = setting(
         "bool",
         False,
@@ -626,6 +717,15 @@ def _declarations() -> dict[str, Param]:
 
 # name -> declaration, in field order: what the CLI, the TUI and resolve() read.
 SETTINGS: dict[str, Param] = _declarations()
+# Settings of the machine a run happens on, not of the run (declared with ``machine=True``):
+# they are saved in config.json like the others, and left out of what identifies a run
+# (``defining_dict``: a checkpoint's config digest, a sweep's identity, trackers' hyperparameters).
+MACHINE_SETTINGS: frozenset[str] = frozenset(f.name for f in fields(RunConfig) if f.metadata.get("machine"))
+
+
+def defining_dict(config: RunConfig) -> dict[str, Any]:
+    """``config.to_dict()`` without the machine settings: what makes two runs the same run."""
+    return {name: value for name, value in config.to_dict().items() if name not in MACHINE_SETTINGS}
 
 
 def settings_for(face: str, group: str | None = None) -> list[Param]:
@@ -703,6 +803,29 @@ def bundled_defaults(forget: str, model: str) -> tuple[str | None, str | None]:
     return f"{BUNDLED_PREFIX}{retain}", f"{BUNDLED_PREFIX}holdout"
 
 
+def trained_from_scratch(model: str) -> bool:
+    """Whether ``model`` is one this project trained from scratch: a bundled tiny model (by
+    name) or a folder ``build_tiny`` wrote (it leaves ``build_info.json`` beside the weights)."""
+    from tui_unlearn.models.bundled import is_bundled
+
+    if is_bundled(model):
+        return True
+    try:
+        return (Path(model).expanduser() / "build_info.json").is_file()
+    except (OSError, ValueError):
+        return False
+
+
+def method_run_defaults(algorithm: Any, model: str, *, lora: bool) -> dict[str, Any]:
+    """Steps, learning rate and batch size a run of ``algorithm`` on ``model`` takes when the
+    person sets none: the method's own for models trained from scratch, the field's learning
+    rate for pretrained ones (``PRETRAINED_LR``; ``PRETRAINED_LORA_LR`` with LoRA)."""
+    run = {**RUN_DEFAULTS, **algorithm.run_defaults}
+    if not trained_from_scratch(model):
+        run["lr"] = PRETRAINED_LORA_LR if lora else PRETRAINED_LR
+    return run
+
+
 def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     """Type-check every field, fill dependent defaults and validate; raises ConfigError (one line).
 
@@ -717,7 +840,7 @@ def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     config = resolve_settings(config, training=training)
     algorithm = get_algorithm(config.algorithm)
     hparams = algorithm.parse_hparams(config.hparams)
-    run = {**RUN_DEFAULTS, **algorithm.run_defaults}
+    run = method_run_defaults(algorithm, config.model, lora=bool(config.lora_r))
     dependent = {
         name: getattr(config, name) if getattr(config, name) is not None else SETTINGS[name].parse(run[name])
         for name in METHOD_DEFAULTED
@@ -727,6 +850,10 @@ def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     default_retain, default_holdout = bundled_defaults(config.forget, config.model)
     retain = default_retain if retain is None else retain
     holdout = default_holdout if holdout is None else holdout
+    if config.report_to != "none":
+        from tui_unlearn.engine.trackers import require_trackers
+
+        require_trackers(config.report_to)
     if training:
         if algorithm.needs_retain and not retain and not config.general_retain:
             raise ConfigError(

@@ -52,3 +52,23 @@ def first_line(error: BaseException | str | None, limit: int = 200) -> str:
     else:
         line = type(error).__name__ if isinstance(error, BaseException) else ""
     return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def json_kind(value: object) -> str:
+    """What a JSON value is, in the words a one-line error uses ("a number", "text", "null", ...).
+
+    ``true``/``false`` are not numbers here, though Python's bool is an int.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

@@ -8,7 +8,7 @@ JSON lines, the TUI turns them into messages, and the session keeps them in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 
 @dataclass
@@ -27,6 +27,21 @@ class Log(Event):
     message: str
 
 
+class RunScale(TypedDict):
+    """How a run is laid out: ``RunStarted.scale``, and the session's ``_resolved`` config and
+    summary ``scale`` (where training adds ``trainable_parameters`` and ``parameters``)."""
+
+    processes: int
+    batch_size: int  # per process and micro-step
+    grad_accum: int
+    effective_batch: int  # batch_size * grad_accum * processes
+    mixed_precision: str
+    device: str
+    threads: int
+    lora_r: int
+    eval_batch_size: int
+
+
 @dataclass
 class RunStarted(Event):
     kind: ClassVar[str] = "started"
@@ -36,8 +51,7 @@ class RunStarted(Event):
     total_steps: int
     model_info: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)  # split sizes, cleaning report
-    # processes, batch_size, grad_accum, effective_batch, mixed_precision, device, threads, lora_r
-    scale: dict[str, Any] = field(default_factory=dict)
+    scale: dict[str, Any] = field(default_factory=dict)  # the keys of RunScale
 
 
 @dataclass

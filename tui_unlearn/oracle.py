@@ -226,6 +226,8 @@ def resolve_oracle(
                     fingerprint,
                     config.dtype,
                     max_length,
+                    [getattr(config, k, None) for k in ("prompt_format", "system_prompt", "date_string")],
+                    "zlib of the decoded answer tokens",  # what the cached MIA AUCs were computed with
                     _records_digest(oracle_splits.get("forget", [])),
                     _records_digest(oracle_splits.get("holdout", [])),
                 ]
@@ -262,6 +264,7 @@ def evaluate_oracle(
     """Load the oracle model and score it on the forget (and holdout) records."""
     import torch
 
+    from tui_unlearn.data.prompts import use_run_format
     from tui_unlearn.metrics.batching import EvalBatch
     from tui_unlearn.metrics.evaluate import evaluate_splits
     from tui_unlearn.models.loading import load_model
@@ -274,6 +277,10 @@ def evaluate_oracle(
         trust_remote_code=config.trust_remote_code,
         models_cache=config.models_cache,
         log=lambda message: emit(ev.Log(f"oracle: {message}")),
+    )
+    # Asked in the run's prompt format, for its own family: the same questions the model is asked.
+    use_run_format(
+        config, loaded.tokenizer, loaded.model, lambda message: emit(ev.Log(f"oracle: {message}")), spec=spec
     )
     length = min(max_length, _context_length(loaded.model) or max_length)
     batch = EvalBatch.for_model(loaded.model, length, config.eval_batch_size, lambda m: emit(ev.Log(f"oracle: {m}")))

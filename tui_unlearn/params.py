@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tui_unlearn.errors import ConfigError
+from tui_unlearn.errors import ConfigError, json_kind
 
 # The faces a setting can show in.
 CLI = "cli"  # the main command (--batch and the TUI's command line)
@@ -102,7 +102,7 @@ class Param:
             "dict": lambda v: isinstance(v, dict),
         }[self.type]
         if not ok(value):
-            raise ConfigError(f"{self.name} must be {self.describe_type()}, got {_json_kind(value)} {_short(value)}")
+            raise ConfigError(f"{self.name} must be {self.describe_type()}, got {json_kind(value)} {_short(value)}")
         return self._within(float(value) if self.type == "float" else value)
 
     def describe_type(self) -> str:
@@ -211,20 +211,6 @@ def show_value(value: Any) -> str:
 
 def _num(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _short(value: Any) -> str:

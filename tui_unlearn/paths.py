@@ -12,6 +12,7 @@ from pathlib import Path
 APP_NAME = "tui-unlearn"
 SESSIONS_ENV = "TUI_UNLEARN_SESSIONS_DIR"
 MODELS_CACHE_ENV = "TUI_UNLEARN_MODELS_CACHE"
+LOGGING_ENV = "TUI_UNLEARN_LOGGING_DIR"
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -53,6 +54,16 @@ def models_cache_dir(override: str | os.PathLike | None = None) -> Path:
     if os.environ.get(MODELS_CACHE_ENV):
         return Path(os.environ[MODELS_CACHE_ENV]).expanduser()
     return _user_cache_dir() / "models"
+
+
+def logging_dir(override: str | os.PathLike | None, sessions_root: Path) -> Path:
+    """Where experiment trackers write (``--logging-dir``): beside the sessions by default, in
+    ``tracking/`` (a folder without summary.json, so never taken for a session)."""
+    if override:
+        return Path(override).expanduser()
+    if os.environ.get(LOGGING_ENV):
+        return Path(os.environ[LOGGING_ENV]).expanduser()
+    return sessions_root / "tracking"
 
 
 def is_safe_name(name: str) -> bool:

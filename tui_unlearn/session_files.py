@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tui_unlearn.errors import first_line
+from tui_unlearn.errors import first_line, json_kind
 
 CONFIG_FILE = "config.json"
 EVENTS_FILE = "events.jsonl"
@@ -103,23 +103,6 @@ def _unreadable(name: str, exc: OSError) -> str:
     return f"{name} cannot be read: {exc.strerror or first_line(exc)}"
 
 
-def _describe(value: Any) -> str:
-    """What a JSON value is, in words (for one-line reasons)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
-
-
 # Numbers are JSON's: true/false is not one; NaN and Infinity parse as floats and pass.
 _NUMBER = "number"
 _INT = "integer"
@@ -185,19 +168,19 @@ def summary_problem(summary: dict[str, Any]) -> str | None:
     for key, wanted in SUMMARY_FIELDS.items():
         value = summary.get(key)
         if value is not None and not _fits(value, wanted):
-            return f"{SUMMARY_FILE}: {key!r} is {_describe(value)}, not {_WANTED[wanted]}"
+            return f"{SUMMARY_FILE}: {key!r} is {json_kind(value)}, not {_WANTED[wanted]}"
     for phase, splits in (summary.get("metrics") or {}).items():
         if not isinstance(splits, dict):
-            return f"{SUMMARY_FILE}: metrics.{phase} is {_describe(splits)}, not an object"
+            return f"{SUMMARY_FILE}: metrics.{phase} is {json_kind(splits)}, not an object"
         for split, metrics in splits.items():
             if not isinstance(metrics, dict):
-                return f"{SUMMARY_FILE}: metrics.{phase}.{split} is {_describe(metrics)}, not an object"
+                return f"{SUMMARY_FILE}: metrics.{phase}.{split} is {json_kind(metrics)}, not an object"
     for phase, values in (summary.get("field_metrics") or {}).items():
         if values is not None and not isinstance(values, dict):
-            return f"{SUMMARY_FILE}: field_metrics.{phase} is {_describe(values)}, not an object"
+            return f"{SUMMARY_FILE}: field_metrics.{phase} is {json_kind(values)}, not an object"
     headline = (summary.get("recipe") or {}).get("headline")
     if headline is not None and not (isinstance(headline, list) and all(isinstance(k, str) for k in headline)):
-        return f"{SUMMARY_FILE}: recipe.headline is {_describe(headline)}, not a list of names"
+        return f"{SUMMARY_FILE}: recipe.headline is {json_kind(headline)}, not a list of names"
     return None
 
 
@@ -207,7 +190,7 @@ def event_problem(event: Any) -> str | None:
     Kinds this version does not know are kept: keys may be added, never renamed.
     """
     if not isinstance(event, dict):
-        return f"{_describe(event)}, not an object"
+        return f"{json_kind(event)}, not an object"
     kind = event.get("event")
     if not isinstance(kind, str):
         return "no event name"
@@ -217,11 +200,11 @@ def event_problem(event: Any) -> str | None:
     for key, wanted in EVENT_FIELDS.get(kind, {}).items():
         value = event.get(key)
         if value is not None and not _fits(value, wanted):
-            return f"{kind} event: {key!r} is {_describe(value)}, not {_WANTED[wanted]}"
+            return f"{kind} event: {key!r} is {json_kind(value)}, not {_WANTED[wanted]}"
     if kind == "step":
         for term, value in (event.get("losses") or {}).items():
             if not _fits(value, _NUMBER):
-                return f"step event: loss {term!r} is {_describe(value)}, not a number"
+                return f"step event: loss {term!r} is {json_kind(value)}, not a number"
     elif kind == "finished" and isinstance(event.get("summary"), dict):
         problem = summary_problem(event["summary"])
         if problem is not None:
@@ -229,17 +212,17 @@ def event_problem(event: Any) -> str | None:
     elif kind == "evaluation":
         for split, metrics in (event.get("metrics") or {}).items():
             if not isinstance(metrics, dict):
-                return f"evaluation event: metrics of {split!r} are {_describe(metrics)}, not an object"
+                return f"evaluation event: metrics of {split!r} are {json_kind(metrics)}, not an object"
     return None
 
 
 def example_problem(row: Any) -> str | None:
     """Why ``row`` (a parsed examples.jsonl line) cannot be used, or None."""
     if not isinstance(row, dict):
-        return f"{_describe(row)}, not an object"
+        return f"{json_kind(row)}, not an object"
     for key in ("phase", "split", "question", "answer"):
         if row.get(key) is not None and not isinstance(row[key], str):
-            return f"{key!r} is {_describe(row[key])}, not text"
+            return f"{key!r} is {json_kind(row[key])}, not text"
     return None
 
 
@@ -304,5 +287,5 @@ def read_json_object(path: Path) -> tuple[dict[str, Any], str | None]:
     except (ValueError, RecursionError) as exc:
         return {}, f"{name} is not valid JSON ({first_line(exc, 80)})"
     if not isinstance(data, dict):
-        return {}, f"{name} holds {_describe(data)}, not an object"
+        return {}, f"{name} holds {json_kind(data)}, not an object"
     return data, None

@@ -27,6 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from tui_unlearn.atomic import write_folder_atomically
 from tui_unlearn.errors import ConfigError, first_line
 from tui_unlearn.paths import is_safe_name
 from tui_unlearn.session_files import (  # noqa: F401  (the file names are part of this module's API)
@@ -312,22 +313,7 @@ class Session:
         """
         for stray in self.path.glob(f"{MODEL_TMP_PREFIX}*"):
             shutil.rmtree(stray, ignore_errors=True)
-        tmp = self.path / f"{MODEL_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
-        tmp.mkdir()
-        final = self.path / name
-        try:
-            write(tmp)
-            if final.exists():  # a save over an older one: move it aside, then drop it
-                old = self.path / f"{MODEL_TMP_PREFIX}old-{secrets.token_hex(3)}"
-                os.rename(final, old)
-                os.rename(tmp, final)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.rename(tmp, final)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return final
+        return write_folder_atomically(self.path / name, MODEL_TMP_PREFIX, write)
 
     # ---- reading ----
     def read_config(self) -> tuple[dict[str, Any], str | None]:

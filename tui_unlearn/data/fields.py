@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui_unlearn.data.records import make_record
-from tui_unlearn.errors import DataError
+from tui_unlearn.errors import DataError, json_kind
 
 QUESTION_FIELDS = ("question", "prompt", "query", "instruction", "input", "q")
 ANSWER_FIELDS = ("answer", "completion", "output", "response", "target", "a", "answers")
@@ -64,19 +64,6 @@ def check_characters(record: dict[str, Any], where: str) -> None:
             f"{where}: {problem}, half of a UTF-16 pair and not a character (a broken \\u escape?); "
             "fix or remove it there"
         )
-
-
-def kind_of(value: Any) -> str:
-    """A JSON value's kind in the words an error message uses ("number", "list", ...)."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, list):
-        return "list"
-    if value is None:
-        return "null"
-    return type(value).__name__
 
 
 @dataclass(frozen=True)
@@ -165,7 +152,7 @@ def rows_to_records(
             continue
         if not isinstance(row, dict):
             raise data_error(
-                f"{where(i)} of {name} is a {kind_of(row)}; each record must be an object ({ACCEPTED}) "
+                f"{where(i)} of {name} is {json_kind(row)}; each record must be an object ({ACCEPTED}) "
                 "or a string of text"
             )
         keys = frozenset(map(str, row))

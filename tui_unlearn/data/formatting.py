@@ -2,7 +2,9 @@
 
 Training and generation share ``build_prompt`` so the model is always asked a question
 the way it was taught: the chat template when the tokenizer has one, else the plain
-``Question: ...\\nAnswer:`` format the bundled models are trained on.
+``Question: ...\\nAnswer:`` format the bundled models are trained on; or, when a run
+chose it (``use_prompt_format``), the format open-unlearning's model configs declare for
+the model's family, encoded as its ``preprocess_chat_instance`` encodes it (``data.prompts``).
 """
 
 from __future__ import annotations
@@ -10,39 +12,95 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tui_unlearn.data.prompts import OWN, PromptFormat
+
 IGNORE_INDEX = -100  # label value that cross-entropy skips (prompt and padding)
 PLAIN_PROMPT = "Question: {question}\nAnswer:"
+
+
+FORMAT_ATTRIBUTE = "tui_unlearn_prompt_format"  # set on a tokenizer by ``use_prompt_format``
 
 
 def has_chat_template(tokenizer) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
+def prompt_format_of(tokenizer) -> PromptFormat:
+    """The prompt format ``use_prompt_format`` gave the tokenizer (default: the model's own)."""
+    fmt = getattr(tokenizer, FORMAT_ATTRIBUTE, None)
+    return fmt if isinstance(fmt, PromptFormat) else OWN
+
+
+def use_prompt_format(tokenizer, fmt: PromptFormat) -> None:
+    """Make every encoding of ``tokenizer`` use ``fmt`` (see ``data.prompts``); a sample
+    question is rendered at once, so a template that refuses the format (Gemma's, a system
+    turn) fails here in one line, not in the middle of a run."""
+    from tui_unlearn.errors import ConfigError, first_line
+
+    setattr(tokenizer, FORMAT_ATTRIBUTE, fmt)
+    try:
+        encode_example(tokenizer, "What is the capital of France?", "Paris.")
+    except Exception as exc:  # jinja2's TemplateError family, or whatever the template raises
+        setattr(tokenizer, FORMAT_ATTRIBUTE, OWN)
+        raise ConfigError(
+            f"the {fmt.name} prompt format fails on this model's chat template ({type(exc).__name__}: "
+            f"{first_line(exc, 150)}); choose another --prompt-format or drop --system-prompt / --date-string"
+        ) from None
+
+
+def _templated(tokenizer, fmt: PromptFormat) -> bool:
+    return fmt.chat_template and has_chat_template(tokenizer)
+
+
 def build_prompt(tokenizer, question: str) -> str:
-    """The text the model sees before its answer (no trailing space)."""
-    if has_chat_template(tokenizer):
+    """The text the model sees before its answer (no trailing space in the model format)."""
+    fmt = prompt_format_of(tokenizer)
+    if _templated(tokenizer, fmt):
         return tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}], tokenize=False, add_generation_prompt=True
+            fmt.messages(question), tokenize=False, add_generation_prompt=True, **fmt.template_kwargs()
         )
+    if not fmt.chat_template:
+        return fmt.tagged_prompt(question)
     return PLAIN_PROMPT.format(question=question)
+
+
+def _adds_special_tokens(tokenizer, fmt: PromptFormat) -> bool:
+    # A chat template writes BOS into its text; adding it again would double it. Hand-written
+    # tags and the plain format are tokenized with the tokenizer's special tokens.
+    return not _templated(tokenizer, fmt)
 
 
 def prompt_ids(tokenizer, question: str) -> list[int]:
     """Token ids of the prompt, special tokens included, exactly as generation sees them."""
+    fmt = prompt_format_of(tokenizer)
     prompt = build_prompt(tokenizer, question)
-    # A chat template already writes BOS into its text; adding it again would double it.
-    add_special = not has_chat_template(tokenizer)
-    return list(tokenizer(prompt, add_special_tokens=add_special)["input_ids"])
+    return list(tokenizer(prompt, add_special_tokens=_adds_special_tokens(tokenizer, fmt))["input_ids"])
+
+
+def _whole_ids(tokenizer, fmt: PromptFormat, question: str, answer: str) -> list[int]:
+    """The conversation with its answer tokenized at once, EOS added when it does not end
+    with EOS (open-unlearning's ``preprocess_chat_instance``)."""
+    if _templated(tokenizer, fmt):
+        text = tokenizer.apply_chat_template(
+            fmt.messages(question, answer), tokenize=False, add_generation_prompt=False, **fmt.template_kwargs()
+        )
+        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    else:
+        ids = list(tokenizer(build_prompt(tokenizer, question) + answer, add_special_tokens=True)["input_ids"])
+    eos = tokenizer.eos_token_id
+    if eos is not None and (not ids or ids[-1] != eos):
+        ids.append(eos)
+    return ids
 
 
 def answer_ids(tokenizer, question: str, answer: str) -> list[int]:
     """Token ids of the answer as a continuation of the prompt, ending with EOS."""
-    if has_chat_template(tokenizer) and question:
+    fmt = prompt_format_of(tokenizer)
+    if fmt.whole and question:
+        return _whole_ids(tokenizer, fmt, question, answer)[len(prompt_ids(tokenizer, question)) :]
+    if has_chat_template(tokenizer) and fmt.chat_template and question:
         prompt = build_prompt(tokenizer, question)
-        full = tokenizer.apply_chat_template(
-            [{"role": "user", "content": question}, {"role": "assistant", "content": answer}],
-            tokenize=False,
-        )
+        full = tokenizer.apply_chat_template(fmt.messages(question, answer), tokenize=False, **fmt.template_kwargs())
         text = full[len(prompt) :] if full.startswith(prompt) else answer
         ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
         if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids[-2:]:
@@ -62,8 +120,16 @@ def encode_example(
     Plain text (empty ``question``) is trained on in full: BOS then the text then EOS.
     Sequences longer than ``max_length`` lose answer tokens from the end. ``prompt``:
     the question's ``prompt_ids`` when the caller already has them (many answers to one
-    question are scored).
+    question are scored). In open-unlearning's format the ids are the whole conversation
+    tokenized at once and the labels start after as many tokens as the prompt has
+    (``preprocess_chat_instance``): where the tokenizer merges the prompt's last token with
+    the answer's first, the ids are the whole string's, as there.
     """
+    fmt = prompt_format_of(tokenizer)
+    if question and fmt.whole:
+        p = prompt if prompt is not None else prompt_ids(tokenizer, question)
+        ids = _whole_ids(tokenizer, fmt, question, answer)
+        return {"input_ids": ids[:max_length], "labels": ([IGNORE_INDEX] * len(p) + ids[len(p) :])[:max_length]}
     if question:
         p = prompt if prompt is not None else prompt_ids(tokenizer, question)
     else:
@@ -77,9 +143,11 @@ def encode_example(
 
 def encode_examples(tokenizer, pairs: Sequence[tuple[str, str]], max_length: int = 256) -> list[dict[str, list[int]]]:
     """``encode_example`` of every (question, answer) pair, the same ids, with each distinct
-    prompt and (without a chat template) all answers tokenized in one batched call: what
+    prompt and (in the plain format) all answers tokenized in one batched call: what
     thousands of scored answers or training records would otherwise spend one call each on."""
-    if has_chat_template(tokenizer):  # the template decides where the answer starts: pair by pair
+    fmt = prompt_format_of(tokenizer)
+    if has_chat_template(tokenizer) or fmt.whole or not fmt.chat_template:
+        # The template (or the whole string) decides where the answer starts: pair by pair.
         prompts = {q: prompt_ids(tokenizer, q) for q in dict.fromkeys(q for q, _ in pairs) if q}
         return [encode_example(tokenizer, q, a, max_length, prompt=prompts.get(q)) for q, a in pairs]
     questions = [q for q in dict.fromkeys(q for q, _ in pairs) if q]

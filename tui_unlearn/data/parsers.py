@@ -23,9 +23,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tui_unlearn.data.fields import data_error, find_fields, kind_of
+from tui_unlearn.data.fields import data_error, find_fields
 from tui_unlearn.data.records import make_record
-from tui_unlearn.errors import first_line
+from tui_unlearn.errors import first_line, json_kind
 
 JSON_LIST_KEYS = ("data", "records", "train", "examples", "rows", "items", "instances")
 
@@ -240,7 +240,7 @@ def json_rows(obj: Any, name: str) -> list[Any]:
         return obj
     if not isinstance(obj, dict):
         raise data_error(
-            f"{name} holds a JSON {kind_of(obj)}; expected a list of records, or an object holding one under 'data'"
+            f"{name} holds {json_kind(obj)}; expected a list of records, or an object holding one under 'data'"
         )
     lowered = {str(k).strip().lower(): k for k in obj}
     for key in JSON_LIST_KEYS:

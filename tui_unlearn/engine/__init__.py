@@ -14,7 +14,7 @@ from typing import Any
 
 from tui_unlearn import events as ev
 from tui_unlearn.config import RunConfig, require_remote_code_consent, resolve
-from tui_unlearn.engine import phases
+from tui_unlearn.engine import phases, trackers
 from tui_unlearn.engine.context import OnEvent, RunContext, RunResult, ShouldStop, guarded, now
 from tui_unlearn.engine.inputs import RunData, eval_splits_for, load_run_data, sample
 from tui_unlearn.engine.runtime import apply_threads, make_accelerator
@@ -28,7 +28,9 @@ def _context(
     config: RunConfig, on_event: OnEvent | None, should_stop: ShouldStop | None, sessions_dir: str | Path | None
 ) -> RunContext:
     root = default_sessions_dir(sessions_dir)  # "~" expanded as every other command does
-    return RunContext(config, on_event or (lambda event: None), should_stop or (lambda: False), root)
+    ctx = RunContext(config, on_event or (lambda event: None), should_stop or (lambda: False), root)
+    trackers.attach(ctx)  # --report-to: experiment trackers read the same events as the face
+    return ctx
 
 
 def run(

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
-import secrets
 import shutil
 import time
 from pathlib import Path
 from typing import Any
 
+from tui_unlearn.atomic import write_folder_atomically
+from tui_unlearn.config import defining_dict
 from tui_unlearn.errors import DataError, first_line
 
 CHECKPOINT_DIR = "checkpoint"
@@ -30,19 +30,21 @@ WEIGHTS, OPTIMIZER, STATE = "weights.safetensors", "optimizer.safetensors", "sta
 AUTO_EVERY_S = 300.0
 
 
-def config_identity(config: Any, *, machine: bool = False) -> str:
-    """A digest of the run's resolved config: a checkpoint fits only the run that wrote it.
-
-    The machine's settings (``config.MACHINE_SETTINGS``: threads, device, ...) are left
-    out, so a run resumes on another machine; ``machine=True`` keeps them: the identity
-    that checkpoints written before they were left out carry."""
-    from tui_unlearn.config import MACHINE_SETTINGS
-
-    settings = config.to_dict()
-    if not machine:
-        settings = {k: v for k, v in settings.items() if k not in MACHINE_SETTINGS}
-    text = json.dumps(_canonical(settings), sort_keys=True, default=str)
+def config_identity(config: Any) -> str:
+    """A digest of the run's resolved config: a checkpoint fits only the run that wrote it."""
+    # Machine settings (where trackers write, ...) may differ between a run and its resumption.
+    text = json.dumps(_canonical(defining_dict(config)), sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# Checkpoints written before threads, device, eval_batch_size and models_cache were declared
+# machine settings carry a digest with them in (and without the trackers' two): still theirs.
+_EARLIER_MACHINE = ("report_to", "logging_dir")
+
+
+def _earlier_identity(config: Any) -> str:
+    settings = {k: v for k, v in config.to_dict().items() if k not in _EARLIER_MACHINE}
+    return hashlib.sha256(json.dumps(_canonical(settings), sort_keys=True, default=str).encode("utf-8")).hexdigest()
 
 
 def _canonical(value: Any) -> Any:
@@ -105,9 +107,8 @@ def save_checkpoint(ctx: Any) -> Path | None:
         ctx.wait_for_everyone()
         return None
     model = ctx.accelerator.unwrap_model(ctx.loop.model)
-    tmp = ctx.session.path / f"{TMP_PREFIX}{os.getpid()}-{secrets.token_hex(3)}"
-    tmp.mkdir()
-    try:
+
+    def write(tmp: Path) -> None:
         save_file(trainable_state(model), str(tmp / WEIGHTS))
         tensors, meta = _optimizer_tensors(ctx.loop.optimizer)
         rng = {"torch_cpu": torch.get_rng_state()}
@@ -128,17 +129,8 @@ def save_checkpoint(ctx: Any) -> Path | None:
             "saved": time.time(),
         }
         (tmp / STATE).write_text(json.dumps(state), encoding="utf-8")
-        final = ctx.session.path / CHECKPOINT_DIR
-        if final.exists():
-            old = ctx.session.path / f"{TMP_PREFIX}old-{secrets.token_hex(3)}"
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    final = write_folder_atomically(ctx.session.path / CHECKPOINT_DIR, TMP_PREFIX, write)
     ctx.wait_for_everyone()
     return final
 
@@ -178,7 +170,7 @@ def _state_problem(state: dict[str, Any], config: Any) -> str | None:
         return f"it is for a run of {total} steps, and this session's config says {config.steps}"
     if not 0 <= step <= total:
         return f"it claims step {step} of {total}"
-    if state.get("config") not in (config_identity(config), config_identity(config, machine=True)):
+    if state.get("config") not in (config_identity(config), _earlier_identity(config)):
         return "it was written for another config (not this session's config.json)"
     optimizer = state.get("optimizer")
     if not (

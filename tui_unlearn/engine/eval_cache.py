@@ -23,10 +23,12 @@ KNOWLEDGE_FOLDER = "knowledge"  # the original's answers to the world-knowledge 
 
 
 def model_fingerprint(folder: Path) -> str | None:
-    """Path, size and mtime of every safetensors file of a local model folder (None: none found)."""
+    """Path, size and mtime of every safetensors file of a local model folder, or of the
+    file itself for a single-file model (a .gguf); None when there is none."""
     try:
-        files = sorted(Path(folder).glob("*.safetensors"))
-        parts = [str(Path(folder).resolve())] + [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+        path = Path(folder)
+        files = [path] if path.is_file() else sorted(path.glob("*.safetensors"))
+        parts = [str(path.resolve())] + [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
     except OSError:
         return None
     return "|".join(parts) if files else None
@@ -54,6 +56,7 @@ def cache_key(ctx: Any, probes: list[str]) -> str | None:
             plan.splits,
             plan.shots,
             [dataclasses.asdict(s) for s in plan.recipe.splits],  # what each split computes
+            plan.describe(),  # prompt format and first prompt, sampling, multiple-choice BOS, ...
         ]
     )
     payload = [
@@ -120,7 +123,10 @@ def _model_key(ctx: Any, kind: str, *settings: Any) -> str | None:
     fingerprint = model_fingerprint(loaded.path)
     if fingerprint is None:
         return None
+    from tui_unlearn.data.prompts import prompt_key
+
     payload = [kind, __version__, fingerprint, loaded.dtype, str(loaded.device).split(":")[0], ctx.eval_batch.size]
+    payload.append(prompt_key(loaded.tokenizer))  # the questions are asked in this format
     payload += list(settings)
     return hashlib.sha256(json.dumps(payload, default=str).encode("utf-8")).hexdigest()[:32]
 

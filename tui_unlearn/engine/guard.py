@@ -17,6 +17,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui_unlearn.setting_names import in_the_tui
+
 SUMMARY_KEY = "guard"
 
 
@@ -101,7 +103,8 @@ def check(ctx: Any, guard: Guard, step: int) -> bool:
     ctx.log(
         f"guard: at step {step} {'; '.join(reasons) or 'another process found the model past its guard'}: "
         f"stopping and keeping the weights of step {guard.good_step}. A retain set (--retain), a lower --lr or "
-        "fewer --steps forget with less damage; --guard-general 0 / --guard-knowledge 0 run on"
+        f"fewer --steps forget with less damage{in_the_tui('retain', 'lr', 'steps')}; "
+        "--guard-general 0 / --guard-knowledge 0 run on"
     )
     if guard.good_weights is not None:
         restore(ctx, guard.good_weights)

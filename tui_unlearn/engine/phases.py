@@ -20,6 +20,7 @@ from tui_unlearn.engine.inputs import eval_splits_for, load_run_data, sample
 from tui_unlearn.errors import RunFailedError
 from tui_unlearn.metrics.registry import CORE_HEADLINES
 from tui_unlearn.metrics.registry import SUMMARY_HEADLINES as HEADLINE_KEYS
+from tui_unlearn.setting_names import in_the_tui, setting_name
 
 PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
 # "alternate" shares the forget stream's seed: same order, so its batch i pairs with forget's.
@@ -70,12 +71,20 @@ def prepare_evaluation(ctx: RunContext) -> None:
     """Load the recipe's evaluation splits (before any session exists, so a missing file
     fails the run at once); their question/answer forget / retain / holdout splits become
     the ones the quick evaluations, the probes and the relearning check use."""
+    from tui_unlearn.data.prompts import use_run_format
     from tui_unlearn.metrics.batching import EvalBatch
+    from tui_unlearn.recipes.evaluate import first_forget_prompt
     from tui_unlearn.recipes.plan import build_plan
 
+    # Before anything is encoded: training, evaluation and probes all ask in this format.
+    prompt_format = use_run_format(ctx.config, ctx.loaded.tokenizer, ctx.loaded.model, ctx.log)
+    ctx.log(f"prompt format: {prompt_format.name} ({prompt_format.source})")
     ctx.plan = build_plan(ctx.config, ctx.data, model_max_length=context_length(ctx.loaded.model))
+    ctx.plan.prompt = first_forget_prompt(ctx.plan, ctx.loaded.tokenizer)
+    for note in ctx.plan.notes:
+        ctx.log(f"recipe {ctx.plan.recipe.name}: {note}")
     ctx.eval_batch = EvalBatch.for_model(
-        ctx.loaded.model, ctx.plan.max_length + ctx.plan.max_new_tokens, ctx.config.eval_batch_size, ctx.log
+        ctx.loaded.model, ctx.plan.batch_tokens(ctx.loaded.tokenizer), ctx.config.eval_batch_size, ctx.log
     )
     ctx.splits.update(ctx.plan.working_splits())
     missing = "; ".join(f"{name}: {why}" for name, why in ctx.plan.missing.items())
@@ -317,11 +326,29 @@ def knowledge_reference(ctx: RunContext) -> None:
         eval_cache.store_knowledge,
         lambda model, tok, rows: build_reference(model, tok, items, batch_size=rows),
     )
-    ctx.knowledge = (items, reference)
     if ctx.session is not None:
         from tui_unlearn.sessions import atomic_write_json
 
         atomic_write_json(ctx.session.path / KNOWLEDGE_FILE, reference.to_json())
+    ctx.knowledge = _outside_forget(ctx, items, reference)
+
+
+def _outside_forget(ctx: RunContext, items: list[dict], reference: Any) -> tuple[list[dict], Any]:
+    """The probe less the facts the forget set states (their loss is the point of the run,
+    not collateral damage), and the original's answers to what is left; says which left."""
+    from tui_unlearn.metrics.knowledge import about_forget
+
+    forget = ctx.data.forget if ctx.data is not None else []
+    drop = about_forget(items, forget)
+    if not any(drop):
+        return items, reference
+    left_out = [it["question"] for it, d in zip(items, drop) if d]
+    ctx.extra["knowledge_left_out"] = left_out
+    ctx.log(
+        f"knowledge: {len(left_out)} probe question(s) left out, their answer is in the forget set "
+        f"(e.g. {left_out[0]!r})"
+    )
+    return [it for it, d in zip(items, drop) if not d], reference.without(items, drop)
 
 
 def restore_knowledge(ctx: RunContext, session: Any) -> None:
@@ -331,7 +358,8 @@ def restore_knowledge(ctx: RunContext, session: Any) -> None:
     data, problem = read_json_object(session.path / KNOWLEDGE_FILE)
     reference = ProbeReference.from_json(data) if problem is None else None
     items = load_probe()
-    ctx.knowledge = (items, reference) if reference is not None and reference.matches(items) else None
+    matched = reference is not None and reference.matches(items)
+    ctx.knowledge = _outside_forget(ctx, items, reference) if matched else None
     if ctx.knowledge is None:
         ctx.log("knowledge: the session kept no probe answers of the original; not measured on this resume")
 
@@ -398,6 +426,7 @@ def collateral_damage(ctx: RunContext, before: dict[str, Any], after: dict[str, 
     ctx.log(
         f"collateral damage: {shown} (below {COLLATERAL_KEPT:g} of the original's): the run took knowledge it was "
         "never told to forget; a retain set near the forget set, fewer --steps or a lower --lr take less"
+        + in_the_tui("retain", "steps", "lr")
     )
     return found
 
@@ -434,7 +463,7 @@ def fill_general_retain(ctx: RunContext) -> None:
     ctx.log(
         f"no retain set given: training keeps the model near the original with its own answers to "
         f"{len(ctx.data.retain)} general instructions as the retain set (--no-general-retain: the forget set "
-        "alone). Give --retain with what must survive (facts near the forget set) to protect it too"
+        f"alone). Give {setting_name('retain')} with what must survive (facts near the forget set) to protect it too"
     )
 
 
@@ -573,6 +602,7 @@ def over_forgetting(ctx: RunContext, field: dict[str, Any]) -> dict[str, Any] | 
         f"over-forgetting: the forget set is now less likely than the holdout (forget-vs-holdout AUC {auc:.2f}"
         + (f", privleak {privleak:+.1f}" if isinstance(privleak, (int, float)) else "")
         + "); calibration (on by default), fewer --steps or a lower --lr stop nearer 'never seen'"
+        + in_the_tui("steps", "lr")
     )
     return {"mia_auc": auc, "privleak": privleak}
 
@@ -726,7 +756,9 @@ def train(ctx: RunContext) -> None:
             if any_process(ctx, bool(ctx.stop())):
                 ctx.status = "interrupted"
                 if ctx.done and config.checkpoint_every != 0:
-                    ctx.log(f"saving a checkpoint at step {ctx.done} (resume with --resume)")
+                    ctx.log(
+                        f"saving a checkpoint at step {ctx.done} (resume with --resume or from the Sessions screen)"
+                    )
                     save_checkpoint(ctx)
                 break
 

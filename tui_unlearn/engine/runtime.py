@@ -12,12 +12,14 @@ import os
 from typing import Any
 
 from tui_unlearn.errors import ConfigError
+from tui_unlearn.setting_names import in_the_tui, setting_name
 
 # Above this many intra-op threads a small model gains nothing and a shared machine loses a lot.
 MAX_DEFAULT_THREADS = 8
 OOM_HELP = (
     "out of memory: try --lora-r 16, a smaller --batch-size with --grad-accum to keep the effective "
     "batch, --gradient-checkpointing, --mixed-precision bf16, or a shorter --max-length"
+    + in_the_tui("lora_r", "batch_size", "grad_accum", "gradient_checkpointing", "mixed_precision")
 )
 
 
@@ -60,7 +62,9 @@ def resolve_mixed_precision(requested: str, device: str) -> str:
 
     if requested != "auto":
         if requested == "fp16" and not device.startswith("cuda"):
-            raise ConfigError("--mixed-precision fp16 needs a CUDA GPU; use bf16 or no on this device")
+            raise ConfigError(
+                f"{setting_name('mixed_precision', 'fp16')} needs a CUDA GPU; use bf16 or no on this device"
+            )
         return requested
     if device.startswith("cuda") and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
         return "bf16"

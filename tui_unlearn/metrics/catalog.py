@@ -64,6 +64,17 @@ def _relative_probability(example: Example) -> float | None:
     return tofu.relative_probability(losses[0], losses[1:])
 
 
+# Example.extra key: the recipe reports extraction strength as open-unlearning computes it.
+OU_EXTRACTION = "extraction_strength_open_unlearning"
+
+
+def _extraction_strength(example: Example) -> float | None:
+    if not _scored(example):
+        return None
+    main = example.main
+    return main.extraction_strength_ou if example.extra.get(OU_EXTRACTION) else main.extraction_strength
+
+
 def _mia(attack: str):
     def score(example: Example) -> float | None:
         if not _scored(example):
@@ -72,7 +83,9 @@ def _mia(attack: str):
         if attack == "loss":
             return mia.loss_score(main.loss)
         if attack == "zlib":
-            return mia.zlib_score(main.loss, example.record.get("answer") or "")
+            # The scored answer tokens decoded, as open-unlearning compresses them (what the loss
+            # covers, a cut answer's kept part); the record's text where no decoder was at hand.
+            return mia.zlib_score(main.loss, main.answer_text or example.record.get("answer") or "")
         if attack == "min_k":
             return mia.min_k_score(main.token_log_probs, MIN_K)
         return mia.min_k_plus_plus_score(main.min_k_pp_scores, MIN_K)
@@ -262,8 +275,9 @@ register(
         "extraction_strength",
         "extraction strength",
         knowledge=True,
-        per_example=lambda e: e.main.extraction_strength if _scored(e) else None,
-        help="1 - k/n for the longest correctly predicted answer suffix starting at k",
+        per_example=_extraction_strength,
+        help="1 - k/n for the longest correctly predicted answer suffix starting at k (tofu and muse recipes: "
+        "open-unlearning's 1/n, not 0, when no suffix is predicted)",
     )
 )
 register(

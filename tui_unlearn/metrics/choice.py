@@ -17,8 +17,12 @@ and each option the continuation " A", " B", ... (the target delimiter is a spac
 An option's score is the summed log-probability of its continuation tokens; the
 prediction is the option with the highest score (lm-eval's ``acc``, not the
 length-normalised ``acc_norm``). Context and continuation are tokenised as lm-eval
-does: the whole string and the context alone, without special tokens, the
-continuation being what the whole adds to the context.
+does: the whole string and the context alone, the continuation being what the whole
+adds to the context; without special tokens as lm-eval up to 0.4.9.1 (``add_bos_token``
+False: the numbers WMDP and RMU published), or (``bos``) with what the tokenizer adds by
+default, a BOS for Llama-style tokenizers, as lm-eval 0.4.9.2 and later
+(``add_bos_token`` None since EleutherAI/lm-evaluation-harness#3347). lm-eval up to
+0.4.9.1 also forced the BOS for Gemma models; give those ``bos``.
 """
 
 from __future__ import annotations
@@ -38,16 +42,17 @@ def question_context(question: str, choices: Sequence[str], subject: str = "") -
     return f"{head}{question.strip()}{options}\nAnswer:"
 
 
-def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
+def encode_pair(tokenizer, context: str, continuation: str, *, bos: bool = False) -> tuple[list[int], list[int]]:
     """(context ids, continuation ids) as lm-eval's ``_encode_pair``: trailing spaces of
     the context move to the continuation, and the continuation's ids are those the whole
-    string has beyond the context's."""
+    string has beyond the context's. ``bos``: both encoded with the tokenizer's special
+    tokens (lm-eval >= 0.4.9.2), else without (lm-eval <= 0.4.9.1)."""
     spaces = len(context) - len(context.rstrip())
     if spaces:
         continuation = context[-spaces:] + continuation
         context = context[:-spaces]
-    whole = list(tokenizer(context + continuation, add_special_tokens=False)["input_ids"])
-    head = list(tokenizer(context, add_special_tokens=False)["input_ids"])
+    whole = list(tokenizer(context + continuation, add_special_tokens=bos)["input_ids"])
+    head = list(tokenizer(context, add_special_tokens=bos)["input_ids"])
     return head, whole[len(head) :]
 
 
@@ -109,15 +114,16 @@ def choose(
     *,
     batch_size: int = 32,
     max_length: int = 2048,
+    bos: bool = False,
 ) -> list[list[float]]:
     """Each option's summed log-likelihood for (question, choices, subject) items, one
-    forward pass per batch of (question, option) pairs."""
+    forward pass per batch of (question, option) pairs (``bos``: see ``encode_pair``)."""
     pairs: list[tuple[list[int], list[int]]] = []
     spans: list[tuple[int, int]] = []
     for question, choices, subject in questions:
         context = question_context(question, choices, subject)
         spans.append((len(pairs), len(choices)))
-        pairs.extend(encode_pair(tokenizer, context, " " + letter) for letter in LETTERS[: len(choices)])
+        pairs.extend(encode_pair(tokenizer, context, " " + letter, bos=bos) for letter in LETTERS[: len(choices)])
     scores = continuation_log_likelihoods(model, tokenizer, pairs, batch_size=batch_size, max_length=max_length)
     return [scores[start : start + n] for start, n in spans]
 
@@ -131,14 +137,16 @@ def choice_examples(
     subject: str = "",
     batch_size: int = 32,
     max_length: int = 2048,
+    bos: bool = False,
 ):
     """Multiple-choice :class:`~tui_unlearn.metrics.registry.Example` rows of ``records``
     (``question``, ``choices``, ``answer_index``, optional ``subject`` that wins over
-    ``subject``): the predicted option, every option's log-likelihood."""
+    ``subject``): the predicted option, every option's log-likelihood (``bos``: see
+    ``encode_pair``)."""
     from tui_unlearn.metrics.registry import Example
 
     items = [(r["question"], r["choices"], r.get("subject") or subject) for r in records]
-    scores = choose(model, tokenizer, items, batch_size=batch_size, max_length=max_length)
+    scores = choose(model, tokenizer, items, batch_size=batch_size, max_length=max_length, bos=bos)
     out = []
     for record, options in zip(records, scores):
         finite = [float("-inf") if math.isnan(s) else s for s in options]  # NaN (nothing scored) never wins

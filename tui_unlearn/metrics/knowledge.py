@@ -96,6 +96,22 @@ def grade(items: Sequence[dict[str, Any]], answers: Sequence[str]) -> list[bool]
     return [states(a, it["answer"], it["aliases"]) for it, a in zip(items, answers)]
 
 
+def about_forget(items: Sequence[dict[str, Any]], forget: Sequence[dict[str, Any]]) -> list[bool]:
+    """Per item, whether the forget set states its fact's answer (or an alias): forgetting
+    "The capital of France is Paris." is asked for, so "What is the capital of France?"
+    in the probe would count the requested forgetting as collateral damage. A record's
+    answer (its text for plain-text records) is read with ``states``, less what its question
+    already names: "France" in "The capital of France is Paris." only repeats the question,
+    so the probe's "In which country is the Eiffel Tower?" stays. An item whose answer the
+    forget set never states stays in the probe."""
+    pairs = [(r.get("question") or "", r.get("answer") or r.get("text") or "") for r in forget]
+    pairs = [(q, a) for q, a in pairs if a.strip()]
+    return [
+        any(states(a, it["answer"], it["aliases"]) and not states(q, it["answer"], it["aliases"]) for q, a in pairs)
+        for it in items
+    ]
+
+
 def knowledge(stated: Sequence[bool]) -> float:
     """The share of the probe stated (0-1)."""
     if not stated:
@@ -138,6 +154,16 @@ class ProbeReference:
             self.fingerprint == probe_fingerprint(items)
             and self.max_new_tokens == max_new_tokens
             and len(self.stated) == len(items)
+        )
+
+    def without(self, items: Sequence[dict[str, Any]], drop: Sequence[bool]) -> ProbeReference:
+        """This reference on ``items`` less the ones ``drop`` marks (it must match ``items``)."""
+        keep = [i for i, d in enumerate(drop) if not d]
+        return ProbeReference(
+            probe_fingerprint([items[i] for i in keep]),
+            self.max_new_tokens,
+            tuple(self.answers[i] for i in keep),
+            tuple(self.stated[i] for i in keep),
         )
 
     def to_json(self) -> dict[str, Any]:

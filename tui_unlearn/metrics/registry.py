@@ -5,7 +5,7 @@ A :class:`Metric` says how one number is made and how to read it: the per-exampl
 split's examples aggregate, which way is better, its display name, and where it shows
 (the compare table, the run's sparklines). Evaluation fills rows and aggregates from the
 registry; the compare table, ``analyze``'s exports and the TUI's sparklines list metrics
-from it. Adding a metric is one ``register(Metric(...))`` in ``metrics/catalog.py``.
+from it. Adding a metric is one ``register(Metric(...))`` in ``metrics/catalog.py`` (or in a plugin's module).
 
 Three scopes:
 
@@ -120,6 +120,11 @@ class Metric:
 
 
 _REGISTRY: dict[str, Metric] = {}
+_loaded = False
+# The modules of this package that declare metrics, imported by name (see tui_unlearn.plugins);
+# declaration order is the order of rows, aggregates and compare-table lines. A plugin's come
+# from its package's ``tui_unlearn.metrics`` entry point, after these.
+BUILTIN = ("catalog",)
 
 
 def register(metric: Metric) -> Metric:
@@ -130,8 +135,13 @@ def register(metric: Metric) -> Metric:
 
 
 def all_metrics() -> dict[str, Metric]:
-    from tui_unlearn.metrics import catalog  # noqa: F401  (declaring registers them)
+    global _loaded
+    if not _loaded:
+        from tui_unlearn.plugins import METRICS, import_builtin, load_plugins
 
+        _loaded = True
+        import_builtin("tui_unlearn.metrics", BUILTIN)
+        load_plugins(METRICS, Metric, register, lambda: _REGISTRY)
     return dict(_REGISTRY)
 
 

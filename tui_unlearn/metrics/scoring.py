@@ -51,9 +51,13 @@ class AnswerScore:
     that position; ``token_accuracy`` is the share of answer tokens that are the argmax
     prediction (TOFU / open-unlearning "exact memorization"); ``extraction_strength`` is
     1 - k/n for the smallest k such that the argmax predictions match every answer token
-    from position k on (1 when all match, 0 when even the last one is wrong).
+    from position k on (1 when all match, 0 when even the last one is wrong);
+    ``extraction_strength_ou`` is open-unlearning's value of it (1/n where the definition
+    gives 0, see ``extraction_strength``), which the tofu and muse recipes report.
     An answer truncated away entirely (``num_tokens == 0``) has NaN metrics;
-    ``truncated`` says the sequence was cut at the maximum length (see ``score_answers``).
+    ``truncated`` says the sequence was cut at the maximum length (see ``score_answers``);
+    ``answer_text`` is the scored answer tokens decoded without special tokens (what
+    open-unlearning's zlib attack compresses).
     """
 
     loss: float
@@ -64,22 +68,34 @@ class AnswerScore:
     min_k_pp_scores: np.ndarray
     total_nll: float = float("nan")
     truncated: bool = False
+    extraction_strength_ou: float = float("nan")
+    answer_text: str = ""
 
 
-def extraction_strength(correct: Sequence[bool]) -> float:
+def extraction_strength(correct: Sequence[bool], *, open_unlearning: bool = False) -> float:
     """1 - k/n with k the start of the longest all-correct suffix of ``correct``.
 
     ``correct[t]`` says whether the greedy prediction at answer position t is the answer
-    token. Open-unlearning's loop stops at k = n - 1 when no suffix matches, giving 1/n
-    where this gives 0 (the definition: an empty suffix is the only one that matches).
+    token. The definition gives 0 when no suffix matches (only the empty one does);
+    ``open_unlearning``: the value of open-unlearning's loop (``memorization.py``,
+    ``for k in range(n): if preds[k:] == labels[k:]: break``), which ends at k = n - 1 when
+    no suffix matches, so 1/n, and gives 0 for an answer with no tokens (NaN here).
     """
     n = len(correct)
     if n == 0:
-        return float("nan")
+        return 0.0 if open_unlearning else float("nan")
     k = n
     while k > 0 and correct[k - 1]:
         k -= 1
+    if open_unlearning:
+        k = min(k, n - 1)
     return 1.0 - k / n
+
+
+def _decoder(tokenizer):
+    """Token ids -> text without special tokens, as open-unlearning decodes a scored answer
+    (``extract_target_texts_from_processed_data``)."""
+    return functools.partial(tokenizer.decode, skip_special_tokens=True)
 
 
 def _empty_score() -> AnswerScore:
@@ -213,7 +229,12 @@ def _score_padded(model, tokenizer, features, flags, batch_size: int) -> list[An
         targets = labels[mask].to(answer_logits.device)
         mask = mask.to(answer_logits.device)
         scored = _score_positions(
-            answer_logits, targets, mask.sum(1), tokenizer.eos_token_id, [flags[i] for i in chunk]
+            answer_logits,
+            targets,
+            mask.sum(1),
+            tokenizer.eos_token_id,
+            [flags[i] for i in chunk],
+            decode=_decoder(tokenizer),
         )
         for index, score in zip(chunk, scored):
             results[index] = score
@@ -338,6 +359,7 @@ class _SharedPromptScorer:
             self.tokenizer.eos_token_id,
             [self.flags[i] for i in chunk],
             order=torch.tensor(order, dtype=torch.long),
+            decode=_decoder(self.tokenizer),
         )
 
     def reproduces_plain_pass(self, chunk: list[int], scored: list[AnswerScore]) -> bool:
@@ -362,11 +384,12 @@ class _SharedPromptScorer:
 
 
 def _score_positions(
-    answer_logits, targets, counts, eos_id: int | None, statistics: Sequence[bool], order=None
+    answer_logits, targets, counts, eos_id: int | None, statistics: Sequence[bool], order=None, decode=None
 ) -> list[AnswerScore]:
     """Split per-position statistics of the flattened answer positions back into examples
     (``statistics[e]``: example e gets its memorisation statistics); an example's last
-    position is left out of those statistics when its target is ``eos_id``.
+    position is left out of those statistics when its target is ``eos_id``. ``decode``
+    (token ids -> text) gives an example with statistics its ``answer_text``.
 
     ``targets`` are in example order (each example's positions contiguous). Without
     ``order``, ``answer_logits`` (positions, vocabulary) are too; with it, ``answer_logits``
@@ -446,6 +469,10 @@ def _score_positions(
                 token_log_probs=lp[:kept],
                 min_k_pp_scores=pp_np[offset : offset + kept],
                 total_nll=total,
+                extraction_strength_ou=extraction_strength(ok.tolist(), open_unlearning=True)
+                if stats
+                else float("nan"),
+                answer_text=decode(targets_np[offset : offset + n].tolist()) if stats and decode else "",
             )
         )
         offset += n

@@ -1,7 +1,8 @@
 """Evaluation recipes: which benchmark's numbers an evaluation reproduces.
 
 One module per recipe declares a :class:`~tui_unlearn.recipes.base.Recipe` and registers
-it here; ``--recipe`` (CLI, ``eval``, TUI) chooses among ``recipe_names()``. Importing
+it here (built-ins listed in ``BUILTIN``, others from packages' ``tui_unlearn.recipes`` entry
+points); ``--recipe`` (CLI, ``eval``, TUI) chooses among ``recipe_names()``. Importing
 this package reads the declarations only (no torch, no data).
 
 - ``bundled``: the bundled fictitious-authors benchmark (or your own data) with TOFU's
@@ -17,11 +18,29 @@ from __future__ import annotations
 
 from tui_unlearn.recipes.base import EvalSplit, Headline, Recipe
 
-__all__ = ["DEFAULT_RECIPE", "EvalSplit", "Headline", "Recipe", "all_recipes", "get_recipe", "recipe_names", "register"]
+__all__ = [
+    "BUILTIN",
+    "DEFAULT_RECIPE",
+    "EvalSplit",
+    "Headline",
+    "Recipe",
+    "all_recipes",
+    "get_recipe",
+    "recipe_names",
+    "register",
+]
 
 DEFAULT_RECIPE = "bundled"
-ORDER = ("bundled", "tofu", "muse", "wmdp")  # how the CLI, the TUI and the README list them
+# The built-in recipes: one module each in this package, imported by name (see tui_unlearn.plugins)
+# in the order the CLI, the TUI and the README list them; plugins' recipes follow, by name.
+BUILTIN = (
+    "bundled",
+    "tofu",
+    "muse",
+    "wmdp",
+)
 _REGISTRY: dict[str, Recipe] = {}
+_loaded = False
 
 
 def register(recipe: Recipe) -> Recipe:
@@ -33,9 +52,14 @@ def register(recipe: Recipe) -> Recipe:
 
 def all_recipes() -> dict[str, Recipe]:
     """name -> recipe, in the order the CLI lists them."""
-    from tui_unlearn.recipes import bundled, muse, tofu, wmdp  # noqa: F401  (declaring registers them)
+    global _loaded
+    if not _loaded:
+        from tui_unlearn.plugins import RECIPES, import_builtin, load_plugins
 
-    ranked = sorted(_REGISTRY, key=lambda name: (ORDER.index(name) if name in ORDER else len(ORDER), name))
+        _loaded = True
+        import_builtin(__name__, BUILTIN)
+        load_plugins(RECIPES, Recipe, register, lambda: _REGISTRY)
+    ranked = sorted(_REGISTRY, key=lambda name: (BUILTIN.index(name) if name in BUILTIN else len(BUILTIN), name))
     return {name: _REGISTRY[name] for name in ranked}
 
 

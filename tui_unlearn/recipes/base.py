@@ -97,7 +97,10 @@ class Recipe:
     headline_keys: tuple[str, ...]
     max_new_tokens: int  # generation length of QA answers
     eval_samples: int = 0  # records per split (0: all)
-    max_length: int = 512  # tokens per scored sequence (capped by the model's context)
+    max_length: int = 512  # tokens per scored sequence (capped by the model's context); 0: the model's context
+    prompt_format: str = "model"  # --prompt-format default (data.prompts): "model" or "open-unlearning"
+    # "definition": 1 - k/n, 0 when no suffix is predicted; "open-unlearning": its loop's 1/n then
+    extraction_strength: str = "definition"
     forget_splits: tuple[str, ...] = ()  # --forget-split choices; the first is the default
     data: str | None = None  # default --recipe-data (a hub id); None: no data of its own
     folder_layout: Callable[[str, str], str] | None = None  # (config, split) -> path in a --recipe-data folder

@@ -7,7 +7,9 @@ writes them (``verbmem/forget.json``, ``knowmem/forget_qa.json``,
 MUSE's forget set, ``forget``. PrivLeak compares the forget-vs-holdout Min-40% AUC
 with the retrained model's: an oracle model or eval session, or the AUC MUSE reports
 (``--privleak-reference-auc``; MUSE's retrained Llama-2 7B: News 0.4772, Books 0.5393).
-Training defaults: MUSE's raw forget texts and ``retain1``.
+Training defaults: MUSE's raw forget texts and ``retain1``. Texts are scored whole, as
+MUSE's code scores them, up to the model's context (open-unlearning cuts them at 2048
+tokens); what the context cuts is said in the run's log.
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ RECIPE = register(
         headline_keys=("verbmem_forget", "knowmem_forget", "knowmem_retain", "privleak", "mia_auc"),
         max_new_tokens=128,  # VerbMem's continuation length; KnowMem answers in 32
         eval_samples=0,
-        max_length=2048,  # open-unlearning's MUSE datasets (capped by the model's context)
+        max_length=0,  # MUSE's eval.py cuts nothing: texts are cut only at the model's context (and the log says so)
+        prompt_format="open-unlearning",
+        extraction_strength="open-unlearning",
         forget_splits=("forget",),
         data="hf:muse-bench/MUSE-News",
         folder_layout=lambda config, split: f"{config}/{split}",

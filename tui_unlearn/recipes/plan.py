@@ -19,6 +19,7 @@ from tui_unlearn.recipes.base import BUNDLED_PREFIX, QA, RUN_PREFIX, EvalSplit, 
 
 ROLES = ("forget", "retain", "holdout")
 RUN_SEED_OFFSETS = {"forget": 0, "retain": 1, "holdout": 2}  # the samples every run has always used
+UNKNOWN_CONTEXT = 2048  # tokens per sequence for a recipe cut only at a context the model does not state
 
 
 def resolve_settings(config: Any, *, training: bool = True) -> Any:
@@ -27,7 +28,7 @@ def resolve_settings(config: Any, *, training: bool = True) -> Any:
     - ``forget_split``: checked against the recipe's, defaulted to its first;
     - the training sets of a benchmark recipe (``--forget`` left at the bundled default,
       ``--retain`` / ``--holdout`` unset): the benchmark's own files;
-    - ``max_new_tokens`` and ``eval_samples`` when unset: the recipe's.
+    - ``max_new_tokens``, ``eval_samples`` and ``prompt_format`` when unset: the recipe's.
 
     Raises ConfigError for a forget split the recipe does not have, and (``training``)
     when the recipe has no public forget set to train on and none is given.
@@ -76,6 +77,8 @@ def resolve_settings(config: Any, *, training: bool = True) -> Any:
         changes["max_new_tokens"] = recipe.max_new_tokens
     if config.eval_samples is None:
         changes["eval_samples"] = recipe.eval_samples
+    if config.prompt_format is None:
+        changes["prompt_format"] = recipe.prompt_format
     return replace(config, **changes)
 
 
@@ -104,6 +107,10 @@ class EvalPlan:
     missing: dict[str, str] = field(default_factory=dict)  # split -> why it is not evaluated
     shots: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # KnowMem in-context examples
     privleak_reference_auc: float | None = None
+    sampling: str = "random"  # which records eval_samples takes: "random" or "first"
+    mc_bos: str = "none"  # multiple choice: "none" (lm-eval <= 0.4.9.1) or "tokenizer" (>= 0.4.9.2)
+    prompt: dict[str, Any] = field(default_factory=dict)  # the prompt format and the first forget record's prompt
+    notes: list[str] = field(default_factory=list)  # lines for the run's log (what the plan changed or cut)
 
     def spec(self, name: str) -> EvalSplit:
         return next(s for s in self.recipe.splits if s.name == name)
@@ -121,6 +128,22 @@ class EvalPlan:
         """The question/answer splits named forget / retain / holdout: what the quick
         evaluations during a run, the probes and the relearning check use."""
         return {name: recs for name, recs in self.of_tasks(QA).items() if name in ROLES}
+
+    def batch_tokens(self, tokenizer: Any) -> int:
+        """The longest sequence one evaluation row may hold, for sizing its batches: the
+        maximum length plus the new tokens; for a recipe cut only at the model's context
+        (muse), which can be 128 k tokens, the longest record's tokens (all its text fields,
+        and the split's in-context examples) plus the new tokens when that is less."""
+        bound = self.max_length + self.max_new_tokens
+        if self.recipe.max_length:
+            return bound
+        longest = 0
+        for name, records in self.splits.items():
+            shots = " ".join(f"{q} {a}" for q, a in self.shots.get(name, []))
+            for record in records:
+                text = " ".join(v for v in record.values() if isinstance(v, str)) + " " + shots
+                longest = max(longest, len(tokenizer(text)["input_ids"]))
+        return min(bound, longest + self.max_new_tokens + 16)  # 16: the prompt's tags and special tokens
 
     def headline(self, result: Any, oracle: Any) -> Headline:
         return self.recipe.headline(result, oracle, self)
@@ -156,8 +179,12 @@ class EvalPlan:
             "max_new_tokens": self.max_new_tokens,
             "eval_samples": self.eval_samples,
             "max_length": self.max_length,
+            "sampling": self.sampling,
+            "mc_bos": self.mc_bos,
+            "extraction_strength": self.recipe.extraction_strength,
             "headline": list(self.recipe.headline_keys),
             "splits": splits,
+            "prompt": self.prompt,
         }
 
 
@@ -172,7 +199,17 @@ def build_plan(config: Any, data: Any = None, *, model_max_length: int | None = 
     from tui_unlearn.recipes.sources import read_split
 
     recipe = get_recipe(config.recipe)
-    max_length = recipe.max_length if not model_max_length else min(recipe.max_length, model_max_length)
+    notes = []
+    if recipe.max_length:
+        max_length = recipe.max_length if not model_max_length else min(recipe.max_length, model_max_length)
+    elif model_max_length:  # the recipe's benchmark cuts nothing: only the model's context does
+        max_length = model_max_length
+    else:
+        max_length = UNKNOWN_CONTEXT
+        notes.append(
+            f"the model does not say its context length (max_position_embeddings); the {recipe.name} recipe's "
+            f"texts are cut at {UNKNOWN_CONTEXT} tokens"
+        )
     plan = EvalPlan(
         recipe,
         config.forget_split,
@@ -180,6 +217,9 @@ def build_plan(config: Any, data: Any = None, *, model_max_length: int | None = 
         config.eval_samples,
         max_length,
         privleak_reference_auc=config.privleak_reference_auc,
+        sampling=config.eval_sampling,
+        mc_bos=config.mc_bos,
+        notes=notes,
     )
     for index, spec in enumerate(recipe.splits):
         try:
@@ -201,7 +241,10 @@ def build_plan(config: Any, data: Any = None, *, model_max_length: int | None = 
             continue
         role = spec.source[len(RUN_PREFIX) :] if spec.source.startswith(RUN_PREFIX) else None
         seed = config.seed + (RUN_SEED_OFFSETS[role] if role in RUN_SEED_OFFSETS else 10 + index)
-        plan.splits[spec.name] = sample(records, config.eval_samples, seed)
+        if config.eval_sampling == "first":
+            plan.splits[spec.name] = records[: config.eval_samples] if config.eval_samples > 0 else list(records)
+        else:
+            plan.splits[spec.name] = sample(records, config.eval_samples, seed)
         plan.sources[spec.name] = source
         plan.totals[spec.name] = len(records)
     return plan

@@ -9,6 +9,10 @@ inference (scored, not generated). Answers are generated greedily up to 200 new
 tokens. Headline: forget quality against a retain-only oracle, the nine-part model
 utility, privacy leakage. Training defaults: ``forgetNN`` and ``retainMM`` (their
 complement), so ``--batch --recipe tofu`` unlearns and evaluates TOFU as published.
+Questions are asked as open-unlearning asks them (``data.prompts``: its model config's
+system prompt, date string or hand-written format for the model's family), and
+extraction strength is open-unlearning's (1/n, not 0, when no answer suffix is predicted).
+``--eval-samples 300 --eval-sampling first`` evaluates what TOFU's legacy logs hold.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ RECIPE = register(
         max_new_tokens=200,  # open-unlearning's generation config (TOFU's legacy code: 200 tokens in all)
         eval_samples=0,
         max_length=512,  # open-unlearning's TOFU datasets
+        prompt_format="open-unlearning",
+        extraction_strength="open-unlearning",
         forget_splits=("forget10", "forget05", "forget01"),
         data="hf:locuslab/TOFU",
         training={

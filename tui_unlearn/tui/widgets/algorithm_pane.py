@@ -310,7 +310,14 @@ class AlgorithmPane(Horizontal):
                 field.query_one(".param-input").focus()
                 raise
             if field.id and field.id.startswith("knob-"):
-                knobs[field.param.name] = value
+                name = field.param.name
+                method_default = self._method_defaults().get(name)
+                at_default = name in METHOD_DEFAULTED and field.raw.strip() == show_value(method_default)
+                if at_default and self.knob_values.get(name) is None:
+                    # Left at the method's default: the run decides (a pretrained model's rate
+                    # differs from the bundled tiny models', see config.method_run_defaults).
+                    value = None
+                knobs[name] = value
             else:
                 hparams[field.param.name] = value
         return self.algorithm, hparams, knobs
