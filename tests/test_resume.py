@@ -143,7 +143,7 @@ def test_resume_refuses_what_it_cannot_continue(run_args, tmp_path):
     cases = [
         (["--resume", session.id], "already ended (finished)"),
         (["--resume", "nope"], "no session 'nope'"),
-        (["--resume", session.id, "--steps", "3"], "drop the other run options"),
+        (["--resume", session.id, "--steps", "3"], "drop --steps (only this machine's settings may change: "),
     ]
     for extra, fragment in cases:
         result = CliRunner().invoke(app, ["--batch", "--sessions-dir", str(tmp_path / "s"), *extra])
@@ -355,3 +355,55 @@ def test_a_config_read_back_from_its_file_has_the_same_identity():
     read_back = resolve(RunConfig.from_dict(json.loads(json.dumps(given.to_dict())), source="config.json"))
     assert config_identity(read_back) == config_identity(given)
     assert config_identity(resolve(RunConfig(steps=9))) != config_identity(resolve(RunConfig(steps=8)))
+
+
+@pytest.mark.slow  # two runs of the micro model
+def test_a_run_resumes_on_another_machine_with_its_time_before_counted(micro_model_dir, run_args, tmp_path):
+    """Issue 20 item 4: threads, device and evaluation batch size may change on resume; the
+    run's settings may not; the elapsed time counts what ran before."""
+    from tui_unlearn.config import MACHINE_SETTINGS, SETTINGS, RunConfig
+    from tui_unlearn.engine import run
+    from tui_unlearn.sessions import atomic_write_json, open_session
+
+    assert {"threads", "device", "eval_batch_size"} <= MACHINE_SETTINGS
+    assert MACHINE_SETTINGS & set(SETTINGS) >= {"threads", "device", "eval_batch_size", "models_cache"}
+    config = RunConfig(
+        model=str(micro_model_dir),
+        forget=run_args[3],
+        retain=run_args[5],
+        steps=6,
+        lr=1e-2,
+        batch_size=2,
+        eval_every=0,
+        eval_samples=4,
+        max_new_tokens=4,
+        device="cpu",
+        threads=2,
+        eval_batch_size=8,
+        guard_general=0,
+    )
+    calls = {"n": 0}
+
+    def stop_after_three_steps():
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    first = run(config, should_stop=stop_after_three_steps, sessions_dir=tmp_path / "s")
+    assert first.status == "interrupted"
+    session = open_session(tmp_path / "s", first.session_id)
+    # As if the first part had run for 1000 s on the other machine.
+    atomic_write_json(session.path / "summary.json", {**session.summary(), "seconds": 1000.0})
+    base = ["--batch", "--sessions-dir", str(tmp_path / "s"), "--resume", first.session_id]
+    refused = CliRunner().invoke(app, [*base, "--threads", "1", "--lr", "0.5"])
+    assert refused.exit_code == ExitCode.USAGE and "drop --lr" in refused.stderr and "--threads" in refused.stderr
+    result = CliRunner().invoke(app, [*base, "--threads", "1", "--eval-batch-size", "4", "--json"])
+    assert result.exit_code == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert out["steps"] == 6
+    summary = session.summary()
+    assert summary["seconds"] >= 1000.0  # the time before the resume counts
+    assert summary["scale"]["threads"] == 1 and summary["scale"]["eval_batch_size"] <= 4
+    logs = [e.get("message", "") for e in session.events() if e.get("event") == "log"]
+    assert any("with threads 1 (was 2), eval_batch_size 4 (was 8)" in line for line in logs), logs
+    # The session's own config is unchanged: a later resume starts from its settings again.
+    assert json.loads((session.path / "config.json").read_text())["threads"] == 2

@@ -64,6 +64,9 @@ def test_long_curves_are_thinned_but_keep_their_ends():
 def test_plot_curves_draws_with_plotext():
     plotext.clear_figure()
     plotext.plotsize(60, 15)
-    plot_curves(plotext, {"grad_diff": [(1, 1.0), (2, 0.5)], "npo": [(1, 0.8), (2, 0.7)]}, title="loss")
+    legend = plot_curves(plotext, {"grad_diff": [(1, 1.0), (2, 0.5)], "npo": [(1, 0.8), (2, 0.7)]}, title="loss")
     drawn = plotext.build()
-    assert "grad_diff" in drawn and "npo" in drawn and "loss" in drawn
+    assert "loss" in drawn
+    # The legend is the caller's to show outside the data (issue 20 item 2): one marker each.
+    assert [s.label for s in legend] == ["grad_diff", "npo"] and legend[0].marker != legend[1].marker
+    assert "grad_diff" not in drawn and "npo" not in drawn

@@ -284,3 +284,8 @@ def test_an_empty_sessions_list(snap_compare, tmp_path):
         await finish(pilot)
 
     assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
+
+
+def test_run_finished_120x36(snap_compare, tmp_path):
+    """Issue 20 item 6: after a run the results, series, curves and log share the screen."""
+    assert snap_compare(app_for(tmp_path), terminal_size=(120, 36), run_before=_run_until(None))

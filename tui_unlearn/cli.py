@@ -20,7 +20,14 @@ from typing import Any
 
 import typer
 
-from tui_unlearn.cli_options import CommandLine, show_version, split_values, with_hparam_options, with_setting_options
+from tui_unlearn.cli_options import (
+    CommandLine,
+    NamedArguments,
+    show_version,
+    split_values,
+    with_hparam_options,
+    with_setting_options,
+)
 from tui_unlearn.errors import ConfigError, ExitCode, UnlearnError
 from tui_unlearn.params import CLI, EVAL
 from tui_unlearn.printable import printable
@@ -164,8 +171,17 @@ def main_command(
         # --trust-remote-code is consent, not a run setting: a session folder may come from
         # someone else, so its config alone never runs a model folder's own code.
         allow_remote_code = bool(settings.pop("trust_remote_code", False))
-        if settings or hparams or config_file or print_config:
-            raise ConfigError("--resume runs the session's own config; drop the other run options")
+        from tui_unlearn.config import MACHINE_SETTINGS, SETTINGS
+
+        # This machine's settings (threads, device, ...) may change; the run's own may not.
+        machine = {name: value for name, value in settings.items() if name in MACHINE_SETTINGS}
+        fixed = [f"--{name.replace('_', '-')}" for name in [*settings, *hparams] if name not in machine]
+        if fixed or config_file or print_config:
+            given = ", ".join(fixed + ["--config"] * bool(config_file) + ["--print-config"] * bool(print_config))
+            allowed = ", ".join(f"--{n.replace('_', '-')}" for n in sorted(MACHINE_SETTINGS) if n in SETTINGS)
+            raise ConfigError(
+                f"--resume runs the session's own config: drop {given} (only this machine's settings may change: {allowed})"
+            )
         code = run_batch(
             None,
             sessions_dir,
@@ -173,6 +189,7 @@ def main_command(
             as_jsonl=as_jsonl,
             resume=resume,
             allow_remote_code=allow_remote_code,
+            machine=machine,
         )
         raise typer.Exit(code)
     config = build_config(config_file, values)
@@ -209,6 +226,7 @@ def run_batch(
     as_jsonl: bool,
     resume: str | None = None,
     allow_remote_code: bool = False,
+    machine: dict[str, Any] | None = None,
 ) -> int:
     from tui_unlearn.batch import BatchReporter
     from tui_unlearn.engine import run
@@ -236,6 +254,7 @@ def run_batch(
             stdin_text=stdin_text,
             resume=resume,
             allow_remote_code=allow_remote_code,
+            machine=machine,
         )
     except UnlearnError as exc:
         reporter.close()
@@ -287,7 +306,7 @@ def eval_command(
 # ---- analyze ----
 
 
-@app.command("analyze")
+@app.command("analyze", cls=NamedArguments)
 @handle_errors
 def analyze_command(
     session_ids: list[str] = typer.Argument(
@@ -330,7 +349,9 @@ def analyze_command(
     say(comparison.text())
     if not no_charts:
         say("")
-        say(comparison_charts(comparison, width=width))
+        # The charts' labels went through printable(); colour codes only on a colour terminal.
+        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        typer.echo(comparison_charts(comparison, width=width, colour=colour))
     for path, kind in ((csv_path, "csv"), (json_path, "json"), (markdown_path, "markdown")):
         if path is not None:
             write_export(path, EXPORTERS[kind](comparison))
@@ -340,7 +361,7 @@ def analyze_command(
 # ---- watch ----
 
 
-@app.command("watch")
+@app.command("watch", cls=NamedArguments)
 @handle_errors
 def watch_command(
     session_id: str = typer.Argument(..., metavar="SESSION", help="Session id (or a unique prefix, or its folder)."),

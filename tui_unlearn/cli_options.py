@@ -18,7 +18,7 @@ from typing import Any
 import click
 import typer
 from typer import Abort
-from typer.core import TyperGroup
+from typer.core import TyperArgument, TyperCommand, TyperGroup
 
 # typer 0.29 vendors its own click (typer._click): its errors are not the click package's.
 try:
@@ -195,6 +195,17 @@ def show_version(value: bool) -> None:
     if value:
         typer.echo(version_text())
         raise typer.Exit()
+
+
+class NamedArguments(TyperCommand):
+    """A command whose arguments' metavars say what they are: its help shows ``SESSION``,
+    not ``SESSION <str>`` or ``SESSION <list[str]>`` (Python types mean nothing to a user)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, TyperArgument) and param.metavar:
+                param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
 
 
 # ---- the group: one-line errors, two helps ----

@@ -137,6 +137,7 @@ class RunConfig:
         "auto",
         "Where to run: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.",
         faces=(CLI, EVAL),
+        machine=True,  # may change when a run resumes on another machine
         group=MODEL,
         check_value=_device_rule,
     )
@@ -160,6 +161,7 @@ class RunConfig:
         None,
         "Where hub models and dequantized .gguf files are cached (env TUI_UNLEARN_MODELS_CACHE).",
         faces=(CLI, EVAL),
+        machine=True,  # may change when a run resumes on another machine
         group=MODEL,
         nullable=True,
         check_value=_path_rule,
@@ -317,6 +319,7 @@ class RunConfig:
         None,
         "CPU threads for torch (default: half the cores, at most 8; 1 on a 2-core machine).",
         faces=(CLI, EVAL, TUI),
+        machine=True,  # may change when a run resumes on another machine
         group=SCALE,
         nullable=True,
         min=1,
@@ -513,6 +516,7 @@ class RunConfig:
         "Sequences per evaluation batch (0: from the device's memory and the model's size; 64 on a CPU). "
         "Halved by itself when an evaluation runs out of memory.",
         faces=(CLI, EVAL),
+        machine=True,  # may change when a run resumes on another machine
         group=EVALUATION,
         min=0,
         max=65_536,

@@ -184,6 +184,15 @@ class Param:
         lo = _num(self.min) if self.min is not None else ""
         return f"{lo}..{_num(self.max)}"
 
+    def help_clause(self) -> str:
+        """The help as a clause to follow other words: no final stop, and its first letter
+        lowered unless the first word is a name or an acronym ("CPU threads", "LoRA rank")."""
+        text = self.help.strip().rstrip(".")
+        first = text.split(" ", 1)[0]
+        if first[1:] == first[1:].lower():
+            return text[:1].lower() + text[1:]
+        return text
+
 
 # Back-compatible name: methods declare their hyperparameters as HyperParam.
 HyperParam = Param

@@ -4,11 +4,13 @@ thinning for a terminal's width, and drawing with plotext (the TUI and ``analyze
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from tui_unlearn.metrics.registry import get_metric
+from tui_unlearn.printable import printable
 from tui_unlearn.sessions import EVENTS_FILE, Session
 
 if TYPE_CHECKING:
@@ -110,6 +112,66 @@ def thin(points: Points, max_points: int) -> Points:
     return kept if kept[-1] == points[-1] else [*kept, points[-1]]
 
 
+# Each series its own marker and colour, so a chart tells sessions apart on a terminal
+# without colour (NO_COLOR, a pipe) as well as with it.
+MARKERS = ("o", "x", "+", "*", "#", "@", "%", "=", "~", "&")
+BAR_MARKERS = ("█", "▒", "/", "\\", "░", "#", "=", "+", "x", "o")
+COLOURS = ("blue+", "red+", "green+", "orange+", "magenta+", "cyan+", "blue", "red", "green", "orange")
+_SGR = re.compile("\x1b\\[[0-9;]*m")
+
+
+@dataclass(frozen=True)
+class Style:
+    marker: str
+    colour: str
+    label: str
+
+
+def styles(labels: Iterable[str], markers: tuple[str, ...] = MARKERS) -> list[Style]:
+    """One ``Style`` per label, in order (labels shown through ``printable``: they may come
+    from session files)."""
+    return [
+        Style(markers[i % len(markers)], COLOURS[i % len(COLOURS)], printable(label)) for i, label in enumerate(labels)
+    ]
+
+
+def legend_lines(entries: list[Style], width: int, *, colour: bool = False) -> list[str]:
+    """The legend below a chart (never over its data): ``marker label`` entries, as many
+    per line as fit in ``width``."""
+    lines: list[str] = []
+    line, used = "", 0
+    for entry in entries:
+        text = f"{entry.marker} {entry.label}"
+        shown = f"\x1b[{_SGR_CODES.get(entry.colour, '39')}m{text}\x1b[0m" if colour else text
+        if used and used + 3 + len(text) > width:
+            lines.append(line)
+            line, used = "", 0
+        line, used = (line + "   " + shown, used + 3 + len(text)) if used else (shown, len(text))
+    if line:
+        lines.append(line)
+    return lines
+
+
+# plotext's colour names as terminal colour codes (256-colour palette), for the legend.
+_SGR_CODES = {
+    "blue+": "38;5;12",
+    "red+": "38;5;9",
+    "green+": "38;5;10",
+    "orange+": "38;5;11",
+    "magenta+": "38;5;13",
+    "cyan+": "38;5;14",
+    "blue": "38;5;4",
+    "red": "38;5;1",
+    "green": "38;5;2",
+    "orange": "38;5;3",
+}
+
+
+def uncoloured(text: str) -> str:
+    """``text`` without its colour codes (plotext writes some even in its "clear" theme)."""
+    return _SGR.sub("", text)
+
+
 def plot_curves(
     plt,
     curves: dict[str, Points],
@@ -118,34 +180,41 @@ def plot_curves(
     xlabel: str = "step",
     ylabel: str = "",
     max_points: int = 600,
-) -> None:
-    """Draw ``curves`` (label -> [(step, value)]) into a plotext-like object.
+) -> list[Style]:
+    """Draw ``curves`` (label -> [(step, value)]) into a plotext-like object; return the
+    legend (a ``Style`` per curve drawn) for the caller to show outside the data.
 
     ``plt`` is the ``plotext`` module (then call ``plt.show()``) or a textual-plotext
-    widget's ``plt``; the figure's data is replaced, its size and theme are kept. Long
-    curves are thinned to about ``max_points`` points (a terminal has fewer columns), so
-    drawing stays fast however long the run.
+    widget's ``plt``; the figure's data is replaced, its size and theme are kept. Each
+    curve has its own marker and colour; a curve of one or two measurements is drawn as
+    points (a line between them would claim values nobody measured). Long curves are
+    thinned to about ``max_points`` points (a terminal has fewer columns), so drawing stays
+    fast however long the run.
     """
     plt.clear_data()
-    for label, points in curves.items():
-        if not points:
-            continue
+    drawn = [(label, points) for label, points in curves.items() if points]
+    legend = styles([label for label, _ in drawn])
+    for style, (_, points) in zip(legend, drawn):
         points = thin(points, max_points)
         xs = [p[0] for p in points]
         ys = [p[1] for p in points]
-        plt.plot(xs, ys, label=label, marker="braille")
+        draw = plt.plot if len(points) > 2 else plt.scatter
+        draw(xs, ys, marker=style.marker, color=style.colour)
     plt.title(title)
     plt.xlabel(xlabel)
     if ylabel:
         plt.ylabel(ylabel)
+    return legend
 
 
 def _num(value: Any) -> float:
     return float(value) if _finite(value) else 0.0
 
 
-def comparison_charts(comparison: Comparison, width: int = 100, height: int = 18) -> str:
-    """Plotext charts as text: headline bars, accuracy over steps, quality vs utility."""
+def comparison_charts(comparison: Comparison, width: int = 100, height: int = 18, *, colour: bool = False) -> str:
+    """Plotext charts as text: headline bars, accuracy over steps, quality vs utility; each
+    with its legend below it. ``colour``: keep the terminal colour codes (a colour
+    terminal); else plain text, told apart by markers."""
     import plotext as plt
 
     def figure() -> None:
@@ -153,36 +222,59 @@ def comparison_charts(comparison: Comparison, width: int = 100, height: int = 18
         plt.plotsize(width, height)
         plt.theme("clear")
 
+    def done(legend: list[Style]) -> str:
+        chart = plt.build()
+        chart = chart if colour else uncoloured(chart)
+        lines = legend_lines(legend, width, colour=colour)
+        return "\n".join([chart.rstrip("\n"), *lines])
+
     out = []
     metrics = [("forget quality", "forget_quality"), ("model utility", "model_utility"), ("forget MIA AUC", "mia_auc")]
     heads = comparison.headlines()
     figure()
+    bars = styles(comparison.labels, BAR_MARKERS)
     plt.multiple_bar(
         [name for name, _ in metrics],
         [[_num(h[key]) for _, key in metrics] for h in heads],
-        labels=comparison.labels,
+        marker=[b.marker for b in bars],
+        color=[b.colour for b in bars],
     )
     plt.title("after: forget quality, model utility, forget MIA AUC")
-    out.append(plt.build())
+    out.append(done(bars))
 
     curves = {}
     for label, c in zip(comparison.labels, comparison.curves):
         for series in ("forget accuracy", "retain accuracy"):
-            if len(c.series.get(series, [])) > 1:
+            if c.series.get(series):
                 curves[f"{label}: {series}"] = c.series[series]
     if curves:
         figure()
-        plot_curves(plt, curves, title="accuracy over steps", ylabel="accuracy")
-        out.append(plt.build())
+        legend = plot_curves(plt, curves, title="accuracy over steps", ylabel="accuracy")
+        out.append(done(legend))
 
     points = [(label, h["model_utility"], h["forget_quality"]) for label, h in zip(comparison.labels, heads)]
     points = [p for p in points if _finite(p[1]) and _finite(p[2])]
     if points:
         figure()
-        for label, mu, fq in points:
-            plt.scatter([mu], [fq], label=label, marker="hd")
-        plt.title("forget quality against model utility")
+        # Forget quality is a p-value: far below 1e-3 a linear axis shows every point at 0.
+        log = all(fq > 0 for _, _, fq in points)
+        numbered = [
+            Style(str(i + 1) if i < 9 else chr(ord("a") + i - 9), s.colour, s.label)
+            for i, s in enumerate(styles([label for label, _, _ in points]))
+        ]
+        for style, (_, mu, fq) in zip(numbered, points):
+            plt.scatter([mu], [math.log10(fq) if log else fq], marker=style.marker, color=style.colour)
+        _pad(plt, [mu for _, mu, _ in points], [math.log10(fq) if log else fq for _, _, fq in points])
+        plt.title(("log10 forget quality" if log else "forget quality") + " against model utility")
         plt.xlabel("model utility")
-        plt.ylabel("forget quality")
-        out.append(plt.build())
-    return "\n".join(out)
+        plt.ylabel("log10 forget quality" if log else "forget quality")
+        out.append(done(numbered))
+    return "\n\n".join(out)
+
+
+def _pad(plt, xs: list[float], ys: list[float]) -> None:
+    """Limits a little wider than the points, so none sits on the frame."""
+    for values, set_limits in ((xs, plt.xlim), (ys, plt.ylim)):
+        low, high = min(values), max(values)
+        margin = (high - low) * 0.08 or max(abs(high) * 0.05, 0.01)
+        set_limits(low - margin, high + margin)

@@ -89,18 +89,19 @@ def data_label(spec: Any) -> str:
     return spec.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 
-def session_label(row: dict[str, Any]) -> str:
+def session_label(row: dict[str, Any], *, stamp: bool = True) -> str:
     """A short name for a session in legends and column headers: algorithm, the forget set
-    when the row names it ("forget": its spec), and the start time."""
+    when the row names it ("forget": its spec), and the start time (unless ``stamp`` is
+    False: where space is short and the rest tells the sessions apart)."""
     sid = str(row.get("session_id") or "")
     if row.get("kind") == "eval":
         return f"eval {row.get('model') or '?'}"
     if len(sid) >= 15 and sid[:8].isdigit() and sid[8] == "-":  # ids start YYYYMMDD-HHMMSS
-        stamp = f"{sid[4:6]}-{sid[6:8]} {sid[9:11]}:{sid[11:13]}"
+        when = f"{sid[4:6]}-{sid[6:8]} {sid[9:11]}:{sid[11:13]}"
     else:
-        stamp = sid[:11]
+        when = sid[:11]
     forget = f" {data_label(row['forget'])}" if row.get("forget") else ""
-    return f"{row.get('algorithm') or '?'}{forget} {stamp}".strip()
+    return f"{row.get('algorithm') or '?'}{forget} {when if stamp else ''}".strip()
 
 
 def unique_labels(labels: list[str]) -> list[str]:

@@ -85,11 +85,44 @@ def parse_text(text: str, source: str = "the text") -> tuple[list[dict[str, Any]
                 "question's answer on an 'A:' line after it, or remove the 'Q:' prefixes to load it as plain text"
             )
         return _parse_qa_lines(lines, source), "Q:/A: pairs"
+    below = _json_below_text(lines)
+    if below is not None:
+        raise data_error(
+            f"{source} has JSON from line {below + 1} under plain text; it would load as lines of text "
+            "(a record that is just '[' or '{'): paste the JSON alone, or the plain text alone"
+        )
     if _BLANK_LINES.search(text.strip()):
         chunks, layout = _BLANK_LINES.split(text), "paragraphs"
     else:
         chunks, layout = lines, "lines"
     return [make_record("", chunk.strip()) for chunk in chunks if chunk.strip()], layout
+
+
+def _json_below_text(lines: list[str]) -> int | None:
+    """The index of the first line from which the rest is JSON (one value, or one value a
+    line) when plain text comes before it; None when there is no such line."""
+    import json
+
+    seen_text = False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if seen_text and stripped[0] in "[{":
+            rest = "\n".join(lines[i:])
+            try:
+                json.loads(rest)
+                return i
+            except ValueError:
+                pass
+            values = [part.strip() for part in lines[i:] if part.strip()]
+            try:
+                if all(isinstance(json.loads(v), (dict, list)) for v in values):
+                    return i
+            except ValueError:
+                pass
+        seen_text = True
+    return None
 
 
 def _parse_qa_lines(lines: list[str], source: str) -> list[dict[str, Any]]:

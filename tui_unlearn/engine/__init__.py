@@ -43,6 +43,7 @@ def run(
     resume: str | None = None,
     allow_remote_code: bool = False,
     warm: Any = None,
+    machine: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run one unlearning job end to end and return how it ended.
 
@@ -53,6 +54,9 @@ def run(
     ``warm``: an ``engine.warm.WarmStart`` shared by the runs of a sweep in this process: the
     records, plan, oracle and loaded model of an earlier run with the same inputs are reused,
     its original weights restored from memory.
+    ``machine``: with ``resume``, settings of this machine (``config.MACHINE_SETTINGS``:
+    threads, device, evaluation batch size, ...) that replace the session's for the rest
+    of the run; its other settings never change.
 
     Raises UnlearnError (ConfigError, DataError, ModelLoadError) for bad input found
     before the session exists; failures after that mark the session failed and raise
@@ -76,6 +80,12 @@ def run(
     steps = config.steps
     # Checked before anything is loaded: a damaged checkpoint costs nothing and changes nothing.
     checkpoint_step = checkpoint.verify_checkpoint(previous.path, config) if previous is not None else None
+    changed: dict[str, Any] = {}
+    # Read before the history after the checkpoint is dropped (a killed run's last events say when it stopped).
+    time_before = resuming.time_before(previous, checkpoint_step or 0) if previous is not None else (0.0, 0.0)
+    if previous is not None and machine:
+        config, changed = resuming.on_this_machine(config, machine)
+    assert config.batch_size is not None  # resolved (again, with this machine's settings)
     ctx = _context(config, on_event, should_stop, root)
     ctx.warm = warm if previous is None else None  # a resumed run starts from its checkpoint
     check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing
@@ -121,7 +131,11 @@ def run(
             ctx.log(
                 f"resuming session {previous.id} from step {checkpoint_step or 0}"
                 + ("" if checkpoint_step else " (it had no checkpoint)")
+                + resuming.changed_text(changed)
             )
+            # The run's clocks go on from where the session's stopped: its time before counts.
+            ctx.started -= time_before[0]
+            ctx.train_before = time_before[1]
         if not restored:
             ctx.record(
                 ev.RunStarted(

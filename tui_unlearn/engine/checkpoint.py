@@ -37,6 +37,16 @@ def config_identity(config: Any) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+# Checkpoints written before threads, device, eval_batch_size and models_cache were declared
+# machine settings carry a digest with them in (and without the trackers' two): still theirs.
+_EARLIER_MACHINE = ("report_to", "logging_dir")
+
+
+def _earlier_identity(config: Any) -> str:
+    settings = {k: v for k, v in config.to_dict().items() if k not in _EARLIER_MACHINE}
+    return hashlib.sha256(json.dumps(_canonical(settings), sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
 def _canonical(value: Any) -> Any:
     """``value`` with every number a float: a setting given as 0 is read back from config.json
     as 0.0 when its type is float, and must not make the same config look like another."""
@@ -160,7 +170,7 @@ def _state_problem(state: dict[str, Any], config: Any) -> str | None:
         return f"it is for a run of {total} steps, and this session's config says {config.steps}"
     if not 0 <= step <= total:
         return f"it claims step {step} of {total}"
-    if state.get("config") != config_identity(config):
+    if state.get("config") not in (config_identity(config), _earlier_identity(config)):
         return "it was written for another config (not this session's config.json)"
     optimizer = state.get("optimizer")
     if not (

@@ -75,6 +75,7 @@ class RunContext:
     knowledge: Any = None  # (probe items, metrics.knowledge.ProbeReference): the original's answers to the probe
     knowledge_last: Any = None  # (step, numbers) of the last knowledge measurement
     train_started: float | None = None
+    train_before: float = 0.0  # seconds of training a resumed run's session had done before
     generate_during: bool = False  # evaluations during training also generate answers
     # results
     before: Any = None

@@ -27,6 +27,9 @@ PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
 STREAM_SEED_OFFSETS = {"forget": 0, "alternate": 0, "retain": 1}
 ADAPTER_DIR = "adapter"
 BEFORE, DURING, AFTER = "before", "during", "after"
+# Records per split whose greedy answers an evaluation during training grades (accuracy, F1),
+# so those series move during the run; the scores (loss, token accuracy) use the whole sample.
+ANSWERED_DURING = 4
 
 
 # ---- load (before any session exists: bad input fails here) ----
@@ -138,8 +141,10 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
     """Evaluate ``model`` (default: the model being trained) and record it.
 
     Before and after: the recipe's evaluation, every split and metric (``recipes``);
-    during: the quick kind on samples of the forget and retain sets — scores only (loss,
-    token accuracy), no generation, unless ``ctx.generate_during`` (a stop rule on accuracy).
+    during: the quick kind on samples of the forget and retain sets — scores (loss, token
+    accuracy) on the sample, and the graded answers (accuracy, F1) of its first
+    ``ANSWERED_DURING`` records per split; every record's answers with ``ctx.generate_during``
+    (a stop rule on accuracy).
     """
     import torch
 
@@ -180,6 +185,29 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
                     max_length=ctx.plan.max_length,
                 )
             )
+            if not ctx.generate_during and ANSWERED_DURING:
+                answered = {name: records[:ANSWERED_DURING] for name, records in splits.items()}
+                graded = ctx.eval_batch.run(
+                    lambda rows: evaluate_splits(
+                        model,
+                        ctx.loaded.tokenizer,
+                        answered,
+                        batch_size=rows,
+                        max_new_tokens=config.max_new_tokens,
+                        field_metrics=False,
+                        generate=True,
+                        max_length=ctx.plan.max_length,
+                    )
+                )
+                for name, values in graded.aggregates.items():
+                    scores = result.aggregates.setdefault(name, {})
+                    for metric, value in values.items():
+                        scores.setdefault(metric, value)  # the whole sample's scores stay
+                if step <= config.eval_every:
+                    ctx.log(
+                        f"evaluating (during): accuracy and F1 from {ANSWERED_DURING} answered records per split, "
+                        f"loss from up to {config.probe_samples}"
+                    )
     for note in result.notes:
         ctx.log(f"evaluating ({phase}): {note}")
     add_general(ctx, result.aggregates, model, phase, step)
@@ -740,7 +768,7 @@ def train(ctx: RunContext) -> None:
     policy = CheckpointPolicy(config.checkpoint_every)
     loop, regs = ctx.loop, ctx.regularisers
     model = loop.model
-    ctx.train_started = time.monotonic()
+    ctx.train_started = time.monotonic() - ctx.train_before
     ctx.log(f"unlearning with {algorithm.name} for {config.steps} steps")
     streams = {name: ctx.streams.get(name) for name in ("forget", "retain", "alternate")}
     calib = calibration.start(ctx)

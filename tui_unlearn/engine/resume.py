@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui_unlearn.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tui_unlearn.config import RunConfig
 
 # Event kinds that belong to training steps: after the checkpoint they are taken again.
 STEP_KINDS = ("step", "probes", "evaluation", "log")
@@ -55,6 +58,58 @@ def config_of(session) -> Any:
         raise ConfigError(f"session {session.id} cannot be resumed: its config.json {problem}")
     data.pop("_resolved", None)
     return RunConfig.from_dict(data, source=str(session.path / "config.json"))
+
+
+def on_this_machine(config: RunConfig, machine: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
+    """``config`` (the session's, resolved) with this machine's settings, and which changed
+    (name -> (old, new)). Only ``config.MACHINE_SETTINGS`` may: ConfigError names any other."""
+    from tui_unlearn.config import MACHINE_SETTINGS, SETTINGS, resolve
+
+    others = sorted(name for name in machine if name not in MACHINE_SETTINGS)
+    if others:
+        raise ConfigError(
+            f"a resumed run keeps its own run settings ({', '.join(others)}); "
+            f"only machine settings change: {', '.join(sorted(MACHINE_SETTINGS & set(SETTINGS)))}"
+        )
+    resumed = resolve(config.with_overrides(**machine))
+    changed = {
+        name: (getattr(config, name), getattr(resumed, name))
+        for name in machine
+        if getattr(config, name) != getattr(resumed, name)
+    }
+    return resumed, changed
+
+
+def changed_text(changed: dict[str, Any]) -> str:
+    """`` with threads 1 (was 4), device cuda (was cpu)`` or nothing."""
+    if not changed:
+        return ""
+    return " with " + ", ".join(f"{name} {new} (was {old})" for name, (old, new) in changed.items())
+
+
+def time_before(session, step: int) -> tuple[float, float]:
+    """(seconds the session's run had taken, seconds of it training up to ``step``) before
+    it stopped: the summary's "seconds" (an interrupted run) or the last time an event
+    recorded (a killed one), and the "elapsed" of the step event at ``step`` (the resumed
+    run's training clock goes on from its checkpoint)."""
+    summary = session.summary()
+    seconds = summary.get("seconds")
+    train = 0.0
+    last = 0.0
+    for event in session.events():
+        elapsed = event.get("elapsed")
+        if not _number(elapsed):
+            continue
+        if event.get("event") == "step":
+            if event.get("step") == step:
+                train = float(elapsed)
+        else:  # evaluations carry the run's clock; steps, the training clock
+            last = max(last, float(elapsed))
+    return (float(seconds) if _number(seconds) else last), train
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value and value >= 0
 
 
 def reclaim(session) -> None:

@@ -41,6 +41,21 @@ def focus_tab_bar(tabs: TabbedContent) -> None:
             bar.focus()
 
 
+# Keys that scroll the run tab when focus is on something that does not scroll (the tab
+# bar, a button): without them only the mouse wheel could reach what is below the fold.
+RUN_SCROLL_BINDINGS = [
+    Binding(
+        "pagedown", "scroll_run('page_down')", "Page down", id="run-page-down", show=False, tooltip="Scroll the run tab"
+    ),
+    Binding("pageup", "scroll_run('page_up')", "Page up", id="run-page-up", show=False, tooltip="Scroll the run tab"),
+    Binding("end", "scroll_run('end')", "End", id="run-end", show=False, tooltip="Scroll the run tab"),
+    Binding("home", "scroll_run('home')", "Home", id="run-home", show=False, tooltip="Scroll the run tab"),
+    Binding("down", "scroll_run('down')", "Down", id="run-down", show=False, tooltip="Scroll the run tab"),
+    Binding("up", "scroll_run('up')", "Up", id="run-up", show=False, tooltip="Scroll the run tab"),
+]
+SCROLLS = ("page_down", "page_up", "end", "home", "down", "up")
+
+
 class RunNews:
     """Engine news handlers for a screen with ``run_pane`` and ``probe_pane``.
 
@@ -49,6 +64,14 @@ class RunNews:
 
     run_pane: RunPane
     probe_pane: ProbePane
+
+    def run_tab_shown(self) -> bool:
+        tabs = self.query_one(TabbedContent)  # type: ignore[attr-defined]
+        return tabs.active == "tab-run"
+
+    def action_scroll_run(self, where: str) -> None:
+        if where in SCROLLS and self.run_tab_shown():
+            self.run_pane.scroll_body(where)
 
     def on_run_started(self, message: msg.RunStarted) -> None:
         message.stop()
@@ -101,6 +124,7 @@ class WatchScreen(RunNews, Screen):
             id="watch-stop",
             tooltip="This run belongs to another process: say how to stop it",
         ),
+        *RUN_SCROLL_BINDINGS,
     ]
 
     def __init__(self, session: Session) -> None:
@@ -208,6 +232,8 @@ class WatchScreen(RunNews, Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "back":
             return len(self.app.screen_stack) > 1
+        if action == "scroll_run":
+            return self.run_tab_shown()
         return True
 
     def action_back(self) -> None:

@@ -45,6 +45,24 @@ from tui_unlearn.tui.sweep_view import (
 )
 from tui_unlearn.tui.widgets.mounting import Choice
 
+# Narrower screens than this name compared sessions without their start times when the
+# names alone tell them apart (at 80 columns two full names leave the second column cut).
+COMPACT_BELOW = 100
+
+# plotext's colour names (analysis.curves.COLOURS) as Rich's, for the legend below the plot.
+RICH_COLOURS = {
+    "blue+": "bold bright_blue",
+    "red+": "bold bright_red",
+    "green+": "bold bright_green",
+    "orange+": "bold bright_yellow",
+    "magenta+": "bold bright_magenta",
+    "cyan+": "bold bright_cyan",
+    "blue": "bold blue",
+    "red": "bold red",
+    "green": "bold green",
+    "orange": "bold yellow",
+}
+
 PLOT_SERIES = (
     "loss",
     series_name("forget", "accuracy"),
@@ -178,6 +196,7 @@ class SessionsScreen(Screen):
                     [(s, s) for s in PLOT_SERIES], value="loss", allow_blank=False, id="compare-series", compact=True
                 )
                 yield PlotextPlot(id="compare-plot")
+                yield Static("", id="compare-legend")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -397,7 +416,12 @@ class SessionsScreen(Screen):
         """Short column names; they name the forget set when the selected sessions' differ."""
         rows = [self.rows[sid] for sid in self.selected]
         differ = len({row.get("forget") for row in rows}) > 1
-        return unique_labels([session_label(row if differ else {**row, "forget": None}) for row in rows])
+        rows = [row if differ else {**row, "forget": None} for row in rows]
+        if self.size.width < COMPACT_BELOW:  # the table must fit beside the plot: no start times when not needed
+            short = [session_label(row, stamp=False) for row in rows]
+            if len(set(short)) == len(short):
+                return short
+        return unique_labels([session_label(row) for row in rows])
 
     def _compare(self) -> None:
         """Show the comparison of the selected sessions, reading what is missing in a thread."""
@@ -462,8 +486,17 @@ class SessionsScreen(Screen):
             if sid in self._curves
         }
         arrow = "lower is better" if series_goal(series) == "min" else "higher is better"
-        plot_curves(plot.plt, curves, title=f"{series} ({arrow})" if curves else "select sessions to plot them")
+        legend = plot_curves(
+            plot.plt, curves, title=f"{series} ({arrow})" if curves else "select sessions to plot them"
+        )
         plot.refresh()
+        # The legend below the plot, never over its data: each session's marker in its colour.
+        text = Text()
+        for i, style in enumerate(legend):
+            text.append("   " if i else "")
+            text.append(style.marker, RICH_COLOURS.get(style.colour, ""))
+            text.append(f" {style.label}")
+        self.query_one("#compare-legend", Static).update(text)
 
     # ---- deleting ----
     def action_delete_session(self) -> None:

@@ -9,7 +9,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from tui_unlearn.config import RunConfig
 from tui_unlearn.tui import messages as msg
-from tui_unlearn.tui.screens.live import RunNews, focus_tab_bar
+from tui_unlearn.tui.screens.live import RUN_SCROLL_BINDINGS, RunNews, focus_tab_bar
 from tui_unlearn.tui.widgets.algorithm_pane import AlgorithmPane
 from tui_unlearn.tui.widgets.data_pane import DataPane
 from tui_unlearn.tui.widgets.model_pane import ModelPane
@@ -22,6 +22,8 @@ TABS = {"model": "Model", "data": "Data", "algorithm": "Algorithm", "run": "Run"
 class WorkbenchScreen(RunNews, Screen):
     """The tabs. Only the first is composed before the first frame; the others are mounted
     lazily just after it, so the app shows something at once."""
+
+    BINDINGS = RUN_SCROLL_BINDINGS
 
     def __init__(self, config: RunConfig) -> None:
         super().__init__()
@@ -48,6 +50,11 @@ class WorkbenchScreen(RunNews, Screen):
             with TabPane(TABS["probes"], id="tab-probes"):
                 yield Lazy(ProbePane(c.probes, id="probe-pane"))
         yield Footer()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "scroll_run":  # elsewhere the keys are the focused widget's or nobody's
+            return self.ready and self.run_tab_shown()
+        return True
 
     @property
     def ready(self) -> bool:

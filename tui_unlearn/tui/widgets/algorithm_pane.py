@@ -77,7 +77,11 @@ class ParamField(Vertical):
     def compose(self) -> ComposeResult:
         p = self.param
         with Horizontal(classes="param-row"):
-            yield Label(p.name, classes="field-name")
+            # 17 columns hold every name but gradient_checkpointing, cut with an ellipsis; the
+            # whole name is the tooltip and heads the field help.
+            name = Label(p.name, classes="field-name")
+            name.tooltip = p.name
+            yield name
             choices = p.choices or (("true", "false") if p.type == "bool" else None)
             if choices:
                 value = self.initial if self.initial in choices else choices[0]
@@ -104,7 +108,7 @@ class ParamField(Vertical):
         facts = [rng] if rng and not p.choices else []
         facts += self._default_fact()
         lead = f"({', '.join(facts)}) " if facts else ""
-        return f"{lead}{p.help[:1].lower()}{p.help[1:].rstrip('.')}"
+        return f"{lead}{p.help_clause()}"
 
     def _default_fact(self) -> list[str]:
         # An empty default means "decided at run time"; the setting's help says by what.
@@ -269,15 +273,21 @@ class AlgorithmPane(Horizontal):
         if field is not None:
             self.query_one("#field-help", Static).update(field.full_help())
         elif event.widget.id == "algorithm-list":
-            algorithm = self.algorithms[self.algorithm]
-            self.query_one("#field-help", Static).update(
-                Text.assemble((algorithm.name, "bold"), ": ", algorithm.description)
-            )
+            self._show_algorithm_help()
+
+    def _show_algorithm_help(self) -> None:
+        algorithm = self.algorithms[self.algorithm]
+        self.query_one("#field-help", Static).update(
+            Text.assemble((algorithm.name, "bold"), ": ", algorithm.description)
+        )
 
     @on(OptionList.OptionHighlighted, "#algorithm-list")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
         event.stop()
         self.choose(str(event.option.id))
+        # The help follows the highlight (it was updated on focus only: one method behind).
+        if event.option_list.has_focus:
+            self._show_algorithm_help()
 
     def choose(self, name: str) -> None:
         if name == self.algorithm or name not in self.algorithms:

@@ -11,8 +11,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import (
@@ -81,6 +82,22 @@ def paste_suffix(detected_format: str) -> str:
     return ".txt"
 
 
+class PasteArea(TextArea):
+    """The paste box: ctrl+a selects everything (what a user expects of a box they paste
+    into; Textual's TextArea makes it "line start", like home, and select-all F7)."""
+
+    BINDINGS = [
+        Binding(
+            "ctrl+a",
+            "select_all",
+            "Select all",
+            id="paste-select-all",
+            show=False,
+            tooltip="Paste box: select all the text",
+        ),
+    ]
+
+
 class SourceEditor(Vertical):
     """One role's source, its parse status and a preview of its records."""
 
@@ -123,7 +140,7 @@ class SourceEditor(Vertical):
             )
             yield Button("Browse…", id=f"{self.role}-browse", compact=True, classes="when-file")
             yield Button("Parse", id=f"{self.role}-parse", compact=True, classes="when-paste")
-        yield TextArea(
+        yield PasteArea(
             id=f"{self.role}-paste", classes="when-paste source-paste", soft_wrap=True, show_line_numbers=False
         )
         yield Static("", id=f"{self.role}-status", classes="source-status")
@@ -132,14 +149,12 @@ class SourceEditor(Vertical):
     def on_mount(self) -> None:
         if app_closing(self):
             return
-        table = self.query_one(DataTable)
-        table.add_column("#", width=3, key="n")
-        table.add_column("kind", width=4, key="kind")
-        table.add_column("question", width=36, key="question")
-        table.add_column("answer", width=40, key="answer")
+        self._preview_rows: list[dict[str, Any]] = []
+        self._columns_for = 0
+        self._add_columns(80)
         self.query_one(TextArea).placeholder = (
             "Paste records: JSON / JSON Lines with question and answer fields, "
-            "Q: / A: line pairs, or plain text (one record per paragraph or line)"
+            "Q: / A: line pairs, or plain text (one record per paragraph or line); ctrl+a selects all"
         )
         self._apply_kind()
 
@@ -326,7 +341,31 @@ class SourceEditor(Vertical):
         if not error:
             self.error = None
 
+    def _add_columns(self, width: int) -> None:
+        """The preview's columns, question and answer sharing what ``width`` leaves (the
+        fixed columns and two cells of padding each): no text cut while columns stay empty."""
+        table = self.query_one(DataTable)
+        free = max(40, width - (3 + 4) - 4 * 2 * table.cell_padding - 2)  # 2: the scrollbar
+        question = free * 9 // 20
+        table.add_column("#", width=3, key="n")
+        table.add_column("kind", width=4, key="kind")
+        table.add_column("question", width=question, key="question")
+        table.add_column("answer", width=free - question, key="answer")
+        self._columns_for = width
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.call_after_refresh(self._fit_columns)  # the table has its new size after this layout
+
+    def _fit_columns(self) -> None:
+        width = self.query_one(DataTable).size.width
+        if width and width != self._columns_for:
+            table = self.query_one(DataTable)
+            table.clear(columns=True)
+            self._add_columns(width)
+            self._fill_preview(self._preview_rows)
+
     def _fill_preview(self, rows: list[dict[str, Any]]) -> None:
+        self._preview_rows = rows
         table = self.query_one(DataTable)
         table.clear()
         for i, row in enumerate(rows, 1):

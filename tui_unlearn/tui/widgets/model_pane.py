@@ -175,8 +175,15 @@ class ModelPane(VerticalScroll, can_focus=False):
         if not spec:
             self.show_error("give a model: a bundled name, a local folder or a hub id")
             return
-        self._show(Text(f"loading {spec} …", style="italic"))
-        self.query_one("#model-info-box").loading = True
+        # Words, not Textual's loading overlay: that hid what is loading behind dots for as long
+        # as a large model takes to read.
+        self._show(
+            Text(
+                f"loading {spec} on {device or 'the default device'}: its config, tokenizer and weights "
+                "(a large model takes a while) …",
+                style="italic",
+            )
+        )
         trust, cache = self.trust_remote_code, self.models_cache
 
         def work() -> None:

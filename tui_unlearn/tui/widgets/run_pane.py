@@ -68,10 +68,6 @@ class RunPane(Vertical):
         return list(self.query_one(RunLog).texts)
 
     def compose(self) -> ComposeResult:
-        from tui_unlearn.metrics.registry import (
-            sparkline_series,  # numpy: after the first frame
-        )
-
         with Horizontal(id="run-controls"):
             if not self.watching:
                 yield Button(
@@ -97,27 +93,44 @@ class RunPane(Vertical):
             yield Label("", id="run-phase", markup=False)
         yield Label("", id="run-scale", markup=False)
         yield Static("", id="run-calibration")
+        # Narrow: one column that scrolls (results, series, loss curves, log). Wide: the
+        # results and series on the left (scrolling on their own), the curves and the log on
+        # the right, always in view.
         with VerticalScroll(id="run-body"):
-            yield Static("", id="run-results")
-            with Vertical(id="run-series"):
-                yield Static("Loss terms", classes="run-heading")
-                yield Vertical(id="loss-series")
-                yield Static("Evaluation (forget should fall, retain should hold)", classes="run-heading")
-                with Vertical(id="eval-series"):
-                    for split, metric in sparkline_series():
-                        bounds = (0.0, 1.0) if metric.name in UNIT_METRICS else None
-                        yield SeriesSpark(
-                            f"{split} {metric.name}",
-                            label=f"{split} {metric.display}",
-                            goal=metric.goal(split),
-                            bounds=bounds,
-                        )
-                    # Does it still speak: the original's answers to general prompts, NLL/token (metrics.general).
-                    yield SeriesSpark("general nll", label="general ability", goal="min")
-                    # Facts the original states that the model still states (metrics.knowledge).
-                    yield SeriesSpark("knowledge knowledge_kept", label="knowledge kept", goal="max", bounds=(0.0, 1.0))
-            yield LossPlot(id="loss-plot")
-            yield RunLog(id="run-log")
+            with VerticalScroll(id="run-main"):
+                yield Static("", id="run-results")
+                yield from self._series()
+            with Vertical(id="run-side"):
+                yield LossPlot(id="loss-plot")
+                yield RunLog(id="run-log")
+
+    def _series(self) -> ComposeResult:
+        from tui_unlearn.metrics.registry import sparkline_series  # numpy: after the first frame
+
+        with Vertical(id="run-series"):
+            yield Static("Loss terms", classes="run-heading")
+            yield Vertical(id="loss-series")
+            yield Static("Evaluation (forget should fall, retain should hold)", classes="run-heading")
+            with Vertical(id="eval-series"):
+                for split, metric in sparkline_series():
+                    bounds = (0.0, 1.0) if metric.name in UNIT_METRICS else None
+                    yield SeriesSpark(
+                        f"{split} {metric.name}",
+                        label=f"{split} {metric.display}",
+                        goal=metric.goal(split),
+                        bounds=bounds,
+                    )
+                # Does it still speak: the original's answers to general prompts, NLL/token (metrics.general).
+                yield SeriesSpark("general nll", label="general ability", goal="min")
+                # Facts the original states that the model still states (metrics.knowledge).
+                yield SeriesSpark("knowledge knowledge_kept", label="knowledge kept", goal="max", bounds=(0.0, 1.0))
+
+    def scroll_body(self, where: str) -> None:
+        """Scroll what the run tab shows (``where``: up, down, page_up, page_down, home, end):
+        the one column when narrow, the results and series when wide."""
+        body = self.query_one("#run-body", VerticalScroll)
+        target = body if body.max_scroll_y > 0 else self.query_one("#run-main", VerticalScroll)
+        getattr(target, f"scroll_{where}")(animate=False)
 
     def on_mount(self) -> None:
         if app_closing(self):
@@ -228,6 +241,9 @@ class RunPane(Vertical):
             value = (evaluation.metrics.get(split) or {}).get(metric)
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 spark.add([(evaluation.step, value)])
+            # A series this evaluation did not measure (answers are not generated during
+            # training) keeps its older value, shown with the step it was measured at.
+            spark.evaluated(evaluation.step)
         self.progress.on_evaluation(evaluation.phase)
         self.log_line(evaluation_line(evaluation.step, evaluation.phase, evaluation.metrics))
         self._tick()
@@ -280,6 +296,7 @@ class RunPane(Vertical):
             results.update(Text(before_after_table(summary), no_wrap=False))
             results.display = True
             self.query_one("#run-body").scroll_home(animate=False)
+            self.query_one("#run-main").scroll_home(animate=False)
         self.status = status
 
     def fail(self, message: str, *, started: bool = True) -> None:

@@ -21,6 +21,26 @@ UNIT_METRICS = {"accuracy", "f1", "precision", "recall", "rouge_l", "probability
 
 Points = tuple[tuple[int, float], ...]
 
+LABEL_WIDTH = 20  # "alternate_logratio", "forget token accuracy" and the like, whole or nearly
+NUMBER_WIDTH = 9  # "-106.1341", "1.0000", "-1.23e+05"
+CAPTION_WIDTH = LABEL_WIDTH + 2 + NUMBER_WIDTH + 2 + 5 + NUMBER_WIDTH + 1
+
+
+def short_number(value: float | None, width: int = NUMBER_WIDTH) -> str:
+    """``value`` in at most ``width`` characters: four decimals when they fit, fewer when the
+    integer part is wide, scientific when even that does not fit (or for tiny values);
+    "–" for missing."""
+    if value is None or value != value:
+        return "–"
+    text = fmt(float(value), 4)
+    if len(text) <= width:
+        return text
+    for decimals in (3, 2, 1, 0):
+        text = f"{value:.{decimals}f}"
+        if len(text) <= width:
+            return text
+    return f"{value:.{max(0, width - 7)}e}"
+
 
 def spark_text(values: Sequence[float], width: int, lo: float | None = None, hi: float | None = None) -> str:
     """``values`` as at most ``width`` bar characters, oldest first.
@@ -79,20 +99,27 @@ class SeriesSpark(Widget):
     redraws; a point at a step already shown replaces the history from that step on (a
     resumed run takes those steps again). The arrow says which way is better (↓ lower,
     ↑ higher).
+
+    A value is current only until an evaluation that did not measure it: ``evaluated(step)``
+    tells the row that the run was evaluated at ``step``; when its last point is older, the
+    row shows the value with the step it was measured at (``1.0000  @ step 0``), never as
+    the value now.
     """
 
-    DEFAULT_CSS = """
-    SeriesSpark {
+    DEFAULT_CSS = f"""
+    SeriesSpark {{
         layout: horizontal;
         height: 1;
-    }
-    SeriesSpark > .series--caption {
-        width: 42;
+    }}
+    SeriesSpark > .series--caption {{
+        width: {CAPTION_WIDTH};
         height: 1;
-    }
+    }}
     """
 
     points: reactive[Points] = reactive(tuple, always_update=True)
+    # The step of the run's latest evaluation (None: no evaluation yet); see ``evaluated``.
+    evaluated_at: reactive[int | None] = reactive(None)
 
     def __init__(
         self,
@@ -135,13 +162,32 @@ class SeriesSpark(Widget):
 
     def clear(self) -> None:
         self.points = ()
+        self.evaluated_at = None
+
+    def evaluated(self, step: int) -> None:
+        """The run was evaluated at ``step`` (whether or not this series was measured)."""
+        if self.evaluated_at is None or step >= self.evaluated_at:
+            self.evaluated_at = step
+
+    @property
+    def measured_at(self) -> int | None:
+        """The step the shown value was measured at when an evaluation since did not measure
+        it (the value is stale); None while the value is current or there is none."""
+        if not self.points or self.evaluated_at is None:
+            return None
+        step = self.points[-1][0]
+        return step if step < self.evaluated_at else None
 
     def watch_points(self) -> None:
         if self.is_mounted:
             self._show()
 
+    def watch_evaluated_at(self) -> None:
+        if self.is_mounted:
+            self._show()
+
     def _show(self) -> None:
-        self.query_one(".series--caption", Label).update(self._caption(), layout=False)  # fixed 42 x 1
+        self.query_one(".series--caption", Label).update(self._caption(), layout=False)  # fixed width, 1 line
         self.query_one(Spark).values = self.values
 
     def best(self) -> float | None:
@@ -150,7 +196,16 @@ class SeriesSpark(Widget):
             return None
         return min(values) if self.goal == "min" else max(values)
 
+    def caption(self) -> str:
+        """The row's text before its sparkline (what the tests read)."""
+        return self._caption()
+
     def _caption(self) -> str:
         arrow = "↓" if self.goal == "min" else "↑"
+        label = self.label if len(self.label) <= LABEL_WIDTH else self.label[: LABEL_WIDTH - 1] + "…"
         current = self.points[-1][1] if self.points else None
-        return f"{self.label[:16]:<16}{arrow} {fmt(current, 4):>8}  best {fmt(self.best(), 4):>8}"
+        head = f"{label:<{LABEL_WIDTH}}{arrow} {short_number(current):>{NUMBER_WIDTH}}  "
+        stale = self.measured_at
+        if stale is not None:
+            return head + f"@ step {stale}"
+        return head + f"best {short_number(self.best()):>{NUMBER_WIDTH}}"
