@@ -103,3 +103,59 @@ def test_a_probe_fact_the_forget_set_states_is_not_counted_as_collateral(tmp_pat
     result = json.loads(done.stdout)
     assert result["knowledge"]["probe"] == len(load_probe()) - 1
     assert "1 probe question(s) left out" in done.stderr and item["question"] in done.stderr
+
+
+def test_a_tripped_guard_goes_on_from_the_last_good_weights_at_a_lower_rate(monkeypatch):
+    from tui_unlearn.engine import calibration, guard, phases
+
+    kept_by_step = {2: 0.95, 4: 0.5, 6: 0.9, 8: 0.4, 10: 0.3, 12: 0.2, 14: 0.1}
+    monkeypatch.setattr(phases, "knowledge_numbers", lambda ctx, step: {"knowledge_kept": kept_by_step[step]})
+    monkeypatch.setattr(phases, "any_process", lambda ctx, local: local)
+    monkeypatch.setattr(calibration, "snapshot", lambda ctx: {"step": ctx.done})
+    restored = []
+    monkeypatch.setattr(calibration, "restore", lambda ctx, weights: restored.append(weights))
+
+    class Loop:
+        lr = 1e-5
+
+        def back_off(self, factor):
+            self.lr *= factor
+            return self.lr
+
+    logged: list[str] = []
+    ctx = SimpleNamespace(log=logged.append, done=0, extra={}, config=SimpleNamespace(steps=20))
+    watch = guard.Guard(limit=0.0, knowledge_floor=0.8, good_step=0, good_weights={"step": 0})
+    loop = Loop()
+    for step in (2, 4):
+        ctx.done = step
+        assert guard.check(ctx, watch, step, loop) is False
+    # Step 4 lost knowledge: step 2's weights are back and the run goes on at a quarter of the rate.
+    assert restored == [{"step": 2}] and loop.lr == 2.5e-6 and "going on at 0.25 x the rate" in logged[-1]
+    assert watch.tripped_at is None and watch.backed_off[0]["kept_step"] == 2
+    for step in (6, 8, 10):  # 6 is good again; 8 and 10 back off twice more: three tries in all
+        ctx.done = step
+        assert guard.check(ctx, watch, step, loop) is False
+    assert [b["step"] for b in watch.backed_off] == [4, 8, 10] and restored[-1] == {"step": 6}
+    ctx.done = 12
+    assert guard.check(ctx, watch, 12, loop) is True  # no tries left: it stops, as without a loop
+    assert watch.tripped_at == 12 and ctx.done == 6 and "stopping" in logged[-1]
+    guard.finish(ctx, watch)
+    assert len(ctx.extra["guard"]["backed_off"]) == 3 and ctx.extra["guard"]["kept_step"] == 6
+
+
+def test_backing_off_scales_the_schedule_and_forgets_the_moments():
+    import torch
+    from accelerate import Accelerator
+
+    from tui_unlearn.engine.training import TrainingLoop, warmup_schedule
+
+    model = torch.nn.Linear(3, 1)
+    loop = TrainingLoop(Accelerator(cpu=True), model, model.parameters(), lr=1e-3, schedule=warmup_schedule(10))
+    x = torch.ones(2, 3)
+    for _ in range(3):
+        loop.step(lambda j: {"loss": loop.model(x).pow(2).mean()})
+    rate = loop.lr
+    assert loop.scheduler.optimizer.state  # AdamW's moments exist
+    assert loop.back_off(0.25) == rate * 0.25 and not loop.scheduler.optimizer.state
+    loop.step(lambda j: {"loss": loop.model(x).pow(2).mean()})
+    assert abs(loop.lr - 1e-3 * 0.25 * warmup_schedule(10)(4)) < 1e-12  # the schedule goes on at the new base

@@ -30,6 +30,9 @@ class Guard:
     good_weights: dict[str, Any] | None = None
     tripped_at: int | None = None
     reasons: list[str] = field(default_factory=list)
+    # Each time the guard tripped and the run went on from the last good weights at a lower
+    # rate: {"step", "kept_step", "reasons", "lr"}.
+    backed_off: list[dict[str, Any]] = field(default_factory=list)
     increase: float | None = None  # general ability at the trip
     knowledge_kept: float | None = None  # at the trip
     worst_prompt: str | None = None
@@ -44,6 +47,7 @@ class Guard:
             "knowledge_kept_at_trip": self.knowledge_kept,
             "kept_step": self.good_step if self.tripped_at is not None else None,
             "worst_prompt": self.worst_prompt,
+            "backed_off": self.backed_off,
         }
 
 
@@ -73,9 +77,18 @@ def start(ctx: Any) -> Guard | None:
     return Guard(limit, floor, good_step=ctx.done, good_weights=snapshot(ctx))
 
 
-def check(ctx: Any, guard: Guard, step: int) -> bool:
-    """Measure what the guard watches at ``step``; True when it trips (training must stop:
-    the last good weights are back in the model by then)."""
+# A tripped guard puts the last good weights back and goes on at this fraction of the rate, up
+# to MAX_BACK_OFFS times (a pretrained model's rate that wrecks it in ten steps may forget
+# cleanly at a quarter or a sixteenth of it); then it stops.
+BACK_OFF = 0.25
+MAX_BACK_OFFS = 3
+
+
+def check(ctx: Any, guard: Guard, step: int, loop: Any = None) -> bool:
+    """Measure what the guard watches at ``step``; True when it trips and training must
+    stop. Either way a trip puts the last good weights back in the model; with ``loop`` (the
+    training loop) and steps left, the run goes on from them at ``BACK_OFF`` x the rate
+    instead, up to ``MAX_BACK_OFFS`` times (False then)."""
     from tui_unlearn.engine.calibration import restore, snapshot
     from tui_unlearn.engine.phases import any_process, general_numbers, knowledge_numbers
 
@@ -97,6 +110,18 @@ def check(ctx: Any, guard: Guard, step: int) -> bool:
             reasons.append(f"knowledge kept {shown} of the original's probe facts (floor {guard.knowledge_floor:g})")
     if not any_process(ctx, bool(reasons)):
         guard.good_step, guard.good_weights = step, snapshot(ctx)
+        return False
+    if loop is not None and step < ctx.config.steps and len(guard.backed_off) < MAX_BACK_OFFS:
+        if guard.good_weights is not None:
+            restore(ctx, guard.good_weights)
+        before = loop.lr
+        after = loop.back_off(BACK_OFF)
+        guard.backed_off.append({"step": step, "kept_step": guard.good_step, "reasons": reasons, "lr": after})
+        ctx.log(
+            f"guard: at step {step} {'; '.join(reasons) or 'another process found the model past its guard'}: "
+            f"back to the weights of step {guard.good_step}, going on at {BACK_OFF:g} x the rate "
+            f"({before:.3g} -> {after:.3g}; {MAX_BACK_OFFS - len(guard.backed_off)} more tries)"
+        )
         return False
     guard.tripped_at, guard.reasons = step, reasons
     guard.increase, guard.knowledge_kept, guard.worst_prompt = increase, kept, worst

@@ -830,8 +830,12 @@ def train(ctx: RunContext) -> None:
                     evaluate(ctx, DURING, step)
                 probe(ctx, step)
             # The guard looks at every evaluation and at the last step (before keep-best judges it).
-            if watch is not None and (during or step == config.steps) and guard.check(ctx, watch, step):
-                break
+            if watch is not None and (during or step == config.steps):
+                backed_off = len(watch.backed_off)
+                if guard.check(ctx, watch, step, loop):
+                    break
+                if len(watch.backed_off) > backed_off:
+                    continue  # this step's weights are gone: nothing of it for keep-best to judge
             # The last step is a keep-best candidate too (the "after" evaluation comes later).
             if calib is not None and (during or (step == config.steps and calib.keep_best)):
                 if calibration.judge(ctx, step, record_evaluation=during and calib.full) and step < config.steps:

@@ -121,9 +121,20 @@ class TrainingLoop:
         self.steps_done += 1
         return StepOutcome(OK, self._mean(sums), self.lr, norm_value, skipped)
 
+    def back_off(self, factor: float) -> float:
+        """Scale the learning rate (the schedule's base) by ``factor`` from now on and forget
+        AdamW's moments, which point the way the damage came from; the new rate."""
+        optimizer = self.scheduler.optimizer  # the bare torch optimizer the schedule drives
+        self.scheduler.base_lrs = [base * factor for base in self.scheduler.base_lrs]
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
+        optimizer.state.clear()
+        return self.lr
+
     @property
     def lr(self) -> float:
-        return float(self.scheduler.get_last_lr()[0])
+        # The rate the next step takes (the schedule writes it into the group after each step).
+        return float(self.scheduler.optimizer.param_groups[0]["lr"])
 
     def _mean(self, sums: dict[str, float]) -> dict[str, float]:
         """Terms averaged over micro-steps, then over processes (one all-reduce for all)."""
