@@ -182,7 +182,7 @@ def test_lora_npo_saves_a_merged_model_and_the_adapter(micro_model_dir, files, t
         (["--algorithm", "distill", "--student-layers", "1", "--lora-r", "4"], "cannot use LoRA"),
         (["--algorithm", "distill", "--student-layers", "1", "--l2-anchor", "0.1"], "cannot use --l2-anchor"),
         (["--save-adapter"], "--save-adapter saves LoRA adapters"),
-        (["--mixed-precision", "fp16", "--device", "cpu"], "fp16 needs a CUDA GPU"),
+        (["--mixed-precision", "fp16", "--device", "cpu"], "needs a CUDA GPU"),
     ],
 )
 def test_settings_that_cannot_work_together_fail_before_a_session(micro_model_dir, files, tmp_path, extra, fragment):
