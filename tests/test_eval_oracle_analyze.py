@@ -21,6 +21,11 @@ def cli(*args, input=None):
     return CliRunner().invoke(app, [str(a) for a in args], input=input)
 
 
+# Every test here reads three real sessions of the bundled models (a ~10 s module fixture):
+# run by .ci/run's second pass.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def bundled(tmp_path_factory):
     """Eval sessions of the bundled oracle and target, and a short bundled unlearning run."""

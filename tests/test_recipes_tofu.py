@@ -234,6 +234,7 @@ def tofu_eval(tofu_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # the module's tofu_eval fixture: two eval sessions of the bundled models
 def test_end_to_end_splits_sizes_and_null_reasons(tofu_eval):
     obj = tofu_eval["alone"]
     recipe = obj["recipe"]
@@ -256,6 +257,7 @@ def test_end_to_end_splits_sizes_and_null_reasons(tofu_eval):
     assert isinstance(obj["mia_auc"], float)
 
 
+@pytest.mark.slow  # the module's tofu_eval fixture: two eval sessions of the bundled models
 def test_an_oracle_session_of_the_same_records_gives_forget_quality(tofu_eval):
     target = tofu_eval["target"]
     assert isinstance(target["forget_quality"], float) and isinstance(target["privleak"], float)
@@ -264,6 +266,7 @@ def test_an_oracle_session_of_the_same_records_gives_forget_quality(tofu_eval):
     assert ref["recipe"] == "tofu" and ref["forget_split"] == "forget10" and len(ref["forget_ids"]) == 6
 
 
+@pytest.mark.slow  # the module's tofu_eval fixture: two eval sessions of the bundled models
 def test_an_oracle_session_of_other_records_is_refused(tofu_eval, tofu_dir):
     r = cli(
         "eval",
@@ -337,6 +340,7 @@ def test_train_on_retain90_and_measure_utility_on_another_retain_set(tofu_dir, t
     assert math.isfinite(summary["field_metrics"]["before"]["mia_auc"])
 
 
+@pytest.mark.slow  # the module's tofu_eval fixture: two eval sessions of the bundled models
 def test_the_summary_names_the_prompt_the_first_forget_record_was_asked_with(tofu_eval):
     from transformers import AutoTokenizer
 
