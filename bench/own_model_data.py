@@ -109,8 +109,12 @@ def row(method: str, name: str, result: dict, seconds: float) -> str:
     if guard.get("tripped_at") is not None:
         tripped = f"step {guard['tripped_at']}: {'; '.join(guard.get('reasons') or [])}, kept {guard['kept_step']}"
     calibration = result.get("calibration") or {}
-    kept = guard.get("kept_step") if guard.get("tripped_at") is not None else calibration.get("kept_step")
-    steps = f"{kept if kept is not None else result.get('steps')} / {result.get('steps')}"
+    # Keep-best judges after the guard: its step, when it kept one, is the step the run ended on.
+    kept = calibration.get("kept_step")
+    if kept is None and guard.get("tripped_at") is not None:
+        kept = guard.get("kept_step")
+    run = calibration.get("steps_run") or result.get("total_steps") or result.get("steps")
+    steps = f"{kept if kept is not None else result.get('steps')} / {run}"
     return (
         f"| {method} | {name} | {' | '.join(cells)} | {fmt(result.get('knowledge_kept'))} | "
         f"{fmt(g.get('original_nll'))} -> {fmt(g.get('nll'))} | {tripped} | {steps} | {seconds:.0f} |"
