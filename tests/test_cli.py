@@ -83,6 +83,7 @@ def test_jsonl_streams_events(micro_model_dir, files, tmp_path):
     assert kinds.count("step") == 2 and "evaluation" in kinds and "probes" in kinds
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 def test_save_model_and_reload(micro_model_dir, files, tmp_path):
     forget, retain = files
     result = invoke(micro_args(micro_model_dir, forget, retain, "--json", "--save-model"), tmp_path / "s")

@@ -148,6 +148,7 @@ def test_the_bundled_model_is_near_chance():
     assert 0.1 <= accuracy <= 0.4  # 40 questions, chance 0.25: it never learnt these
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 def test_the_recipe_end_to_end_on_the_sample(tmp_path):
     config = resolve(RunConfig(recipe="wmdp", recipe_data=str(SAMPLE)), training=False)
     plan = build_plan(config, None)

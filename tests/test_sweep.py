@@ -120,6 +120,7 @@ def test_pareto_front_and_best():
 # ---- running ----
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 def test_a_four_trial_grid_sweep_resumes_without_rerunning(base, tmp_path, counted):
     grid = ["lr=1e-3,2e-3", "steps=1,2"]
     logs = []

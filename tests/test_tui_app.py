@@ -46,6 +46,7 @@ async def test_pasted_data_is_parsed_and_counted(tmp_path):
         assert app.workbench.data_pane.editor("forget").query_one(DataTable).row_count == 3
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_typing_into_the_paste_box_parses_after_a_pause(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:
@@ -119,6 +120,7 @@ async def test_every_loss_point_arrives_in_throttled_windows(tmp_path):
         assert len(windows) < 100  # a few updates a second, not one per step
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_stop_takes_effect_and_leaves_the_session_interrupted(tmp_path):
     engine = FakeEngine(steps=50, pause_at=6)
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -204,6 +206,7 @@ async def test_the_cli_config_prefills_the_panes(tmp_path):
         assert bench.probe_pane.questions() == ["Who is Ada?"]
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_sessions_are_listed_compared_and_deleted_after_confirming(tmp_path):
     ids = make_sessions(tmp_path)
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
@@ -313,6 +316,7 @@ async def test_the_bundled_model_runs_to_the_end_and_the_session_is_listed(tmp_p
 
 
 @needs_tiny
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_stopping_the_bundled_model_leaves_an_interrupted_session(tmp_path):
     app = create_app(RunConfig(steps=100_000, **TINY_RUN), sessions_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:
@@ -328,6 +332,7 @@ async def test_stopping_the_bundled_model_leaves_an_interrupted_session(tmp_path
         assert Session(session).summary()["status"] == "interrupted"
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_pasted_data_is_saved_so_the_session_can_be_rerun(tmp_path):
     engine = FakeEngine(steps=3)
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -371,6 +376,7 @@ async def test_pickers_dismiss_the_chosen_path(tmp_path):
         assert editor.kind == "file" and editor.count == 3
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_quitting_during_a_run_asks_and_stops_it(tmp_path):
     engine = FakeEngine(steps=50, pause_at=3)
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -390,6 +396,7 @@ async def test_quitting_during_a_run_asks_and_stops_it(tmp_path):
     assert Session(tmp_path / engine.session_id).summary()["status"] == "interrupted"
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_custom_probes_can_be_added_and_removed(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:
@@ -405,6 +412,7 @@ async def test_custom_probes_can_be_added_and_removed(tmp_path):
 
 
 @needs_tiny
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_loading_the_bundled_model_shows_its_size(tmp_path):
     app = create_app(RunConfig(device="cpu"), sessions_dir=tmp_path)
     async with app.run_test(size=SIZE) as pilot:

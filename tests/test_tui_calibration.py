@@ -101,6 +101,7 @@ def test_a_rule_in_decades_says_so_and_a_run_without_rule_or_keep_best_has_no_bo
 # ---- the Run tab of a run started here ----
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_the_run_tab_shows_the_stop_rule_and_how_close_the_run_is(tmp_path):
     engine = CalibratingEngine(steps=30, eval_every=10, pause_at=15)
     config = RunConfig(stop_when=RULE, keep_best="forget_quality", utility_floor=0.9, eval_every=10)

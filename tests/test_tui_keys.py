@@ -43,6 +43,7 @@ def help_keys(screen) -> set[str]:
     return {key.lower() for keys, _, _ in help_rows(screen) for key in keys.split(" / ")}
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_f1_and_question_mark_open_the_help_and_escape_closes_it(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:
@@ -142,6 +143,7 @@ async def test_function_and_alt_keys_switch_tabs_from_anywhere(tmp_path):
         assert app.workbench.model_pane.query_one("#model-spec", Input).value == "tiny-authors"  # nothing typed
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_tab_never_stops_on_a_box_that_takes_no_input(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:
@@ -166,6 +168,7 @@ async def test_tab_never_stops_on_a_box_that_takes_no_input(tmp_path):
         assert box.value.endswith("42")  # what is typed lands in it
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_focus_and_highlight_show_without_colour(tmp_path, monkeypatch):
     monkeypatch.setenv("NO_COLOR", "1")
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())

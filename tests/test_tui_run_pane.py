@@ -40,6 +40,7 @@ def text_of(widget) -> str:
 # ---- §2: what was broken ----
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_go_to_a_tab_from_the_palette_goes_there_even_from_inside_a_pane(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:
@@ -62,6 +63,7 @@ async def test_go_to_a_tab_from_the_palette_goes_there_even_from_inside_a_pane(t
         assert tabs.active == "tab-run"
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_ctrl_r_from_inside_a_pane_shows_the_run_tab_and_keeps_it(tmp_path):
     engine = FakeEngine(steps=30, pause_at=3)
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -86,6 +88,7 @@ async def test_ctrl_r_from_inside_a_pane_shows_the_run_tab_and_keeps_it(tmp_path
         assert bench.query_one("#tabs").active == "tab-run"
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_the_run_log_wraps_at_its_own_width_and_again_on_resize(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine(steps=10))
     async with app.run_test(size=SMALL) as pilot:
@@ -131,6 +134,7 @@ async def test_malformed_pasted_json_shows_line_and_column_in_place(tmp_path):
         assert "format: pasted (Q:/A: pairs)" in text_of(editor.query_one(".source-status"))
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_the_status_line_names_the_phase_with_a_moving_clock(tmp_path, clock):
     engine = FakeEngine(steps=40, hold_in="before", pause_at=12)
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -206,6 +210,7 @@ async def test_a_finished_run_shows_the_batch_results_table_and_its_scale(tmp_pa
         assert "fp32" in scale and "full fine-tuning" in scale
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_the_compare_table_tells_runs_on_different_data_apart(tmp_path):
     root = tmp_path
     for sid, forget in (

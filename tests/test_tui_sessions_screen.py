@@ -26,6 +26,7 @@ def anyio_backend():
     return "asyncio"
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_damaged_sessions_are_listed_and_cannot_be_compared(tmp_path):
     ids = make_sessions(tmp_path)  # oldest first
     (tmp_path / ids[0] / "summary.json").write_text('"just text"')
@@ -83,6 +84,7 @@ async def test_a_session_whose_run_is_going_is_not_offered_for_deletion(tmp_path
             proc.kill()
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_the_run_log_shows_every_split_of_an_evaluation(tmp_path):
     engine = FakeEngine(steps=10)
     app = create_app(sessions_dir=tmp_path, engine=engine)

@@ -113,6 +113,7 @@ def _run_until(step=None):
     return run_before
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 def test_run_in_progress(snap_compare, tmp_path):
     engine = FakeEngine(steps=40, pause_at=25)
     assert snap_compare(app_for(tmp_path, engine), terminal_size=SIZE, run_before=_run_until(24))
@@ -132,6 +133,7 @@ def test_run_finished(snap_compare, tmp_path):
     assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=_run_until(None))
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 def test_probes_after_a_run(snap_compare, tmp_path):
     async def run_before(pilot):
         await _run_until(None)(pilot)

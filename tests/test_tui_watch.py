@@ -224,6 +224,7 @@ async def test_the_sessions_screen_reads_no_file_on_the_ui_thread(tmp_path, monk
     assert on_ui_thread == []
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_enter_on_this_apps_own_run_goes_to_its_run_tab(tmp_path):
     engine = FakeEngine(steps=50, pause_at=4)
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -244,6 +245,7 @@ async def test_enter_on_this_apps_own_run_goes_to_its_run_tab(tmp_path):
         await settle(pilot, include_run=True)
 
 
+@pytest.mark.slow  # one of the slowest default tests (3-10 s): .ci/run's second pass
 async def test_an_interrupted_session_resumes_in_the_run_tab(tmp_path):
     engine = FakeEngine(steps=30, pause_at=8, eval_every=10)
     app = create_app(sessions_dir=tmp_path, engine=engine)
