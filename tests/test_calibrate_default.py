@@ -85,3 +85,72 @@ def test_keep_best_passes_over_an_evaluation_that_lost_knowledge():
     assert calib.best_step == 2
     calib.observe(6, {"forget_quality": 0.5, "utility_ratio": 0.99})  # not measured: the utility floor alone
     assert calib.best_step == 6
+
+
+def test_a_holdout_the_original_knows_is_no_never_seen_baseline():
+    from tui_unlearn.engine.calibration import known_holdout
+
+    parity = {"mia_auc_loss": 0.7, "mia_auc_min_k_pp": 0.7}
+    # A pretrained model's holdout of real facts it states half of: parity would mean "half-known".
+    known = {"forget": {**parity, "accuracy": 0.88}, "holdout": {"accuracy": 0.5}}
+    assert known_holdout(known) == (0.5, 0.88)
+    assert default_keep_best(known, {}) == "forget_accuracy"
+    # Facts it never saw (right guesses at most): parity is "never seen", as before.
+    unknown = {"forget": {**parity, "accuracy": 1.0}, "holdout": {"accuracy": 0.1}}
+    assert known_holdout(unknown) is None and default_keep_best(unknown, {}) == "holdout_parity"
+    scored_only = {"forget": {**parity, "accuracy": 1.0}, "holdout": {"loss": 2.0}}  # TOFU's: nothing graded
+    assert known_holdout(scored_only) is None and default_keep_best(scored_only, {}) == "holdout_parity"
+    assert default_keep_best(known, {"forget_quality": 0.01}) == "forget_quality"  # an oracle still comes first
+
+
+def _calibrated_ctx(calib):
+    import torch
+
+    model = torch.nn.Linear(2, 2)
+    logged: list[str] = []
+    ctx = SimpleNamespace(calibration=calib, loop=None, model=model, done=0, status="finished", extra={})
+    ctx.log, ctx.record, ctx.full_evaluations, ctx.accelerator = logged.append, lambda event: None, {}, None
+    return ctx, model, logged
+
+
+def test_a_calibrated_run_whose_every_evaluation_fell_past_the_floor_ends_where_it_started():
+    import torch
+
+    from tui_unlearn.engine.calibration import Calibration, finish, settle, snapshot
+
+    calib = Calibration(keep_best="forget_quality", utility_floor=0.95)
+    ctx, model, logged = _calibrated_ctx(calib)
+    start = model.weight.detach().clone()
+    calib.start_step, calib.start_weights = 0, snapshot(ctx)
+    calib.observe(0, {"forget_quality": 1e-9, "utility_ratio": 1.0})
+    with torch.no_grad():
+        model.weight.add_(1.0)  # training moved the weights...
+    ctx.done = 20
+    for step in (10, 20):  # ...and every evaluation found utility past the floor
+        settle(ctx, step, {"forget_quality": 0.9, "utility_ratio": 0.3})
+    finish(ctx, None)
+    assert torch.equal(model.weight, start) and ctx.done == 0
+    summary = ctx.extra["calibration"]
+    assert summary["kept_step"] == 0 and summary["floor_missed"] is True
+    assert any("ends on the weights it started from (step 0)" in line for line in logged)
+
+
+def test_an_evaluation_that_kept_the_floor_is_kept_over_the_start():
+    import torch
+
+    from tui_unlearn.engine.calibration import Calibration, finish, settle, snapshot
+
+    calib = Calibration(keep_best="forget_quality", utility_floor=0.95)
+    ctx, model, logged = _calibrated_ctx(calib)
+    calib.start_step, calib.start_weights = 0, snapshot(ctx)
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    kept = model.weight.detach().clone()
+    settle(ctx, 10, {"forget_quality": 0.2, "utility_ratio": 0.97})
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    settle(ctx, 20, {"forget_quality": 0.9, "utility_ratio": 0.4})  # better, past the floor
+    ctx.done = 20
+    finish(ctx, None)
+    assert torch.equal(model.weight, kept) and ctx.extra["calibration"]["kept_step"] == 10
+    assert ctx.extra["calibration"]["floor_missed"] is False

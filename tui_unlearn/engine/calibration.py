@@ -93,6 +93,14 @@ class Calibration:
     best_step: int | None = None
     best_value: float | None = None
     best_weights: dict[str, Any] | None = None
+    # The weights training started from, held while no evaluation after it has kept the floor:
+    # a run none of whose evaluations kept it ends on them (a calibrated run never ends on a
+    # model past its floor) rather than on its last step.
+    start_weights: dict[str, Any] | None = None
+    start_step: int = 0
+    floor_missed: bool = False  # the run ended on start_weights: nothing trained kept the floor
+    floor_kept_after_start: bool = False  # some evaluation after the start kept the floor
+    floor_lost_after_start: bool = False  # some evaluation after the start fell past it
     met_step: int | None = None
     is_best: bool = False  # the last observed evaluation is the best so far
     by_default: bool = False  # keep-best chosen by the run (--calibrate), not asked for
@@ -144,6 +152,9 @@ class Calibration:
             kept = values.get(KNOWLEDGE_KEPT)
             if floor_met and self.knowledge_floor > 0 and kept is not None and kept < self.knowledge_floor:
                 floor_met = False
+        if step > self.start_step and floor_met is not None:
+            self.floor_kept_after_start |= floor_met
+            self.floor_lost_after_start |= not floor_met
         if self.keep_best and step > 0 and floor_met is not False:
             value = values.get(self.keep_best)
             if value is not None and (self.best_value is None or better(self.keep_best, value, self.best_value)):
@@ -186,6 +197,7 @@ class Calibration:
             "utility_basis": self.utility_basis,
             "best_value": self.best_value,
             "kept_step": kept_step,
+            "floor_missed": self.floor_missed,
             "steps_run": steps_run,
             "history": self.history,
         }
@@ -214,13 +226,24 @@ def start(ctx: Any) -> Calibration | None:
     if not (calib.rule or calib.keep_best):
         return None  # nothing to judge: no extra passes
     if calib.by_default:
-        why = "against the oracle" if calib.keep_best == "forget_quality" else "forget vs holdout membership AUCs"
+        known = known_holdout(ctx.before.aggregates)
+        if calib.keep_best == "forget_quality":
+            why = "against the oracle"
+        elif known is not None:
+            why = (
+                f"the holdout is no baseline of never-seen facts: the original states {known[0]:.0%} of its answers "
+                f"({known[1]:.0%} of the forget set's), so holdout parity would keep the forget set as known"
+            )
+        else:
+            why = "forget vs holdout membership AUCs"
         ctx.log(
             f"calibrating: the run ends on the weights of its evaluation with the best {calib.keep_best} ({why}) "
             f"among those keeping utility >= {calib.utility_floor:g} x the original's, not on where the last step "
             "overshot to (--no-calibrate: the last step's weights)"
         )
     choose_utility(calib, before_field, (ctx.extra.get("null_reasons") or {}), ctx.log)
+    if calib.keep_best and calib.utility_floor > 0:
+        calib.start_step, calib.start_weights = ctx.done, snapshot(ctx)
     values = values_from(ctx.before.aggregates, before_field, calib.original_utility, calib.utility_basis)
     event = calib.observe(0, values)
     ctx.record(event)
@@ -239,13 +262,34 @@ def start(ctx: Any) -> Calibration | None:
     return calib
 
 
+# A holdout whose answers the original states this often (as a share of how often it states
+# the forget set's, and at least KNOWN_HOLDOUT_MIN) is known to it: no "never seen" baseline.
+KNOWN_HOLDOUT = 0.5
+KNOWN_HOLDOUT_MIN = 0.2
+
+
+def known_holdout(aggregates: dict[str, Any]) -> tuple[float, float] | None:
+    """(holdout accuracy, forget accuracy) of the original when its graded holdout is facts it
+    knows (a user's holdout of real facts a pretrained model states), else None. Parity with
+    such a holdout means "as likely as facts the model knows", not "never seen"."""
+    holdout = aggregates.get("holdout", {}).get("accuracy")
+    forget = aggregates.get("forget", {}).get("accuracy")
+    if holdout is None or not forget:
+        return None
+    if holdout >= KNOWN_HOLDOUT_MIN and holdout >= KNOWN_HOLDOUT * forget:
+        return float(holdout), float(forget)
+    return None
+
+
 def default_keep_best(aggregates: dict[str, Any], before_field: dict[str, Any]) -> str | None:
     """What a run calibrates by when not told: forget quality where the original was measured
-    against an oracle, else holdout parity where the run has a holdout set, else nothing."""
+    against an oracle, else holdout parity where the run has a holdout set of facts the original
+    does not know, else forget accuracy where that holdout is known to it (the fewest forget
+    answers stated: no never-seen baseline to aim at), else nothing."""
     if before_field.get("forget_quality") is not None:
         return "forget_quality"
     if holdout_parity(aggregates.get("forget", {})) is not None:
-        return PARITY
+        return "forget_accuracy" if known_holdout(aggregates) is not None else PARITY
     return None
 
 
@@ -334,13 +378,19 @@ def _without_variants(record: dict) -> dict:
 def judge(ctx: Any, step: int, *, record_evaluation: bool) -> bool:
     """Measure and judge the model at ``step``; snapshot it when it is the best so far.
     Returns whether the stop rule holds (the same answer on every process)."""
+    return settle(ctx, step, measure(ctx, step, record_evaluation=record_evaluation))
+
+
+def settle(ctx: Any, step: int, values: dict[str, float | None]) -> bool:
+    """Judge the measured ``values`` of the model at ``step`` (``judge``'s second half)."""
     calib = ctx.calibration
-    event = calib.observe(step, measure(ctx, step, record_evaluation=record_evaluation))
+    event = calib.observe(step, values)
     ctx.record(event)
     # Only the weights training may end on are evaluated "after": the best so far and the latest.
     ctx.full_evaluations = {s: r for s, r in ctx.full_evaluations.items() if s in (step, calib.best_step)}
     if calib.keep_best and calib.is_best:
         calib.best_weights = snapshot(ctx)
+        calib.start_weights = None  # an evaluation kept the floor: the start is no longer the fallback
     if calib.rule is not None:
         shown = ", ".join(f"{m} {_fmt(event.values.get(m))}" for m in dict.fromkeys(calib.rule.metrics))
         ctx.log(
@@ -380,9 +430,26 @@ def finish(ctx: Any, stopped_at: int | None) -> None:
     steps_run = ctx.done
     kept = None
     if calib.keep_best and ctx.status in ("finished", "diverged"):
-        if calib.best_weights is None:
-            utility = calib.utility_basis.replace("_", " ")
-            floor = f" with {utility} >= {calib.utility_floor:g} x the original's" if calib.utility_floor else ""
+        utility = calib.utility_basis.replace("_", " ")
+        floor = f" with {utility} >= {calib.utility_floor:g} x the original's" if calib.utility_floor else ""
+        if (
+            calib.best_weights is None
+            and calib.start_weights is not None
+            and calib.floor_lost_after_start
+            and not calib.floor_kept_after_start
+        ):
+            # Every evaluation of the trained model fell past the floor: the last weights are
+            # damaged beyond what the run may end on, so it ends where it started, and says so.
+            restore(ctx, calib.start_weights)
+            kept, calib.floor_missed = calib.start_step, True
+            ctx.done = kept
+            knowledge = f" and knowledge kept >= {calib.knowledge_floor:g}" if calib.knowledge_floor else ""
+            ctx.log(
+                f"keep-best: no evaluation after step {kept} kept{floor.replace(' with', '')}{knowledge}; "
+                f"the run ends on the weights it started from (step {kept}): nothing it learned kept the floor. "
+                "A retain set (--retain), a lower --lr or a lower --utility-floor may; --no-calibrate keeps the last step's"
+            )
+        elif calib.best_weights is None:
             ctx.log(
                 f"keep-best: no evaluation{floor} measured {calib.keep_best}; keeping the last weights (step {steps_run})"
             )
@@ -393,6 +460,7 @@ def finish(ctx: Any, stopped_at: int | None) -> None:
                 ctx.log(f"keep-best: restored the weights of step {kept} ({calib.keep_best} {_fmt(calib.best_value)})")
             ctx.done = kept
         calib.best_weights = None
+    calib.start_weights = None
     ctx.extra[SUMMARY_KEY] = calib.summary(steps_run, kept, stopped_at)
 
 
