@@ -46,9 +46,9 @@ PHASES = (
 )
 
 
-def run_once(sessions: Path, steps: int, extra: list[str], code: Path = ROOT) -> dict[str, float]:
-    """Seconds per phase of one run (evaluations during training counted apart), with the
-    package as it is in ``code`` (a checkout of this repository)."""
+def run_once(sessions: Path, steps: int, extra: list[str], code: Path = ROOT, threads: int = 1) -> dict[str, float]:
+    """Seconds per phase of one run (evaluations during training counted apart) and its peak
+    RSS, with the package as it is in ``code`` (a checkout of this repository)."""
     cmd = [
         sys.executable,
         "-m",
@@ -63,7 +63,7 @@ def run_once(sessions: Path, steps: int, extra: list[str], code: Path = ROOT) ->
     ]
     # One torch thread for every configuration: the project's default on 2 cores, and what
     # keeps an older revision (whose default was torch's) comparable.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(code)}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(code)}
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=code)
     marks: list[tuple[float, str]] = [(start, "start and imports")]
@@ -88,16 +88,17 @@ def run_once(sessions: Path, steps: int, extra: list[str], code: Path = ROOT) ->
             during_started = None
         elif kind in ("finished", "failed"):
             marks.append((now, "exit after the last event"))
-    proc.wait()
+    _, status, usage = os.wait4(proc.pid, 0)  # its own peak RSS, not the largest of every child's
     end = time.monotonic()
-    if proc.returncode != 0:
-        raise SystemExit(f"the run failed (exit {proc.returncode}): {' '.join(cmd)}")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"the run failed (exit {os.waitstatus_to_exitcode(status)}): {' '.join(cmd)}")
     out = {phase: 0.0 for phase, _ in PHASES}
     for (t0, phase), (t1, _) in zip(marks, marks[1:] + [(end, "")]):
         out[phase] += t1 - t0
     out["training steps"] -= during
     out["evaluations during training"] = during
     out["total"] = end - start
+    out["peak RSS MB"] = usage.ru_maxrss / 1024
     return out
 
 
