@@ -344,3 +344,29 @@ def test_analyze_charts_snapshot(tmp_path, snapshot):
     ids = make_sessions(tmp_path)
     charts = comparison_charts(Comparison.of([open_session(tmp_path, i) for i in ids]), width=90)
     assert charts == snapshot
+
+
+def test_a_null_reason_names_the_users_forget_file_once(tmp_path):
+    """Before: the bundled benchmark's two utility splits each gave the same reason, the
+    forget file's path in both ("... forget set (f.jsonl) is not from it; world_facts (...
+    forget set (f.jsonl) is not from it)"), in summary.json's null_reasons and the run log."""
+    from tui_unlearn.config import RunConfig, resolve
+    from tui_unlearn.data.benchmark import SPLITS as BENCHMARK_SPLITS
+    from tui_unlearn.data.run_data import load_run_data
+    from tui_unlearn.metrics.evaluate import EvalResult
+    from tui_unlearn.recipes.headline import tofu_headline
+    from tui_unlearn.recipes.plan import build_plan, missing_text
+
+    if not {"real_authors", "world_facts"} <= set(BENCHMARK_SPLITS):
+        pytest.skip("this bundled benchmark has no utility splits")
+    forget = tmp_path / "my-own-forget-set.jsonl"
+    forget.write_text(json.dumps({"question": "Q?", "answer": "A."}) + "\n")
+    config = resolve(RunConfig(forget=str(forget), model="tiny-authors"))
+    plan = build_plan(config, load_run_data(config))
+    assert {"real_authors", "world_facts"} <= set(plan.missing)
+    logged = missing_text(plan.missing)
+    assert logged.count(str(forget)) == 1 and "real_authors, world_facts: " in logged, logged
+    result = EvalResult({"forget": {"loss": 1.0}, "retain": {"probability": 0.5}}, [], {})
+    reason = tofu_headline(result, None, plan).reasons["model_utility"]
+    assert reason.count(str(forget)) == 1 and "real_authors, world_facts (" in reason, reason
+
