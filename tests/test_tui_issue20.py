@@ -370,3 +370,14 @@ def test_a_null_reason_names_the_users_forget_file_once(tmp_path):
     reason = tofu_headline(result, None, plan).reasons["model_utility"]
     assert reason.count(str(forget)) == 1 and "real_authors, world_facts (" in reason, reason
 
+
+# ---- resume on another machine: a setting left to the machine is "auto" ----
+
+
+def test_the_resume_log_says_auto_for_a_machine_setting_left_to_the_machine():
+    from tui_unlearn.engine.resume import changed_text
+
+    text = changed_text({"eval_batch_size": (0, 4), "threads": (None, 1)})
+    assert text == " with eval_batch_size 4 (was auto), threads 1 (was auto)", text
+    assert changed_text({"eval_batch_size": (8, 0)}) == " with eval_batch_size auto (was 8)"
+    assert changed_text({"device": ("cpu", "cuda")}) == " with device cuda (was cpu)"
