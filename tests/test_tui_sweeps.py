@@ -151,3 +151,18 @@ async def test_a_damaged_sweep_says_why_and_the_rest_still_shows(tmp_path):
         await pilot.pause()
         assert screen.selected == [] and any("no finished trial" in n.message for n in shown(seen))
 
+
+@pytest.mark.parametrize("own_folder", [True, False], ids=["sweep folder", "sessions folder is the sweep"])
+def test_an_interrupted_attempt_stays_under_its_sweep_with_what_it_tried(tmp_path, own_folder):
+    """A trial interrupted and run again (issue 20): before, its old session showed under the
+    group without its swept values ("└ "), or, where the sessions folder is the sweep, as an
+    ordinary session below everything."""
+    folder = make_sweep(tmp_path, folder=None if own_folder else tmp_path)
+    attempt = "20250102-085900-grad_diff-0000"  # older than the trial of the same lr that counts
+    config = RunConfig(algorithm="grad_diff", steps=20, lr=TRIALS[2][1]).to_dict()
+    write_session(folder, attempt, config, {"status": "interrupted", "steps": 3, "total_steps": 20})
+    top = SessionScanner(tmp_path).scan()
+    (group,), rows, _ = SweepScanner(tmp_path).scan(top[0], top[1])
+    key = f"{folder.name}/{attempt}" if own_folder else attempt
+    assert key in group.trial_keys and group.points[key] == {"lr": TRIALS[2][1]}
+    assert len(group.trial_keys) == len(TRIALS) + 1 and key not in group.front_keys
