@@ -152,6 +152,36 @@ def test_an_interrupted_grid_trial_runs_again(base, tmp_path, counted):
     assert "2 trials (1 earlier attempt that did not finish not counted)" in again.table()
 
 
+def test_ctrl_c_in_a_trial_stops_the_sweep_with_exit_130(base, tmp_path, counted, monkeypatch):
+    """Before: Ctrl-C ended the running trial as interrupted and the sweep went on to the next
+    one, exiting 0 after it (a second Ctrl-C, the next trial). Now the sweep stops; the same
+    command runs the interrupted trial again."""
+    import tui_unlearn.engine as engine
+
+    real = engine.run
+
+    def ctrl_c_at_the_first_step(config, on_event=None, should_stop=None, **kwargs):
+        return real(config, on_event, lambda: True, **kwargs)  # what the engine does on Ctrl-C
+
+    monkeypatch.setattr(engine, "run", ctrl_c_at_the_first_step)
+    root = tmp_path / "s"
+    args = [
+        *("sweep", "--model", base.model, "--forget", base.forget, "--retain", base.retain),
+        *("--holdout", base.holdout, "--steps", "2", "--eval-every", "0", "--max-new-tokens", "4"),
+        *("--sessions-dir", str(root), "--grid", "lr=1e-3,2e-3"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == ExitCode.INTERRUPTED, result.output
+    assert len(counted) == 1 and "interrupted: its finished trials are kept" in result.stderr
+    (folder,) = [p for p in root.iterdir() if p.name.startswith("sweep-")]
+    (session,) = [p for p in folder.iterdir() if (p / "summary.json").is_file()]
+    assert json.loads((session / "summary.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(engine, "run", real)
+    again = CliRunner().invoke(app, [*args, "--no-charts"])
+    assert again.exit_code == 0 and len(counted) == 3, again.output
+    assert "2 trials (1 earlier attempt that did not finish not counted)" in again.stdout
+
+
 def test_a_killed_trial_rerun_counts_once(base, tmp_path, counted):
     """A trial whose process was killed reads "running" with a dead owner (interrupted)."""
     report = run_sweep(base, root=tmp_path / "s", grid_items=["lr=1e-3,2e-3"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -344,3 +345,96 @@ def test_analyze_charts_snapshot(tmp_path, snapshot):
     ids = make_sessions(tmp_path)
     charts = comparison_charts(Comparison.of([open_session(tmp_path, i) for i in ids]), width=90)
     assert charts == snapshot
+
+
+def test_a_null_reason_names_the_users_forget_file_once(tmp_path):
+    """Before: the bundled benchmark's two utility splits each gave the same reason, the
+    forget file's path in both ("... forget set (f.jsonl) is not from it; world_facts (...
+    forget set (f.jsonl) is not from it)"), in summary.json's null_reasons and the run log."""
+    from tui_unlearn.config import RunConfig, resolve
+    from tui_unlearn.data.benchmark import SPLITS as BENCHMARK_SPLITS
+    from tui_unlearn.data.run_data import load_run_data
+    from tui_unlearn.metrics.evaluate import EvalResult
+    from tui_unlearn.recipes.headline import tofu_headline
+    from tui_unlearn.recipes.plan import build_plan, missing_text
+
+    if not {"real_authors", "world_facts"} <= set(BENCHMARK_SPLITS):
+        pytest.skip("this bundled benchmark has no utility splits")
+    forget = tmp_path / "my-own-forget-set.jsonl"
+    forget.write_text(json.dumps({"question": "Q?", "answer": "A."}) + "\n")
+    config = resolve(RunConfig(forget=str(forget), model="tiny-authors"))
+    plan = build_plan(config, load_run_data(config))
+    assert {"real_authors", "world_facts"} <= set(plan.missing)
+    logged = missing_text(plan.missing)
+    assert logged.count(str(forget)) == 1 and "real_authors, world_facts: " in logged, logged
+    result = EvalResult({"forget": {"loss": 1.0}, "retain": {"probability": 0.5}}, [], {})
+    reason = tofu_headline(result, None, plan).reasons["model_utility"]
+    assert reason.count(str(forget)) == 1 and "real_authors, world_facts (" in reason, reason
+
+
+# ---- resume on another machine: a setting left to the machine is "auto" ----
+
+
+def test_the_resume_log_says_auto_for_a_machine_setting_left_to_the_machine():
+    from tui_unlearn.engine.resume import changed_text
+
+    text = changed_text({"eval_batch_size": (0, 4), "threads": (None, 1)})
+    assert text == " with eval_batch_size 4 (was auto), threads 1 (was auto)", text
+    assert changed_text({"eval_batch_size": (8, 0)}) == " with eval_batch_size auto (was 8)"
+    assert changed_text({"device": ("cpu", "cuda")}) == " with device cuda (was cpu)"
+
+
+# ---- item 7: a sweep's best trial is on its front, and its chart shows every point ----
+
+
+def _plot_area(chart: str) -> str:
+    """What is drawn inside a plotext chart's frame (no axis numbers, title or legend)."""
+    lines = chart.splitlines()
+    top = next(i for i, line in enumerate(lines) if "┌" in line)
+    bottom = next(i for i, line in enumerate(lines) if "└" in line)
+    inside = []
+    for line in lines[top + 1 : bottom]:
+        left = max(line.find("│"), line.find("┤"))
+        inside.append(line[left + 1 : line.rindex("│")])
+    return "\n".join(inside)
+
+
+def test_a_sweeps_best_trial_is_starred_and_numbered_as_in_its_front_chart(tmp_path):
+    """Before: the best trial's mark was "best" without the front's star, and the chart's
+    legend sat over its top-left corner (where one front point was), both markers the same
+    kind of block, colour codes left in plain text."""
+    from tui_fakes import TRIALS, make_sweep
+
+    from tui_unlearn.sweeps.report import SweepReport
+
+    report = SweepReport.of(make_sweep(tmp_path))
+    first, best = TRIALS[0][0], TRIALS[2][0]  # both on the front; the second is the best
+    assert [t.session.id for t in report.front] == [first, best] and report.best.session.id == best
+    rows = report.table().splitlines()[3:]
+    marks = {t[0]: next(row[: row.index(t[0])].strip() for row in rows if t[0] in row) for t in TRIALS}
+    assert marks[first] == "* 1" and marks[best] == "* 2 best" and marks[TRIALS[1][0]] == "", marks
+    chart = report.scatter(width=80, height=18)
+    assert "\x1b" not in chart
+    plot = _plot_area(chart)
+    assert plot.count("1") == 1 and plot.count("2") == 1 and plot.count("x") == 1, chart  # every trial drawn
+    legend = chart.split("└")[1].splitlines()[-1]
+    assert legend == "1 lr=1e-5   2 lr=1e-4 (best)   x not on the front", legend
+    assert "lr=" not in plot and "\x1b[" in report.scatter(width=80, height=18, colour=True)
+
+
+def test_analyze_names_a_sweeps_trials_by_what_they_tried(tmp_path):
+    """Before: ``grad_diff 01-02 09:00``, ``grad_diff 01-02 09:20``; a session outside any
+    sweep keeps its method and start time."""
+    from tui_fakes import TRIALS, make_sessions, make_sweep
+
+    from tui_unlearn.analysis.comparison import Comparison
+    from tui_unlearn.analysis.reporting import session_label
+    from tui_unlearn.sessions import open_session
+
+    folder = make_sweep(tmp_path)
+    trials = [open_session(folder, t[0]) for t in TRIALS[:3]]
+    outside = open_session(tmp_path, make_sessions(tmp_path)[0])
+    comparison = Comparison.of([*trials, outside])
+    assert comparison.labels[:3] == ["grad_diff lr=1e-5", "grad_diff lr=3e-5", "grad_diff lr=1e-4"]
+    assert comparison.labels[3] == session_label({**outside.summary(), "session_id": outside.id})
+    assert "=" not in comparison.labels[3] and re.search(r"\d\d-\d\d \d\d:\d\d$", comparison.labels[3])

@@ -3,17 +3,14 @@ starred and shown; built with the sweeps store API, without training (Pilot)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from textual.widgets import DataTable
-from tui_fakes import FakeEngine, make_sessions, metrics_at, settle, wait_until, write_session
+from tui_fakes import TRIALS, FakeEngine, make_sessions, make_sweep, settle, wait_until, write_session
 from tui_shown import shown
 
 from tui_unlearn.config import RunConfig
 from tui_unlearn.sessions import Session
 from tui_unlearn.sweeps.report import SweepReport
-from tui_unlearn.sweeps.store import identity, open_folder, sweep_id
 from tui_unlearn.tui.app import create_app
 from tui_unlearn.tui.screens.sessions import SessionsScreen
 from tui_unlearn.tui.session_reader import SessionScanner
@@ -21,40 +18,11 @@ from tui_unlearn.tui.sweep_reader import SweepScanner, group_key
 
 pytestmark = pytest.mark.anyio
 SIZE = (100, 32)
-# (session id, lr, forget quality, model utility): a and c are on the front (c is the best
-# above the utility floor), b is dominated by c, d failed.
-TRIALS = [
-    ("20250102-090000-grad_diff-aaaa", 1e-5, 0.001, 0.80, "finished"),
-    ("20250102-091000-grad_diff-bbbb", 3e-5, 0.010, 0.70, "finished"),
-    ("20250102-092000-grad_diff-cccc", 1e-4, 0.200, 0.78, "finished"),
-    ("20250102-093000-grad_diff-dddd", 3e-4, None, None, "failed"),
-]
 
 
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
-
-
-def make_sweep(root: Path, folder: Path | None = None) -> Path:
-    """A grid sweep over lr with the four TRIALS, as ``tui-unlearn sweep`` leaves it on disk."""
-    base = RunConfig(algorithm="grad_diff", steps=20)
-    ident = identity("grad_diff", "grid", {"lr": [t[1] for t in TRIALS]}, base.to_dict())
-    folder = folder or root / sweep_id(ident)
-    open_folder(folder, ident)
-    for sid, lr, fq, mu, status in TRIALS:
-        config = RunConfig(algorithm="grad_diff", steps=20, lr=lr).to_dict()
-        summary = {
-            "status": status,
-            "steps": 20,
-            "total_steps": 20,
-            "metrics": {"before": metrics_at(0, 20), "after": metrics_at(20, 20)},
-            "field_metrics": {"before": {"model_utility": 0.82}},
-        }
-        if fq is not None:
-            summary.update(forget_quality=fq, model_utility=mu)
-        write_session(folder, sid, config, summary, started=f"2025-01-02T{sid[9:11]}:{sid[11:13]}:00+00:00")
-    return folder
 
 
 def table_keys(screen) -> list[str]:
@@ -122,7 +90,7 @@ async def test_a_sweep_is_one_group_with_its_front_starred(tmp_path):
         starred = [t for t in newest_first if cell(screen, t, "status").startswith("★")]
         assert starred == [trial[TRIALS[2][0]], trial[TRIALS[0][0]]]
         assert cell(screen, trial[TRIALS[1][0]], "status") == "finished"
-        assert cell(screen, trial[TRIALS[2][0]], "algorithm") == "└ lr=0.0001"
+        assert cell(screen, trial[TRIALS[2][0]], "algorithm") == "└ lr=1e-4"
         assert "1 sweep" in str(screen.query_one("#sessions-title").render())
 
         panel = screen.query_one("#sweep-front")
@@ -130,13 +98,16 @@ async def test_a_sweep_is_one_group_with_its_front_starred(tmp_path):
         text = str(panel.render())
         assert panel.border_title == f"Sweep {folder.name}"
         assert "grad_diff grid over lr · 4 trials, 3 complete · front of 2 by forget quality ↑, model utility ↑" in text
-        assert f"★ {TRIALS[2][0]}  lr=0.0001  forget quality 0.200  model utility 0.780 (best)" in text
-        assert f"★ {TRIALS[0][0]}  lr=1e-05  forget quality 0.001  model utility 0.800" in text
+        assert f"★ {TRIALS[2][0]}  lr=1e-4  forget quality 0.200  model utility 0.780 (best)" in text
+        assert f"★ {TRIALS[0][0]}  lr=1e-5  forget quality 0.001  model utility 0.800" in text
         assert TRIALS[1][0] not in text
 
         await pilot.press("space")  # on the header: the front goes to the comparison
         await pilot.pause()
         assert screen.selected == [trial[TRIALS[0][0]], trial[TRIALS[2][0]]]
+        await wait_until(pilot, lambda: screen.query_one("#compare-table", DataTable).columns, what="the comparison")
+        headers = [str(c.label) for c in screen.query_one("#compare-table", DataTable).columns.values()]
+        assert "grad_diff lr=1e-5" in headers and "grad_diff lr=1e-4" in headers, headers  # not their start times
         await pilot.press("enter")  # fold the trials under the header
         await pilot.pause()
         assert table_keys(screen) == [key, *reversed(ids)] and cell(screen, key, "sel") == "▸"
@@ -179,3 +150,19 @@ async def test_a_damaged_sweep_says_why_and_the_rest_still_shows(tmp_path):
         await pilot.press("space")
         await pilot.pause()
         assert screen.selected == [] and any("no finished trial" in n.message for n in shown(seen))
+
+
+@pytest.mark.parametrize("own_folder", [True, False], ids=["sweep folder", "sessions folder is the sweep"])
+def test_an_interrupted_attempt_stays_under_its_sweep_with_what_it_tried(tmp_path, own_folder):
+    """A trial interrupted and run again (issue 20): before, its old session showed under the
+    group without its swept values ("└ "), or, where the sessions folder is the sweep, as an
+    ordinary session below everything."""
+    folder = make_sweep(tmp_path, folder=None if own_folder else tmp_path)
+    attempt = "20250102-085900-grad_diff-0000"  # older than the trial of the same lr that counts
+    config = RunConfig(algorithm="grad_diff", steps=20, lr=TRIALS[2][1]).to_dict()
+    write_session(folder, attempt, config, {"status": "interrupted", "steps": 3, "total_steps": 20})
+    top = SessionScanner(tmp_path).scan()
+    (group,), rows, _ = SweepScanner(tmp_path).scan(top[0], top[1])
+    key = f"{folder.name}/{attempt}" if own_folder else attempt
+    assert key in group.trial_keys and group.points[key] == {"lr": TRIALS[2][1]}
+    assert len(group.trial_keys) == len(TRIALS) + 1 and key not in group.front_keys

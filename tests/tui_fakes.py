@@ -442,3 +442,36 @@ class SessionWriter:
         )
         self.append(ev.RunFinished("finished", summary), at + 1)
         return summary
+
+
+# (session id, lr, forget quality, model utility): a and c are on the front (c is the best
+# above the utility floor), b is dominated by c, d failed.
+TRIALS = [
+    ("20250102-090000-grad_diff-aaaa", 1e-5, 0.001, 0.80, "finished"),
+    ("20250102-091000-grad_diff-bbbb", 3e-5, 0.010, 0.70, "finished"),
+    ("20250102-092000-grad_diff-cccc", 1e-4, 0.200, 0.78, "finished"),
+    ("20250102-093000-grad_diff-dddd", 3e-4, None, None, "failed"),
+]
+
+
+def make_sweep(root: Path, folder: Path | None = None) -> Path:
+    """A grid sweep over lr with the four TRIALS, as ``tui-unlearn sweep`` leaves it on disk."""
+    from tui_unlearn.sweeps.store import identity, open_folder, sweep_id
+
+    base = RunConfig(algorithm="grad_diff", steps=20)
+    ident = identity("grad_diff", "grid", {"lr": [t[1] for t in TRIALS]}, base.to_dict())
+    folder = folder or root / sweep_id(ident)
+    open_folder(folder, ident)
+    for sid, lr, fq, mu, status in TRIALS:
+        config = RunConfig(algorithm="grad_diff", steps=20, lr=lr).to_dict()
+        summary = {
+            "status": status,
+            "steps": 20,
+            "total_steps": 20,
+            "metrics": {"before": metrics_at(0, 20), "after": metrics_at(20, 20)},
+            "field_metrics": {"before": {"model_utility": 0.82}},
+        }
+        if fq is not None:
+            summary.update(forget_quality=fq, model_utility=mu)
+        write_session(folder, sid, config, summary, started=f"2025-01-02T{sid[9:11]}:{sid[11:13]}:00+00:00")
+    return folder

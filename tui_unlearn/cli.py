@@ -62,6 +62,17 @@ def say(text: str) -> None:
     typer.echo(printable(text))
 
 
+def charts_in_colour() -> bool:
+    """Colour codes in charts only on a colour terminal (not a pipe, not NO_COLOR)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
+def say_chart(chart: str) -> None:
+    """A chart on stdout: its labels went through printable() where they were made, so
+    its colour codes (``charts_in_colour``) are kept."""
+    typer.echo(chart)
+
+
 def handle_errors(func: Callable) -> Callable:
     """One-line messages and documented exit codes instead of tracebacks."""
     path_options = _path_options(func)
@@ -339,7 +350,8 @@ def analyze_command(
     root = resolve_dir(sessions_dir)
     from tui_unlearn.sweeps.cli_view import sweep_sessions
 
-    sessions = sweep_sessions(session_ids, root, echo=say, charts=not no_charts, width=width)
+    chart = None if no_charts else say_chart
+    sessions = sweep_sessions(session_ids, root, echo=say, chart=chart, width=width, colour=charts_in_colour())
     sessions = sessions if sessions is not None else [open_session(root, ref) for ref in session_ids]
     comparison = Comparison.of(sessions)
     for note in comparison.notes:
@@ -349,9 +361,7 @@ def analyze_command(
     say(comparison.text())
     if not no_charts:
         say("")
-        # The charts' labels went through printable(); colour codes only on a colour terminal.
-        colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        typer.echo(comparison_charts(comparison, width=width, colour=colour))
+        say_chart(comparison_charts(comparison, width=width, colour=charts_in_colour()))
     for path, kind in ((csv_path, "csv"), (json_path, "json"), (markdown_path, "markdown")):
         if path is not None:
             write_export(path, EXPORTERS[kind](comparison))
@@ -469,7 +479,7 @@ def sweep_command(
     else:
         say(report.table())
         if not no_charts:
-            say(report.scatter())
+            say_chart(report.scatter(colour=charts_in_colour()))
     if report.best_config is not None:
         err(
             f"best configuration: {report.best_config} (run it with: tui-unlearn --batch --config {report.best_config})"

@@ -58,7 +58,15 @@ class Comparison:
                 continue
             kept.append(session)
             summaries.append(summary)
-        labels = unique_labels([session_label({**summ, "session_id": s.id}) for s, summ in zip(kept, summaries)])
+        from tui_unlearn.sweeps.store import trial_points
+
+        points = trial_points(kept)  # a sweep's trials are named by their swept values
+        labels = unique_labels(
+            [
+                session_label({**summ, "session_id": s.id, "sweep_point": point})
+                for s, summ, point in zip(kept, summaries, points)
+            ]
+        )
         curves = [session_curves(s) for s in kept]
         notes += [f"{s.id}: {c.note()}" for s, c in zip(kept, curves) if c.note()]
         return cls(kept, summaries, labels, curves, notes)

@@ -120,6 +120,15 @@ COLOURS = ("blue+", "red+", "green+", "orange+", "magenta+", "cyan+", "blue", "r
 _SGR = re.compile("\x1b\\[[0-9;]*m")
 
 
+POINT_MARKERS = "123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def point_marker(index: int) -> str:
+    """The marker of a chart's ``index``-th labelled point: 1..9, then a..z (the legend,
+    or a table beside the chart, says whose)."""
+    return POINT_MARKERS[index % len(POINT_MARKERS)]
+
+
 @dataclass(frozen=True)
 class Style:
     marker: str
@@ -164,6 +173,7 @@ _SGR_CODES = {
     "red": "38;5;1",
     "green": "38;5;2",
     "orange": "38;5;3",
+    "gray": "38;5;8",
 }
 
 
@@ -258,13 +268,10 @@ def comparison_charts(comparison: Comparison, width: int = 100, height: int = 18
         figure()
         # Forget quality is a p-value: far below 1e-3 a linear axis shows every point at 0.
         log = all(fq > 0 for _, _, fq in points)
-        numbered = [
-            Style(str(i + 1) if i < 9 else chr(ord("a") + i - 9), s.colour, s.label)
-            for i, s in enumerate(styles([label for label, _, _ in points]))
-        ]
+        numbered = [Style(point_marker(i), s.colour, s.label) for i, s in enumerate(styles([p[0] for p in points]))]
         for style, (_, mu, fq) in zip(numbered, points):
             plt.scatter([mu], [math.log10(fq) if log else fq], marker=style.marker, color=style.colour)
-        _pad(plt, [mu for _, mu, _ in points], [math.log10(fq) if log else fq for _, _, fq in points])
+        pad_limits(plt, [mu for _, mu, _ in points], [math.log10(fq) if log else fq for _, _, fq in points])
         plt.title(("log10 forget quality" if log else "forget quality") + " against model utility")
         plt.xlabel("model utility")
         plt.ylabel("log10 forget quality" if log else "forget quality")
@@ -272,7 +279,7 @@ def comparison_charts(comparison: Comparison, width: int = 100, height: int = 18
     return "\n\n".join(out)
 
 
-def _pad(plt, xs: list[float], ys: list[float]) -> None:
+def pad_limits(plt, xs: list[float], ys: list[float]) -> None:
     """Limits a little wider than the points, so none sits on the frame."""
     for values, set_limits in ((xs, plt.xlim), (ys, plt.ylim)):
         low, high = min(values), max(values)

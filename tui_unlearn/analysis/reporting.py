@@ -92,10 +92,17 @@ def data_label(spec: Any) -> str:
 def session_label(row: dict[str, Any], *, stamp: bool = True) -> str:
     """A short name for a session in legends and column headers: algorithm, the forget set
     when the row names it ("forget": its spec), and the start time (unless ``stamp`` is
-    False: where space is short and the rest tells the sessions apart)."""
+    False: where space is short and the rest tells the sessions apart). A sweep's trial
+    (the row's "sweep_point": its swept values) is named by what it tried instead:
+    ``npo lr=1e-4 beta=0.1`` (its trials share the rest, and a time says nothing of them)."""
     sid = str(row.get("session_id") or "")
     if row.get("kind") == "eval":
         return f"eval {row.get('model') or '?'}"
+    point = row.get("sweep_point")
+    if isinstance(point, dict) and point:
+        from tui_unlearn.sweeps.space import point_label
+
+        return f"{row.get('algorithm') or '?'} {point_label(point)}"
     if len(sid) >= 15 and sid[:8].isdigit() and sid[8] == "-":  # ids start YYYYMMDD-HHMMSS
         when = f"{sid[4:6]}-{sid[6:8]} {sid[9:11]}:{sid[11:13]}"
     else:

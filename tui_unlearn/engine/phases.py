@@ -82,7 +82,7 @@ def prepare_evaluation(ctx: RunContext) -> None:
     from tui_unlearn.data.prompts import use_run_format
     from tui_unlearn.metrics.batching import EvalBatch
     from tui_unlearn.recipes.evaluate import first_forget_prompt
-    from tui_unlearn.recipes.plan import build_plan
+    from tui_unlearn.recipes.plan import build_plan, missing_text
 
     # Before anything is encoded: training, evaluation and probes all ask in this format.
     prompt_format = use_run_format(ctx.config, ctx.loaded.tokenizer, ctx.loaded.model, ctx.log)
@@ -99,7 +99,7 @@ def prepare_evaluation(ctx: RunContext) -> None:
         ctx.loaded.model, ctx.plan.batch_tokens(ctx.loaded.tokenizer), ctx.config.eval_batch_size, ctx.log
     )
     ctx.splits.update(ctx.plan.working_splits())
-    missing = "; ".join(f"{name}: {why}" for name, why in ctx.plan.missing.items())
+    missing = missing_text(ctx.plan.missing)
     ctx.log(
         f"recipe {ctx.plan.recipe.name}: "
         + ", ".join(f"{n} {len(r)}" for n, r in ctx.plan.splits.items())

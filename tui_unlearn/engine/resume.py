@@ -81,10 +81,26 @@ def on_this_machine(config: RunConfig, machine: dict[str, Any]) -> tuple[RunConf
 
 
 def changed_text(changed: dict[str, Any]) -> str:
-    """`` with threads 1 (was 4), device cuda (was cpu)`` or nothing."""
+    """`` with threads 1 (was 4), device cuda (was cpu)`` or nothing; a value that leaves the
+    setting to the machine (threads unset, eval batch size 0) is "auto"."""
     if not changed:
         return ""
-    return " with " + ", ".join(f"{name} {new} (was {old})" for name, (old, new) in changed.items())
+    return " with " + ", ".join(
+        f"{name} {_setting_value(name, new)} (was {_setting_value(name, old)})" for name, (old, new) in changed.items()
+    )
+
+
+def _setting_value(name: str, value: Any) -> Any:
+    """``value`` as the resume line shows it: "auto" where the machine decides (None for a
+    number that may be unset, 0 for a number whose least value is 0), else itself."""
+    from tui_unlearn.config import SETTINGS
+
+    param = SETTINGS.get(name)
+    if param is None or param.type not in ("int", "float"):
+        return value
+    if value is None or (value == 0 and param.min == 0):
+        return "auto"
+    return value
 
 
 def time_before(session, step: int) -> tuple[float, float]:

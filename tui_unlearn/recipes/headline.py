@@ -98,6 +98,7 @@ def forget_quality(h: Headline, result: Any, oracle: Any, plan: Any) -> None:
 
 def model_utility(h: Headline, result: Any, plan: Any) -> None:
     from tui_unlearn.metrics.tofu import model_utility as harmonic_mean
+    from tui_unlearn.recipes.plan import missing_text
 
     parts: dict[str, float] = {}
     missing: dict[str, list[str]] = {}
@@ -112,12 +113,14 @@ def model_utility(h: Headline, result: Any, plan: Any) -> None:
         h.set("model_utility", harmonic_mean(list(parts.values())), "a utility part is not a number")
         return
     instead = "; retain_utility stands in for it" if h.values.get("retain_utility") is not None else ""
-    why = []
-    for split, metrics in missing.items():
-        if split not in result.aggregates:
-            why.append(f"{split} ({_split_missing(plan, split)})")
-        else:
-            why.append(f"{split} {'/'.join(metrics)} ({_part_hint(metrics)})")
+    why = [
+        f"{split} {'/'.join(metrics)} ({_part_hint(metrics)})"
+        for split, metrics in missing.items()
+        if split in result.aggregates
+    ]
+    absent = {split: _split_missing(plan, split) for split in missing if split not in result.aggregates}
+    if absent:  # splits that share a reason say it once (the forget set's path is in it)
+        why.append(missing_text(absent, brackets=True))
     h.set("model_utility", None, "TOFU's model utility needs nine numbers; missing: " + "; ".join(why) + instead)
 
 

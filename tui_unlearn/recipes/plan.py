@@ -250,6 +250,19 @@ def build_plan(config: Any, data: Any = None, *, model_max_length: int | None = 
     return plan
 
 
+def missing_text(missing: dict[str, str], *, brackets: bool = False) -> str:
+    """Splits left out and why, each reason once: ``real_authors, world_facts: why; holdout:
+    why`` (``brackets``: ``real_authors, world_facts (why)``). Splits that share a reason
+    (the bundled benchmark's utility splits beside a user's own forget set) would otherwise
+    repeat it, the forget set's path with it."""
+    by_reason: dict[str, list[str]] = {}
+    for name, why in missing.items():
+        by_reason.setdefault(why, []).append(name)
+    if brackets:
+        return "; ".join(f"{', '.join(names)} ({why})" for why, names in by_reason.items())
+    return "; ".join(f"{', '.join(names)}: {why}" for why, names in by_reason.items())
+
+
 def _load(spec: EvalSplit, config: Any, data: Any, recipe: Recipe) -> tuple[list[dict], str]:
     """(records, source label) of one split, before sampling."""
     from tui_unlearn.recipes.sources import read_split
@@ -270,9 +283,9 @@ def _load(spec: EvalSplit, config: Any, data: Any, recipe: Recipe) -> tuple[list
         if name not in SPLITS:
             raise DataError(f"{spec.source} is not in this version of the bundled benchmark")
         if not config.forget.startswith(BUNDLED_PREFIX):
+            # Without the split's own name: several splits share this reason and are told once (``missing_text``).
             raise DataError(
-                f"{spec.source} belongs to the bundled benchmark, and this run's forget set "
-                f"({config.forget}) is not from it"
+                f"part of the bundled benchmark, and this run's forget set ({config.forget}) is not from it"
             )
         return read_split(spec.source, spec.task), spec.source
     where = config.recipe_data or recipe.data or ""

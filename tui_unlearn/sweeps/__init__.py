@@ -133,33 +133,44 @@ def run_sweep(
         )
         log(f"trial {shown}: {summary.get('status')}, {numbers or 'no objectives measured'} (session {session_id})")
 
-    if mode == "grid":
-        todo = [p for p in plan if not any(t.point == p for t in done)]
-        log(f"sweep {folder.name}: {len(plan)} grid points, {len(plan) - len(todo)} already done, {len(todo)} to run")
-        run_trials(
-            [sp.trial_config(base, algorithm, p) for p in todo], folder, parallel, on_done, warm=warm, isolate=isolate
-        )
-    elif shared_storage is not None:
-        assert trials is not None  # _plan: the Optuna mode has a count
-        study = _shared(
-            base,
-            algorithm,
-            resolved,
-            plan,
-            ident,
-            trials,
-            folder,
-            names,
-            log,
-            on_done,
-            warm,
-            isolate,
-            shared_storage,
-            study_name or folder.name,
-            heartbeat,
-        )
-    else:
-        _optuna(base, algorithm, resolved, plan, done, trials, parallel, folder, names, log, on_done, warm, isolate)
+    try:
+        if mode == "grid":
+            todo = [p for p in plan if not any(t.point == p for t in done)]
+            log(
+                f"sweep {folder.name}: {len(plan)} grid points, {len(plan) - len(todo)} already done, {len(todo)} to run"
+            )
+            run_trials(
+                [sp.trial_config(base, algorithm, p) for p in todo],
+                folder,
+                parallel,
+                on_done,
+                warm=warm,
+                isolate=isolate,
+            )
+        elif shared_storage is not None:
+            assert trials is not None  # _plan: the Optuna mode has a count
+            study = _shared(
+                base,
+                algorithm,
+                resolved,
+                plan,
+                ident,
+                trials,
+                folder,
+                names,
+                log,
+                on_done,
+                warm,
+                isolate,
+                shared_storage,
+                study_name or folder.name,
+                heartbeat,
+            )
+        else:
+            _optuna(base, algorithm, resolved, plan, done, trials, parallel, folder, names, log, on_done, warm, isolate)
+    except KeyboardInterrupt:  # Ctrl-C: the trial running is interrupted (its session says so), no other starts
+        log(f"sweep {folder.name} interrupted: its finished trials are kept; the same command resumes it")
+        raise
 
     if early and len(early) == len(ran):
         # Nothing on disk would tell why; the first reason (and its exit code) stands for all.

@@ -8,9 +8,18 @@ from pathlib import Path
 from tui_unlearn.sweeps.store import is_sweep_dir
 
 
-def sweep_sessions(refs: list[str], root: Path, *, echo: Callable[[str], None], charts: bool, width: int):
+def sweep_sessions(
+    refs: list[str],
+    root: Path,
+    *,
+    echo: Callable[[str], None],
+    chart: Callable[[str], None] | None,
+    width: int,
+    colour: bool = False,
+):
     """When ``refs`` is one sweep folder (a path, or a name under ``root``): print its report
-    and return the sessions on its Pareto front for the comparison; else None."""
+    (``chart``: how its chart is printed, None for none; ``colour``: with colour codes) and
+    return the sessions on its Pareto front for the comparison; else None."""
     if len(refs) != 1:
         return None
     folder = Path(refs[0]).expanduser()
@@ -23,8 +32,8 @@ def sweep_sessions(refs: list[str], root: Path, *, echo: Callable[[str], None], 
 
     report = SweepReport.of(folder)
     echo(report.table())
-    if charts:
-        echo(report.scatter(width=width))
+    if chart is not None:
+        chart(report.scatter(width=width, colour=colour))
     if not report.front:
         raise ConfigError(f"sweep {folder.name} has no finished trial yet; run the sweep command again to resume it")
     echo("")

@@ -163,7 +163,6 @@ class SweepReport:
     def table(self) -> str:
         from tui_unlearn.analysis.tables import text_table
 
-        on_front = {id(t) for t in self.front}
         utility = self.objectives[1][0]
         headers = [
             "",
@@ -180,7 +179,7 @@ class SweepReport:
         rows = []
         for t in self.trials:
             o = t.objectives
-            mark = "best" if t is self.best else ("*" if id(t) in on_front else "")
+            mark = self.front_mark(t)
             rows.append(
                 [
                     mark,
@@ -199,7 +198,7 @@ class SweepReport:
         where = f"study {self.study} (every worker's trials)" if self.study else f"sweep {self.folder.name}"
         head = (
             f"{where}: {len(self.trials)} trials{self._superseded_note()}, Pareto front ({self.objectives[0][0]} vs "
-            f"{self.objectives[1][0]}; * on the front) of {len(self.front)}: {front}"
+            f"{self.objectives[1][0]}; * on the front, numbered as in the chart) of {len(self.front)}: {front}"
         )
         return head + "\n" + text_table(headers, rows)
 
@@ -210,9 +209,25 @@ class SweepReport:
             f" ({self.superseded} earlier attempt{'s' if self.superseded > 1 else ''} that did not finish not counted)"
         )
 
-    def scatter(self, width: int = 100, height: int = 20) -> str:
-        """Forget quality (log10) or holdout parity against model utility; the front marked."""
+    def front_mark(self, trial: Trial) -> str:
+        """The table's mark of a trial: ``* 2`` on the front (2: its point in the chart),
+        ``* 2 best`` for the best (always on the front), else nothing."""
+        number = next((i for i, t in enumerate(self.front) if t is trial), None)
+        if number is None:
+            return ""
+        from tui_unlearn.analysis.curves import point_marker
+
+        return f"* {point_marker(number)}" + (" best" if trial is self.best else "")
+
+    def scatter(self, width: int = 100, height: int = 20, *, colour: bool = False) -> str:
+        """Forget quality (log10) or holdout parity against model utility: each front trial
+        its own numbered point (the table's number), the others ``x``; the legend below the
+        data, never over it. ``colour``: keep the terminal colour codes (a colour terminal)."""
         import plotext as plt
+
+        from tui_unlearn.analysis.curves import COLOURS, Style, legend_lines, pad_limits, point_marker, uncoloured
+        from tui_unlearn.printable import printable
+        from tui_unlearn.sweeps.space import point_label
 
         name, utility = self.objectives[0][0], self.objectives[1][0]
 
@@ -230,18 +245,28 @@ class SweepReport:
         plt.clear_figure()
         plt.plotsize(width, height)
         plt.theme("clear")
-        rest = [t for t in done if t not in self.front]
-        if rest:
-            plt.scatter([t.objectives[utility] for t in rest], [y(t) for t in rest], label="trial", marker="dot")
-        plt.scatter(
-            [t.objectives[utility] for t in self.front], [y(t) for t in self.front], label="Pareto front", marker="hd"
-        )
+        legend: list[Style] = []
+        rest = [t for t in done if not any(t is f for f in self.front)]
+        if rest:  # first: a front point drawn over one of them stays readable
+            legend.append(Style("x", "gray", "not on the front"))
+            plt.scatter([t.objectives[utility] for t in rest], [y(t) for t in rest], marker="x", color="gray")
+        for i, t in enumerate(self.front):
+            label = printable(point_label(t.point) or t.session.id) + (" (best)" if t is self.best else "")
+            style = Style(point_marker(i), COLOURS[i % len(COLOURS)], label)
+            legend.insert(i, style)
+            plt.scatter([t.objectives[utility]], [y(t)], marker=style.marker, color=style.colour)
+        pad_limits(plt, [t.objectives[utility] or 0.0 for t in done], [y(t) for t in done])
         label = utility.replace("_", " ")
-        plt.title(f"{'log10 forget quality' if name == 'forget_quality' else name} against {label}")
+        what = "log10 forget quality" if name == "forget_quality" else name.replace("_", " ")
+        plt.title(f"{what} against {label}: the Pareto front numbered")
         plt.xlabel(label)
-        plt.ylabel("log10 forget quality" if name == "forget_quality" else name)
-        return plt.build()
+        plt.ylabel(what)
+        chart = plt.build()
+        chart = chart if colour else uncoloured(chart)
+        return "\n".join([chart.rstrip("\n"), *legend_lines(legend, width, colour=colour)])
 
 
 def _show(value: Any) -> Any:
-    return f"{value:g}" if isinstance(value, float) else value
+    from tui_unlearn.sweeps.space import short_value
+
+    return short_value(value) if isinstance(value, float) else value  # as the chart's legend writes it

@@ -108,6 +108,10 @@ def run_in_process(
         if started:  # the session holds the failure; the report shows it
             return started[-1]
         return EarlyFailure(first_line(error), int(error.exit_code))
+    if result.status == "interrupted":
+        # Ctrl-C reached the engine, which ended this trial's session as interrupted: it was
+        # meant for the sweep (before, the next trial started and the sweep exited 0).
+        raise KeyboardInterrupt
     return result.session_id or EarlyFailure("the run ended without a session", int(result.exit_code))
 
 

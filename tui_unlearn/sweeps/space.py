@@ -8,6 +8,7 @@ trial's config is as valid as one typed on the command line.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
 from tui_unlearn.algorithms.base import Algorithm, Search
@@ -143,3 +144,23 @@ def trial_config(base: Any, algorithm: Algorithm, point: dict[str, Any]) -> Any:
 def describe(space: dict[str, Search] | dict[str, list[Any]]) -> dict[str, Any]:
     """A JSON-able description (the sweep's identity and its sweep.json)."""
     return {name: (s.describe() if isinstance(s, Search) else list(s)) for name, s in space.items()}
+
+
+def short_value(value: Any) -> str:
+    """A swept value in as few characters as reads well: ``1e-4`` (not ``0.0001``), ``3e-5``,
+    ``0.1``, ``2.5e-4``; three significant digits (a sampler draws ``3.4567891e-05``: a legend
+    needs ``3.46e-5``); integers and words as they are."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if not isinstance(value, float) or not math.isfinite(value):
+        return str(value)
+    plain = f"{value:.3g}"
+    mantissa, _, exponent = f"{value:.2e}".partition("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    scientific = f"{mantissa}e{int(exponent)}"
+    return scientific if len(scientific) < len(plain) else plain
+
+
+def point_label(point: dict[str, Any]) -> str:
+    """A trial's swept values, short enough for a legend or a column: ``lr=1e-4 beta=0.1``."""
+    return " ".join(f"{name}={short_value(value)}" for name, value in point.items())

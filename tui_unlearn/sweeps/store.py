@@ -152,6 +152,39 @@ def objectives_of(summary: dict[str, Any]) -> dict[str, float | None]:
     return {k: (float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None) for k, v in out.items()}
 
 
+def point_of(config: dict[str, Any], names: list[str]) -> dict[str, Any]:
+    """A trial's swept values, from its config.json: a method's hyperparameter or a setting."""
+    hparams = config.get("hparams") or {}
+    hparams = hparams if isinstance(hparams, dict) else {}
+    return {n: hparams[n] if n in hparams else config.get(n) for n in names}
+
+
+def trial_points(sessions: list[Session]) -> list[dict[str, Any] | None]:
+    """For each session, its swept values when it is a trial of a sweep (its folder holds a
+    readable sweep.json, its method the sweep's), else None."""
+    sweep_of: dict[Path, tuple[list[str], Any] | None] = {}  # folder -> (swept names, method)
+    out: list[dict[str, Any] | None] = []
+    for session in sessions:
+        folder = session.path.parent
+        if folder not in sweep_of:
+            sweep_of[folder] = None
+            if is_sweep_dir(folder):
+                try:
+                    ident = read_meta(folder)["identity"]
+                except DataError:  # a damaged sweep.json: its sessions keep their usual names
+                    ident = {}
+                space = ident.get("space")
+                if isinstance(space, dict) and space:
+                    sweep_of[folder] = ([str(n) for n in space], ident.get("algorithm"))
+        sweep = sweep_of[folder]
+        config, problem = session.read_config() if sweep else ({}, "not a trial")
+        if sweep is None or problem is not None or config.get("algorithm") != sweep[1]:
+            out.append(None)
+        else:
+            out.append(point_of(config, sweep[0]))
+    return out
+
+
 def read_trials(folder: Path, names: list[str], algorithm: str) -> list[Trial]:
     """Every trial session in ``folder``, oldest first, with its swept values and objectives."""
     trials = []
@@ -159,8 +192,7 @@ def read_trials(folder: Path, names: list[str], algorithm: str) -> list[Trial]:
         config = session.config()
         if config.get("algorithm") != algorithm:
             continue
-        hparams = config.get("hparams", {}) or {}
-        point = {n: hparams[n] if n in hparams else config.get(n) for n in names}
+        point = point_of(config, names)
         summary = session.summary()
         trials.append(Trial(session, point, summary.get("status", "?"), objectives_of(summary), summary))
     return trials

@@ -99,10 +99,11 @@ def read_group(folder: Path, key_of: dict[str, str]) -> SweepGroup:
     group.created = meta.get("created") if isinstance(meta.get("created"), str) else None
     group.space = ident.get("space") if isinstance(ident.get("space"), dict) else {}
     group.base = base
-    trials = {t.session.id for t in report.trials}
-    # Under the group: the report's trials; in a folder of its own, any other session there too.
-    group.trial_keys = [key for sid, key in key_of.items() if sid in trials or "/" in key]
-    group.points = {key_of[t.session.id]: dict(t.point) for t in report.trials if t.session.id in key_of}
+    points = {t.session.id: dict(t.point) for t in report.trials}
+    points.update(_earlier_attempts(folder, key_of, points, report.names, group.method))
+    # Under the group: its trials and earlier attempts; in a folder of its own, any other session there too.
+    group.trial_keys = [key for sid, key in key_of.items() if sid in points or "/" in key]
+    group.points = {key_of[sid]: point for sid, point in points.items() if sid in key_of}
     group.complete = sum(1 for t in report.trials if t.complete)
     group.objectives = [(n, g) for n, g in report.objectives]
     group.front = [
@@ -112,6 +113,24 @@ def read_group(folder: Path, key_of: dict[str, str]) -> SweepGroup:
         for t in report.front
     ]
     return group
+
+
+def _earlier_attempts(
+    folder: Path, key_of: dict[str, str], trials: dict[str, Any], names: list[str], method: str | None
+) -> dict[str, dict[str, Any]]:
+    """Swept values of the sweep's sessions the report leaves out: attempts that did not
+    finish and were run again (an interrupted trial). Their rows stay under the group with
+    what they tried, whether the sweep has a folder of its own or is the sessions folder."""
+    from tui_unlearn.sweeps.store import point_of
+
+    out = {}
+    for sid in key_of:
+        if sid in trials:
+            continue
+        config, problem = Session(folder / sid).read_config()
+        if problem is None and config.get("algorithm") == method:
+            out[sid] = point_of(config, names)
+    return out
 
 
 def _fingerprint(rows: dict[str, dict[str, Any]]) -> tuple:

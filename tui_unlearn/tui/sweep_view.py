@@ -15,13 +15,11 @@ FRONT_MARK = "★"
 GOAL_WORDS = {"max": "↑", "min": "↓"}
 
 
-def show(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 def point_text(point: dict[str, Any]) -> str:
-    """The swept values of a trial: ``lr=1e-05 beta=0.1``."""
-    return " ".join(f"{name}={show(value)}" for name, value in point.items())
+    """The swept values of a trial: ``lr=1e-5 beta=0.1`` (as ``sweep`` and ``analyze`` write them)."""
+    from tui_unlearn.sweeps.space import point_label
+
+    return point_label(point)
 
 
 def table_order(groups: dict[str, SweepGroup], rows: dict[str, Any], folded: set[str]) -> list[str]:

@@ -417,6 +417,11 @@ class SessionsScreen(Screen):
         rows = [self.rows[sid] for sid in self.selected]
         differ = len({row.get("forget") for row in rows}) > 1
         rows = [row if differ else {**row, "forget": None} for row in rows]
+        # A sweep's trials are named by what they tried, as ``analyze`` names them.
+        rows = [
+            {**row, "sweep_point": group.points.get(sid)} if (group := self._trial_group.get(sid)) else row
+            for sid, row in zip(self.selected, rows)
+        ]
         if self.size.width < COMPACT_BELOW:  # the table must fit beside the plot: no start times when not needed
             short = [session_label(row, stamp=False) for row in rows]
             if len(set(short)) == len(short):
