@@ -216,7 +216,7 @@ def resolve_oracle(
         emit(ev.Log(f"oracle: reusing the evaluation saved in session {session.id}"))
         return ref
 
-    oracle_splits = {name: splits[name] for name in ("forget", "holdout") if name in splits}
+    oracle_splits: dict[str, list[dict]] = {name: splits[name] for name in ("forget", "holdout") if name in splits}
     fingerprint = _fingerprint(spec, config.models_cache)
     cache_file = None
     if fingerprint is not None:

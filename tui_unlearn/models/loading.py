@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tui_unlearn.errors import ConfigError, ModelLoadError, first_line
 
@@ -159,7 +159,11 @@ def load_model(
 
         folder, in_memory, found = gguf.prepare(path, torch_dtype, models_cache, log or (lambda message: None))
         # The cached folder is loaded like any other, so it gets the same checks.
-        model, tokenizer = in_memory if in_memory is not None else _load_folder(folder, torch_dtype, False)
+        if in_memory is not None:
+            model, tokenizer = in_memory
+        else:
+            assert folder is not None  # prepare gives a folder whenever it gives no model
+            model, tokenizer = _load_folder(folder, torch_dtype, False)
         source = f"GGUF {found.quantization}, dequantized to {dtype_name}"
     check_chat_template(path, tokenizer)
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
@@ -182,15 +186,19 @@ def _load_folder(path: Path, torch_dtype: Any, trust_remote_code: bool) -> tuple
             raise ModelLoadError(f"{path}'s tokenizer needs its own code; {REMOTE_CODE_HELP}") from None
         raise ModelLoadError(f"could not load the tokenizer from {path}: {first_line(exc, 300)}") from None
     try:
-        model, loading = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=torch_dtype,
-            use_safetensors=True,
-            trust_remote_code=trust_remote_code,
-            output_loading_info=True,
-            # Shape mismatches come back in the loading info (which names them) instead of
-            # an error pointing at a report that silenced logging never shows.
-            ignore_mismatched_sizes=True,
+        # transformers types the result as the model alone; output_loading_info=True makes it a pair.
+        model, loading = cast(
+            tuple[Any, dict[str, Any]],
+            AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=torch_dtype,
+                use_safetensors=True,
+                trust_remote_code=trust_remote_code,
+                output_loading_info=True,
+                # Shape mismatches come back in the loading info (which names them) instead of
+                # an error pointing at a report that silenced logging never shows.
+                ignore_mismatched_sizes=True,
+            ),
         )
     except ValueError as exc:
         if _needs_remote_code(exc):
