@@ -129,7 +129,7 @@ def dequantize(gguf: GGUFFile, torch_dtype: Any) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     except Exception as exc:
         raise ModelLoadError(f"could not read the tokenizer in {gguf.path}: {first_line(exc, 200)}") from None
-    from tui_unlearn.models.loading import check_weights_match
+    from tui_unlearn.models.weights import check_weights_match
 
     try:
         # transformers types the result as the model alone; output_loading_info=True makes it a pair.

@@ -16,9 +16,6 @@ from typing import Any, cast
 
 from tui_unlearn.errors import ConfigError, ModelLoadError, first_line
 
-# Checkpoint entries a model may lack or carry without its weights being wrong: buffers that
-# older checkpoints saved (rotary frequencies, position ids, GPT-2's causal-mask buffers).
-HARMLESS_KEY_SUFFIXES = ("rotary_emb.inv_freq", "position_ids", "attn.masked_bias", "attn.bias")
 REMOTE_CODE_HELP = (
     "--trust-remote-code runs the folder's own .py files on this machine with your permissions; "
     "pass it only for a model you trust"
@@ -176,7 +173,7 @@ def load_model(
 def _load_folder(path: Path, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tui_unlearn.models.weights import check_weight_files
+    from tui_unlearn.models.weights import check_weight_files, check_weights_match
 
     check_weight_files(path, _quant_method(path))
     try:
@@ -245,46 +242,5 @@ def save_model(model, tokenizer, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def _shape_mismatch(entry: Any) -> str:
-    if isinstance(entry, tuple) and len(entry) == 3:  # (key, checkpoint shape, shape the config gives)
-        key, saved, wanted = entry
-        return f"{key}: {tuple(saved)} in the checkpoint, {tuple(wanted)} from config.json"
-    return str(entry)
-
-
 def _needs_remote_code(exc: BaseException) -> bool:
     return "trust_remote_code" in str(exc)
-
-
-def check_weights_match(
-    path: Path,
-    loading: dict[str, Any],
-    *,
-    described_by: str = "its config.json",
-    hint: str = "Check that config.json (model_type, architectures, sizes) belongs to these weights",
-) -> None:
-    """Refuse a model whose checkpoint does not fill its architecture.
-
-    transformers initialises missing tensors at random (with a warning we silence), so a
-    folder whose config.json names another architecture than its weights would otherwise
-    "load" as a random model and every run on it would look like unlearning.
-    """
-
-    def real(keys) -> list[str]:
-        return [k for k in keys or () if not str(k).endswith(HARMLESS_KEY_SUFFIXES)]
-
-    missing, unexpected = real(loading.get("missing_keys")), real(loading.get("unexpected_keys"))
-    mismatched = sorted(loading.get("mismatched_keys") or (), key=str)
-    if not (missing or unexpected or mismatched):
-        return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} tensors the architecture needs are missing (e.g. {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} tensors in the checkpoint are not used (e.g. {unexpected[0]})")
-    if mismatched:
-        parts.append(f"{len(mismatched)} tensors have the wrong shape (e.g. {_shape_mismatch(mismatched[0])})")
-    raise ModelLoadError(
-        f"the weights in {path} do not match {described_by}: {'; '.join(parts)}; the model would be "
-        f"partly random. {hint}"
-    )
