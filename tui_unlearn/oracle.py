@@ -264,7 +264,7 @@ def evaluate_oracle(
     """Load the oracle model and score it on the forget (and holdout) records."""
     import torch
 
-    from tui_unlearn.data.prompts import use_run_format
+    from tui_unlearn.data.formatting import use_run_format
     from tui_unlearn.metrics.batching import EvalBatch
     from tui_unlearn.metrics.evaluate import evaluate_splits
     from tui_unlearn.models.loading import load_model
