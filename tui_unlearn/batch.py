@@ -130,6 +130,7 @@ class BatchReporter:
 
     def print_failure(self, error: str) -> None:
         if self.as_json:
+            assert self.session_path is not None  # a failure is printed only once the run has a session
             from pathlib import Path
 
             from tui_unlearn.sessions import Session

@@ -13,7 +13,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import typer
@@ -28,6 +28,10 @@ except ImportError:  # a typer that uses the click package itself
 
 from tui_unlearn.errors import ExitCode
 from tui_unlearn.params import Param, show_value
+
+if TYPE_CHECKING:
+    # What typer passes to a group's methods: its vendored click's types, not the click package's.
+    from typer._click import Context, HelpFormatter
 
 SETTING_PREFIX = "set_"
 HPARAM_PREFIX = "hp_"
@@ -214,7 +218,7 @@ class NamedArguments(TyperCommand):
 class CommandLine(TyperGroup):
     """The top-level command: usage errors in one line, ``--batch --help`` its own page."""
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
@@ -235,12 +239,12 @@ class CommandLine(TyperGroup):
             sys.exit(int(ExitCode.INTERRUPTED))
         sys.exit(code if isinstance(code, int) else 0)
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
         # --help is eager and fires before --batch is read; remember both were given.
         ctx.meta["batch_help"] = "--batch" in args and any(a in ("-h", "--help") for a in args)
         return super().parse_args(ctx, args)
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         if ctx.meta.get("batch_help"):
             return self._format_batch_help(ctx, formatter)
         self.format_usage(ctx, formatter)
@@ -264,7 +268,7 @@ class CommandLine(TyperGroup):
             formatter.write_dl(wanted)
         self.format_epilog(ctx, formatter)
 
-    def _format_batch_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def _format_batch_help(self, ctx: Context, formatter: HelpFormatter) -> None:
         formatter.write_usage(ctx.command_path, "--batch [OPTIONS]")
         formatter.write_paragraph()
         formatter.write_text(

@@ -216,7 +216,7 @@ def resolve_oracle(
         emit(ev.Log(f"oracle: reusing the evaluation saved in session {session.id}"))
         return ref
 
-    oracle_splits = {name: splits[name] for name in ("forget", "holdout") if name in splits}
+    oracle_splits: dict[str, list[dict]] = {name: splits[name] for name in ("forget", "holdout") if name in splits}
     fingerprint = _fingerprint(spec, config.models_cache)
     cache_file = None
     if fingerprint is not None:
@@ -264,7 +264,7 @@ def evaluate_oracle(
     """Load the oracle model and score it on the forget (and holdout) records."""
     import torch
 
-    from tui_unlearn.data.prompts import use_run_format
+    from tui_unlearn.data.formatting import use_run_format
     from tui_unlearn.metrics.batching import EvalBatch
     from tui_unlearn.metrics.evaluate import evaluate_splits
     from tui_unlearn.models.loading import load_model

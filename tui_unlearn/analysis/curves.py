@@ -7,14 +7,11 @@ import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from tui_unlearn.metrics.registry import get_metric
 from tui_unlearn.printable import printable
 from tui_unlearn.sessions import EVENTS_FILE, Session
-
-if TYPE_CHECKING:
-    from tui_unlearn.analysis.comparison import Comparison
 
 Points = list[tuple[int, float]]
 
@@ -221,7 +218,19 @@ def _num(value: Any) -> float:
     return float(value) if _finite(value) else 0.0
 
 
-def comparison_charts(comparison: Comparison, width: int = 100, height: int = 18, *, colour: bool = False) -> str:
+class ChartedComparison(Protocol):
+    """What ``comparison_charts`` reads of a ``Comparison`` (whose module imports this one)."""
+
+    @property
+    def labels(self) -> list[str]: ...
+    @property
+    def curves(self) -> list[Curves]: ...
+    def headlines(self) -> list[dict[str, Any]]: ...
+
+
+def comparison_charts(
+    comparison: ChartedComparison, width: int = 100, height: int = 18, *, colour: bool = False
+) -> str:
     """Plotext charts as text: headline bars, accuracy over steps, quality vs utility; each
     with its legend below it. ``colour``: keep the terminal colour codes (a colour
     terminal); else plain text, told apart by markers."""

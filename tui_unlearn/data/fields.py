@@ -190,7 +190,7 @@ def _record(row: dict[str, Any], fields: Fields) -> dict[str, Any]:
         perturbed += [as_text(v) for v in value] if isinstance(value, (list, tuple)) else [as_text(value)]
     return make_record(
         question,
-        as_text(row.get(body)),
+        as_text(row.get(body)) if body is not None else "",
         paraphrased_answer=as_text(row.get(fields.paraphrased)) if fields.paraphrased else "",
         paraphrased_question=as_text(row.get(fields.paraphrased_question)) if fields.paraphrased_question else "",
         perturbed_answers=[p for p in perturbed if p],

@@ -3,16 +3,16 @@
 Training and generation share ``build_prompt`` so the model is always asked a question
 the way it was taught: the chat template when the tokenizer has one, else the plain
 ``Question: ...\\nAnswer:`` format the bundled models are trained on; or, when a run
-chose it (``use_prompt_format``), the format open-unlearning's model configs declare for
+chose it (``use_run_format``), the format open-unlearning's model configs declare for
 the model's family, encoded as its ``preprocess_chat_instance`` encodes it (``data.prompts``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from tui_unlearn.data.prompts import OWN, PromptFormat
+from tui_unlearn.data.prompts import MODEL, OPEN_UNLEARNING, OWN, PromptFormat, choose_format
 
 IGNORE_INDEX = -100  # label value that cross-entropy skips (prompt and padding)
 PLAIN_PROMPT = "Question: {question}\nAnswer:"
@@ -196,3 +196,40 @@ def pad_token_id(tokenizer) -> int:
     if tokenizer.eos_token_id is not None:
         return tokenizer.eos_token_id
     return 0
+
+
+def use_run_format(
+    config: Any, tokenizer: Any, model: Any, log: Callable[[str], None] | None = None, *, spec: str | None = None
+) -> PromptFormat:
+    """Choose the prompt format of a run (``config``: its ``prompt_format``, default the
+    recipe's, ``system_prompt`` and ``date_string``) for the model ``spec`` (default
+    ``config.model``) and give it to the tokenizer (``use_prompt_format``); the
+    model only says its ``model_type``. The bundled models, of no family open-unlearning
+    has a config for, are always asked as they were trained. Raises ConfigError (one
+    line) for settings the model's format cannot take."""
+    from tui_unlearn.models.bundled import is_bundled
+
+    fmt = getattr(config, "prompt_format", None)
+    if fmt is None:
+        from tui_unlearn.recipes import get_recipe
+
+        fmt = get_recipe(config.recipe).prompt_format
+    if fmt == OPEN_UNLEARNING and is_bundled(spec or config.model):
+        fmt = MODEL
+        (log or (lambda _m: None))("prompt format: the bundled models are asked as they were trained (model)")
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    chosen = choose_format(
+        tokenizer,
+        model_type,
+        fmt,
+        system_prompt=getattr(config, "system_prompt", None),
+        date_string=getattr(config, "date_string", None),
+        log=log,
+    )
+    use_prompt_format(tokenizer, chosen)
+    return chosen
+
+
+def prompt_key(tokenizer: Any) -> dict[str, Any]:
+    """What of the tokenizer's prompt format decides a cached evaluation's numbers."""
+    return prompt_format_of(tokenizer).describe()

@@ -196,11 +196,17 @@ def parse_json(text: str, name: str) -> tuple[list[Any], str, str, list[int] | N
     return json_rows(obj, name), "json", "record", None
 
 
+def _skip_space(text: str, position: int) -> int:
+    """The first position at or after ``position`` that is not whitespace (``len(text)`` if none)."""
+    match = _WHITESPACE.match(text, position)
+    return match.end() if match else position  # \s* matches everywhere; the else is for mypy
+
+
 def _concatenated(text: str, name: str) -> tuple[list[Any], str, str, list[int] | None]:
     """Several JSON values one after another, split by whitespace (JSON Lines included)."""
     decoder = json.JSONDecoder()
     values: list[tuple[Any, int]] = []
-    position = _WHITESPACE.match(text, 0).end()
+    position = _skip_space(text, 0)
     while position < len(text):
         try:
             value, end = decoder.raw_decode(text, position)
@@ -211,7 +217,7 @@ def _concatenated(text: str, name: str) -> tuple[list[Any], str, str, list[int] 
         except ValueError as error:
             raise data_error(f"{name} is not valid JSON: {first_line(error)}") from None
         values.append((value, text.count("\n", 0, position) + 1))
-        position = _WHITESPACE.match(text, end).end()
+        position = _skip_space(text, end)
     arrays = sum(isinstance(value, list) for value, _ in values)
     if arrays == 0:
         return [value for value, _ in values], "jsonl", "line", [line for _, line in values]

@@ -20,9 +20,10 @@ family open-unlearning has a config for keeps its own template (said in the log)
 model without a chat template gets open-unlearning's base-model format
 (``Question: q\\nAnswer: a``, its Llama-2-7b-hf and phi-1_5 configs).
 
-The chosen format travels with the tokenizer (``formatting.use_prompt_format``): every
-path that turns a record into ids (training, scoring, generation, the relearning check,
-the probes) already receives the tokenizer, so none of them can use another format.
+The chosen format travels with the tokenizer (``formatting.use_prompt_format``; a run's is
+chosen by ``formatting.use_run_format``): every path that turns a record into ids
+(training, scoring, generation, the relearning check, the probes) already receives the
+tokenizer, so none of them can use another format.
 """
 
 from __future__ import annotations
@@ -206,43 +207,3 @@ def choose_format(
             "calendar; pass --date-string (open-unlearning uses '10 Apr 2025') to fix it"
         )
     return chosen
-
-
-def use_run_format(
-    config: Any, tokenizer: Any, model: Any, log: Callable[[str], None] | None = None, *, spec: str | None = None
-) -> PromptFormat:
-    """Choose the prompt format of a run (``config``: its ``prompt_format``, default the
-    recipe's, ``system_prompt`` and ``date_string``) for the model ``spec`` (default
-    ``config.model``) and give it to the tokenizer (``formatting.use_prompt_format``); the
-    model only says its ``model_type``. The bundled models, of no family open-unlearning
-    has a config for, are always asked as they were trained. Raises ConfigError (one
-    line) for settings the model's format cannot take."""
-    from tui_unlearn.data.formatting import use_prompt_format
-    from tui_unlearn.models.bundled import is_bundled
-
-    fmt = getattr(config, "prompt_format", None)
-    if fmt is None:
-        from tui_unlearn.recipes import get_recipe
-
-        fmt = get_recipe(config.recipe).prompt_format
-    if fmt == OPEN_UNLEARNING and is_bundled(spec or config.model):
-        fmt = MODEL
-        (log or (lambda _m: None))("prompt format: the bundled models are asked as they were trained (model)")
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    chosen = choose_format(
-        tokenizer,
-        model_type,
-        fmt,
-        system_prompt=getattr(config, "system_prompt", None),
-        date_string=getattr(config, "date_string", None),
-        log=log,
-    )
-    use_prompt_format(tokenizer, chosen)
-    return chosen
-
-
-def prompt_key(tokenizer: Any) -> dict[str, Any]:
-    """What of the tokenizer's prompt format decides a cached evaluation's numbers."""
-    from tui_unlearn.data.formatting import prompt_format_of
-
-    return prompt_format_of(tokenizer).describe()

@@ -11,10 +11,19 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from tui_unlearn.config import RunConfig
+
+class DataSources(Protocol):
+    """What ``load_run_data`` reads of a RunConfig: typed by that alone, since
+    ``tui_unlearn.config`` depends on this module (its ``resolve`` goes through ``recipes.plan``)."""
+
+    @property
+    def forget(self) -> str: ...
+    @property
+    def retain(self) -> str | None: ...
+    @property
+    def holdout(self) -> str | None: ...
 
 
 @dataclass
@@ -27,7 +36,7 @@ class RunData:
     report: dict[str, Any]
 
 
-def load_run_data(config: RunConfig, stdin_text: str | None = None) -> RunData:
+def load_run_data(config: DataSources, stdin_text: str | None = None) -> RunData:
     """Load and clean forget/retain/holdout, removing forget records from the retain and
     holdout sets.
 

@@ -123,7 +123,7 @@ def _model_key(ctx: Any, kind: str, *settings: Any) -> str | None:
     fingerprint = model_fingerprint(loaded.path)
     if fingerprint is None:
         return None
-    from tui_unlearn.data.prompts import prompt_key
+    from tui_unlearn.data.formatting import prompt_key
 
     payload = [kind, __version__, fingerprint, loaded.dtype, str(loaded.device).split(":")[0], ctx.eval_batch.size]
     payload.append(prompt_key(loaded.tokenizer))  # the questions are asked in this format

@@ -79,7 +79,7 @@ def prepare_evaluation(ctx: RunContext) -> None:
     """Load the recipe's evaluation splits (before any session exists, so a missing file
     fails the run at once); their question/answer forget / retain / holdout splits become
     the ones the quick evaluations, the probes and the relearning check use."""
-    from tui_unlearn.data.prompts import use_run_format
+    from tui_unlearn.data.formatting import use_run_format
     from tui_unlearn.metrics.batching import EvalBatch
     from tui_unlearn.recipes.evaluate import first_forget_prompt
     from tui_unlearn.recipes.plan import build_plan, missing_text

@@ -242,7 +242,11 @@ def train_causal_lm(
         epoch_loss = 0.0
         for i in range(0, len(order), batch_size):
             batch = collate([examples[j] for j in order[i : i + batch_size]], pad)
-            outcome = loop.step(lambda micro, batch=batch: {"loss": loop.model(**batch).loss})
+
+            def micro_step(micro: int, batch: dict[str, Any] = batch) -> dict[str, Any]:
+                return {"loss": loop.model(**batch).loss}
+
+            outcome = loop.step(micro_step)
             if outcome.status != "ok":
                 raise RuntimeError(f"training diverged at step {stats.steps + 1}; lower the learning rate")
             stats.losses.append(outcome.terms["loss"])

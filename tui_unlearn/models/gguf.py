@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tui_unlearn.errors import ModelLoadError, first_line
 
@@ -129,11 +129,13 @@ def dequantize(gguf: GGUFFile, torch_dtype: Any) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     except Exception as exc:
         raise ModelLoadError(f"could not read the tokenizer in {gguf.path}: {first_line(exc, 200)}") from None
-    from tui_unlearn.models.loading import check_weights_match
+    from tui_unlearn.models.weights import check_weights_match
 
     try:
-        model, loading = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=name, dtype=torch_dtype, output_loading_info=True
+        # transformers types the result as the model alone; output_loading_info=True makes it a pair.
+        model, loading = cast(
+            tuple[Any, dict[str, Any]],
+            AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch_dtype, output_loading_info=True),
         )
     except Exception as exc:
         raise ModelLoadError(f"could not dequantize {gguf.path}: {first_line(exc, 200)}") from None

@@ -12,13 +12,10 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tui_unlearn.errors import ConfigError, ModelLoadError, first_line
 
-# Checkpoint entries a model may lack or carry without its weights being wrong: buffers that
-# older checkpoints saved (rotary frequencies, position ids, GPT-2's causal-mask buffers).
-HARMLESS_KEY_SUFFIXES = ("rotary_emb.inv_freq", "position_ids", "attn.masked_bias", "attn.bias")
 REMOTE_CODE_HELP = (
     "--trust-remote-code runs the folder's own .py files on this machine with your permissions; "
     "pass it only for a model you trust"
@@ -159,7 +156,11 @@ def load_model(
 
         folder, in_memory, found = gguf.prepare(path, torch_dtype, models_cache, log or (lambda message: None))
         # The cached folder is loaded like any other, so it gets the same checks.
-        model, tokenizer = in_memory if in_memory is not None else _load_folder(folder, torch_dtype, False)
+        if in_memory is not None:
+            model, tokenizer = in_memory
+        else:
+            assert folder is not None  # prepare gives a folder whenever it gives no model
+            model, tokenizer = _load_folder(folder, torch_dtype, False)
         source = f"GGUF {found.quantization}, dequantized to {dtype_name}"
     check_chat_template(path, tokenizer)
     if tokenizer.pad_token_id is None and tokenizer.eos_token_id is not None:
@@ -172,7 +173,7 @@ def load_model(
 def _load_folder(path: Path, torch_dtype: Any, trust_remote_code: bool) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from tui_unlearn.models.weights import check_weight_files
+    from tui_unlearn.models.weights import check_weight_files, check_weights_match
 
     check_weight_files(path, _quant_method(path))
     try:
@@ -182,15 +183,19 @@ def _load_folder(path: Path, torch_dtype: Any, trust_remote_code: bool) -> tuple
             raise ModelLoadError(f"{path}'s tokenizer needs its own code; {REMOTE_CODE_HELP}") from None
         raise ModelLoadError(f"could not load the tokenizer from {path}: {first_line(exc, 300)}") from None
     try:
-        model, loading = AutoModelForCausalLM.from_pretrained(
-            path,
-            dtype=torch_dtype,
-            use_safetensors=True,
-            trust_remote_code=trust_remote_code,
-            output_loading_info=True,
-            # Shape mismatches come back in the loading info (which names them) instead of
-            # an error pointing at a report that silenced logging never shows.
-            ignore_mismatched_sizes=True,
+        # transformers types the result as the model alone; output_loading_info=True makes it a pair.
+        model, loading = cast(
+            tuple[Any, dict[str, Any]],
+            AutoModelForCausalLM.from_pretrained(
+                path,
+                dtype=torch_dtype,
+                use_safetensors=True,
+                trust_remote_code=trust_remote_code,
+                output_loading_info=True,
+                # Shape mismatches come back in the loading info (which names them) instead of
+                # an error pointing at a report that silenced logging never shows.
+                ignore_mismatched_sizes=True,
+            ),
         )
     except ValueError as exc:
         if _needs_remote_code(exc):
@@ -237,46 +242,5 @@ def save_model(model, tokenizer, folder: Path) -> None:
     tokenizer.save_pretrained(folder)
 
 
-def _shape_mismatch(entry: Any) -> str:
-    if isinstance(entry, tuple) and len(entry) == 3:  # (key, checkpoint shape, shape the config gives)
-        key, saved, wanted = entry
-        return f"{key}: {tuple(saved)} in the checkpoint, {tuple(wanted)} from config.json"
-    return str(entry)
-
-
 def _needs_remote_code(exc: BaseException) -> bool:
     return "trust_remote_code" in str(exc)
-
-
-def check_weights_match(
-    path: Path,
-    loading: dict[str, Any],
-    *,
-    described_by: str = "its config.json",
-    hint: str = "Check that config.json (model_type, architectures, sizes) belongs to these weights",
-) -> None:
-    """Refuse a model whose checkpoint does not fill its architecture.
-
-    transformers initialises missing tensors at random (with a warning we silence), so a
-    folder whose config.json names another architecture than its weights would otherwise
-    "load" as a random model and every run on it would look like unlearning.
-    """
-
-    def real(keys) -> list[str]:
-        return [k for k in keys or () if not str(k).endswith(HARMLESS_KEY_SUFFIXES)]
-
-    missing, unexpected = real(loading.get("missing_keys")), real(loading.get("unexpected_keys"))
-    mismatched = sorted(loading.get("mismatched_keys") or (), key=str)
-    if not (missing or unexpected or mismatched):
-        return
-    parts = []
-    if missing:
-        parts.append(f"{len(missing)} tensors the architecture needs are missing (e.g. {missing[0]})")
-    if unexpected:
-        parts.append(f"{len(unexpected)} tensors in the checkpoint are not used (e.g. {unexpected[0]})")
-    if mismatched:
-        parts.append(f"{len(mismatched)} tensors have the wrong shape (e.g. {_shape_mismatch(mismatched[0])})")
-    raise ModelLoadError(
-        f"the weights in {path} do not match {described_by}: {'; '.join(parts)}; the model would be "
-        f"partly random. {hint}"
-    )

@@ -35,7 +35,8 @@ def add_adapters(model: Any, *, r: int, alpha: float | None, dropout: float, tar
 
     config = LoraConfig(
         r=r,
-        lora_alpha=alpha if alpha is not None else 2.0 * r,
+        # peft annotates an int, but only divides by it (alpha / r): a float alpha is exact.
+        lora_alpha=alpha if alpha is not None else 2.0 * r,  # type: ignore[arg-type]
         lora_dropout=dropout,
         target_modules=list(targets) if targets else ALL_LINEAR,
         task_type="CAUSAL_LM",

@@ -1,4 +1,5 @@
-"""Checking a model folder's safetensors files before transformers reads them.
+"""Checking a model's weights: a folder's safetensors files before transformers reads them,
+and (``check_weights_match``) that what it read fills the architecture.
 
 transformers' own errors for a damaged folder are a bare "No such file or directory", a
 missing-file message for a dangling link, or nothing at all: integer (quantized) tensors
@@ -12,9 +13,13 @@ import json
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 from tui_unlearn.errors import ModelLoadError, first_line
 
+# Checkpoint entries a model may lack or carry without its weights being wrong: buffers that
+# older checkpoints saved (rotary frequencies, position ids, GPT-2's causal-mask buffers).
+HARMLESS_KEY_SUFFIXES = ("rotary_emb.inv_freq", "position_ids", "attn.masked_bias", "attn.bias")
 INDEX_FILE = "model.safetensors.index.json"
 SINGLE_FILE = "model.safetensors"
 FLOAT_DTYPES = {"F64", "F32", "F16", "BF16"}
@@ -106,3 +111,44 @@ def _check_readable(file: Path) -> None:
             f.read(8)
     except OSError as exc:
         raise ModelLoadError(f"cannot read {file}: {exc.strerror or first_line(exc)}") from None
+
+
+def _shape_mismatch(entry: Any) -> str:
+    if isinstance(entry, tuple) and len(entry) == 3:  # (key, checkpoint shape, shape the config gives)
+        key, saved, wanted = entry
+        return f"{key}: {tuple(saved)} in the checkpoint, {tuple(wanted)} from config.json"
+    return str(entry)
+
+
+def check_weights_match(
+    path: Path,
+    loading: dict[str, Any],
+    *,
+    described_by: str = "its config.json",
+    hint: str = "Check that config.json (model_type, architectures, sizes) belongs to these weights",
+) -> None:
+    """Refuse a model whose checkpoint does not fill its architecture.
+
+    transformers initialises missing tensors at random (with a warning we silence), so a
+    folder whose config.json names another architecture than its weights would otherwise
+    "load" as a random model and every run on it would look like unlearning.
+    """
+
+    def real(keys) -> list[str]:
+        return [k for k in keys or () if not str(k).endswith(HARMLESS_KEY_SUFFIXES)]
+
+    missing, unexpected = real(loading.get("missing_keys")), real(loading.get("unexpected_keys"))
+    mismatched = sorted(loading.get("mismatched_keys") or (), key=str)
+    if not (missing or unexpected or mismatched):
+        return
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} tensors the architecture needs are missing (e.g. {missing[0]})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} tensors in the checkpoint are not used (e.g. {unexpected[0]})")
+    if mismatched:
+        parts.append(f"{len(mismatched)} tensors have the wrong shape (e.g. {_shape_mismatch(mismatched[0])})")
+    raise ModelLoadError(
+        f"the weights in {path} do not match {described_by}: {'; '.join(parts)}; the model would be "
+        f"partly random. {hint}"
+    )

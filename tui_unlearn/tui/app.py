@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import App, SystemCommand
@@ -29,6 +30,7 @@ from tui_unlearn.errors import ConfigError, UnlearnError
 from tui_unlearn.paths import sessions_dir as resolve_sessions_dir
 from tui_unlearn.sessions import Session
 from tui_unlearn.tui.commands import palette_commands
+from tui_unlearn.tui.host import AppHost
 from tui_unlearn.tui.pump import DEFAULT_INTERVAL, EventPump
 from tui_unlearn.tui.screens.dialogs import ConfirmDialog
 from tui_unlearn.tui.screens.help import HelpScreen, help_rows
@@ -466,3 +468,8 @@ def run_app(
     config: RunConfig | None = None, sessions_dir: str | Path | None = None, watch: Session | None = None
 ) -> None:
     create_app(config, sessions_dir, watch=watch).run()
+
+
+if TYPE_CHECKING:
+    # mypy checks here that the app has what screens and widgets ask of it through host().
+    _host: type[AppHost] = UnlearnApp

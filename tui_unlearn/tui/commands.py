@@ -7,18 +7,15 @@ typing a few letters of its name ("help", "go to run", "paste the forget set").
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from textual.app import SystemCommand
 from textual.screen import Screen
 
+from tui_unlearn.tui.host import PaletteHost
 from tui_unlearn.tui.screens.workbench import TABS, WorkbenchScreen
 
-if TYPE_CHECKING:
-    from tui_unlearn.tui.app import UnlearnApp
 
-
-def palette_commands(app: UnlearnApp, screen: Screen) -> Iterable[SystemCommand]:
+def palette_commands(app: PaletteHost, screen: Screen) -> Iterable[SystemCommand]:
     yield SystemCommand("Help", "Every key of this screen (F1 or ?)", app.action_help)
     if not isinstance(screen, WorkbenchScreen):
         return

@@ -167,23 +167,22 @@ def follow(
     tail = EventTail(session.path / EVENTS_FILE)
     started_at: float | None = None
     writer = session.summary()
-    tell = on_state
 
-    def on_state(state: WatchState) -> None:  # every state names the writer
+    def announce(state: WatchState) -> None:  # every state names the writer
         pid, host = writer.get("pid"), writer.get("host")
         state.pid = pid if isinstance(pid, int) else None
         state.host = host if isinstance(host, str) else None
-        tell(state)
+        on_state(state)
 
     state = WatchState("waiting", "waiting for the run's first event")
-    on_state(state)
+    announce(state)
     last_growth = last_check = clock()
     quiet_said = False
     while not should_stop():
         read = tail.read()
         if read.rewound:
             started_at = None
-            on_state(WatchState("following", "history rewritten", skipped=tail.skipped))
+            announce(WatchState("following", "history rewritten", skipped=tail.skipped))
         end: ev.Event | None = None
         for event, stamp in read.events:
             if started_at is None and stamp is not None:
@@ -191,12 +190,12 @@ def follow(
             if isinstance(event, ev.RunStarted) or state.state == "waiting":
                 writer = session.summary()  # a resumed run has a new writer
                 state = WatchState("following", "following the run", started_at=started_at)
-                on_state(state)
+                announce(state)
             on_event(event)
             if isinstance(event, (ev.RunFinished, ev.RunFailed)):
                 end = event
         if end is not None:
-            return _ended(end, tail, on_state, started_at)
+            return _ended(end, tail, announce, started_at)
         now = clock()
         if read.events or read.rewound:
             last_growth, quiet_said = now, False
@@ -204,14 +203,14 @@ def follow(
             continue
         if now - last_growth >= check_after and now - last_check >= check_after:
             last_check = now
-            gone = _writer_gone(session, tail, on_event, on_state, started_at)
+            gone = _writer_gone(session, tail, on_event, announce, started_at)
             if gone is not None:
                 return gone
             if not quiet_said and now - last_growth >= quiet_note:
                 quiet_said = True
                 summary = session.summary()
                 minutes = int((now - last_growth) // 60)
-                on_state(
+                announce(
                     WatchState(
                         "quiet",
                         f"no new events for {minutes} min; {writer_text(summary)} cannot be checked from here",

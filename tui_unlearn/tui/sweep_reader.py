@@ -76,6 +76,10 @@ class SweepGroup:
         return next((t.key for t in self.front if t.best), None)
 
 
+def _dict_or_empty(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def read_group(folder: Path, key_of: dict[str, str]) -> SweepGroup:
     """The group of the sweep in ``folder``; ``key_of`` maps its sessions' ids to row keys."""
     from tui_unlearn.sweeps.report import SweepReport
@@ -86,7 +90,7 @@ def read_group(folder: Path, key_of: dict[str, str]) -> SweepGroup:
         ident = meta.get("identity") if isinstance(meta, dict) else None
         if not isinstance(ident, dict):
             raise ValueError("sweep.json has no identity")
-        base = ident.get("base") if isinstance(ident.get("base"), dict) else {}
+        base = _dict_or_empty(ident.get("base"))
         floor = base.get("utility_floor")
         floor = floor if isinstance(floor, (int, float)) and not isinstance(floor, bool) else 0.95
         report = SweepReport.of(folder, utility_floor=float(floor))
@@ -97,7 +101,7 @@ def read_group(folder: Path, key_of: dict[str, str]) -> SweepGroup:
     group.method = ident.get("algorithm") if isinstance(ident.get("algorithm"), str) else None
     group.mode = ident.get("mode") if isinstance(ident.get("mode"), str) else None
     group.created = meta.get("created") if isinstance(meta.get("created"), str) else None
-    group.space = ident.get("space") if isinstance(ident.get("space"), dict) else {}
+    group.space = _dict_or_empty(ident.get("space"))
     group.base = base
     points = {t.session.id: dict(t.point) for t in report.trials}
     points.update(_earlier_attempts(folder, key_of, points, report.names, group.method))

@@ -129,7 +129,7 @@ class PathPicker(ModalScreen[Path | None]):
             yield Input(str(self.start), id="picker-path", compact=True)
             yield PathTree(self.start, suffixes=self.suffixes, id="picker-tree")
             hint = (
-                f"Files: {' '.join(self.suffixes)}. Enter on a file chooses it."
+                f"Files: {' '.join(self.suffixes or ())}. Enter on a file chooses it."
                 if self.picking_files
                 else "Enter on a folder puts it in the box; ctrl+o or Choose takes the box."
             )

@@ -9,9 +9,10 @@ started here. Messages stop at the screen that shows them.
 from __future__ import annotations
 
 import threading
+from typing import Protocol
 
-from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import Footer, Label, TabbedContent, TabPane
 from textual.widgets._tabbed_content import ContentTabs
@@ -19,6 +20,7 @@ from textual.widgets._tabbed_content import ContentTabs
 from tui_unlearn.sessions import Session
 from tui_unlearn.tui import messages as msg
 from tui_unlearn.tui.follow import WatchState, follow
+from tui_unlearn.tui.host import host
 from tui_unlearn.tui.pump import DEFAULT_INTERVAL, EventPump
 from tui_unlearn.tui.widgets.probe_pane import ProbePane
 from tui_unlearn.tui.widgets.run_pane import RunPane
@@ -43,7 +45,7 @@ def focus_tab_bar(tabs: TabbedContent) -> None:
 
 # Keys that scroll the run tab when focus is on something that does not scroll (the tab
 # bar, a button): without them only the mouse wheel could reach what is below the fold.
-RUN_SCROLL_BINDINGS = [
+RUN_SCROLL_BINDINGS: list[BindingType] = [
     Binding(
         "pagedown", "scroll_run('page_down')", "Page down", id="run-page-down", show=False, tooltip="Scroll the run tab"
     ),
@@ -56,57 +58,68 @@ RUN_SCROLL_BINDINGS = [
 SCROLLS = ("page_down", "page_up", "end", "home", "down", "up")
 
 
+class NewsScreen(Protocol):
+    """What ``RunNews`` uses of the screen it is mixed into."""
+
+    @property
+    def app(self) -> App[object]: ...
+    @property
+    def run_pane(self) -> RunPane: ...
+    @property
+    def probe_pane(self) -> ProbePane: ...
+    def query_one(self, selector: type[TabbedContent]) -> TabbedContent: ...
+    def run_tab_shown(self) -> bool: ...
+
+
 class RunNews:
     """Engine news handlers for a screen with ``run_pane`` and ``probe_pane``.
 
     Textual calls a message's handler in every class of the MRO, so a screen adds to these
-    by defining its own (without calling super)."""
+    by defining its own (without calling super). Each method's ``self`` is the screen
+    (typed ``NewsScreen``, mypy's way of typing a mixin)."""
 
-    run_pane: RunPane
-    probe_pane: ProbePane
-
-    def run_tab_shown(self) -> bool:
-        tabs = self.query_one(TabbedContent)  # type: ignore[attr-defined]
+    def run_tab_shown(self: NewsScreen) -> bool:
+        tabs = self.query_one(TabbedContent)
         return tabs.active == "tab-run"
 
-    def action_scroll_run(self, where: str) -> None:
+    def action_scroll_run(self: NewsScreen, where: str) -> None:
         if where in SCROLLS and self.run_tab_shown():
             self.run_pane.scroll_body(where)
 
-    def on_run_started(self, message: msg.RunStarted) -> None:
+    def on_run_started(self: NewsScreen, message: msg.RunStarted) -> None:
         message.stop()
         self.run_pane.begin(message.event)
 
-    def on_step_window(self, message: msg.StepWindow) -> None:
+    def on_step_window(self: NewsScreen, message: msg.StepWindow) -> None:
         message.stop()
         self.run_pane.add_steps(message.steps)
 
-    def on_evaluation(self, message: msg.Evaluation) -> None:
+    def on_evaluation(self: NewsScreen, message: msg.Evaluation) -> None:
         message.stop()
         self.run_pane.add_evaluation(message.event)
 
-    def on_calibration(self, message: msg.Calibration) -> None:
+    def on_calibration(self: NewsScreen, message: msg.Calibration) -> None:
         message.stop()
         self.run_pane.add_calibration(message.event)
 
-    def on_probe_answers(self, message: msg.ProbeAnswers) -> None:
+    def on_probe_answers(self: NewsScreen, message: msg.ProbeAnswers) -> None:
         message.stop()
         self.probe_pane.show_answers(message.event)
 
-    def on_log(self, message: msg.Log) -> None:
+    def on_log(self: NewsScreen, message: msg.Log) -> None:
         message.stop()
         self.run_pane.on_log(message.event.message)
 
-    def on_run_finished(self, message: msg.RunFinished) -> None:
+    def on_run_finished(self: NewsScreen, message: msg.RunFinished) -> None:
         message.stop()
         self.run_pane.end(message.event)
         status = message.event.status
         self.app.notify(
-            f"run {status}; the session is saved",  # type: ignore[attr-defined]
+            f"run {status}; the session is saved",
             severity="information" if status == "finished" else "warning",
         )
 
-    def on_run_failed(self, message: msg.RunFailed) -> None:
+    def on_run_failed(self: NewsScreen, message: msg.RunFailed) -> None:
         message.stop()
         if message.event.session_path:
             self.run_pane.log_line(f"session saved as failed: {message.event.session_path}")
@@ -134,11 +147,11 @@ class WatchScreen(RunNews, Screen):
         self._stop = threading.Event()
 
     @property
-    def run_pane(self) -> RunPane:  # type: ignore[override]
+    def run_pane(self) -> RunPane:
         return self.query_one(RunPane)
 
     @property
-    def probe_pane(self) -> ProbePane:  # type: ignore[override]
+    def probe_pane(self) -> ProbePane:
         return self.query_one(ProbePane)
 
     def compose(self) -> ComposeResult:
@@ -175,10 +188,10 @@ class WatchScreen(RunNews, Screen):
                 pump.flush()
 
         self.set_interval(DEFAULT_INTERVAL, pump.flush)
-        self.app.run_in_thread(
+        host(self).run_in_thread(
             work,
             group=f"follow:watch:{session.id}",
-            description=f"watching {session.id}",  # type: ignore[attr-defined]
+            description=f"watching {session.id}",
             on_error=self._failed,
         )
 
@@ -216,7 +229,7 @@ class WatchScreen(RunNews, Screen):
             return ""
         return f"writer pid {state.pid}{f' on {state.host}' if state.host else ''} · "
 
-    def on_run_failed(self, message: msg.RunFailed) -> None:  # type: ignore[override]
+    def on_run_failed(self, message: msg.RunFailed) -> None:
         # After RunNews.on_run_failed (Textual calls both): here no worker reports the failure.
         self.run_pane.fail(message.event.error)
 

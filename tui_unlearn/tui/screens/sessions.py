@@ -24,6 +24,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, Select, Static
 from textual_plotext import PlotextPlot
@@ -32,6 +33,7 @@ from tui_unlearn.analysis.curves import Curves, plot_curves, series_goal, series
 from tui_unlearn.analysis.reporting import data_label, session_label, unique_labels
 from tui_unlearn.analysis.tables import compare_table, fmt
 from tui_unlearn.sessions import Session, Status, delete_session
+from tui_unlearn.tui.host import host
 from tui_unlearn.tui.messages import CompareRead, SessionDeleted, SessionsRead
 from tui_unlearn.tui.screens.dialogs import ConfirmDialog
 from tui_unlearn.tui.session_reader import SCAN_EVERY_S, SessionScanner, read_comparison
@@ -235,10 +237,10 @@ class SessionsScreen(Screen):
                 wake.wait(SCAN_EVERY_S)
                 wake.clear()
 
-        self.app.run_in_thread(
+        host(self).run_in_thread(
             work,
             group=f"follow:sessions-{id(self)}",
-            description="reading the sessions folder",  # type: ignore[attr-defined]
+            description="reading the sessions folder",
             on_error=lambda text: self.notify(text, severity="error"),
         )
 
@@ -314,7 +316,7 @@ class SessionsScreen(Screen):
         table = self.query_one("#sessions-table", DataTable)
         if not table.row_count or table.cursor_row < 0:
             return None
-        return str(table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value)
+        return str(table.coordinate_to_cell_key(Coordinate(table.cursor_row, 0)).row_key.value)
 
     # ---- watching and resuming ----
     @on(DataTable.RowSelected, "#sessions-table")
@@ -352,7 +354,7 @@ class SessionsScreen(Screen):
         if self._unreadable(sid):
             self.notify(f"cannot open {sid}: {self.rows[sid].get('problem')}", severity="warning")
             return
-        self.app.watch_session_screen(self.sessions[sid])  # type: ignore[attr-defined]
+        host(self).watch_session_screen(self.sessions[sid])
 
     def action_resume(self) -> None:
         sid = self._highlighted_id()
@@ -366,7 +368,7 @@ class SessionsScreen(Screen):
                 severity="warning",
             )
             return
-        self.app.resume_run(self.sessions[sid], self.rows[sid].get("total_steps"))  # type: ignore[attr-defined]
+        host(self).resume_run(self.sessions[sid], self.rows[sid].get("total_steps"))
 
     # ---- comparing ----
     def action_toggle_selected(self) -> None:
@@ -441,10 +443,10 @@ class SessionsScreen(Screen):
             summaries, curves = read_comparison(sessions, missing)
             self.post_message(CompareRead(generation, summaries, curves))
 
-        self.app.run_in_thread(
+        host(self).run_in_thread(
             work,
             group=f"sessions-compare-{id(self)}",
-            description="reading sessions to compare",  # type: ignore[attr-defined]
+            description="reading sessions to compare",
             on_error=lambda text: self.notify(text, severity="error"),
         )
 
@@ -534,10 +536,10 @@ class SessionsScreen(Screen):
             def failed(text: str) -> None:
                 self.notify(f"could not delete {sid}: {text}", severity="error")
 
-            self.app.run_in_thread(
+            host(self).run_in_thread(
                 work,
                 group=f"sessions-delete-{sid}",
-                description=f"deleting {sid}",  # type: ignore[attr-defined]
+                description=f"deleting {sid}",
                 on_error=failed,
             )
 

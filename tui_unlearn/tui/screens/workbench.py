@@ -9,6 +9,7 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 from tui_unlearn.config import RunConfig
 from tui_unlearn.tui import messages as msg
+from tui_unlearn.tui.host import host
 from tui_unlearn.tui.screens.live import RUN_SCROLL_BINDINGS, RunNews, focus_tab_bar
 from tui_unlearn.tui.widgets.algorithm_pane import AlgorithmPane
 from tui_unlearn.tui.widgets.data_pane import DataPane
@@ -73,7 +74,7 @@ class WorkbenchScreen(RunNews, Screen):
     def on_run_started(self, message: msg.RunStarted) -> None:
         # RunNews.on_run_started runs too (Textual calls the handler of every class in the MRO).
         started = message.event
-        self.app.run_session_id = started.session_id  # type: ignore[attr-defined]
+        host(self).run_session_id = started.session_id
         if started.model_info:
             self.model_pane.show_info(started.config.get("model", ""), started.model_info)
 

@@ -132,7 +132,7 @@ class ParamField(Vertical):
     def raw(self) -> str:
         if not self.is_mounted or not self.query(".param-input"):
             return self.initial
-        widget = self.query_one(".param-input")
+        widget = self._value_widget()
         return str(widget.value) if isinstance(widget, Select) else widget.value
 
     def set_raw(self, value: Any) -> None:
@@ -140,8 +140,13 @@ class ParamField(Vertical):
             # Not composed yet (a busy machine can highlight a method first): the input starts with it.
             self.initial = show_value(value)
             return
-        widget = self.query_one(".param-input")
+        widget = self._value_widget()
         widget.value = show_value(value)
+
+    def _value_widget(self) -> Input | Select[str]:
+        widget = self.query_one(".param-input")
+        assert isinstance(widget, (Input, Select))  # compose yields a Choice or an Input there
+        return widget
 
     def parsed(self) -> Any:
         """The value as the declared type; raises ConfigError (and shows it) when wrong."""

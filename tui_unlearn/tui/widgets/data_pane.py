@@ -31,6 +31,7 @@ from textual.widgets import (
 from tui_unlearn.config import bundled_defaults
 from tui_unlearn.data.benchmark import default_retain_for
 from tui_unlearn.errors import ConfigError, DataError
+from tui_unlearn.tui.host import host
 from tui_unlearn.tui.messages import DataParsed, ForgetSplitChanged
 from tui_unlearn.tui.screens.dialogs import PathPicker
 from tui_unlearn.tui.widgets.mounting import Choice, app_closing
@@ -179,10 +180,10 @@ class SourceEditor(Vertical):
         _, detected = load_records("-", stdin=text)
         digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
         pasted_dir.mkdir(parents=True, exist_ok=True)
-        path = pasted_dir / f"{self.role}-{digest}{paste_suffix(detected)}"
-        if not path.exists():
-            path.write_text(text, encoding="utf-8")
-        return str(path)
+        saved = pasted_dir / f"{self.role}-{digest}{paste_suffix(detected)}"
+        if not saved.exists():
+            saved.write_text(text, encoding="utf-8")
+        return str(saved)
 
     # ---- reacting to the user ----
     @on(Select.Changed, ".source-kind")
@@ -318,7 +319,7 @@ class SourceEditor(Vertical):
             if generation == self.generation:
                 self.show_error(pasted_words(message) if spec == "-" else message)
 
-        self.app.run_in_thread(work, group=f"data-{role}", description=f"parsing the {role} set", on_error=failed)
+        host(self).run_in_thread(work, group=f"data-{role}", description=f"parsing the {role} set", on_error=failed)
 
     def on_data_parsed(self, message: DataParsed) -> None:
         message.stop()

@@ -14,6 +14,7 @@ from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from tui_unlearn.models.bundled import BUNDLED_MODELS
+from tui_unlearn.tui.host import host
 from tui_unlearn.tui.messages import ModelLoaded
 from tui_unlearn.tui.screens.dialogs import PathPicker
 from tui_unlearn.tui.widgets.mounting import Choice
@@ -194,7 +195,7 @@ class ModelPane(VerticalScroll, can_focus=False):
             del loaded  # only the description is kept; the run loads its own copy
             self.post_message(ModelLoaded(spec, info))
 
-        self.app.run_in_thread(work, group="model", description=f"loading model {spec}", on_error=self.show_error)
+        host(self).run_in_thread(work, group="model", description=f"loading model {spec}", on_error=self.show_error)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
         message.stop()
