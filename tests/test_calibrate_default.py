@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
 from typer.testing import CliRunner
 
 from tui_unlearn.cli import app
@@ -34,6 +35,7 @@ def test_what_a_run_calibrates_by():
     assert default_keep_best({"forget": {"loss": 1.0}}, {}) is None  # nothing to aim at: the raw run
 
 
+@pytest.mark.slow
 def test_a_run_with_a_holdout_calibrates_unless_told_not_to(tmp_path, micro_model_dir):
     forget, holdout = _write(tmp_path / "f.jsonl", FORGET), _write(tmp_path / "h.jsonl", HOLDOUT)
     args = ["--batch", "--json", "--model", str(micro_model_dir), "--forget", str(forget), "--holdout", str(holdout)]

@@ -156,6 +156,7 @@ def test_random_bytes_in_a_file_of_any_suffix(folder, data, suffix):
 
 @SETTINGS
 @given(text=ANY_TEXT, suffix=st.sampled_from(TEXT_SUFFIXES), encoding=st.sampled_from(ENCODINGS))
+@pytest.mark.slow
 def test_random_shapes_and_encodings_in_a_file(folder, text, suffix, encoding):
     path = folder / f"shaped{suffix}"
     path.write_bytes(encoded(text, encoding))

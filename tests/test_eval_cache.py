@@ -55,6 +55,7 @@ def test_a_rerun_reuses_the_before_evaluation_and_gets_the_same_numbers(run, tmp
     assert len(list((tmp_path / "s" / CACHE_DIR).glob("*.json"))) == 1
 
 
+@pytest.mark.slow
 def test_other_records_settings_or_no_cache_evaluate_again(run, tmp_path):
     run()
     assert not run("--eval-samples", "2")[1]  # other records

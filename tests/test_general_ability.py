@@ -70,6 +70,7 @@ def test_a_stored_reference_round_trips_and_junk_is_refused():
     assert GeneralReference.from_json({"prompts": ["a", "b"], "answers": ["x"], "original_nll": [0.1]}) is None
 
 
+@pytest.mark.slow
 def test_a_run_reports_general_ability_and_caches_the_originals_answers(tmp_path, micro_model_dir, monkeypatch):
     from tui_unlearn.cli import app
 
@@ -140,6 +141,7 @@ def test_the_guard_keeps_the_last_weights_that_still_speak(tmp_path, monkeypatch
     assert not unguarded["general_ability"]["increase"] <= 0.5  # what the guard prevented
 
 
+@pytest.mark.slow
 def test_with_no_retain_set_the_originals_general_answers_are_the_retain_set(tmp_path, micro_model_dir):
     from tui_unlearn.metrics.general import PROMPTS_FILE, RETAIN_FILE
 

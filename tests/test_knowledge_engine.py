@@ -13,6 +13,7 @@ from tui_unlearn.cli import app
 from tui_unlearn.engine.phases import MIN_KNOWN, collateral_damage
 
 
+@pytest.mark.slow
 def test_a_run_reports_knowledge_and_caches_the_originals_answers(tmp_path, micro_model_dir, monkeypatch):
     forget = tmp_path / "forget.jsonl"
     forget.write_text(json.dumps({"question": "Where was Alia Brenn born?", "answer": "In Port Liren."}) + "\n")

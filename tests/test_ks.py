@@ -61,6 +61,7 @@ def test_empty_or_nan_samples_give_nan():
     assert math.isnan(ks_2samp_pvalue([1.0, float("nan")], [1.0, 2.0]))
 
 
+@pytest.mark.slow
 def test_forget_quality_auc_and_rouge_do_not_import_scipy_stats():
     # Why ks.py exists, and why rouge-score loads with scipy.stats held back: that import
     # costs about 0.6 s of every run. Afterwards scipy.stats still imports as usual.

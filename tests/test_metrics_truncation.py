@@ -91,6 +91,7 @@ def test_probe_answers_are_cut_and_logged(longest_input):
     ]
 
 
+@pytest.mark.slow
 def test_a_run_with_a_huge_probe_and_question_finishes_and_says_what_was_cut(micro_model_dir, tmp_path):
     forget = tmp_path / "forget.jsonl"
     huge = " ".join(f"w{i % 89}" for i in range(20_000))

@@ -276,6 +276,7 @@ def test_a_failure_that_cannot_be_written_down_is_still_one_line(tmp_path, damag
 
 
 @pytest.mark.parametrize("damage", ["recipe", "null_reasons", "fifo", "events folder"])
+@pytest.mark.slow
 def test_watch_shows_a_damaged_session_instead_of_crashing(tmp_path, damage):
     import asyncio
 

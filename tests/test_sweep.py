@@ -245,6 +245,7 @@ def test_sweep_folder_problems_are_one_line_errors(tmp_path, monkeypatch):
         open_folder(tmp_path / "locked", ident)
 
 
+@pytest.mark.slow
 def test_optuna_trials_resume_and_extend(base, tmp_path, counted):
     space = ["lr=1e-4:1e-2:log", "forget_weight=0.5:2"]
     first = run_sweep(base, root=tmp_path / "s", trials=2, space_items=space)

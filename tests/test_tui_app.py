@@ -33,6 +33,7 @@ def status_text(app, role: str) -> str:
     return str(app.workbench.data_pane.editor(role).query_one(".source-status").render())
 
 
+@pytest.mark.slow
 async def test_pasted_data_is_parsed_and_counted(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:
@@ -77,6 +78,7 @@ async def test_a_bad_file_shows_an_inline_error_and_blocks_the_run(tmp_path):
         assert app.is_running
 
 
+@pytest.mark.slow
 async def test_a_run_passes_the_form_to_the_engine_and_ends_finished(tmp_path):
     engine = FakeEngine(steps=12)
     app = create_app(RunConfig(algorithm="npo"), sessions_dir=tmp_path, engine=engine)
@@ -101,6 +103,7 @@ async def test_a_run_passes_the_form_to_the_engine_and_ends_finished(tmp_path):
         assert any(p["split"] == "custom" and p["question"] == "Who is Ada?" for p in answers)
 
 
+@pytest.mark.slow
 async def test_every_loss_point_arrives_in_throttled_windows(tmp_path):
     windows = []
 
@@ -136,6 +139,7 @@ async def test_stop_takes_effect_and_leaves_the_session_interrupted(tmp_path):
         assert Session(tmp_path / engine.session_id).summary()["status"] == "interrupted"
 
 
+@pytest.mark.slow
 async def test_a_failed_run_is_one_line_on_screen_and_a_failed_session(tmp_path):
     engine = FakeEngine(fail=RunFailedError("loss diverged at step 3; lower the learning rate"))
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -152,6 +156,7 @@ async def test_a_failed_run_is_one_line_on_screen_and_a_failed_session(tmp_path)
         assert app.is_running and not app.running
 
 
+@pytest.mark.slow
 async def test_an_unexpected_error_is_shown_short(tmp_path):
     engine = FakeEngine(fail_early=RuntimeError("boom\n  at line 2\n  at line 3"))
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -165,6 +170,7 @@ async def test_an_unexpected_error_is_shown_short(tmp_path):
         assert app.workbench.run_pane.status == "not started"
 
 
+@pytest.mark.slow
 async def test_bad_input_is_refused_before_a_run_starts(tmp_path):
     engine = FakeEngine()
     app = create_app(sessions_dir=tmp_path, engine=engine)
@@ -238,6 +244,7 @@ async def test_sessions_are_listed_compared_and_deleted_after_confirming(tmp_pat
         assert app.screen is app.workbench
 
 
+@pytest.mark.slow
 async def test_model_errors_are_shown_in_the_model_pane(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:
@@ -347,6 +354,7 @@ async def test_pasted_data_is_saved_so_the_session_can_be_rerun(tmp_path):
         assert open(forget, encoding="utf-8").read() == JSONL
 
 
+@pytest.mark.slow
 async def test_pickers_dismiss_the_chosen_path(tmp_path):
     data = tmp_path / "forget.jsonl"
     data.write_text(JSONL, encoding="utf-8")

@@ -131,6 +131,7 @@ async def test_the_run_tab_shows_the_stop_rule_and_how_close_the_run_is(tmp_path
     assert engine.configs[0].utility_floor == 0.9  # the form carried the settings into the run
 
 
+@pytest.mark.slow
 async def test_a_run_without_a_rule_shows_no_box(tmp_path):
     engine = CalibratingEngine(steps=20, eval_every=10, rule=None, keep_best=None)
     app = create_app(RunConfig(eval_every=10), sessions_dir=tmp_path, engine=engine)
@@ -143,6 +144,7 @@ async def test_a_run_without_a_rule_shows_no_box(tmp_path):
         assert not pane.query_one("#run-calibration").display
 
 
+@pytest.mark.slow
 async def test_a_new_run_hides_the_last_runs_box(tmp_path):
     engine = CalibratingEngine(steps=10, eval_every=5)
     app = create_app(RunConfig(stop_when=RULE, eval_every=5), sessions_dir=tmp_path, engine=engine)

@@ -30,6 +30,7 @@ def spark(pane, series: str) -> SeriesSpark:
 # ---- item 1: a value measured at step 0 is never shown as the value now ----
 
 
+@pytest.mark.slow
 async def test_a_series_the_evaluation_during_training_did_not_measure_says_when_it_was(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:
@@ -198,6 +199,7 @@ async def test_after_a_run_at_80x24_page_down_and_end_reach_the_log(tmp_path):
 # ---- item 5: the algorithm pane's help, help text capitals ----
 
 
+@pytest.mark.slow
 async def test_the_field_help_follows_the_highlighted_method(tmp_path):
     from textual.widgets import OptionList
 
@@ -238,6 +240,7 @@ def test_help_names_the_session_argument_without_a_python_type(command):
     assert "SESSION" in result.stdout and "<str>" not in result.stdout and "list[str]" not in result.stdout
 
 
+@pytest.mark.slow
 async def test_at_80x24_the_compare_table_shows_every_compared_column_whole(tmp_path):
     from tui_fakes import make_sessions
 
@@ -262,6 +265,7 @@ async def test_at_80x24_the_compare_table_shows_every_compared_column_whole(tmp_
 # ---- item 7: rough edges ----
 
 
+@pytest.mark.slow
 async def test_long_setting_names_are_shown_whole(tmp_path):
     from tui_unlearn.tui.widgets.algorithm_pane import ParamField
 
@@ -279,6 +283,7 @@ async def test_long_setting_names_are_shown_whole(tmp_path):
                 assert label.size.width >= len(name), (name, label.size)
 
 
+@pytest.mark.slow
 async def test_ctrl_a_selects_everything_in_the_paste_box(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=(100, 32)) as pilot:

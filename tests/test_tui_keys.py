@@ -81,6 +81,7 @@ async def test_f1_and_question_mark_open_the_help_and_escape_closes_it(tmp_path)
         assert "Help" in {c.title for c in app.get_system_commands(app.screen)}
 
 
+@pytest.mark.slow
 async def test_the_help_lists_the_keys_of_the_screen_it_was_opened_on(tmp_path):
     make_sessions(tmp_path)
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())

@@ -304,6 +304,7 @@ async def test_adding_a_probe_confirms_it_and_scrolls_it_into_view(tmp_path):
         assert view.scrollable_content_region.contains_region(item.region)  # on screen, not below the fold
 
 
+@pytest.mark.slow
 async def test_the_data_pane_offers_the_utility_splits_for_retain_and_holdout(tmp_path):
     app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
     async with app.run_test(size=SIZE) as pilot:

@@ -81,6 +81,7 @@ def test_parse_error_inline(snap_compare, tmp_path):
     assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
 
 
+@pytest.mark.slow
 def test_algorithm_form_with_an_invalid_value(snap_compare, tmp_path):
     async def run_before(pilot):
         await settle(pilot)
@@ -119,6 +120,7 @@ def test_run_in_progress(snap_compare, tmp_path):
     assert snap_compare(app_for(tmp_path, engine), terminal_size=SIZE, run_before=_run_until(24))
 
 
+@pytest.mark.slow
 def test_run_in_progress_80x24(snap_compare, tmp_path):
     engine = FakeEngine(steps=40, pause_at=25)
     assert snap_compare(app_for(tmp_path, engine), terminal_size=SMALL, run_before=_run_until(24))
@@ -129,6 +131,7 @@ def test_run_in_progress_wide(snap_compare, tmp_path):
     assert snap_compare(app_for(tmp_path, engine), terminal_size=WIDE, run_before=_run_until(24))
 
 
+@pytest.mark.slow
 def test_run_finished(snap_compare, tmp_path):
     assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=_run_until(None))
 
@@ -242,6 +245,7 @@ def test_path_picker(snap_compare, tmp_path, monkeypatch):
     assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
 
 
+@pytest.mark.slow
 def test_quit_asks_first_while_a_run_goes(snap_compare, tmp_path):
     async def run_before(pilot):
         await _run_until(24)(pilot)
@@ -267,6 +271,7 @@ def test_model_info_after_loading(snap_compare, tmp_path):
     assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
 
 
+@pytest.mark.slow
 def test_a_failed_run(snap_compare, tmp_path):
     from tui_unlearn.errors import RunFailedError
 
@@ -288,6 +293,7 @@ def test_an_empty_sessions_list(snap_compare, tmp_path):
     assert snap_compare(app_for(tmp_path), terminal_size=SIZE, run_before=run_before)
 
 
+@pytest.mark.slow
 def test_run_finished_120x36(snap_compare, tmp_path):
     """Issue 20 item 6: after a run the results, series, curves and log share the screen."""
     assert snap_compare(app_for(tmp_path), terminal_size=(120, 36), run_before=_run_until(None))
