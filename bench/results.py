@@ -1,4 +1,4 @@
-"""Rerun the README's Results: every algorithm with its defaults on the bundled forget10 split.
+"""Rerun the Results of docs/results.md: every algorithm with its defaults on the bundled forget10 split.
 
     .venv/bin/python bench/results.py --sessions-dir sessions --fresh
     .venv/bin/python bench/results.py --forgetting --sessions-dir /tmp/forgetting
@@ -8,7 +8,7 @@ script prints a Markdown table built from the sessions' summaries, with the wall
 each run measured here. ``--fresh`` first removes the session folders already in that
 directory (only folders that are sessions).
 
-``--forgetting`` prints the README's "Forgetting quality" table instead: every method at its
+``--forgetting`` prints the table of docs/forgetting-quality.md instead: every method at its
 defaults but calibrated (``CALIBRATED``: evaluated every few steps, the weights of the best
 forget quality kept among evaluations with model utility >= 95 % of the target's), plus RMU
 as tuned by hand (``TUNED``), each with the relearning check.
@@ -60,7 +60,7 @@ CALIBRATED = {"steps": 80, "eval_every": 5, "keep_best": "forget_quality", "util
 # RMU tuned by hand on bundled forget10: held closer to the original on retain data and at half
 # its default lr, it passes the oracle's truth-ratio distribution slowly enough for evaluations
 # every 4 steps to catch it (forget quality 0.91; but relearning brings 90 % back). The best
-# configuration measured is calibrated DPO at its defaults, a row of the table (see the README).
+# configuration measured is calibrated DPO at its defaults, a row of the table (see docs/forgetting-quality.md).
 TUNED = {
     **CALIBRATED,
     "algorithm": "rmu",

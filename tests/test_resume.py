@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from project_docs import doc_text
 from typer.testing import CliRunner
 
 from tui_unlearn.cli import app
@@ -170,7 +171,8 @@ def test_without_checkpoint_every_a_checkpoint_is_due_after_five_minutes_of_trai
     now[0] += checkpoint.AUTO_EVERY_S / 2
     assert not auto.due(9)
     assert [s for s in range(1, 10) if every3.due(s)] == [3, 6, 9]  # by steps, whatever the clock
-    assert checkpoint.AUTO_EVERY_S == 300.0  # the README's promise
+    assert checkpoint.AUTO_EVERY_S == 300.0
+    assert f"every {checkpoint.AUTO_EVERY_S / 60:g} minutes of training" in doc_text()  # what the docs promise
 
 
 # ---- checkpoints are checked before they are trusted (issue 19) ----

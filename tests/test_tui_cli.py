@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from project_docs import doc_text
 from tui_fakes import SessionWriter
 from typer.testing import CliRunner
 
@@ -62,7 +63,7 @@ def test_repeatable_options_read_as_lists_in_the_help():
 
 
 def test_the_readme_lists_every_event_kind_jsonl_prints():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = doc_text("README.md")
     line = next(line for line in readme.splitlines() if "--batch --jsonl" in line and "#" in line)
     listed = set(re.findall(r"[a-z]+", line.split("#", 1)[1]))
     assert set(ev.EVENT_TYPES) <= listed, set(ev.EVENT_TYPES) - listed

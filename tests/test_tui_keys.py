@@ -1,12 +1,12 @@
 """Keys and help (issue 11 §4): the help screen, direct tab keys, focus that shows, and the
-README's keys table saying the same as the app."""
+documented keys table saying the same as the app."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from project_docs import doc_text
 from textual.widgets import Input, OptionList
 from tui_fakes import FakeEngine, SessionWriter, make_sessions, settle, wait_until
 
@@ -17,7 +17,6 @@ from tui_unlearn.tui.widgets.algorithm_pane import ParamField
 
 pytestmark = pytest.mark.anyio
 SIZE = (100, 32)
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture
@@ -26,8 +25,8 @@ def anyio_backend():
 
 
 def readme_keys() -> dict[str, str]:
-    """The README's keys table: key cell (each key in backticks) -> what it says."""
-    text = README.read_text(encoding="utf-8")
+    """The documented keys table: key cell (each key in backticks) -> what it says."""
+    text = doc_text()
     table = text[text.index("| Key | Where | What it does |") :]
     rows = {}
     for line in table.splitlines()[2:]:
@@ -97,7 +96,7 @@ async def test_the_help_lists_the_keys_of_the_screen_it_was_opened_on(tmp_path):
         assert "Keys of the sessions screen" in str(app.screen.query_one("#help-title").render())
 
 
-async def test_every_key_the_app_answers_to_is_in_the_readme_and_ctrl_c_is_told_true(tmp_path):
+async def test_every_key_the_app_answers_to_is_in_the_docs_and_ctrl_c_is_told_true(tmp_path):
     writer = SessionWriter(tmp_path)
     writer.start()
     documented = readme_keys()
@@ -115,7 +114,7 @@ async def test_every_key_the_app_answers_to_is_in_the_readme_and_ctrl_c_is_told_
     assert missing == set()
     ctrl_c = next(what for key, what in documented.items() if key.startswith("ctrl+c @"))
     assert "copies" in ctrl_c.lower() and "quits" in ctrl_c.lower()
-    assert "`ctrl+c` outside text fields" not in README.read_text(encoding="utf-8")  # the old, untrue claim
+    assert "`ctrl+c` outside text fields" not in doc_text()  # the old, untrue claim
 
 
 @pytest.mark.slow  # several seconds: run by .ci/run's second pass

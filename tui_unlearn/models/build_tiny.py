@@ -14,7 +14,7 @@ torch version and ``TRAIN_THREADS``) a rebuild gives identical ``model.safetenso
 
 ``build_info.json``'s exact-match figures are the project's metric (``metrics.text``'s
 SQuAD normalisation over ``metrics.generation``'s greedy answers), so they are the
-README's numbers. The small pieces (``train_tokenizer``, ``tiny_llama_config``,
+numbers docs/results.md gives. The small pieces (``train_tokenizer``, ``tiny_llama_config``,
 ``deterministic_torch``, ``train_causal_lm``, ``exact_match_rate``, ``build_micro_model``)
 are reusable by tests.
 """

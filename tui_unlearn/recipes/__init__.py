@@ -32,7 +32,7 @@ __all__ = [
 
 DEFAULT_RECIPE = "bundled"
 # The built-in recipes: one module each in this package, imported by name (see tui_unlearn.plugins)
-# in the order the CLI, the TUI and the README list them; plugins' recipes follow, by name.
+# in the order the CLI, the TUI and docs/metrics-and-recipes.md list them; plugins' recipes follow, by name.
 BUILTIN = (
     "bundled",
     "tofu",

@@ -62,7 +62,7 @@ class EvalSplit:
     shots: str | None = None
     subject: str = ""
     hub: str | None = None  # the split's own hub spec, used when the recipe's data is a hub id
-    about: str = ""  # what the split is for, in a few words (README, summary)
+    about: str = ""  # what the split is for, in a few words (docs, summary)
 
 
 @dataclass
@@ -88,7 +88,7 @@ class Headline:
 @dataclass(frozen=True)
 class Recipe:
     """An evaluation recipe. See the module docstring; each field is read by the plan,
-    the evaluation, the CLI help or the README's Benchmarks table."""
+    the evaluation, the CLI help or the Benchmarks table (docs/metrics-and-recipes.md)."""
 
     name: str
     description: str
@@ -107,7 +107,7 @@ class Recipe:
     training: Mapping[str, str] = field(default_factory=dict)  # role -> stem of the training sets
     training_note: str = ""  # why a role has no training default (said when one is needed)
     subjects: Mapping[str, str] = field(default_factory=dict)  # forget split -> ``{subject}``
-    command: str = ""  # the README's command
+    command: str = ""  # the command the docs show for it
 
     @property
     def default_forget_split(self) -> str | None:

@@ -3,7 +3,7 @@
 The rows come from the bindings themselves (app, screen and our widgets: each has an id
 and a tooltip), so the list cannot drift from what the keys do; keys that widgets handle
 without a binding of ours (moving between fields, enter in a box) are listed per screen in
-``NAVIGATION``. The README's keys table says the same (a test compares them).
+``NAVIGATION``. docs/workbench.md's keys table says the same (a test compares them).
 """
 
 from __future__ import annotations
