@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from tui_unlearn.data.sources import BUNDLED_PREFIX, SourceSpec
 from tui_unlearn.errors import ConfigError
 from tui_unlearn.params import CLI, EVAL, TUI, Param
 
@@ -29,7 +30,6 @@ DEFAULT_ALGORITHM = "grad_diff"
 # The retain-only oracle used for forget quality and privacy leakage on the bundled benchmark.
 DEFAULT_ORACLE = "tiny-authors-retain"
 DEFAULT_ORACLE_FORGET = "bundled:forget10"
-BUNDLED_PREFIX = "bundled:"
 
 # Run-level defaults for knobs a method may override through ``Algorithm.run_defaults``.
 RUN_DEFAULTS: dict[str, Any] = {"steps": 60, "lr": 5e-4, "batch_size": 8}
@@ -787,7 +787,7 @@ def require_remote_code_consent(config: RunConfig, origin: str, alternative: str
 
 
 def is_bundled_source(spec: str | None) -> bool:
-    return bool(spec) and str(spec).startswith(BUNDLED_PREFIX)
+    return bool(spec) and SourceSpec.parse(str(spec)).is_bundled
 
 
 def bundled_defaults(forget: str, model: str) -> tuple[str | None, str | None]:
@@ -798,7 +798,7 @@ def bundled_defaults(forget: str, model: str) -> tuple[str | None, str | None]:
 
     if not (is_bundled_source(forget) or is_bundled(model)):
         return None, None
-    split = forget.split(":", 1)[1] if is_bundled_source(forget) else "forget10"
+    split = SourceSpec.parse(forget).rest if is_bundled_source(forget) else "forget10"
     retain = default_retain_for(split) if split.startswith("forget") else "retain90"
     return f"{BUNDLED_PREFIX}{retain}", f"{BUNDLED_PREFIX}holdout"
 
