@@ -19,6 +19,7 @@ from tui_unlearn.engine.context import OnEvent, RunContext, RunResult, ShouldSto
 from tui_unlearn.engine.inputs import RunData, eval_splits_for, load_run_data, sample
 from tui_unlearn.engine.runtime import apply_threads, make_accelerator
 from tui_unlearn.paths import sessions_dir as default_sessions_dir
+from tui_unlearn.phase_names import Phase
 from tui_unlearn.sessions import check_sessions_dir_writable
 
 __all__ = ["RunResult", "RunData", "run", "evaluate_model", "eval_splits_for", "load_run_data", "sample"]
@@ -243,12 +244,12 @@ def evaluate_model(
             )
         )
         phases.knowledge_reference(ctx)  # the share of the world-knowledge probe this model states
-        result = phases.evaluate(ctx, phases.AFTER, 0, ctx.loaded.model)
+        result = phases.evaluate(ctx, Phase.AFTER, 0, ctx.loaded.model)
         if ctx.session is not None:
-            ctx.session.write_examples([{"phase": phases.AFTER, **row} for row in result.examples])
+            ctx.session.write_examples([{"phase": Phase.AFTER, **row} for row in result.examples])
         oracle = from_result(result, config.oracle, "self", plan.identity()) if same and config.oracle else ctx.oracle
-        extra: dict[str, Any] = phases.headline(ctx, phases.AFTER, result, oracle)
-        fm = ctx.field_metrics[phases.AFTER]
+        extra: dict[str, Any] = phases.headline(ctx, Phase.AFTER, result, oracle)
+        fm = ctx.field_metrics[Phase.AFTER]
         if config.relearn_steps:
             extra["relearn"] = phases_relearn(ctx, result)
         summary = {}
@@ -260,9 +261,9 @@ def evaluate_model(
                 seconds=ctx.elapsed(),
                 ended=now(),
                 data=ctx.data.report,
-                metrics={phases.AFTER: result.aggregates},
+                metrics={Phase.AFTER: result.aggregates},
                 **{key: fm.get(key) for key in (*phases.CORE_HEADLINES, *plan.recipe.headline_keys)},
-                field_metrics={phases.AFTER: fm},
+                field_metrics={Phase.AFTER: fm},
                 oracle=oracle.describe() if oracle else None,
                 recipe=plan.describe(),
                 knowledge=ctx.extra.get("knowledge"),
