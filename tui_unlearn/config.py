@@ -18,7 +18,7 @@ import stat
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from tui_unlearn.data.sources import BUNDLED_PREFIX, SourceSpec
 from tui_unlearn.errors import ConfigError
@@ -640,6 +640,23 @@ ANNOTATION_TYPES = {
 }
 
 
+if TYPE_CHECKING:
+
+    class ResolvedConfig(RunConfig):
+        """A RunConfig as ``resolve()`` returns it: the settings it fills are no longer None.
+        Only mypy sees this class; at run time the value is the RunConfig itself."""
+
+        steps: int
+        lr: float
+        batch_size: int
+        eval_samples: int
+        max_new_tokens: int
+        prompt_format: str
+
+else:
+    ResolvedConfig = RunConfig
+
+
 def _declarations() -> dict[str, Param]:
     out = {}
     for f in fields(RunConfig):
@@ -764,7 +781,7 @@ def method_run_defaults(algorithm: Any, model: str, *, lora: bool) -> dict[str, 
     return run
 
 
-def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
+def resolve(config: RunConfig, *, training: bool = True) -> ResolvedConfig:
     """Type-check every field, fill dependent defaults and validate; raises ConfigError (one line).
 
     ``training`` False (an ``eval``) skips what only training needs (a method's retain set).
@@ -802,7 +819,11 @@ def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     oracle = config.oracle
     if oracle is None and config.forget == DEFAULT_ORACLE_FORGET:
         oracle = DEFAULT_ORACLE
-    return replace(config, hparams=hparams, retain=retain or None, holdout=holdout or None, oracle=oracle, **dependent)
+    resolved = replace(
+        config, hparams=hparams, retain=retain or None, holdout=holdout or None, oracle=oracle, **dependent
+    )
+    # The method's defaults filled steps, lr and batch_size, the recipe the evaluation's settings.
+    return cast(ResolvedConfig, resolved)
 
 
 def _check_training_settings(config: RunConfig, algorithm: Any, hparams: dict[str, Any]) -> None:

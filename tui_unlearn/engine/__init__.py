@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_unlearn import events as ev
-from tui_unlearn.config import RunConfig, require_remote_code_consent, resolve
+from tui_unlearn.config import ResolvedConfig, RunConfig, require_remote_code_consent, resolve
 from tui_unlearn.engine import phases, trackers
 from tui_unlearn.engine.context import OnEvent, RunContext, RunResult, ShouldStop, guarded, now
 from tui_unlearn.engine.inputs import RunData, eval_splits_for, load_run_data, sample
@@ -26,7 +26,7 @@ __all__ = ["RunResult", "RunData", "run", "evaluate_model", "eval_splits_for", "
 
 
 def _context(
-    config: RunConfig, on_event: OnEvent | None, should_stop: ShouldStop | None, sessions_dir: str | Path | None
+    config: ResolvedConfig, on_event: OnEvent | None, should_stop: ShouldStop | None, sessions_dir: str | Path | None
 ) -> RunContext:
     root = default_sessions_dir(sessions_dir)  # "~" expanded as every other command does
     ctx = RunContext(config, on_event or (lambda event: None), should_stop or (lambda: False), root)
@@ -77,7 +77,6 @@ def run(
         if not allow_remote_code:
             require_remote_code_consent(config, f"session {previous.id}'s config")
     config = resolve(config or RunConfig())
-    assert config.steps is not None and config.batch_size is not None  # resolve() fills them
     steps = config.steps
     # Checked before anything is loaded: a damaged checkpoint costs nothing and changes nothing.
     checkpoint_step = checkpoint.verify_checkpoint(previous.path, config) if previous is not None else None
@@ -86,7 +85,6 @@ def run(
     time_before = resuming.time_before(previous, checkpoint_step or 0) if previous is not None else (0.0, 0.0)
     if previous is not None and machine:
         config, changed = resuming.on_this_machine(config, machine)
-    assert config.batch_size is not None  # resolved (again, with this machine's settings)
     ctx = _context(config, on_event, should_stop, root)
     ctx.warm = warm if previous is None else None  # a resumed run starts from its checkpoint
     check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing

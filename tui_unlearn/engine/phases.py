@@ -502,7 +502,7 @@ def headline(ctx: RunContext, phase: Phase, result: Any, oracle: Any = None) -> 
     ``null_reasons`` (metric -> why it is None), ``headline_details`` and
     ``forget_quality_basis`` (what its KS test compared: truth_ratio or answer_nll)."""
     h = ctx.plan.headline(result, oracle if oracle is not None else ctx.oracle)
-    values = {key: None for key in HEADLINE_KEYS}
+    values: dict[str, Any] = {key: None for key in HEADLINE_KEYS}
     values.update(h.values)
     ctx.field_metrics[phase] = values
     details = dict(ctx.extra.get("headline_details") or {})

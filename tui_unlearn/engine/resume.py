@@ -16,7 +16,7 @@ from tui_unlearn.errors import ConfigError
 from tui_unlearn.phase_names import Phase
 
 if TYPE_CHECKING:
-    from tui_unlearn.config import RunConfig
+    from tui_unlearn.config import ResolvedConfig, RunConfig
 
 # Event kinds that belong to training steps: after the checkpoint they are taken again.
 STEP_KINDS = ("step", "probes", "evaluation", "log")
@@ -61,7 +61,7 @@ def config_of(session) -> Any:
     return RunConfig.from_dict(data, source=str(session.path / "config.json"))
 
 
-def on_this_machine(config: RunConfig, machine: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
+def on_this_machine(config: RunConfig, machine: dict[str, Any]) -> tuple[ResolvedConfig, dict[str, Any]]:
     """``config`` (the session's, resolved) with this machine's settings, and which changed
     (name -> (old, new)). Only ``config.MACHINE_SETTINGS`` may: ConfigError names any other."""
     from tui_unlearn.config import MACHINE_SETTINGS, SETTINGS, resolve
