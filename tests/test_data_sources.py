@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from tui_unlearn.cli import app
 from tui_unlearn.data import hub
 from tui_unlearn.data.loading import load_records, load_split, parse_text, read_stdin_text
+from tui_unlearn.data.sources import SourceSpec
 from tui_unlearn.errors import DataError, ExitCode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,25 @@ def one_line(excinfo) -> str:
 def piped(data: bytes) -> io.TextIOWrapper:
     """A stand-in for sys.stdin with ``data`` piped in."""
     return io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+
+
+# --- spec prefixes ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("spec", "kind", "rest"),
+    [
+        ("-", "stdin", "-"),
+        ("bundled:forget10", "bundled", "forget10"),
+        ("hf:locuslab/TOFU:forget10@train", "hub", "locuslab/TOFU:forget10@train"),
+        ("hf:./folder", "hub", "./folder"),
+        ("locuslab/TOFU", "path", "locuslab/TOFU"),  # a bare hub name is told apart only when read
+        ("data/hf:notes.txt", "path", "data/hf:notes.txt"),
+        ("--", "path", "--"),
+    ],
+)
+def test_a_spec_is_taken_apart_by_its_prefix(spec, kind, rest):
+    source = SourceSpec.parse(spec)
+    assert (source.kind, source.rest) == (kind, rest)
+    assert source.is_bundled == (kind == "bundled") and source.is_hub == (kind == "hub")
 
 
 # --- standard input -----------------------------------------------------------------------------

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 # a new circle, or one that grows or changes, fails the test.
 ALLOWED: set[tuple[str, ...]] = {
     # config.resolve() runs the recipe's settings (recipes.plan) and checks the trackers;
-    # plan reads DEFAULT_FORGET and the bundled prefix from config, and trackers.hyperparameters
-    # config.defining_dict. Breaking it means moving resolve() out of config.py (issue 21, item 2).
+    # plan reads DEFAULT_FORGET from config, and trackers.hyperparameters config.defining_dict.
+    # Breaking it means moving resolve() out of config.py (issue 21, item 2).
     ("tui_unlearn.config", "tui_unlearn.engine.trackers", "tui_unlearn.recipes.plan"),
     # calibration and guard use phases' general-ability and world-knowledge passes
     # (add_general, general_numbers, add_knowledge, knowledge_numbers, MIN_KNOWN), its phase

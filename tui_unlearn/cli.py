@@ -209,7 +209,6 @@ def main_command(
         from tui_unlearn.engine.runtime import default_threads
 
         resolved = resolve(config)
-        assert resolved.batch_size is not None  # resolve() fills it
         processes = int(os.environ.get("WORLD_SIZE", "1"))
         derived = {
             "processes": processes,

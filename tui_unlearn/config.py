@@ -18,8 +18,9 @@ import stat
 import tomllib
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from tui_unlearn.data.sources import BUNDLED_PREFIX, SourceSpec
 from tui_unlearn.errors import ConfigError
 from tui_unlearn.params import CLI, EVAL, TUI, Param
 
@@ -29,7 +30,6 @@ DEFAULT_ALGORITHM = "grad_diff"
 # The retain-only oracle used for forget quality and privacy leakage on the bundled benchmark.
 DEFAULT_ORACLE = "tiny-authors-retain"
 DEFAULT_ORACLE_FORGET = "bundled:forget10"
-BUNDLED_PREFIX = "bundled:"
 
 # Run-level defaults for knobs a method may override through ``Algorithm.run_defaults``.
 RUN_DEFAULTS: dict[str, Any] = {"steps": 60, "lr": 5e-4, "batch_size": 8}
@@ -87,7 +87,6 @@ def _report_to_rule(value: str) -> str | None:
 
 
 def setting(
-    type: str,
     default: Any,
     help: str,
     *,
@@ -97,13 +96,14 @@ def setting(
     machine: bool = False,
     **rules: Any,
 ) -> Any:
-    """A dataclass field carrying its :class:`Param` declaration (the name is filled in below).
+    """A dataclass field carrying its :class:`Param` declaration, less the name and the type:
+    ``_declarations`` takes those from the field (``int | None`` is a nullable "int").
 
     ``machine``: a setting of where and how this machine reports the run, not of the run
     itself (see ``MACHINE_SETTINGS``): a checkpoint or a sweep is the same run whatever it says.
     """
-    param = Param("", type, default, help, faces=frozenset(faces), group=group, **rules)
-    metadata = {"param": param, "machine": machine}
+    declared = {"default": default, "help": help, "faces": frozenset(faces), "group": group, **rules}
+    metadata = {"param": declared, "machine": machine}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -124,7 +124,6 @@ def _recipe_names() -> tuple[str, ...]:
 class RunConfig:
     # ---- model ----
     model: str = setting(
-        "str",
         DEFAULT_MODEL,
         "Bundled name (tiny-authors, tiny-authors-retain), a local model folder, a .gguf file, or a hub id.",
         faces=(CLI, EVAL),
@@ -133,7 +132,6 @@ class RunConfig:
         check_value=_path_rule,
     )
     device: str = setting(
-        "str",
         "auto",
         "Where to run: auto (cuda > mps > cpu), cpu, cuda, cuda:N or mps.",
         faces=(CLI, EVAL),
@@ -142,7 +140,6 @@ class RunConfig:
         check_value=_device_rule,
     )
     dtype: str = setting(
-        "str",
         "auto",
         "Weights dtype: auto (bf16 on GPUs that support it, else float32), float32, bfloat16, float16.",
         faces=(CLI, EVAL),
@@ -150,25 +147,21 @@ class RunConfig:
         choices=("auto", "float32", "bfloat16", "float16"),
     )
     trust_remote_code: bool = setting(
-        "bool",
         False,
         "Allow a model folder's own Python code to run (off by default: only for models you trust).",
         faces=(CLI, EVAL),
         group=MODEL,
     )
     models_cache: str | None = setting(
-        "str",
         None,
         "Where hub models and dequantized .gguf files are cached (env TUI_UNLEARN_MODELS_CACHE).",
         faces=(CLI, EVAL),
         machine=True,  # may change when a run resumes on another machine
         group=MODEL,
-        nullable=True,
         check_value=_path_rule,
     )
     # ---- data ----
     forget: str = setting(
-        "str",
         DEFAULT_FORGET,
         "Forget set: a file (.txt .json .jsonl .csv .parquet), '-' for stdin, bundled:forget10, or hf:owner/name[:config][@split].",
         faces=(CLI, EVAL),
@@ -177,70 +170,57 @@ class RunConfig:
         check_value=_path_rule,
     )
     retain: str | None = setting(
-        "str",
         None,
         "Retain set, what must survive; trained on, so its numbers flatter (same sources as --forget; "
         "default: the bundled one for bundled data).",
         faces=(CLI, EVAL),
         group=DATA,
-        nullable=True,
         check_value=_name_fits,
     )
     holdout: str | None = setting(
-        "str",
         None,
         "Holdout set, never trained on: the membership baseline, and on your own data facts the model knows "
         "whose answers are graded too, where collateral damage shows (same sources; default: the bundled one "
         "for bundled data).",
         faces=(CLI, EVAL),
         group=DATA,
-        nullable=True,
         check_value=_name_fits,
     )
     retain_eval: str | None = setting(
-        "str",
         None,
         "Retain set the evaluation measures utility on, when it is not the one trained on (e.g. TOFU's "
         "retain_perturbed.json while training on retain90); same sources as --retain (default: the recipe's).",
         faces=(CLI, EVAL),
         group=DATA,
-        nullable=True,
         check_value=_path_rule,
     )
     prompt_format: str | None = setting(
-        "str",
         None,
         "How questions are put to the model: 'model' (its own chat template, the question as the only turn) or "
         "'open-unlearning' (the system prompt, date string or hand-written tags its model configs declare for the "
         "model's family) (default: the recipe's, open-unlearning for tofu and muse).",
         faces=(CLI, EVAL),
         group=DATA,
-        nullable=True,
         choices=("model", "open-unlearning"),
     )
     system_prompt: str | None = setting(
-        "str",
         None,
         "System prompt for a chat template ('' for none; default: the prompt format's, 'You are a helpful "
         "assistant.' for open-unlearning's Llama-3, Qwen2.5, Phi-3.5 and zephyr configs).",
         faces=(CLI, EVAL),
         group=DATA,
-        nullable=True,
         metavar="TEXT",
     )
     date_string: str | None = setting(
-        "str",
         None,
         "Date a chat template writes into its prompts, e.g. '10 Apr 2025' (open-unlearning's for Llama-3); "
         "without one, Llama-3.2's template writes today's date and numbers change with the calendar.",
         faces=(CLI, EVAL),
         group=DATA,
-        nullable=True,
         metavar="DATE",
     )
     # ---- the method ----
     algorithm: str = setting(
-        "str",
         DEFAULT_ALGORITHM,
         "Unlearning method (listed below).",
         group=RUN,
@@ -248,50 +228,42 @@ class RunConfig:
         check_value=_not_blank,
     )
     # Set through one flag per declared hyperparameter (generated from the methods), not one flag.
-    hparams: dict[str, Any] = setting("dict", {}, "The method's hyperparameters.", faces=(), factory=dict)
+    hparams: dict[str, Any] = setting({}, "The method's hyperparameters.", faces=(), factory=dict)
     steps: int | None = setting(
-        "int",
         None,
         "Optimisation steps.",
         faces=(CLI, TUI),
-        nullable=True,
         min=1,
         max=10_000_000,
     )
     lr: float | None = setting(
-        "float",
         None,
         "Learning rate (AdamW, 10% linear warm-up).",
         faces=(CLI, TUI),
-        nullable=True,
         min=0.0,
         min_exclusive=True,
         max=10.0,
     )
     batch_size: int | None = setting(
-        "int",
         None,
         "Forget and retain examples per step.",
         faces=(CLI, TUI),
-        nullable=True,
         min=1,
         max=65536,
     )
     seed: int = setting(
-        "int", 0, "Random seed (data order, sampling, initialisation).", faces=(CLI, EVAL, TUI), min=0, max=SEED_MAX
+        0, "Random seed (data order, sampling, initialisation).", faces=(CLI, EVAL, TUI), min=0, max=SEED_MAX
     )
     grad_clip: float = setting(
-        "float",
         1.0,
         "Clip the gradient norm to this (0: no clipping).",
         faces=(CLI, TUI),
         min=0.0,
         max=1e6,
     )
-    max_length: int = setting("int", 256, "Tokens per training example.", faces=(CLI, EVAL), min=8, max=1_000_000)
+    max_length: int = setting(256, "Tokens per training example.", faces=(CLI, EVAL), min=8, max=1_000_000)
     # ---- scale: one GPU or many ----
     grad_accum: int = setting(
-        "int",
         1,
         "Micro-batches accumulated per optimisation step (effective batch = batch size x this x processes).",
         faces=(CLI, TUI),
@@ -300,7 +272,6 @@ class RunConfig:
         max=65536,
     )
     mixed_precision: str = setting(
-        "str",
         "auto",
         "Compute precision: auto (bf16 on GPUs that support it, else no), no, bf16 or fp16.",
         faces=(CLI, TUI),
@@ -308,25 +279,21 @@ class RunConfig:
         choices=("auto", "no", "bf16", "fp16"),
     )
     gradient_checkpointing: bool = setting(
-        "bool",
         False,
         "Recompute activations in the backward pass: less memory, about a third more time.",
         faces=(CLI, TUI),
         group=SCALE,
     )
     threads: int | None = setting(
-        "int",
         None,
         "CPU threads for torch (default: half the cores, at most 8; 1 on a 2-core machine).",
         faces=(CLI, EVAL, TUI),
         machine=True,  # may change when a run resumes on another machine
         group=SCALE,
-        nullable=True,
         min=1,
         max=1024,
     )
     lora_r: int = setting(
-        "int",
         0,
         "LoRA rank: train low-rank adapters instead of every weight (0: full fine-tuning).",
         faces=(CLI, TUI),
@@ -335,18 +302,15 @@ class RunConfig:
         max=4096,
     )
     lora_alpha: float | None = setting(
-        "float",
         None,
         "LoRA scaling alpha (default: 2 x rank).",
         faces=(CLI, TUI),
         group=LORA,
-        nullable=True,
         min=0.0,
         min_exclusive=True,
         max=1e6,
     )
     lora_dropout: float = setting(
-        "float",
         0.0,
         "Dropout on the LoRA adapters' input.",
         faces=(CLI, TUI),
@@ -355,7 +319,6 @@ class RunConfig:
         max=0.9,
     )
     lora_targets: list[str] = setting(
-        "strlist",
         [],
         "A module name LoRA adapts (repeatable; default: every linear layer of attention and MLP).",
         group=LORA,
@@ -365,7 +328,6 @@ class RunConfig:
     )
     # ---- regularisers usable with any method (0 = off) ----
     l2_anchor: float = setting(
-        "float",
         0.0,
         "Weight of an L2 pull to the original weights (any method).",
         faces=(CLI, TUI),
@@ -374,7 +336,6 @@ class RunConfig:
         max=1e6,
     )
     kl_retain: float = setting(
-        "float",
         0.0,
         "Weight of KL(original || model) on retain batches (any method).",
         faces=(CLI, TUI),
@@ -383,7 +344,6 @@ class RunConfig:
         max=1e6,
     )
     dropout: float = setting(
-        "float",
         0.0,
         "Dropout on every block's output while unlearning (any method).",
         faces=(CLI, TUI),
@@ -393,7 +353,6 @@ class RunConfig:
     )
     # ---- evaluation ----
     eval_every: int = setting(
-        "int",
         10,
         "Steps between evaluations during the run (0: before and after only).",
         faces=(CLI, TUI),
@@ -402,30 +361,25 @@ class RunConfig:
         max=10_000_000,
     )
     stop_when: str | None = setting(
-        "str",
         None,
         "Stop at the first evaluation where this holds: holdout-parity[:TOL] (forget-vs-holdout MIA AUCs, "
         "LOSS and Min-K%++, within TOL of 0.5; default 0.05), or METRIC>=X / METRIC<=X such as "
         "forget_quality>=0.5 or forget_accuracy<=0.1; join several with ','.",
         faces=(CLI, TUI),
         group=EVALUATION,
-        nullable=True,
         metavar="RULE",
         check_value=_stop_rule,
     )
     keep_best: str | None = setting(
-        "str",
         None,
         "Keep the weights of the best evaluation by this metric (forget_quality, holdout_parity, "
         "forget_accuracy, ...) as the result, among those above --utility-floor.",
         faces=(CLI, TUI),
         group=EVALUATION,
-        nullable=True,
         metavar="METRIC",
         check_value=_keep_best_metric,
     )
     utility_floor: float = setting(
-        "float",
         0.95,
         "With --keep-best (or calibration, on by default): only evaluations keeping model utility >= this x the "
         "original's count (0: no floor).",
@@ -435,7 +389,6 @@ class RunConfig:
         max=1.0,
     )
     calibrate: bool = setting(
-        "bool",
         True,
         "With an oracle or a holdout set and no --keep-best or --stop-when: keep the best evaluation's weights "
         "by forget quality (oracle) or holdout parity (holdout), above --utility-floor.",
@@ -443,7 +396,6 @@ class RunConfig:
         group=EVALUATION,
     )
     general_retain: bool = setting(
-        "bool",
         True,
         "With no retain set: train on the original's own answers to 64 bundled everyday instructions as the "
         "retain set, so the model keeps speaking (methods with a retain term).",
@@ -451,7 +403,6 @@ class RunConfig:
         group=EVALUATION,
     )
     guard_general: float = setting(
-        "float",
         0.5,
         "Guard: when the general-ability NLL (the original's answers to general prompts) rises more than "
         "this many nats/token over the original's at an evaluation, stop and keep the last weights within "
@@ -462,7 +413,6 @@ class RunConfig:
         max=100.0,
     )
     guard_knowledge: float = setting(
-        "float",
         0.8,
         "Guard: when the model still states less than this share of the world-knowledge probe's facts the "
         "original states, stop and keep the last weights above it (0: no guard; needs an original stating 20+).",
@@ -472,18 +422,15 @@ class RunConfig:
         max=1.0,
     )
     eval_samples: int | None = setting(
-        "int",
         None,
         "Records per split in the before/after evaluation (0: all; default: the recipe's, all records "
         "for tofu, muse and wmdp, 100 for bundled).",
         faces=(CLI, EVAL, TUI),
         group=EVALUATION,
-        nullable=True,
         min=0,
         max=10_000_000,
     )
     eval_sampling: str = setting(
-        "str",
         "random",
         "Which records --eval-samples N takes: 'random' (a fixed random sample) or 'first' (the first N, as "
         "TOFU's legacy numbers take the first 300).",
@@ -492,7 +439,6 @@ class RunConfig:
         choices=("random", "first"),
     )
     probe_samples: int = setting(
-        "int",
         32,
         "Records per split in the evaluations during the run.",
         group=EVALUATION,
@@ -500,18 +446,15 @@ class RunConfig:
         max=1_000_000,
     )
     max_new_tokens: int | None = setting(
-        "int",
         None,
         "Most tokens generated per answer (default: the recipe's, 200 for tofu as TOFU generates, "
         "128 for muse's VerbMem, 48 for bundled).",
         faces=(CLI, EVAL),
         group=EVALUATION,
-        nullable=True,
         min=1,
         max=4096,
     )
     eval_batch_size: int = setting(
-        "int",
         0,
         "Sequences per evaluation batch (0: from the device's memory and the model's size; 64 on a CPU). "
         "Halved by itself when an evaluation runs out of memory.",
@@ -522,14 +465,12 @@ class RunConfig:
         max=65_536,
     )
     eval_cache: bool = setting(
-        "bool",
         True,
         "Reuse the cached 'before' evaluation when the same model was evaluated on the same "
         "records with the same settings (kept under <sessions dir>/.eval-cache).",
         group=EVALUATION,
     )
     probes: list[str] = setting(
-        "strlist",
         [],
         "A question to watch during the run (repeatable).",
         group=EVALUATION,
@@ -540,17 +481,14 @@ class RunConfig:
     # Field metrics against a retain-only oracle: a model spec, a saved eval session (id or
     # folder), or "none". None: the bundled tiny-authors-retain when forget is bundled:forget10.
     oracle: str | None = setting(
-        "str",
         None,
         "Retain-only oracle for forget quality and privacy leakage: a model (bundled name, folder, hub id), "
         "a saved eval session (id or folder), or 'none' (default: tiny-authors-retain for bundled:forget10).",
         faces=(CLI, EVAL),
         group=EVALUATION,
-        nullable=True,
         check_value=_path_rule,
     )
     relearn_steps: int = setting(
-        "int",
         0,
         "Relearning check: fine-tune the result for K steps on half of the forget sample and measure how much "
         "of the other half comes back (0: off).",
@@ -562,7 +500,6 @@ class RunConfig:
         max=1_000_000,
     )
     relearn_lr: float = setting(
-        "float",
         1e-3,
         "Learning rate of the relearning check.",
         faces=(CLI, EVAL),
@@ -572,18 +509,15 @@ class RunConfig:
         max=10.0,
     )
     checkpoint_every: int | None = setting(
-        "int",
         None,
         "Save a resumable checkpoint every N steps (0: never; default: after every 5 minutes of training, "
         "and whenever the run is stopped). Resume with --resume SESSION.",
         group=OUTPUT,
-        nullable=True,
         min=0,
         max=10_000_000,
     )
     # ---- the evaluation recipe (see tui_unlearn.recipes) ----
     recipe: str = setting(
-        "str",
         "bundled",
         "Evaluation recipe: whose numbers the evaluation reproduces (bundled, tofu, muse, wmdp); it names the "
         "splits, their sources, sizes, generation length and headline metrics.",
@@ -592,40 +526,33 @@ class RunConfig:
         choices=_recipe_names(),
     )
     forget_split: str | None = setting(
-        "str",
         None,
         "The recipe's forget split: forget01, forget05 or forget10 (tofu, bundled), forget (muse), wmdp-bio, "
         "wmdp-cyber or wmdp-chem (wmdp) (default: the recipe's first).",
         faces=(CLI, EVAL, TUI),
         group=BENCHMARK,
-        nullable=True,
         check_value=_not_blank,
     )
     recipe_data: str | None = setting(
-        "str",
         None,
         "Where the recipe's files are: a folder with the benchmark's published file names, or hf:owner/name "
         "(default: hf:locuslab/TOFU, hf:muse-bench/MUSE-News, hf:cais/wmdp).",
         faces=(CLI, EVAL),
         group=BENCHMARK,
-        nullable=True,
         check_value=_path_rule,
         metavar="DIR",
     )
     privleak_reference_auc: float | None = setting(
-        "float",
         None,
         "The retrained model's forget-vs-holdout Min-40% AUC as MUSE reports it, for privacy leakage without an "
         "oracle (MUSE's retrained Llama-2 7B: News 0.4772, Books 0.5393; open-unlearning assumes 0.5).",
         faces=(CLI, EVAL),
         group=BENCHMARK,
-        nullable=True,
         min=0.0,
         max=1.0,
         metavar="AUC",
     )
     mc_bos: str = setting(
-        "str",
         "none",
         "Multiple-choice scoring (wmdp): 'none' encodes context and options without special tokens, as "
         "lm-evaluation-harness up to 0.4.9.1 (WMDP's and RMU's published numbers); 'tokenizer' adds what the "
@@ -636,7 +563,6 @@ class RunConfig:
     )
     # ---- output ----
     report_to: str = setting(
-        "str",
         "none",
         "Experiment trackers that also get the run's losses, evaluations and config: tensorboard, wandb, mlflow, "
         "aim, all (every one installed) or none; join several with ','.",
@@ -647,7 +573,6 @@ class RunConfig:
         check_value=_report_to_rule,
     )
     logging_dir: str | None = setting(
-        "str",
         None,
         "Where trackers write: TensorBoard's event files (one folder per session), MLflow's runs (mlflow.db, "
         "unless MLFLOW_TRACKING_URI names a store or server), Aim's and W&B's files; default: <sessions dir>/tracking "
@@ -655,18 +580,15 @@ class RunConfig:
         faces=(CLI, EVAL),
         group=OUTPUT,
         machine=True,
-        nullable=True,
         metavar="DIR",
         check_value=_path_rule,
     )
     save_model: bool = setting(
-        "bool",
         False,
         "Save the unlearned weights into the session (Hugging Face format, safetensors; LoRA adapters merged in).",
         group=OUTPUT,
     )
     save_adapter: bool = setting(
-        "bool",
         False,
         "With LoRA: save only the adapter into the session (safetensors).",
         group=OUTPUT,
@@ -707,11 +629,44 @@ class RunConfig:
         return replace(self, **given)
 
 
+# A field's annotation (a string: this module postpones annotations) -> its Param type.
+ANNOTATION_TYPES = {
+    "float": "float",
+    "int": "int",
+    "bool": "bool",
+    "str": "str",
+    "list[str]": "strlist",
+    "dict[str, Any]": "dict",
+}
+
+
+if TYPE_CHECKING:
+
+    class ResolvedConfig(RunConfig):
+        """A RunConfig as ``resolve()`` returns it: the settings it fills are no longer None.
+        Only mypy sees this class; at run time the value is the RunConfig itself."""
+
+        steps: int
+        lr: float
+        batch_size: int
+        eval_samples: int
+        max_new_tokens: int
+        prompt_format: str
+
+else:
+    ResolvedConfig = RunConfig
+
+
 def _declarations() -> dict[str, Param]:
     out = {}
     for f in fields(RunConfig):
-        param = f.metadata["param"]
-        out[f.name] = replace(param, name=f.name)
+        annotation = str(f.type)
+        base = annotation.removesuffix(" | None")
+        if base not in ANNOTATION_TYPES:
+            raise TypeError(
+                f"RunConfig.{f.name}: no setting type for {annotation!r}; use one of {list(ANNOTATION_TYPES)}"
+            )
+        out[f.name] = Param(f.name, ANNOTATION_TYPES[base], nullable=base != annotation, **f.metadata["param"])
     return out
 
 
@@ -787,7 +742,7 @@ def require_remote_code_consent(config: RunConfig, origin: str, alternative: str
 
 
 def is_bundled_source(spec: str | None) -> bool:
-    return bool(spec) and str(spec).startswith(BUNDLED_PREFIX)
+    return bool(spec) and SourceSpec.parse(str(spec)).is_bundled
 
 
 def bundled_defaults(forget: str, model: str) -> tuple[str | None, str | None]:
@@ -798,7 +753,7 @@ def bundled_defaults(forget: str, model: str) -> tuple[str | None, str | None]:
 
     if not (is_bundled_source(forget) or is_bundled(model)):
         return None, None
-    split = forget.split(":", 1)[1] if is_bundled_source(forget) else "forget10"
+    split = SourceSpec.parse(forget).rest if is_bundled_source(forget) else "forget10"
     retain = default_retain_for(split) if split.startswith("forget") else "retain90"
     return f"{BUNDLED_PREFIX}{retain}", f"{BUNDLED_PREFIX}holdout"
 
@@ -826,7 +781,7 @@ def method_run_defaults(algorithm: Any, model: str, *, lora: bool) -> dict[str, 
     return run
 
 
-def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
+def resolve(config: RunConfig, *, training: bool = True) -> ResolvedConfig:
     """Type-check every field, fill dependent defaults and validate; raises ConfigError (one line).
 
     ``training`` False (an ``eval``) skips what only training needs (a method's retain set).
@@ -864,7 +819,11 @@ def resolve(config: RunConfig, *, training: bool = True) -> RunConfig:
     oracle = config.oracle
     if oracle is None and config.forget == DEFAULT_ORACLE_FORGET:
         oracle = DEFAULT_ORACLE
-    return replace(config, hparams=hparams, retain=retain or None, holdout=holdout or None, oracle=oracle, **dependent)
+    resolved = replace(
+        config, hparams=hparams, retain=retain or None, holdout=holdout or None, oracle=oracle, **dependent
+    )
+    # The method's defaults filled steps, lr and batch_size, the recipe the evaluation's settings.
+    return cast(ResolvedConfig, resolved)
 
 
 def _check_training_settings(config: RunConfig, algorithm: Any, hparams: dict[str, Any]) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, TypedDict
 
+from tui_unlearn.phase_names import Phase
+
 
 @dataclass
 class Event:
@@ -68,7 +70,7 @@ class StepLosses(Event):
 class Evaluation(Event):
     kind: ClassVar[str] = "evaluation"
     step: int
-    phase: str  # "before" | "during" | "after"
+    phase: Phase
     metrics: dict[str, dict[str, float]]  # split -> metric -> value
     elapsed: float
 

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from tui_unlearn.data.sources import SourceSpec
 from tui_unlearn.errors import ConfigError, ModelLoadError, first_line
 
 GiB = 2**30
@@ -523,7 +524,7 @@ def answers_per_record(config: Any) -> int:
     """Sequences an evaluation scores per record: the gold answer, a paraphrase and five
     perturbed answers on the bundled benchmark and TOFU, the answer alone on other data."""
     sources = (config.forget, config.retain, config.holdout)
-    with_variants = config.recipe == "tofu" or any(str(s or "").startswith("bundled:") for s in sources)
+    with_variants = config.recipe == "tofu" or any(SourceSpec.parse(str(s or "")).is_bundled for s in sources)
     return 7 if with_variants else 1
 
 

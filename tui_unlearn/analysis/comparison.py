@@ -10,19 +10,20 @@ from tui_unlearn.analysis.curves import Curves, session_curves
 from tui_unlearn.analysis.reporting import session_label, unique_labels
 from tui_unlearn.analysis.tables import HEADLINE_KEYS, compare_table, text_table
 from tui_unlearn.metrics.registry import compare_metrics
+from tui_unlearn.phase_names import Phase
 from tui_unlearn.sessions import Session, Status
 
 # Split x metric rows of the comparison: the metrics the registry marks for it, in its order.
 COMPARE_METRICS = tuple(m.name for m in compare_metrics())
 
 
-def headline(summary: dict[str, Any], phase: str = "after") -> dict[str, Any]:
+def headline(summary: dict[str, Any], phase: Phase = Phase.AFTER) -> dict[str, Any]:
     """forget quality, model utility, privacy leakage and forget MIA AUC of one phase.
 
     An eval session (kind "eval") has only the "after" phase.
     """
     fm = (summary.get("field_metrics") or {}).get(phase) or {}
-    out = {key: fm.get(key, summary.get(key) if phase == "after" else None) for key in HEADLINE_KEYS}
+    out = {key: fm.get(key, summary.get(key) if phase == Phase.AFTER else None) for key in HEADLINE_KEYS}
     out["mia_auc"] = fm.get("mia_auc")
     return out
 

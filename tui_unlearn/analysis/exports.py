@@ -11,6 +11,7 @@ from typing import Any
 from tui_unlearn.analysis.comparison import Comparison, flat_metrics, headline
 from tui_unlearn.analysis.tables import markdown_table
 from tui_unlearn.errors import ConfigError, first_line
+from tui_unlearn.phase_names import Phase
 
 
 def records(comparison: Comparison) -> list[dict[str, Any]]:
@@ -27,7 +28,7 @@ def records(comparison: Comparison) -> list[dict[str, Any]]:
             "steps": summary.get("steps"),
             "seconds": summary.get("seconds"),
         }
-        for phase in ("before", "after"):
+        for phase in (Phase.BEFORE, Phase.AFTER):
             for key, value in headline(summary, phase).items():
                 row[f"{phase}.{key}"] = value
         relearn = summary.get("relearn") or {}

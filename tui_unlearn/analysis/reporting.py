@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from tui_unlearn.analysis.tables import fmt
+from tui_unlearn.data.sources import SourceSpec
 
 
 def format_seconds(seconds: float | None) -> str:
@@ -80,12 +81,13 @@ def data_label(spec: Any) -> str:
     if not isinstance(spec, str) or not spec.strip():
         return "-"
     spec = spec.strip()
-    if spec.startswith("bundled:"):
-        return spec.split(":", 1)[1]
-    if spec == "-" or "/.pasted/" in spec.replace("\\", "/"):
+    source = SourceSpec.parse(spec)
+    if source.is_bundled:
+        return source.rest
+    if source.is_stdin or "/.pasted/" in spec.replace("\\", "/"):
         return "pasted"
-    if spec.startswith("hf:"):
-        return spec[3:].rsplit("/", 1)[-1]
+    if source.is_hub:
+        return source.rest.rsplit("/", 1)[-1]
     return spec.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1]
 
 

@@ -7,6 +7,7 @@ import io
 from typing import Any
 
 from tui_unlearn.metrics.registry import CORE_HEADLINES, sparkline_series
+from tui_unlearn.phase_names import Phase
 from tui_unlearn.printable import printable
 from tui_unlearn.sessions import Session, Status
 
@@ -104,7 +105,7 @@ def session_row(session: Session) -> dict[str, Any]:
     if unreadable:
         row["problem"] = s.get("problem")
     metrics = s.get("metrics") or {}
-    for phase in ("before", "after"):
+    for phase in (Phase.BEFORE, Phase.AFTER):
         for split in ("forget", "retain"):
             for metric in ("accuracy", "f1"):
                 row[f"{split}_{metric}_{phase}"] = (metrics.get(phase) or {}).get(split, {}).get(metric)
@@ -142,7 +143,7 @@ def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE
     """Split x metric rows with before, after and the change, for the metrics computed on
     each split."""
     m = summary.get("metrics") or {}
-    before, after = m.get("before") or {}, m.get("after") or {}
+    before, after = m.get(Phase.BEFORE) or {}, m.get(Phase.AFTER) or {}
     rows = []
     for split in SPLITS:
         if split not in before and split not in after:
@@ -261,8 +262,8 @@ def compare_table(
             cells = []
             for s in summaries:
                 m = s.get("metrics") or {}
-                b = (m.get("before") or {}).get(split, {}).get(metric)
-                a = (m.get("after") or {}).get(split, {}).get(metric)
+                b = (m.get(Phase.BEFORE) or {}).get(split, {}).get(metric)
+                a = (m.get(Phase.AFTER) or {}).get(split, {}).get(metric)
                 if b is None and a is None:
                     cells.append("-")
                 elif b is None and s.get("kind") == "eval":  # an eval session has only "after"

@@ -30,7 +30,7 @@ from tui_unlearn.data.cleaning import (
 from tui_unlearn.data.fields import check_characters, data_error
 from tui_unlearn.data.parsers import parse_text
 from tui_unlearn.data.records import to_dataset
-from tui_unlearn.data.sources import FILE_FORMATS, STDIN_NAME, load_records, read_stdin_text
+from tui_unlearn.data.sources import FILE_FORMATS, STDIN_NAME, STDIN_SPEC, load_records, read_stdin_text
 from tui_unlearn.errors import DataError
 
 __all__ = [
@@ -84,9 +84,9 @@ def load_split(spec: str, role: str, *, stdin: str | None = None) -> LoadedData:
     except DataError as error:
         raise data_error(f"{role} set: {error}") from error
     spec = (spec or "").strip()
-    where = STDIN_NAME if spec == "-" else spec
+    where = STDIN_NAME if spec == STDIN_SPEC else spec
     if not records:
-        hint = "paste or pipe some text in" if spec == "-" else "add records to it or pick another source"
+        hint = "paste or pipe some text in" if spec == STDIN_SPEC else "add records to it or pick another source"
         raise data_error(f"the {role} set is empty: {where} holds no records; {hint}")
     for number, record in enumerate(records, 1):  # pasted text and other sources rows_to_records did not see
         check_characters(record, f"{role} set, record {number} of {where}")

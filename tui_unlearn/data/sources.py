@@ -20,13 +20,56 @@ import os
 import re
 import stat
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 from tui_unlearn.data import files, parsers
 from tui_unlearn.data.fields import data_error, rows_to_records
 from tui_unlearn.errors import UnlearnError, first_line
 from tui_unlearn.paths import path_problem
+
+STDIN_SPEC = "-"  # standard input, or the text pasted into the TUI
+BUNDLED_PREFIX = "bundled:"  # bundled:<split> of the bundled benchmark
+HUB_PREFIX = "hf:"  # hf:owner/name[:config][@split] or hf:./folder
+
+SourceKind = Literal["stdin", "bundled", "hub", "path"]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A data source spec taken apart by its prefix.
+
+    ``rest`` is what follows the prefix as written (not stripped); for ``path`` it is the
+    whole spec, which may still turn out to be a bare ``owner/name`` on the hub when no
+    such path exists (``load_records`` decides that when it reads).
+    """
+
+    kind: SourceKind
+    rest: str
+
+    @classmethod
+    def parse(cls, spec: str) -> SourceSpec:
+        if spec == STDIN_SPEC:
+            return cls("stdin", spec)
+        if spec.startswith(BUNDLED_PREFIX):
+            return cls("bundled", spec[len(BUNDLED_PREFIX) :])
+        if spec.startswith(HUB_PREFIX):
+            return cls("hub", spec[len(HUB_PREFIX) :])
+        return cls("path", spec)
+
+    @property
+    def is_bundled(self) -> bool:
+        return self.kind == "bundled"
+
+    @property
+    def is_hub(self) -> bool:
+        return self.kind == "hub"
+
+    @property
+    def is_stdin(self) -> bool:
+        return self.kind == "stdin"
+
 
 FILE_FORMATS = {
     ".txt": "txt",
@@ -57,18 +100,19 @@ def load_records(spec: str, *, stdin: str | None = None) -> Records:
     spec = (spec or "").strip()
     if not spec:
         raise data_error(f"no data source given; give {SOURCES_HINT}")
-    if spec == "-":
+    source = SourceSpec.parse(spec)
+    if source.is_stdin:
         text = read_stdin_text() if stdin is None else stdin
         return records_from_pasted(text, STDIN_NAME)
     problem = path_problem(spec)  # hub names are shorter still; a longer name is a mistyped path
     if problem:
         raise data_error(f"{spec if len(spec) <= 80 else spec[:77] + '...'} {problem}")
-    if spec.startswith("bundled:"):
-        return load_bundled(spec.split(":", 1)[1].strip())
-    if spec.startswith("hf:"):
+    if source.is_bundled:
+        return load_bundled(source.rest.strip())
+    if source.is_hub:
         from tui_unlearn.data.hub import load_hub_spec
 
-        return load_hub_spec(spec[3:].strip())
+        return load_hub_spec(source.rest.strip())
     path = Path(spec).expanduser()
     try:
         found = files.stat_path(path)

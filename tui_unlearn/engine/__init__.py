@@ -13,19 +13,20 @@ from pathlib import Path
 from typing import Any
 
 from tui_unlearn import events as ev
-from tui_unlearn.config import RunConfig, require_remote_code_consent, resolve
+from tui_unlearn.config import ResolvedConfig, RunConfig, require_remote_code_consent, resolve
 from tui_unlearn.engine import phases, trackers
 from tui_unlearn.engine.context import OnEvent, RunContext, RunResult, ShouldStop, guarded, now
 from tui_unlearn.engine.inputs import RunData, eval_splits_for, load_run_data, sample
 from tui_unlearn.engine.runtime import apply_threads, make_accelerator
 from tui_unlearn.paths import sessions_dir as default_sessions_dir
+from tui_unlearn.phase_names import Phase
 from tui_unlearn.sessions import check_sessions_dir_writable
 
 __all__ = ["RunResult", "RunData", "run", "evaluate_model", "eval_splits_for", "load_run_data", "sample"]
 
 
 def _context(
-    config: RunConfig, on_event: OnEvent | None, should_stop: ShouldStop | None, sessions_dir: str | Path | None
+    config: ResolvedConfig, on_event: OnEvent | None, should_stop: ShouldStop | None, sessions_dir: str | Path | None
 ) -> RunContext:
     root = default_sessions_dir(sessions_dir)  # "~" expanded as every other command does
     ctx = RunContext(config, on_event or (lambda event: None), should_stop or (lambda: False), root)
@@ -76,7 +77,6 @@ def run(
         if not allow_remote_code:
             require_remote_code_consent(config, f"session {previous.id}'s config")
     config = resolve(config or RunConfig())
-    assert config.steps is not None and config.batch_size is not None  # resolve() fills them
     steps = config.steps
     # Checked before anything is loaded: a damaged checkpoint costs nothing and changes nothing.
     checkpoint_step = checkpoint.verify_checkpoint(previous.path, config) if previous is not None else None
@@ -85,7 +85,6 @@ def run(
     time_before = resuming.time_before(previous, checkpoint_step or 0) if previous is not None else (0.0, 0.0)
     if previous is not None and machine:
         config, changed = resuming.on_this_machine(config, machine)
-    assert config.batch_size is not None  # resolved (again, with this machine's settings)
     ctx = _context(config, on_event, should_stop, root)
     ctx.warm = warm if previous is None else None  # a resumed run starts from its checkpoint
     check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing
@@ -243,12 +242,12 @@ def evaluate_model(
             )
         )
         phases.knowledge_reference(ctx)  # the share of the world-knowledge probe this model states
-        result = phases.evaluate(ctx, phases.AFTER, 0, ctx.loaded.model)
+        result = phases.evaluate(ctx, Phase.AFTER, 0, ctx.loaded.model)
         if ctx.session is not None:
-            ctx.session.write_examples([{"phase": phases.AFTER, **row} for row in result.examples])
+            ctx.session.write_examples([{"phase": Phase.AFTER, **row} for row in result.examples])
         oracle = from_result(result, config.oracle, "self", plan.identity()) if same and config.oracle else ctx.oracle
-        extra: dict[str, Any] = phases.headline(ctx, phases.AFTER, result, oracle)
-        fm = ctx.field_metrics[phases.AFTER]
+        extra: dict[str, Any] = phases.headline(ctx, Phase.AFTER, result, oracle)
+        fm = ctx.field_metrics[Phase.AFTER]
         if config.relearn_steps:
             extra["relearn"] = phases_relearn(ctx, result)
         summary = {}
@@ -260,9 +259,9 @@ def evaluate_model(
                 seconds=ctx.elapsed(),
                 ended=now(),
                 data=ctx.data.report,
-                metrics={phases.AFTER: result.aggregates},
+                metrics={Phase.AFTER: result.aggregates},
                 **{key: fm.get(key) for key in (*phases.CORE_HEADLINES, *plan.recipe.headline_keys)},
-                field_metrics={phases.AFTER: fm},
+                field_metrics={Phase.AFTER: fm},
                 oracle=oracle.describe() if oracle else None,
                 recipe=plan.describe(),
                 knowledge=ctx.extra.get("knowledge"),

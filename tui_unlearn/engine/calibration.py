@@ -212,13 +212,13 @@ def start(ctx: Any) -> Calibration | None:
     metric. Without either nothing would read the numbers, and measuring them at every
     evaluation costs about as much as the training steps themselves on the bundled model
     (``bench/bench_run.py``); the before and after evaluations report them anyway."""
-    from tui_unlearn.engine.phases import BEFORE
+    from tui_unlearn.phase_names import Phase
 
     config = ctx.config
     if not config.eval_every:
         return None
     calib = Calibration.from_config(config)
-    before_field = ctx.field_metrics.get(BEFORE, {})
+    before_field = ctx.field_metrics.get(Phase.BEFORE, {})
     if not (calib.rule or calib.keep_best) and config.calibrate:
         calib.keep_best = default_keep_best(ctx.before.aggregates, before_field)
         calib.utility_floor = config.utility_floor if calib.keep_best else 0.0
@@ -325,8 +325,9 @@ def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float 
     it is recorded as the run's Evaluation event."""
     import torch
 
-    from tui_unlearn.engine.phases import DURING, add_general, add_knowledge, evaluation_model
+    from tui_unlearn.engine.phases import add_general, add_knowledge, evaluation_model
     from tui_unlearn.metrics.evaluate import evaluate_splits
+    from tui_unlearn.phase_names import Phase
     from tui_unlearn.recipes.evaluate import evaluate_plan
 
     calib, plan = ctx.calibration, ctx.plan
@@ -350,10 +351,10 @@ def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float 
                 )
             )
     # What no method should take, measured on the same model (the guard at this step reuses them).
-    add_general(ctx, result.aggregates, model, DURING, step)
-    add_knowledge(ctx, result.aggregates, model, DURING, step)
+    add_general(ctx, result.aggregates, model, Phase.DURING, step)
+    add_knowledge(ctx, result.aggregates, model, Phase.DURING, step)
     if record_evaluation:
-        ctx.record(ev.Evaluation(step, DURING, result.aggregates, ctx.elapsed()))
+        ctx.record(ev.Evaluation(step, Phase.DURING, result.aggregates, ctx.elapsed()))
     return values_from(
         result.aggregates, plan.headline(result, ctx.oracle).values, calib.original_utility, calib.utility_basis
     )

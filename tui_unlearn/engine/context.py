@@ -8,10 +8,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tui_unlearn import events as ev
 from tui_unlearn.errors import ExitCode, RunFailedError, UnlearnError
+
+if TYPE_CHECKING:
+    from tui_unlearn.algorithms.references import References
+    from tui_unlearn.config import ResolvedConfig
+    from tui_unlearn.engine.streams import BatchStream
+    from tui_unlearn.engine.warm import WarmStart
+    from tui_unlearn.metrics.evaluate import EvalResult
+    from tui_unlearn.oracle import OracleReference
+    from tui_unlearn.sessions import Session
 
 OnEvent = Callable[[ev.Event], None]
 ShouldStop = Callable[[], bool]
@@ -40,44 +49,49 @@ class RunContext:
     session and emits events (``record``), the others compute alongside it.
     """
 
-    config: Any
+    config: ResolvedConfig
     emit: OnEvent
     stop: ShouldStop
     root: Path
     started: float = field(default_factory=time.monotonic)
     is_main: bool = True
-    algorithm: Any = None
-    accelerator: Any = None
-    data: Any = None
+    # Set by the load phases and read by every later one; still Any because typing them
+    # X | None asks for a None check at each of ~95 reads in phases.py and engine/__init__.py.
+    algorithm: Any = None  # algorithms.base.Algorithm
+    accelerator: Any = None  # accelerate.Accelerator
+    data: Any = None  # data.run_data.RunData
     splits: dict[str, list[dict]] = field(default_factory=dict)
-    plan: Any = None  # the recipe's evaluation (recipes.plan.EvalPlan)
+    plan: Any = None  # recipes.plan.EvalPlan: the recipe's evaluation
     eval_batch: Any = None  # metrics.batching.EvalBatch: rows per evaluation batch, set with the plan
-    loaded: Any = None
-    oracle: Any = None
-    session: Any = None
+    loaded: Any = None  # models.loading.LoadedModel
+    oracle: OracleReference | None = None
+    session: Session | None = None  # None in the other processes of a launched run
     scale: dict[str, Any] = field(default_factory=dict)
-    warm: Any = None  # engine.warm.WarmStart: inputs a sweep's earlier trial in this process loaded
+    warm: WarmStart | None = None  # inputs a sweep's earlier trial in this process loaded
     # training
     model: Any = None  # the model being trained, unwrapped (the loop holds the prepared one)
-    loop: Any = None
-    references: Any = None
-    regularisers: Any = None
-    streams: dict[str, Any] = field(default_factory=dict)
+    loop: Any = None  # engine.training.TrainingLoop
+    references: References | None = None
+    regularisers: Any = None  # engine.regularisers.ActiveRegularisers
+    streams: dict[str, BatchStream] = field(default_factory=dict)
     method_state: dict[str, Any] = field(default_factory=dict)  # LossInputs.state, kept across steps
-    calibration: Any = None  # engine.calibration.Calibration: stop rule and keep-best, when asked for
+    # engine.calibration.Calibration (stop rule and keep-best, when asked for); importing it
+    # here, even for mypy alone, would pull this module into the calibration/phases circle.
+    calibration: Any = None
     # step -> the recipe's full evaluation of the weights at that step (calibration's, the kept and
     # the latest): the "after" evaluation of those same weights reuses it instead of running again
-    full_evaluations: dict[int, Any] = field(default_factory=dict)
+    full_evaluations: dict[int, EvalResult] = field(default_factory=dict)
     probes: list[dict] = field(default_factory=list)
     original_answers: list[str] = field(default_factory=list)
     general: Any = None  # metrics.general.GeneralReference: the original's answers to the general prompts
-    general_last: Any = None  # (step, numbers, worst prompt) of the last general-ability measurement
+    # (step, numbers, worst prompt) of the last general-ability measurement
+    general_last: tuple[int, dict[str, float], str | None] | None = None
     knowledge: Any = None  # (probe items, metrics.knowledge.ProbeReference): the original's answers to the probe
-    knowledge_last: Any = None  # (step, numbers) of the last knowledge measurement
+    knowledge_last: tuple[int, dict[str, Any]] | None = None  # (step, numbers) of the last knowledge measurement
     train_started: float | None = None
     train_before: float = 0.0  # seconds of training a resumed run's session had done before
     generate_during: bool = False  # evaluations during training also generate answers
-    # results
+    # results (metrics.evaluate.EvalResult)
     before: Any = None
     after: Any = None
     field_metrics: dict[str, Any] = field(default_factory=dict)

@@ -20,13 +20,13 @@ from tui_unlearn.engine.inputs import eval_splits_for, load_run_data, sample
 from tui_unlearn.errors import RunFailedError
 from tui_unlearn.metrics.registry import CORE_HEADLINES
 from tui_unlearn.metrics.registry import SUMMARY_HEADLINES as HEADLINE_KEYS
+from tui_unlearn.phase_names import Phase
 from tui_unlearn.setting_names import in_the_tui, setting_name
 
 PROBES_PER_SPLIT = {"forget": 3, "retain": 2}
 # "alternate" shares the forget stream's seed: same order, so its batch i pairs with forget's.
 STREAM_SEED_OFFSETS = {"forget": 0, "alternate": 0, "retain": 1}
 ADAPTER_DIR = "adapter"
-BEFORE, DURING, AFTER = "before", "during", "after"
 # Records per split whose greedy answers an evaluation during training grades (accuracy, F1),
 # so those series move during the run; the scores (loss, token accuracy) use the whole sample.
 ANSWERED_DURING = 4
@@ -137,7 +137,7 @@ def context_length(model: Any) -> int | None:
 # ---- evaluation ----
 
 
-def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
+def evaluate(ctx: RunContext, phase: Phase, step: int, model: Any = None):
     """Evaluate ``model`` (default: the model being trained) and record it.
 
     Before and after: the recipe's evaluation, every split and metric (``recipes``);
@@ -154,12 +154,12 @@ def evaluate(ctx: RunContext, phase: str, step: int, model: Any = None):
     # The weights training ended on were evaluated in full at that step already (calibration):
     # the same weights, the same greedy evaluation, so that result stands (a diverged run's last
     # update may have touched them: evaluated again).
-    measured = ctx.full_evaluations.get(step) if phase == AFTER and ctx.status != "diverged" else None
+    measured = ctx.full_evaluations.get(step) if phase == Phase.AFTER and ctx.status != "diverged" else None
     with torch.no_grad():
         if measured is not None:
             ctx.log(f"evaluating ({phase}): these are the weights evaluated at step {step}; reusing that evaluation")
             result = copy.deepcopy(measured)
-        elif phase != DURING:
+        elif phase != Phase.DURING:
             from tui_unlearn.recipes.evaluate import evaluate_plan
 
             result = ctx.eval_batch.run(
@@ -299,7 +299,7 @@ def general_numbers(ctx: RunContext, step: int, model: Any = None) -> tuple[dict
     return numbers, worst
 
 
-def add_general(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: str, step: int = 0) -> None:
+def add_general(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: Phase, step: int = 0) -> None:
     """Put the general-ability numbers of ``model`` at ``step`` beside the splits of
     ``aggregates`` (the original's own before training: no pass), and keep the latest in
     the summary."""
@@ -307,7 +307,7 @@ def add_general(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: 
 
     if ctx.general is None:
         return
-    numbers, worst = general_numbers(ctx, 0 if phase == BEFORE else step, model)
+    numbers, worst = general_numbers(ctx, 0 if phase == Phase.BEFORE else step, model)
     aggregates[GENERAL] = numbers
     ctx.extra["general_ability"] = {
         "phase": phase,
@@ -416,16 +416,16 @@ def knowledge_numbers(ctx: RunContext, step: int, model: Any = None) -> dict[str
     return numbers
 
 
-def add_knowledge(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: str, step: int = 0) -> None:
+def add_knowledge(ctx: RunContext, aggregates: dict[str, Any], model: Any, phase: Phase, step: int = 0) -> None:
     """Put the world-knowledge numbers beside the splits of ``aggregates`` and the latest
     in the summary (``knowledge``; ``knowledge_kept`` at its top)."""
     from tui_unlearn.metrics.knowledge import KNOWLEDGE
 
     if ctx.knowledge is None:
         return
-    if phase == DURING and sum(ctx.knowledge[1].stated) < MIN_KNOWN:
+    if phase == Phase.DURING and sum(ctx.knowledge[1].stated) < MIN_KNOWN:
         return  # a generation pass for a number that is noise (and that nothing guards on): before and after only
-    numbers = knowledge_numbers(ctx, 0 if phase == BEFORE else step, model)
+    numbers = knowledge_numbers(ctx, 0 if phase == Phase.BEFORE else step, model)
     aggregates[KNOWLEDGE] = numbers
     ctx.extra["knowledge"] = {"phase": phase, "step": step, "probe": len(ctx.knowledge[0]), **numbers}
     ctx.extra["knowledge_kept"] = numbers["knowledge_kept"]
@@ -496,13 +496,13 @@ def _no_grad():
     return torch.no_grad()
 
 
-def headline(ctx: RunContext, phase: str, result: Any, oracle: Any = None) -> dict[str, Any]:
+def headline(ctx: RunContext, phase: Phase, result: Any, oracle: Any = None) -> dict[str, Any]:
     """The recipe's headline numbers of ``result`` (against ``oracle``, default the run's),
     kept in ``ctx.field_metrics[phase]``; returns the summary fields that go with them:
     ``null_reasons`` (metric -> why it is None), ``headline_details`` and
     ``forget_quality_basis`` (what its KS test compared: truth_ratio or answer_nll)."""
     h = ctx.plan.headline(result, oracle if oracle is not None else ctx.oracle)
-    values = {key: None for key in HEADLINE_KEYS}
+    values: dict[str, Any] = {key: None for key in HEADLINE_KEYS}
     values.update(h.values)
     ctx.field_metrics[phase] = values
     details = dict(ctx.extra.get("headline_details") or {})
@@ -572,22 +572,22 @@ def evaluate_before(ctx: RunContext) -> None:
     if cached is not None and len(cached["probe_answers"]) == len(questions):
         ctx.log("evaluating (before): reusing the cached evaluation of this model on these records")
         ctx.before = eval_cache.as_result(cached)
-        add_general(ctx, ctx.before.aggregates, None, BEFORE)
-        add_knowledge(ctx, ctx.before.aggregates, None, BEFORE)
-        ctx.record(ev.Evaluation(0, BEFORE, ctx.before.aggregates, ctx.elapsed()))
+        add_general(ctx, ctx.before.aggregates, None, Phase.BEFORE)
+        add_knowledge(ctx, ctx.before.aggregates, None, Phase.BEFORE)
+        ctx.record(ev.Evaluation(0, Phase.BEFORE, ctx.before.aggregates, ctx.elapsed()))
         record_probes(ctx, 0, cached["probe_answers"])
     else:
-        ctx.before = evaluate(ctx, BEFORE, 0, ctx.loaded.model)
+        ctx.before = evaluate(ctx, Phase.BEFORE, 0, ctx.loaded.model)
         probe(ctx, 0)
         if ctx.is_main:
             eval_cache.store(ctx.root, key, ctx.before, ctx.original_answers)
-    ctx.examples = [{"phase": BEFORE, **row} for row in ctx.before.examples]
+    ctx.examples = [{"phase": Phase.BEFORE, **row} for row in ctx.before.examples]
     # An interrupted run keeps the reasons of its last evaluation.
-    ctx.extra.update(headline(ctx, BEFORE, ctx.before), recipe=ctx.plan.describe())
+    ctx.extra.update(headline(ctx, Phase.BEFORE, ctx.before), recipe=ctx.plan.describe())
     if ctx.session is not None:
         ctx.session.write_examples(ctx.examples)
         ctx.session.update_summary(
-            metrics={BEFORE: ctx.before.aggregates},
+            metrics={Phase.BEFORE: ctx.before.aggregates},
             field_metrics=ctx.field_metrics,
             oracle=ctx.oracle.describe() if ctx.oracle else None,
             **ctx.extra,
@@ -599,14 +599,14 @@ def evaluate_after(ctx: RunContext) -> None:
         ctx.log(f"loss diverged at step {ctx.done + 1}; keeping the weights of step {ctx.done}")
     if ctx.status == "interrupted":
         return
-    ctx.after = evaluate(ctx, AFTER, ctx.done)
+    ctx.after = evaluate(ctx, Phase.AFTER, ctx.done)
     probe(ctx, ctx.done)
-    ctx.examples += [{"phase": AFTER, **row} for row in ctx.after.examples]
-    ctx.extra.update(headline(ctx, AFTER, ctx.after))
-    ctx.extra["over_forgetting"] = over_forgetting(ctx, ctx.field_metrics[AFTER])
+    ctx.examples += [{"phase": Phase.AFTER, **row} for row in ctx.after.examples]
+    ctx.extra.update(headline(ctx, Phase.AFTER, ctx.after))
+    ctx.extra["over_forgetting"] = over_forgetting(ctx, ctx.field_metrics[Phase.AFTER])
     ctx.extra["collateral_damage"] = collateral_damage(ctx, ctx.before.aggregates, ctx.after.aggregates)
     # The recipe's own headline numbers sit at the top of the summary, as forget quality always has.
-    ctx.extra.update({key: ctx.field_metrics[AFTER].get(key) for key in ctx.plan.recipe.headline_keys})
+    ctx.extra.update({key: ctx.field_metrics[Phase.AFTER].get(key) for key in ctx.plan.recipe.headline_keys})
     if ctx.session is not None:
         ctx.session.write_examples(ctx.examples)
 
@@ -827,7 +827,7 @@ def train(ctx: RunContext) -> None:
             if during:
                 # A full calibration evaluation stands in for the quick one.
                 if calib is None or not calib.full:
-                    evaluate(ctx, DURING, step)
+                    evaluate(ctx, Phase.DURING, step)
                 probe(ctx, step)
             # The guard looks at every evaluation and at the last step (before keep-best judges it).
             if watch is not None and (during or step == config.steps):
@@ -893,11 +893,11 @@ def finish(ctx: RunContext) -> RunResult:
     config = ctx.config
     if ctx.status in ("finished", "diverged") and ctx.session is not None:
         discard_checkpoint(ctx.session.path)  # nothing left to resume
-    metrics = {BEFORE: ctx.before.aggregates}
+    metrics = {Phase.BEFORE: ctx.before.aggregates}
     extra: dict[str, Any] = dict(ctx.extra)
     if ctx.after is not None:
-        metrics[AFTER] = ctx.after.aggregates
-        extra.update({key: ctx.field_metrics[AFTER][key] for key in CORE_HEADLINES})
+        metrics[Phase.AFTER] = ctx.after.aggregates
+        extra.update({key: ctx.field_metrics[Phase.AFTER][key] for key in CORE_HEADLINES})
     train_seconds = round(time.monotonic() - ctx.train_started, 2) if ctx.train_started else 0.0
     summary = {}
     if ctx.session is not None:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tui_unlearn.errors import ConfigError
+from tui_unlearn.phase_names import Phase
 
 if TYPE_CHECKING:
-    from tui_unlearn.config import RunConfig
+    from tui_unlearn.config import ResolvedConfig, RunConfig
 
 # Event kinds that belong to training steps: after the checkpoint they are taken again.
 STEP_KINDS = ("step", "probes", "evaluation", "log")
@@ -60,7 +61,7 @@ def config_of(session) -> Any:
     return RunConfig.from_dict(data, source=str(session.path / "config.json"))
 
 
-def on_this_machine(config: RunConfig, machine: dict[str, Any]) -> tuple[RunConfig, dict[str, Any]]:
+def on_this_machine(config: RunConfig, machine: dict[str, Any]) -> tuple[ResolvedConfig, dict[str, Any]]:
     """``config`` (the session's, resolved) with this machine's settings, and which changed
     (name -> (old, new)). Only ``config.MACHINE_SETTINGS`` may: ConfigError names any other."""
     from tui_unlearn.config import MACHINE_SETTINGS, SETTINGS, resolve
@@ -141,8 +142,8 @@ def restore_before(ctx: Any, session: Any) -> bool:
     from tui_unlearn.metrics.evaluate import EvalResult
 
     summary = session.summary()
-    before = (summary.get("metrics") or {}).get("before")
-    rows = [row for row in session.examples() if row.get("phase") == "before"]
+    before = (summary.get("metrics") or {}).get(Phase.BEFORE)
+    rows = [row for row in session.examples() if row.get("phase") == Phase.BEFORE]
     if not before or not rows:
         return False
     examples = [{k: v for k, v in row.items() if k != "phase"} for row in rows]
@@ -152,7 +153,7 @@ def restore_before(ctx: Any, session: Any) -> bool:
             ratios.setdefault(row["split"], []).append(float(row["truth_ratio"]))
     ctx.before = EvalResult(aggregates=before, examples=examples, truth_ratios=ratios)
     ctx.examples = [dict(row) for row in rows]
-    ctx.field_metrics["before"] = (summary.get("field_metrics") or {}).get("before") or {}
+    ctx.field_metrics[Phase.BEFORE] = (summary.get("field_metrics") or {}).get(Phase.BEFORE) or {}
     for event in session.events():
         if event.get("event") == "probes" and event.get("step") == 0:
             ctx.original_answers = [p.get("original", "") for p in event.get("probes") or []]

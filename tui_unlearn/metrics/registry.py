@@ -7,12 +7,12 @@ split's examples aggregate, which way is better, its display name, and where it 
 registry; the compare table, ``analyze``'s exports and the TUI's sparklines list metrics
 from it. Adding a metric is one ``register(Metric(...))`` in ``metrics/catalog.py`` (or in a plugin's module).
 
-Three scopes:
+Three scopes (:class:`Scope`):
 
-- ``"split"``: a per-example value aggregated over one split (accuracy, loss, truth ratio);
-- ``"pair"``: a value of a forget split against the holdout split (membership-inference AUCs),
+- ``SPLIT``: a per-example value aggregated over one split (accuracy, loss, truth ratio);
+- ``PAIR``: a value of a forget split against the holdout split (membership-inference AUCs),
   computed from a per-example column of both;
-- ``"run"``: a headline number of a whole evaluation (forget quality, model utility,
+- ``RUN``: a headline number of a whole evaluation (forget quality, model utility,
   privacy leakage), computed by the recipe or the oracle code; declared here so tables and
   charts know its name and direction.
 """
@@ -22,15 +22,41 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
 import numpy as np
 
-# What a metric needs from the evaluation: a forward pass over the answer ("score"),
-# greedy generation ("generate"). "field" metrics are computed in full evaluations only.
-SCORE, GENERATE = "score", "generate"
-SPLIT, PAIR, RUN = "split", "pair", "run"
-HIGHER, LOWER = "higher", "lower"
+
+class Needs(StrEnum):
+    """What a metric needs from the evaluation: a forward pass over the answer, or greedy
+    generation too. (Field metrics, ``Metric.field_metric``, run in full evaluations only.)"""
+
+    SCORE = "score"
+    GENERATE = "generate"
+
+
+class Scope(StrEnum):
+    """What one value of a metric covers (see the module's docstring)."""
+
+    SPLIT = "split"
+    PAIR = "pair"
+    RUN = "run"
+
+
+class Direction(StrEnum):
+    """Which way a metric is better (``Metric.better``)."""
+
+    HIGHER = "higher"
+    LOWER = "lower"
+
+
+Goal = Literal["min", "max", "target"]
+
+# The names metric declarations use (catalog.py, plugins, CONTRIBUTING's example).
+SCORE, GENERATE = Needs.SCORE, Needs.GENERATE
+SPLIT, PAIR, RUN = Scope.SPLIT, Scope.PAIR, Scope.RUN
+HIGHER, LOWER = Direction.HIGHER, Direction.LOWER
 
 
 @dataclass
@@ -80,14 +106,14 @@ class Metric:
 
     name: str
     display: str
-    scope: str = SPLIT
+    scope: Scope = SPLIT
     column: str | None = None
     per_example: Callable[[Example], float | None] | None = None
     aggregate: Callable[[Sequence[float], str], float] | None = mean
-    better: str | None = HIGHER
+    better: Direction | None = HIGHER
     target: float | None = None
     knowledge: bool = False
-    needs: str = SCORE
+    needs: Needs = SCORE
     field_metric: bool = True  # computed only in full (before/after) evaluations
     kinds: tuple[str, ...] = ("qa", "text")
     compare: bool = False  # a row of the sessions compare table
@@ -98,7 +124,7 @@ class Metric:
     def row_key(self) -> str | None:
         return self.column or (self.name if self.per_example else None)
 
-    def goal(self, split: str = "") -> str:
+    def goal(self, split: str = "") -> Goal:
         """ "min", "max" or "target": the direction in which this metric is better on ``split``."""
         if self.better is None:
             return "target"
@@ -149,7 +175,7 @@ def get_metric(name: str) -> Metric | None:
     return all_metrics().get(name)
 
 
-def metrics_in(scope: str) -> list[Metric]:
+def metrics_in(scope: Scope) -> list[Metric]:
     return [m for m in all_metrics().values() if m.scope == scope]
 
 

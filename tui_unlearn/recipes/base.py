@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tui_unlearn.data.sources import SourceSpec
+
 # How a split is evaluated (what kind of records it holds).
 QA = "qa"  # question/answer records: loss, generation, truth ratio, ... (metrics.evaluate)
 TEXT = "text"  # plain texts, scored only: membership inference (MUSE's privleak sets)
@@ -25,7 +27,6 @@ CHOICE = "choice"  # multiple-choice questions: WMDP, MMLU
 TASKS = (QA, TEXT, COMPLETION, KNOWMEM, CHOICE)
 
 RUN_PREFIX = "run:"  # a split taken from the run's own data: run:forget, run:retain, run:holdout
-BUNDLED_PREFIX = "bundled:"
 
 
 @dataclass(frozen=True)
@@ -131,13 +132,13 @@ class Recipe:
         from tui_unlearn.errors import ConfigError
 
         stem = self.fill(stem, forget_split)
-        if stem.startswith("hf:"):  # a source of its own (e.g. WMDP's training corpora)
+        if SourceSpec.parse(stem).is_hub:  # a source of its own (e.g. WMDP's training corpora)
             return stem
         config, _, split = stem.partition("@")
         where = data or self.data
         if where is None:
             raise ConfigError(f"the {self.name} recipe needs --recipe-data (a folder or hf:owner/name) for {stem}")
-        if where.startswith("hf:"):
+        if SourceSpec.parse(where).is_hub:
             return f"{where}:{config}@{split or 'train'}"
         relative = self.folder_layout(config, split) if self.folder_layout else config
         folder = Path(where).expanduser()

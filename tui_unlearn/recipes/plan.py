@@ -13,9 +13,10 @@ import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tui_unlearn.data.sources import BUNDLED_PREFIX, SourceSpec
 from tui_unlearn.errors import ConfigError, DataError, UnlearnError, first_line
 from tui_unlearn.recipes import get_recipe
-from tui_unlearn.recipes.base import BUNDLED_PREFIX, QA, RUN_PREFIX, EvalSplit, Headline, Recipe
+from tui_unlearn.recipes.base import QA, RUN_PREFIX, EvalSplit, Headline, Recipe
 
 ROLES = ("forget", "retain", "holdout")
 RUN_SEED_OFFSETS = {"forget": 0, "retain": 1, "holdout": 2}  # the samples every run has always used
@@ -33,7 +34,6 @@ def resolve_settings(config: Any, *, training: bool = True) -> Any:
     Raises ConfigError for a forget split the recipe does not have, and (``training``)
     when the recipe has no public forget set to train on and none is given.
     """
-    from tui_unlearn.config import BUNDLED_PREFIX as BUNDLED_SOURCE
     from tui_unlearn.config import DEFAULT_FORGET
 
     recipe = get_recipe(config.recipe)
@@ -46,12 +46,12 @@ def resolve_settings(config: Any, *, training: bool = True) -> Any:
     changes: dict[str, Any] = {}
     forget_default = config.forget == DEFAULT_FORGET
     if recipe.uses_run_data:  # bundled: --forget-split names the bundled forget set
-        if split is None and config.forget.startswith(BUNDLED_SOURCE):
-            candidate = config.forget[len(BUNDLED_SOURCE) :]
-            split = candidate if candidate in recipe.forget_splits else None
+        forget = SourceSpec.parse(config.forget)
+        if split is None and forget.is_bundled:
+            split = forget.rest if forget.rest in recipe.forget_splits else None
         elif split is not None and forget_default:
-            changes["forget"] = f"{BUNDLED_SOURCE}{split}"
-        elif split is not None and config.forget != f"{BUNDLED_SOURCE}{split}":
+            changes["forget"] = f"{BUNDLED_PREFIX}{split}"
+        elif split is not None and config.forget != f"{BUNDLED_PREFIX}{split}":
             raise ConfigError(f"--forget-split {split} and --forget {config.forget} disagree; give one of them")
     else:
         split = split or recipe.default_forget_split
@@ -118,7 +118,7 @@ class EvalPlan:
     def generates(self, name: str) -> bool:
         """Whether split ``name``'s answers are generated (and graded) in this evaluation."""
         spec = self.spec(name)
-        own = not str(self.sources.get(name, "")).startswith(BUNDLED_PREFIX)
+        own = not SourceSpec.parse(str(self.sources.get(name, ""))).is_bundled
         return spec.generate or (spec.generate_own and own)
 
     def of_tasks(self, *tasks: str) -> dict[str, list[dict]]:
@@ -276,20 +276,20 @@ def _load(spec: EvalSplit, config: Any, data: Any, recipe: Recipe) -> tuple[list
         if not records:
             raise DataError(f"the run has no {role} set" + ("" if given else f": pass --{role}"))
         return records, given or role
-    if spec.source.startswith(BUNDLED_PREFIX):
+    split_source = SourceSpec.parse(spec.source)
+    if split_source.is_bundled:
         from tui_unlearn.data.benchmark import SPLITS
 
-        name = spec.source[len(BUNDLED_PREFIX) :]
-        if name not in SPLITS:
+        if split_source.rest not in SPLITS:
             raise DataError(f"{spec.source} is not in this version of the bundled benchmark")
-        if not config.forget.startswith(BUNDLED_PREFIX):
+        if not SourceSpec.parse(config.forget).is_bundled:
             # Without the split's own name: several splits share this reason and are told once (``missing_text``).
             raise DataError(
                 f"part of the bundled benchmark, and this run's forget set ({config.forget}) is not from it"
             )
         return read_split(spec.source, spec.task), spec.source
     where = config.recipe_data or recipe.data or ""
-    if spec.hub and where.startswith("hf:"):
+    if spec.hub and SourceSpec.parse(where).is_hub:
         source = spec.hub
     else:
         source = recipe.locate(spec.source, config.recipe_data, config.forget_split)

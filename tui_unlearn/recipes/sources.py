@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_unlearn.data.fields import data_error
+from tui_unlearn.data.sources import SourceSpec
 from tui_unlearn.errors import DataError
 
 LETTERS = "ABCDEFGH"
@@ -22,8 +23,9 @@ LETTERS = "ABCDEFGH"
 def read_rows(spec: str) -> list[dict[str, Any]]:
     """The rows of ``spec`` as dicts, unchanged (strings become ``{"text": ...}``)."""
     spec = spec.strip()
-    if spec.startswith("hf:"):
-        rows = _hub_rows(spec[3:])
+    source = SourceSpec.parse(spec)
+    if source.is_hub:
+        rows = _hub_rows(source.rest)
     else:
         rows = _file_rows(Path(spec).expanduser(), spec)
     return [r if isinstance(r, dict) else {"text": r} for r in rows]

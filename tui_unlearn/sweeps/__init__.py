@@ -50,7 +50,6 @@ def _plan(base: Any, grid_items: list[str], space_items: list[str], trials: int 
         return algorithm, resolved, "grid", sp.describe(grid), sp.grid_points(grid)
     if not trials:
         raise ConfigError("say what to sweep: --grid NAME=V1,V2,... (repeatable) or --trials N")
-    assert resolved.lr is not None  # resolve() fills it
     space = {**sp.default_space(algorithm, resolved.lr), **sp.parse_space(algorithm, space_items)}
     return algorithm, resolved, "optuna", sp.describe(space), space
 

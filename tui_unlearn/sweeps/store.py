@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from tui_unlearn.errors import ConfigError, DataError, first_line
+from tui_unlearn.phase_names import Phase
 from tui_unlearn.sessions import Session, atomic_write_json, list_sessions
 
 SWEEP_FILE = "sweep.json"
@@ -131,9 +132,9 @@ def objectives_of(summary: dict[str, Any]) -> dict[str, float | None]:
     (None where it was not measured)."""
     from tui_unlearn.engine.stop_rules import holdout_parity
 
-    after = summary.get("metrics", {}).get("after", {})
-    before_fm = summary.get("field_metrics", {}).get("before", {}) or {}
-    before = summary.get("metrics", {}).get("before", {})
+    after = summary.get("metrics", {}).get(Phase.AFTER, {})
+    before_fm = summary.get("field_metrics", {}).get(Phase.BEFORE, {}) or {}
+    before = summary.get("metrics", {}).get(Phase.BEFORE, {})
     mu = summary.get("model_utility")
     mu0 = before_fm.get("model_utility")
     f1, f10 = after.get("retain", {}).get("f1"), before.get("retain", {}).get("f1")

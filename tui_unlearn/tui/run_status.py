@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from tui_unlearn.analysis.reporting import eta_seconds, format_seconds
+from tui_unlearn.phase_names import Phase
 
 ENDED = ("finished", "interrupted", "diverged", "failed", "cancelled", "not started")
 
 PHASE_WORDS = {
     "waiting": "waiting for the run's first event",
     "loading": "loading the data and the model",
-    "before": "evaluating before unlearning",
+    Phase.BEFORE: "evaluating before unlearning",
     "preparing": "preparing to train",
-    "after": "evaluating after unlearning",
+    Phase.AFTER: "evaluating after unlearning",
     "relearning": "relearning check",
     "saving": "saving the session",
 }
@@ -29,8 +30,8 @@ PHASE_WORDS = {
 # them; a watched run has only the events, which say the same a little later).
 LOG_PHASES = (
     ("loading", "loading"),
-    ("evaluating (before)", "before"),
-    ("evaluating (after)", "after"),
+    ("evaluating (before)", Phase.BEFORE),
+    ("evaluating (after)", Phase.AFTER),
     ("keeping a frozen copy", "preparing"),
     ("caching the original", "preparing"),
     ("relearning check:", None),  # the check's result: the phase moves on with the next line
@@ -66,21 +67,21 @@ class RunProgress:
         self.total = total
         self.eval_every = _int(config.get("eval_every"))
         self.relearn = _int(config.get("relearn_steps"))
-        self.phase = "before"
+        self.phase = Phase.BEFORE
 
     def on_steps(self, step: int, total: int, train_elapsed: float | None) -> None:
         self.step, self.total, self.train_elapsed = step, total, train_elapsed
         if step >= total:
-            self.phase = "after"
+            self.phase = Phase.AFTER
         elif self.eval_every and step % self.eval_every == 0:
             self.phase = "evaluating"
         else:
             self.phase = "training"
 
     def on_evaluation(self, phase: str) -> None:
-        if phase == "before":
+        if phase == Phase.BEFORE:
             self.phase = "preparing"
-        elif phase == "after":
+        elif phase == Phase.AFTER:
             self.phase = "relearning" if self.relearn else "saving"
         else:
             self.phase = "training"

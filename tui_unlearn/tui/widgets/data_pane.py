@@ -30,6 +30,7 @@ from textual.widgets import (
 
 from tui_unlearn.config import bundled_defaults
 from tui_unlearn.data.benchmark import default_retain_for
+from tui_unlearn.data.sources import STDIN_SPEC, SourceSpec
 from tui_unlearn.errors import ConfigError, DataError
 from tui_unlearn.tui.host import host
 from tui_unlearn.tui.messages import DataParsed, ForgetSplitChanged
@@ -62,9 +63,10 @@ def initial_source(role: str, spec: str | None, forget: str, model: str) -> tupl
         spec = dict(zip(("retain", "holdout"), bundled_defaults(forget, model)))[role]
     if not spec:
         return "none", ""
-    if spec.startswith("bundled:"):
-        return "bundled", spec.split(":", 1)[1]
-    if spec == "-":
+    source = SourceSpec.parse(spec)
+    if source.is_bundled:
+        return "bundled", source.rest
+    if source.is_stdin:
         return "paste", ""
     return "file", spec
 
@@ -317,7 +319,7 @@ class SourceEditor(Vertical):
 
         def failed(message: str) -> None:
             if generation == self.generation:
-                self.show_error(pasted_words(message) if spec == "-" else message)
+                self.show_error(pasted_words(message) if spec == STDIN_SPEC else message)
 
         host(self).run_in_thread(work, group=f"data-{role}", description=f"parsing the {role} set", on_error=failed)
 

@@ -24,6 +24,7 @@ from tui_unlearn.analysis.reporting import (
     run_started_line,
 )
 from tui_unlearn.analysis.tables import before_after_table
+from tui_unlearn.phase_names import Phase
 from tui_unlearn.tui.calibration_view import calibration_text
 from tui_unlearn.tui.run_status import ENDED, RunProgress, phase_text, scale_text
 from tui_unlearn.tui.widgets.loss_plot import LossPlot, RunLog
@@ -291,7 +292,7 @@ class RunPane(Vertical):
             self.query_one("#run-bar", ProgressBar).update(progress=self.progress.total)
         self.summary = summary
         self._show_calibration()  # where the rule stopped the run, which step's weights were kept
-        if (summary.get("metrics") or {}).get("before") or (summary.get("metrics") or {}).get("after"):
+        if (summary.get("metrics") or {}).get(Phase.BEFORE) or (summary.get("metrics") or {}).get(Phase.AFTER):
             results = self.query_one("#run-results", Static)
             results.update(Text(before_after_table(summary), no_wrap=False))
             results.display = True
