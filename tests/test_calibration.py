@@ -168,7 +168,7 @@ def scripted(monkeypatch, values_by_step, weights_by_step=None):
 
     def fake(ctx, step, *, record_evaluation):
         if weights_by_step is not None:
-            from tui_unlearn.engine.phases import evaluation_model
+            from tui_unlearn.engine.model_access import evaluation_model
 
             weights_by_step[step] = {n: p.detach().clone() for n, p in evaluation_model(ctx).named_parameters()}
         return values_by_step[step]

@@ -71,7 +71,7 @@ def test_method_needing_retain_without_one(tmp_path):
     forget.write_text("a fact\n")
     with pytest.raises(ConfigError, match="needs a retain set"):
         resolve(RunConfig(model=str(tmp_path), forget=str(forget), algorithm="grad_diff", general_retain=False))
-    # By default the original's answers to general instructions stand in (engine.phases.fill_general_retain).
+    # By default the original's answers to general instructions stand in (engine.collateral.fill_general_retain).
     assert resolve(RunConfig(model=str(tmp_path), forget=str(forget), algorithm="grad_diff")).retain is None
 
 

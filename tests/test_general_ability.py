@@ -123,7 +123,7 @@ def test_the_guard_keeps_the_last_weights_that_still_speak(tmp_path, monkeypatch
 
     # The bundled model knows nothing of the world, so by default nothing is guarded on it (below);
     # with no knowledge required it stands in for a real model whose general ability is at stake.
-    monkeypatch.setattr("tui_unlearn.engine.phases.MIN_KNOWN", 0)
+    monkeypatch.setattr("tui_unlearn.engine.collateral.MIN_KNOWN", 0)
 
     model = bundled_model_dir("tiny-authors")
     wreck = ["--algorithm", "grad_ascent", "--lr", "3e-2", "--grad-clip", "0", "--steps", "6", "--eval-every", "2"]

@@ -24,11 +24,6 @@ ALLOWED: set[tuple[str, ...]] = {
     # plan reads DEFAULT_FORGET from config, and trackers.hyperparameters config.defining_dict.
     # Breaking it means moving resolve() out of config.py (issue 21, item 2).
     ("tui_unlearn.config", "tui_unlearn.engine.trackers", "tui_unlearn.recipes.plan"),
-    # calibration and guard use phases' general-ability and world-knowledge passes
-    # (add_general, general_numbers, add_knowledge, knowledge_numbers, MIN_KNOWN), its phase
-    # names and evaluation_model / any_process; phases runs both. Breaking it means moving those
-    # two sections (about 240 lines) into a module of their own below phases.
-    ("tui_unlearn.engine.calibration", "tui_unlearn.engine.guard", "tui_unlearn.engine.phases"),
 }
 
 

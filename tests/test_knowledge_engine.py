@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tui_unlearn.cli import app
-from tui_unlearn.engine.phases import MIN_KNOWN, collateral_damage
+from tui_unlearn.engine.collateral import MIN_KNOWN, collateral_damage
 
 
 @pytest.mark.slow
@@ -59,14 +59,14 @@ def test_collateral_damage_is_named_only_where_it_means_something():
 
 
 def test_the_guard_trips_on_lost_knowledge_and_puts_the_last_good_weights_back(monkeypatch):
-    from tui_unlearn.engine import calibration, guard, phases
+    from tui_unlearn.engine import collateral, guard
 
     kept_by_step = {2: 0.95, 4: 0.5}
-    monkeypatch.setattr(phases, "knowledge_numbers", lambda ctx, step: {"knowledge_kept": kept_by_step[step]})
-    monkeypatch.setattr(phases, "any_process", lambda ctx, local: local)
-    monkeypatch.setattr(calibration, "snapshot", lambda ctx: {"step": ctx.done})
+    monkeypatch.setattr(collateral, "knowledge_numbers", lambda ctx, step: {"knowledge_kept": kept_by_step[step]})
+    monkeypatch.setattr(guard, "any_process", lambda ctx, local: local)
+    monkeypatch.setattr(guard, "snapshot", lambda ctx: {"step": ctx.done})
     restored = []
-    monkeypatch.setattr(calibration, "restore", lambda ctx, weights: restored.append(weights))
+    monkeypatch.setattr(guard, "restore", lambda ctx, weights: restored.append(weights))
     logged: list[str] = []
     ctx = SimpleNamespace(log=logged.append, done=0, extra={})
     watch = guard.Guard(limit=0.0, knowledge_floor=0.8, good_step=0, good_weights={"step": 0})
@@ -107,14 +107,14 @@ def test_a_probe_fact_the_forget_set_states_is_not_counted_as_collateral(tmp_pat
 
 
 def test_a_tripped_guard_goes_on_from_the_last_good_weights_at_a_lower_rate(monkeypatch):
-    from tui_unlearn.engine import calibration, guard, phases
+    from tui_unlearn.engine import collateral, guard
 
     kept_by_step = {2: 0.95, 4: 0.5, 6: 0.9, 8: 0.4, 10: 0.3, 12: 0.2, 14: 0.1}
-    monkeypatch.setattr(phases, "knowledge_numbers", lambda ctx, step: {"knowledge_kept": kept_by_step[step]})
-    monkeypatch.setattr(phases, "any_process", lambda ctx, local: local)
-    monkeypatch.setattr(calibration, "snapshot", lambda ctx: {"step": ctx.done})
+    monkeypatch.setattr(collateral, "knowledge_numbers", lambda ctx, step: {"knowledge_kept": kept_by_step[step]})
+    monkeypatch.setattr(guard, "any_process", lambda ctx, local: local)
+    monkeypatch.setattr(guard, "snapshot", lambda ctx: {"step": ctx.done})
     restored = []
-    monkeypatch.setattr(calibration, "restore", lambda ctx, weights: restored.append(weights))
+    monkeypatch.setattr(guard, "restore", lambda ctx, weights: restored.append(weights))
 
     class Loop:
         lr = 1e-5

@@ -14,7 +14,7 @@ from typing import Any
 
 from tui_unlearn import events as ev
 from tui_unlearn.config import ResolvedConfig, RunConfig, require_remote_code_consent, resolve
-from tui_unlearn.engine import phases, trackers
+from tui_unlearn.engine import collateral, phases, trackers
 from tui_unlearn.engine.context import OnEvent, RunContext, RunResult, ShouldStop, guarded, now
 from tui_unlearn.engine.inputs import RunData, eval_splits_for, load_run_data, sample
 from tui_unlearn.engine.runtime import apply_threads, make_accelerator
@@ -125,8 +125,8 @@ def run(
             if acc.num_processes > 1:  # every process must take the same path
                 restored = _all_processes(ctx, restored)
             if restored:
-                phases.restore_general(ctx, previous)
-                phases.restore_knowledge(ctx, previous)
+                collateral.restore_general(ctx, previous)
+                collateral.restore_knowledge(ctx, previous)
             ctx.log(
                 f"resuming session {previous.id} from step {checkpoint_step or 0}"
                 + ("" if checkpoint_step else " (it had no checkpoint)")
@@ -241,7 +241,7 @@ def evaluate_model(
                 ctx.data.report,
             )
         )
-        phases.knowledge_reference(ctx)  # the share of the world-knowledge probe this model states
+        collateral.knowledge_reference(ctx)  # the share of the world-knowledge probe this model states
         result = phases.evaluate(ctx, Phase.AFTER, 0, ctx.loaded.model)
         if ctx.session is not None:
             ctx.session.write_examples([{"phase": Phase.AFTER, **row} for row in result.examples])

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tui_unlearn import events as ev
+from tui_unlearn.engine.collateral import add_general, add_knowledge
+from tui_unlearn.engine.model_access import any_process, evaluation_model
 from tui_unlearn.engine.stop_rules import (
     PARITY,
     StopRule,
@@ -36,6 +38,7 @@ from tui_unlearn.engine.stop_rules import (
     parse_rule,
     splits_needed,
 )
+from tui_unlearn.phase_names import Phase
 
 # Always measured when the run has what they need (a holdout set; an oracle).
 ALWAYS = ("forget_quality", PARITY, "mia_auc_loss", "mia_auc_min_k_pp")
@@ -148,7 +151,7 @@ class Calibration:
             ratio = values.get("utility_ratio")
             floor_met = ratio is not None and ratio >= self.utility_floor
             # Knowledge the run was never told to touch counts too, where it was measured
-            # (an original stating enough of the probe's facts: engine.phases.add_knowledge).
+            # (an original stating enough of the probe's facts: engine.collateral.add_knowledge).
             kept = values.get(KNOWLEDGE_KEPT)
             if floor_met and self.knowledge_floor > 0 and kept is not None and kept < self.knowledge_floor:
                 floor_met = False
@@ -212,8 +215,6 @@ def start(ctx: Any) -> Calibration | None:
     metric. Without either nothing would read the numbers, and measuring them at every
     evaluation costs about as much as the training steps themselves on the bundled model
     (``bench/bench_run.py``); the before and after evaluations report them anyway."""
-    from tui_unlearn.phase_names import Phase
-
     config = ctx.config
     if not config.eval_every:
         return None
@@ -325,9 +326,7 @@ def measure(ctx: Any, step: int, *, record_evaluation: bool) -> dict[str, float 
     it is recorded as the run's Evaluation event."""
     import torch
 
-    from tui_unlearn.engine.phases import add_general, add_knowledge, evaluation_model
     from tui_unlearn.metrics.evaluate import evaluate_splits
-    from tui_unlearn.phase_names import Phase
     from tui_unlearn.recipes.evaluate import evaluate_plan
 
     calib, plan = ctx.calibration, ctx.plan
@@ -397,15 +396,11 @@ def settle(ctx: Any, step: int, values: dict[str, float | None]) -> bool:
         ctx.log(
             f"stop rule {calib.rule.text!r} at step {step}: {shown}" + (" — met, stopping" if event.rule_met else "")
         )
-    from tui_unlearn.engine.phases import any_process
-
     return any_process(ctx, event.rule_met)
 
 
 def snapshot(ctx: Any) -> dict[str, Any]:
     """CPU copies of the trainable parameters (all the run can change), by name."""
-    from tui_unlearn.engine.phases import evaluation_model
-
     return {
         name: p.detach().to("cpu", copy=True) for name, p in evaluation_model(ctx).named_parameters() if p.requires_grad
     }
@@ -413,8 +408,6 @@ def snapshot(ctx: Any) -> dict[str, Any]:
 
 def restore(ctx: Any, weights: dict[str, Any]) -> None:
     import torch
-
-    from tui_unlearn.engine.phases import evaluation_model
 
     params = dict(evaluation_model(ctx).named_parameters())
     with torch.no_grad():

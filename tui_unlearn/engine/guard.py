@@ -5,7 +5,7 @@ what no method should take: its general ability (``metrics.general``: the origin
 to everyday prompts, scored now; ``--guard-general``, nats/token over the original's) and its
 world knowledge (``metrics.knowledge``: the share of the probe's facts the original states
 that it still states; ``--guard-knowledge``, guarded only when the original states at least
-``phases.MIN_KNOWN`` of them). While both hold, the trainable weights are remembered; the
+``collateral.MIN_KNOWN`` of them). While both hold, the trainable weights are remembered; the
 first time one does not (or a number is not finite: a collapsed model), training stops and
 those last good weights are put back, so the "after" evaluation, the saved model and the
 relearning check see them. The summary says when and why (``guard``).
@@ -17,6 +17,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tui_unlearn.engine import collateral
+from tui_unlearn.engine.calibration import restore, snapshot
+from tui_unlearn.engine.model_access import any_process
 from tui_unlearn.setting_names import in_the_tui
 
 SUMMARY_KEY = "guard"
@@ -54,20 +57,17 @@ class Guard:
 def start(ctx: Any) -> Guard | None:
     """The run's guard, with the weights training starts from as the first good ones; None
     when nothing is watched (turned off, or nothing to measure)."""
-    from tui_unlearn.engine.calibration import snapshot
-    from tui_unlearn.engine.phases import MIN_KNOWN
-
     config = ctx.config
     limit = config.guard_general if ctx.general is not None else 0.0
     floor = config.guard_knowledge if ctx.knowledge is not None else 0.0
     known = sum(ctx.knowledge[1].stated) if ctx.knowledge is not None else None
-    if known is not None and known < MIN_KNOWN and (limit or floor):
+    if known is not None and known < collateral.MIN_KNOWN and (limit or floor):
         # A model that knows nothing of the world (the bundled tiny model, trained only on its
         # fictitious authors) has no general ability or knowledge to protect: its numbers on
         # everyday prompts are noise that any training moves, so they are reported, not guarded.
         ctx.log(
             f"guard: off: the original states {known} of the {len(ctx.knowledge[0])} world-knowledge probe facts "
-            f"(under {MIN_KNOWN}); general ability and knowledge are reported, not guarded"
+            f"(under {collateral.MIN_KNOWN}); general ability and knowledge are reported, not guarded"
         )
         return None
     if not known:
@@ -89,13 +89,10 @@ def check(ctx: Any, guard: Guard, step: int, loop: Any = None) -> bool:
     stop. Either way a trip puts the last good weights back in the model; with ``loop`` (the
     training loop) and steps left, the run goes on from them at ``BACK_OFF`` x the rate
     instead, up to ``MAX_BACK_OFFS`` times (False then)."""
-    from tui_unlearn.engine.calibration import restore, snapshot
-    from tui_unlearn.engine.phases import any_process, general_numbers, knowledge_numbers
-
     reasons: list[str] = []
     increase = kept = worst = None
     if guard.limit:
-        numbers, worst = general_numbers(ctx, step)
+        numbers, worst = collateral.general_numbers(ctx, step)
         increase = numbers.get("nll_increase")
         if increase is None or not math.isfinite(increase) or increase > guard.limit:
             shown = f"{increase:+.2f}" if increase is not None and math.isfinite(increase) else "not finite"
@@ -104,7 +101,7 @@ def check(ctx: Any, guard: Guard, step: int, loop: Any = None) -> bool:
                 f"worst prompt {worst!r})"
             )
     if guard.knowledge_floor:
-        kept = knowledge_numbers(ctx, step).get("knowledge_kept")
+        kept = collateral.knowledge_numbers(ctx, step).get("knowledge_kept")
         if kept is None or kept < guard.knowledge_floor:
             shown = "none" if kept is None else f"{kept:.2f}"
             reasons.append(f"knowledge kept {shown} of the original's probe facts (floor {guard.knowledge_floor:g})")
