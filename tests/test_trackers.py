@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tui_unlearn import events as ev
-from tui_unlearn.config import MACHINE_SETTINGS, RunConfig, defining_dict, resolve
+from tui_unlearn.config import MACHINE_SETTINGS, RunConfig, resolve
 from tui_unlearn.engine import trackers
 from tui_unlearn.errors import ConfigError
 
@@ -51,7 +51,7 @@ def test_trackers_are_machine_settings_not_part_of_the_run():
     assert sweep_folder(RunConfig(steps=3), grid, [], None, Path("/s")) == sweep_folder(
         RunConfig(steps=3, report_to="tensorboard"), grid, [], None, Path("/s")
     )  # the same sweep, reported or not
-    assert "report_to" not in defining_dict(reporting) and "steps" in defining_dict(reporting)
+    assert "report_to" not in reporting.defining_dict() and "steps" in reporting.defining_dict()
     assert reporting.to_dict()["report_to"] == "tensorboard"  # still saved in config.json
     params = trackers.hyperparameters(reporting, {"processes": 1})
     assert "report_to" not in params and "logging_dir" not in params

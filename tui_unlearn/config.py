@@ -21,15 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from tui_unlearn.data.sources import BUNDLED_PREFIX, SourceSpec
+from tui_unlearn.defaults import (
+    DEFAULT_ALGORITHM,
+    DEFAULT_FORGET,
+    DEFAULT_MODEL,
+    DEFAULT_ORACLE,
+    DEFAULT_ORACLE_FORGET,
+)
 from tui_unlearn.errors import ConfigError
 from tui_unlearn.params import CLI, EVAL, TUI, Param
-
-DEFAULT_MODEL = "tiny-authors"
-DEFAULT_FORGET = "bundled:forget10"
-DEFAULT_ALGORITHM = "grad_diff"
-# The retain-only oracle used for forget quality and privacy leakage on the bundled benchmark.
-DEFAULT_ORACLE = "tiny-authors-retain"
-DEFAULT_ORACLE_FORGET = "bundled:forget10"
 
 # Run-level defaults for knobs a method may override through ``Algorithm.run_defaults``.
 RUN_DEFAULTS: dict[str, Any] = {"steps": 60, "lr": 5e-4, "batch_size": 8}
@@ -597,6 +597,11 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def defining_dict(self) -> dict[str, Any]:
+        """``to_dict()`` without the machine settings (``MACHINE_SETTINGS``): what makes two
+        runs the same run (a checkpoint's config digest, a sweep's identity, trackers' hyperparameters)."""
+        return {name: value for name, value in self.to_dict().items() if name not in MACHINE_SETTINGS}
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> RunConfig:
         """A config from a parsed file: unknown keys and wrongly typed values are errors."""
@@ -674,13 +679,8 @@ def _declarations() -> dict[str, Param]:
 SETTINGS: dict[str, Param] = _declarations()
 # Settings of the machine a run happens on, not of the run (declared with ``machine=True``):
 # they are saved in config.json like the others, and left out of what identifies a run
-# (``defining_dict``: a checkpoint's config digest, a sweep's identity, trackers' hyperparameters).
+# (``RunConfig.defining_dict``: a checkpoint's config digest, a sweep's identity, trackers' hyperparameters).
 MACHINE_SETTINGS: frozenset[str] = frozenset(f.name for f in fields(RunConfig) if f.metadata.get("machine"))
-
-
-def defining_dict(config: RunConfig) -> dict[str, Any]:
-    """``config.to_dict()`` without the machine settings: what makes two runs the same run."""
-    return {name: value for name, value in config.to_dict().items() if name not in MACHINE_SETTINGS}
 
 
 def settings_for(face: str, group: str | None = None) -> list[Param]:

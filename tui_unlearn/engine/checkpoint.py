@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from tui_unlearn.atomic import write_folder_atomically
-from tui_unlearn.config import defining_dict
 from tui_unlearn.errors import DataError, first_line
 
 CHECKPOINT_DIR = "checkpoint"
@@ -33,7 +32,7 @@ AUTO_EVERY_S = 300.0
 def config_identity(config: Any) -> str:
     """A digest of the run's resolved config: a checkpoint fits only the run that wrote it."""
     # Machine settings (where trackers write, ...) may differ between a run and its resumption.
-    text = json.dumps(_canonical(defining_dict(config)), sort_keys=True, default=str)
+    text = json.dumps(_canonical(config.defining_dict()), sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

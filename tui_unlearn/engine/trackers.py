@@ -6,7 +6,7 @@ the sink maps each event to accelerate's tracker classes (TensorBoard, Weights &
 MLflow, Aim), so nothing inside the training loop knows about them:
 
 - ``RunStarted``: the trackers start a run named after the session, with the run's config
-  (``config.defining_dict``, flattened: ``hparams.<name>``, ``scale.<name>``) as its
+  (``RunConfig.defining_dict``, flattened: ``hparams.<name>``, ``scale.<name>``) as its
   hyperparameters;
 - ``StepLosses``: ``train/<term>`` for every loss term, and ``train/lr``, at the step;
 - ``Evaluation``: ``<phase>/<split>/<metric>`` (phase before, during or after) at its step;
@@ -96,8 +96,6 @@ def hyperparameters(config: Any, scale: dict[str, Any]) -> dict[str, bool | int 
     """The run's config (without machine settings) as flat scalar hyperparameters: a method's
     ``hparams.<name>``, lists joined with ',', the resolved scale as ``scale.<name>``; None
     values (nothing set) are left out."""
-    from tui_unlearn.config import defining_dict
-
     out: dict[str, bool | int | float | str] = {}
 
     def put(key: str, value: Any) -> None:
@@ -113,7 +111,7 @@ def hyperparameters(config: Any, scale: dict[str, Any]) -> dict[str, bool | int 
         else:
             out[key] = str(value)
 
-    for name, value in defining_dict(config).items():
+    for name, value in config.defining_dict().items():
         put(name, value)
     for name, value in scale.items():
         put(f"scale.{name}", value)

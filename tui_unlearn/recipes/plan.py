@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from tui_unlearn.data.sources import BUNDLED_PREFIX, SourceSpec
+from tui_unlearn.defaults import DEFAULT_FORGET
 from tui_unlearn.errors import ConfigError, DataError, UnlearnError, first_line
 from tui_unlearn.recipes import get_recipe
 from tui_unlearn.recipes.base import QA, RUN_PREFIX, EvalSplit, Headline, Recipe
@@ -34,8 +35,6 @@ def resolve_settings(config: Any, *, training: bool = True) -> Any:
     Raises ConfigError for a forget split the recipe does not have, and (``training``)
     when the recipe has no public forget set to train on and none is given.
     """
-    from tui_unlearn.config import DEFAULT_FORGET
-
     recipe = get_recipe(config.recipe)
     split = config.forget_split
     if split is not None and split not in recipe.forget_splits:

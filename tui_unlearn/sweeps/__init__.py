@@ -24,7 +24,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from tui_unlearn.config import defining_dict
 from tui_unlearn.errors import ConfigError, ExitCode, UnlearnError
 from tui_unlearn.sweeps.report import WITH_ORACLE, WITHOUT_ORACLE, SweepReport
 from tui_unlearn.sweeps.runner import EarlyFailure, TrialResult
@@ -59,7 +58,7 @@ def sweep_folder(base: Any, grid_items: list[str], space_items: list[str], trial
     from tui_unlearn.sweeps.store import identity, sweep_id
 
     algorithm, _, mode, described, _ = _plan(base, grid_items, space_items, trials)
-    return root / sweep_id(identity(algorithm.name, mode, described, defining_dict(base)))
+    return root / sweep_id(identity(algorithm.name, mode, described, base.defining_dict()))
 
 
 def run_sweep(
@@ -90,7 +89,7 @@ def run_sweep(
 
     grid_items, space_items = list(grid_items), list(space_items)
     algorithm, resolved, mode, described, plan = _plan(base, grid_items, space_items, trials)
-    ident = identity(algorithm.name, mode, described, defining_dict(base))
+    ident = identity(algorithm.name, mode, described, base.defining_dict())
     shared_storage = None
     if storage is not None:
         from tui_unlearn.sweeps.study import DEFAULT_HEARTBEAT, open_storage
