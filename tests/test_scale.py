@@ -250,3 +250,53 @@ def test_gradient_checkpointing_and_accumulation_train(micro_model_dir, files, t
     assert summary["scale"]["eval_batch_size"] == 3
     config = json.loads((list_sessions(tmp_path / "s")[0].path / "config.json").read_text())
     assert config["_resolved"]["effective_batch"] == 4
+
+
+def test_gradient_checkpointing_engages_while_the_models_dropout_stays_off(
+    micro_model_dir, files, tmp_path, monkeypatch
+):
+    """transformers checkpoints a layer only in training mode, and the engine trains in eval
+    mode (no model dropout): without marking the layers, --gradient-checkpointing stored every
+    activation anyway (SmolLM2 LoRA: 2.4 GB peak either way)."""
+    from tui_unlearn.engine import checkpointing
+
+    calls: list[bool] = []
+    real_enable = checkpointing.enable
+
+    def counting_enable(model, log):
+        layers = real_enable(model, log)
+        for layer in layers:
+            inner = layer._gradient_checkpointing_func
+
+            def counted(*args, inner=inner, layer=layer, **kwargs):
+                # The layer is checkpointed in training mode; everything under it stays in eval mode.
+                calls.append(layer.training and not any(m.training for m in layer.children()))
+                return inner(*args, **kwargs)
+
+            layer._gradient_checkpointing_func = counted
+        return layers
+
+    monkeypatch.setattr(checkpointing, "enable", counting_enable)
+    forget, retain = files
+    args = base_args(micro_model_dir, forget, retain, tmp_path / "s", "--steps", "2", "--gradient-checkpointing")
+    result = CliRunner().invoke(app, [*args, "--threads", "1", "--eval-every", "1", "--json"])
+    assert result.exit_code == 0, result.stderr
+    layers = sum(1 for _ in calls)
+    assert layers > 0 and all(calls), calls  # every step (after an evaluation too) went through checkpoints
+
+
+def test_a_layer_that_reads_its_training_flag_is_not_checkpointed():
+    import torch
+
+    from tui_unlearn.engine import checkpointing
+
+    class Plain(torch.nn.Module):
+        def forward(self, x):
+            return x
+
+    class UsesFlag(torch.nn.Module):
+        def forward(self, x):
+            return torch.nn.functional.dropout(x, 0.1, training=self.training)
+
+    assert not checkpointing._reads_training(Plain())
+    assert checkpointing._reads_training(UsesFlag())

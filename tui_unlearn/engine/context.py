@@ -75,6 +75,8 @@ class RunContext:
     regularisers: Any = None  # engine.regularisers.ActiveRegularisers
     streams: dict[str, BatchStream] = field(default_factory=dict)
     method_state: dict[str, Any] = field(default_factory=dict)  # LossInputs.state, kept across steps
+    # The layers gradient checkpointing wraps, marked training before each step (checkpointing.py).
+    checkpointed: list[Any] = field(default_factory=list)
     # engine.calibration.Calibration (stop rule and keep-best, when asked for); importing it
     # here, even for mypy alone, would pull this module into the calibration/phases circle.
     calibration: Any = None

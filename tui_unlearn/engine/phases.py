@@ -15,7 +15,7 @@ import time
 from typing import Any
 
 from tui_unlearn import events as ev
-from tui_unlearn.engine import calibration, guard
+from tui_unlearn.engine import calibration, checkpointing, guard
 from tui_unlearn.engine.collateral import (
     add_general,
     add_knowledge,
@@ -383,7 +383,7 @@ def prepare_training(ctx: RunContext) -> None:
             seed=config.seed,
         )
     if config.gradient_checkpointing:
-        _enable_checkpointing(model)
+        ctx.checkpointed = checkpointing.enable(model, ctx.log)
         if config.lora_r:
             model.enable_input_require_grads()
     ctx.model = model
@@ -453,14 +453,6 @@ def prepare_training(ctx: RunContext) -> None:
     ctx.scale["parameters"] = total
 
 
-def _enable_checkpointing(model) -> None:
-    # transformers 5 renamed gradient checkpointing to activation checkpointing; older releases lack it.
-    if hasattr(model, "activation_checkpointing_enable"):
-        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
-    else:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-
-
 def _frozen(model):
     model.eval()
     for p in model.parameters():
@@ -514,6 +506,7 @@ def train(ctx: RunContext) -> None:
             # Block dropout stays on through the backward passes too: gradient checkpointing
             # recomputes the forward there and must see the same network.
             regs.begin_step()
+            checkpointing.arm(ctx.checkpointed)  # an evaluation since the last step put them in eval mode
             try:
                 outcome = loop.step(micro_step)
             finally:
