@@ -44,6 +44,7 @@ def test_a_run_with_a_holdout_calibrates_unless_told_not_to(tmp_path, micro_mode
     assert default.exit_code == 0, default.stderr
     summary = json.loads((tmp_path / "a" / json.loads(default.stdout)["session_id"] / "summary.json").read_text())
     calibration = summary["calibration"]
+    assert json.loads(default.stdout)["calibration"] == calibration  # --json says where the run ended, too
     assert calibration["by_default"] is True and calibration["keep_best"] == "holdout_parity"
     assert calibration["kept_step"] in (2, 4) and "calibrating: the run ends on" in default.stderr
     # The user's own holdout is graded as well as scored: where collateral damage on unrelated facts shows.

@@ -19,6 +19,8 @@ RESULT_KEYS = (
     # does the model still speak: the original's answers to general prompts scored now (metrics.general)
     "general_ability",
     "guard",
+    # which evaluation's weights the run ended on and why (keep-best, stop rule, the utility floor)
+    "calibration",
     "over_forgetting",
     # knowledge never told to forget: the world-knowledge probe's share kept, and what was lost by name
     "knowledge_kept",
