@@ -66,6 +66,11 @@ def test_over_forgetting_is_named():
     flagged = over_forgetting(ctx, {"mia_auc": 0.2, "privleak": 64.5})
     assert flagged == {"mia_auc": 0.2, "privleak": 64.5}
     assert logged and logged[0].startswith("over-forgetting: the forget set is now less likely than the holdout")
+    # A holdout of facts the original states is no never-seen baseline: less likely than it is no flag.
+    known = {"forget": {"accuracy": 0.88}, "holdout": {"accuracy": 0.5}}
+    assert over_forgetting(ctx, {"mia_auc": 0.02, "privleak": None}, known) is None
+    unknown = {"forget": {"accuracy": 1.0}, "holdout": {"accuracy": 0.0}}
+    assert over_forgetting(ctx, {"mia_auc": 0.02, "privleak": None}, unknown) is not None
 
 
 def test_the_bundled_holdout_stays_a_membership_baseline():

@@ -327,7 +327,7 @@ def evaluate_after(ctx: RunContext) -> None:
     probe(ctx, ctx.done)
     ctx.examples += [{"phase": Phase.AFTER, **row} for row in ctx.after.examples]
     ctx.extra.update(headline(ctx, Phase.AFTER, ctx.after))
-    ctx.extra["over_forgetting"] = over_forgetting(ctx, ctx.field_metrics[Phase.AFTER])
+    ctx.extra["over_forgetting"] = over_forgetting(ctx, ctx.field_metrics[Phase.AFTER], ctx.before.aggregates)
     ctx.extra["collateral_damage"] = collateral_damage(ctx, ctx.before.aggregates, ctx.after.aggregates)
     # The recipe's own headline numbers sit at the top of the summary, as forget quality always has.
     ctx.extra.update({key: ctx.field_metrics[Phase.AFTER].get(key) for key in ctx.plan.recipe.headline_keys})
@@ -335,14 +335,20 @@ def evaluate_after(ctx: RunContext) -> None:
         ctx.session.write_examples(ctx.examples)
 
 
-def over_forgetting(ctx: RunContext, field: dict[str, Any]) -> dict[str, Any] | None:
+def over_forgetting(
+    ctx: RunContext, field: dict[str, Any], before: dict[str, Any] | None = None
+) -> dict[str, Any] | None:
     """Forget answers now *less* likely than never-seen ones (forget-vs-holdout AUC below
     0.5 by more than holdout parity's tolerance): the model avoids exactly what it was told
-    to forget, which gives that set away as surely as remembering it. Said by name."""
+    to forget, which gives that set away as surely as remembering it. Said by name. Not where
+    the holdout is facts the original knows (``before``: its evaluation): forgotten answers
+    less likely than known ones are what forgetting means there."""
     from tui_unlearn.engine.stop_rules import DEFAULT_PARITY_TOLERANCE
 
     auc = field.get("mia_auc")
     if not isinstance(auc, (int, float)) or auc >= 0.5 - DEFAULT_PARITY_TOLERANCE:
+        return None
+    if before is not None and calibration.known_holdout(before) is not None:
         return None
     privleak = field.get("privleak")
     ctx.log(
