@@ -104,6 +104,7 @@ class Calibration:
     floor_missed: bool = False  # the run ended on start_weights: nothing trained kept the floor
     floor_kept_after_start: bool = False  # some evaluation after the start kept the floor
     floor_lost_after_start: bool = False  # some evaluation after the start fell past it
+    knowledge_measured: bool = False  # some evaluation measured knowledge_kept (the floor then counts it)
     met_step: int | None = None
     is_best: bool = False  # the last observed evaluation is the best so far
     by_default: bool = False  # keep-best chosen by the run (--calibrate), not asked for
@@ -153,6 +154,7 @@ class Calibration:
             # Knowledge the run was never told to touch counts too, where it was measured
             # (an original stating enough of the probe's facts: engine.collateral.add_knowledge).
             kept = values.get(KNOWLEDGE_KEPT)
+            self.knowledge_measured |= kept is not None
             if floor_met and self.knowledge_floor > 0 and kept is not None and kept < self.knowledge_floor:
                 floor_met = False
         if step > self.start_step and floor_met is not None:
@@ -437,11 +439,18 @@ def finish(ctx: Any, stopped_at: int | None) -> None:
             restore(ctx, calib.start_weights)
             kept, calib.floor_missed = calib.start_step, True
             ctx.done = kept
-            knowledge = f" and knowledge kept >= {calib.knowledge_floor:g}" if calib.knowledge_floor else ""
+            knowledge = (
+                f" and knowledge kept >= {calib.knowledge_floor:g}"
+                if calib.knowledge_floor and calib.knowledge_measured
+                else ""
+            )
+            data = getattr(ctx, "data", None)
+            retain = "" if getattr(data, "retain", None) else "a retain set (--retain), "
             ctx.log(
                 f"keep-best: no evaluation after step {kept} kept{floor.replace(' with', '')}{knowledge}; "
                 f"the run ends on the weights it started from (step {kept}): nothing it learned kept the floor. "
-                "A retain set (--retain), a lower --lr or a lower --utility-floor may; --no-calibrate keeps the last step's"
+                f"{retain[0].upper() + retain[1:] if retain else ''}{'a' if retain else 'A'} lower --lr, fewer "
+                "--steps or a lower --utility-floor may; --no-calibrate keeps the last step's"
             )
         elif calib.best_weights is None:
             ctx.log(
