@@ -98,7 +98,9 @@ def test_a_collapsing_run_finishes_and_saves_its_model(tmp_path):
     """Issue 19's command on the bundled model: gradient ascent at lr 10 without clipping
     drives every loss past 1e5 nats; the run used to end 'run failed: ZeroDivisionError'."""
     args = ["--algorithm", "grad_ascent", "--lr", "10", "--grad-clip", "0", "--steps", "6", "--save-model", "--json"]
-    args += ["--guard-general", "0"]  # the guard would restore step 0: the point is to evaluate the collapse
+    # The guard, and calibration (no evaluation keeps the utility floor), would end on step 0's
+    # weights: the point is to evaluate the collapse.
+    args += ["--guard-general", "0", "--no-calibrate"]
     result = invoke(args, tmp_path / "s")
     assert result.exit_code in (0, 1), result.stderr  # finished, or stopped as diverged
     obj = json.loads(result.stdout)
@@ -107,3 +109,18 @@ def test_a_collapsing_run_finishes_and_saves_its_model(tmp_path):
     assert after["loss"] > 1e3  # it did collapse
     assert 0.0 <= after["relative_probability"] <= 1.0 and after["accuracy"] == 0.0
     assert list((tmp_path / "s").glob("*/model*")), "the unlearned model was saved"
+
+
+@pytest.mark.slow
+def test_a_calibrated_run_that_collapsed_ends_on_the_weights_it_started_from(tmp_path):
+    """The same collapse, calibrated (the default, with the bundled oracle): no evaluation keeps
+    the utility floor, so the run ends where it started instead of on the collapsed model."""
+    args = ["--algorithm", "grad_ascent", "--lr", "10", "--grad-clip", "0", "--steps", "6", "--eval-every", "3"]
+    result = invoke([*args, "--guard-general", "0", "--json"], tmp_path / "s")
+    assert result.exit_code in (0, 1), result.stderr
+    obj = json.loads(result.stdout)
+    calibration = obj["calibration"]
+    assert calibration["floor_missed"] is True and calibration["kept_step"] == 0 and obj["steps"] == 0
+    before, after = obj["metrics"]["before"]["forget"], obj["metrics"]["after"]["forget"]
+    assert after["loss"] == pytest.approx(before["loss"], rel=1e-4)  # the original's weights, evaluated
+    assert "ends on the weights it started from (step 0)" in result.stderr
