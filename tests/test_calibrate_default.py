@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tui_unlearn.cli import app
-from tui_unlearn.engine.calibration import default_keep_best
+from tui_unlearn.engine.calibration import Calibration, default_keep_best, snapshot
 from tui_unlearn.engine.phases import over_forgetting
 
 FORGET = [
@@ -164,3 +164,17 @@ def test_an_evaluation_that_kept_the_floor_is_kept_over_the_start():
     finish(ctx, None)
     assert torch.equal(model.weight, kept) and ctx.extra["calibration"]["kept_step"] == 10
     assert ctx.extra["calibration"]["floor_missed"] is False
+
+
+def test_the_guard_shares_calibrations_snapshot_of_the_start():
+    """One copy of the starting weights, not two: on a full fine-tune that copy is the model."""
+    from tui_unlearn.engine import guard
+
+    calib = Calibration(keep_best="forget_quality", utility_floor=0.95)
+    ctx, model, _ = _calibrated_ctx(calib)
+    ctx.config = SimpleNamespace(guard_general=0.5, guard_knowledge=0.0)
+    ctx.general, ctx.knowledge = object(), None  # general ability measured, no probe
+    calib.start_weights = snapshot(ctx)
+    watch = guard.start(ctx, calib.start_weights)
+    assert watch is not None and watch.good_weights is calib.start_weights
+    assert guard.start(ctx).good_weights is not calib.start_weights  # alone, it takes its own

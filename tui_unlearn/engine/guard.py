@@ -54,9 +54,11 @@ class Guard:
         }
 
 
-def start(ctx: Any) -> Guard | None:
+def start(ctx: Any, start_weights: dict[str, Any] | None = None) -> Guard | None:
     """The run's guard, with the weights training starts from as the first good ones; None
-    when nothing is watched (turned off, or nothing to measure)."""
+    when nothing is watched (turned off, or nothing to measure). ``start_weights``: a snapshot
+    of those weights already taken (calibration's), shared rather than copied again: neither
+    side changes a snapshot, each only replaces its own."""
     config = ctx.config
     limit = config.guard_general if ctx.general is not None else 0.0
     floor = config.guard_knowledge if ctx.knowledge is not None else 0.0
@@ -74,7 +76,8 @@ def start(ctx: Any) -> Guard | None:
         floor = 0.0  # nothing the original states: no share of it to keep
     if not limit and not floor:
         return None
-    return Guard(limit, floor, good_step=ctx.done, good_weights=snapshot(ctx))
+    weights = start_weights if start_weights is not None else snapshot(ctx)
+    return Guard(limit, floor, good_step=ctx.done, good_weights=weights)
 
 
 # A tripped guard puts the last good weights back and goes on at this fraction of the rate, up

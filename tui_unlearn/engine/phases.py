@@ -481,7 +481,7 @@ def train(ctx: RunContext) -> None:
     ctx.log(f"unlearning with {algorithm.name} for {config.steps} steps")
     streams = {name: ctx.streams.get(name) for name in ("forget", "retain", "alternate")}
     calib = calibration.start(ctx)
-    watch = guard.start(ctx)
+    watch = guard.start(ctx, calib.start_weights if calib is not None else None)
     stopped_at = None
     try:
         for step in range(ctx.done + 1, config.steps + 1):
