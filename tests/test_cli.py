@@ -302,3 +302,14 @@ def test_batch_help_differs_from_help_and_shows_every_run_option():
     assert "--batch --help" in overview and "--lora-r" not in overview
     for flag in ("--lora-r INT", "--grad-accum INT", "--beta FLOAT", "--mixed-precision", "Exit codes"):
         assert flag in batch
+
+
+def test_gradient_checkpointing_flag_pair():
+    def printed(*flags):
+        out = CliRunner().invoke(app, ["--print-config", "--lora-r", "8", *flags])
+        assert out.exit_code == 0, out.stderr
+        return json.loads(out.stdout)["gradient_checkpointing"]
+
+    assert printed() is True  # on by default with LoRA
+    assert printed("--no-gradient-checkpointing") is False
+    assert printed("--gradient-checkpointing") is True

@@ -180,3 +180,11 @@ def test_every_setting_is_declared_once_and_read_by_every_face():
         "wga": 1.0,
         "undial": 10.0,
     }
+
+
+def test_gradient_checkpointing_defaults_on_with_lora_only():
+    # LoRA's frozen base holds no gradients or optimizer state: activations are its memory.
+    assert resolve(RunConfig(lora_r=8)).gradient_checkpointing is True
+    assert resolve(RunConfig()).gradient_checkpointing is False
+    assert resolve(RunConfig(lora_r=8, gradient_checkpointing=False)).gradient_checkpointing is False
+    assert resolve(RunConfig(gradient_checkpointing=True)).gradient_checkpointing is True

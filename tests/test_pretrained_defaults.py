@@ -74,3 +74,26 @@ async def test_the_workbench_leaves_an_untouched_rate_to_the_run(tmp_path):
         pane.query_one("#knob-lr", ParamField).set_raw("0.0003")
         await pilot.pause()
         assert pane.values()[2]["lr"] == 3e-4
+
+
+@pytest.mark.anyio
+async def test_the_workbench_leaves_gradient_checkpointing_to_the_run(tmp_path):
+    # "auto" (unset) lets the run turn checkpointing on with LoRA; true/false force it.
+    from textual.widgets import Select
+    from tui_fakes import FakeEngine, settle
+
+    from tui_unlearn.tui.app import create_app
+    from tui_unlearn.tui.widgets.algorithm_pane import ParamField
+
+    app = create_app(sessions_dir=tmp_path, engine=FakeEngine())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await settle(pilot)
+        pane = app.workbench.algorithm_pane
+        field = pane.query_one("#knob-gradient_checkpointing", ParamField)
+        assert field.raw == "auto" and pane.values()[2]["gradient_checkpointing"] is None
+        field.query_one(Select).value = "false"
+        await pilot.pause()
+        assert pane.values()[2]["gradient_checkpointing"] is False
+        field.set_raw(None)
+        await pilot.pause()
+        assert field.raw == "auto" and pane.values()[2]["gradient_checkpointing"] is None

@@ -92,7 +92,8 @@ def setting_help(param: Param, default_note: str | None = None) -> str:
 
 def _option(param: Param, help_text: str) -> Any:
     names = [param.option] + ([param.short] if param.short else [])
-    if param.type == "bool" and param.default is True:  # on by default: the flag pair turns it off
+    # On by default, or decided by the run when not given: the flag pair sets it either way.
+    if param.type == "bool" and (param.default is True or param.nullable):
         names = [f"{param.option}/--no-{param.option[2:]}"]
     return typer.Option(
         None, *names, help=help_text, metavar=metavar(param), show_default=False, rich_help_panel=param.group or None

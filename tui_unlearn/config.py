@@ -278,9 +278,10 @@ class RunConfig:
         group=SCALE,
         choices=("auto", "no", "bf16", "fp16"),
     )
-    gradient_checkpointing: bool = setting(
-        False,
-        "Recompute activations in the backward pass: less memory, about a third more time.",
+    gradient_checkpointing: bool | None = setting(
+        None,
+        "Recompute activations in the backward pass: less memory, about a third more time "
+        "(default: on with LoRA, where the activations are most of what training holds; off otherwise).",
         faces=(CLI, TUI),
         group=SCALE,
     )
@@ -657,6 +658,7 @@ if TYPE_CHECKING:
         eval_samples: int
         max_new_tokens: int
         prompt_format: str
+        gradient_checkpointing: bool
 
 else:
     ResolvedConfig = RunConfig
@@ -819,8 +821,20 @@ def resolve(config: RunConfig, *, training: bool = True) -> ResolvedConfig:
     oracle = config.oracle
     if oracle is None and config.forget == DEFAULT_ORACLE_FORGET:
         oracle = DEFAULT_ORACLE
+    # With LoRA the base weights are frozen and hold no gradients or optimizer state, so the
+    # activations are most of training's memory: checkpointing them is the default there, as
+    # TRL's trainers and peft's k-bit preparation do (SmolLM2-135M LoRA: 2.38 -> 1.82 GB peak).
+    checkpointing = config.gradient_checkpointing
+    if checkpointing is None:
+        checkpointing = bool(config.lora_r)
     resolved = replace(
-        config, hparams=hparams, retain=retain or None, holdout=holdout or None, oracle=oracle, **dependent
+        config,
+        hparams=hparams,
+        retain=retain or None,
+        holdout=holdout or None,
+        oracle=oracle,
+        gradient_checkpointing=checkpointing,
+        **dependent,
     )
     # The method's defaults filled steps, lr and batch_size, the recipe the evaluation's settings.
     return cast(ResolvedConfig, resolved)

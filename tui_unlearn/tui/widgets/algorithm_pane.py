@@ -48,7 +48,25 @@ def parse_field(param: Param, text: str) -> Any:
     nullable text setting too (``Param.parse`` keeps "" as text, which is a value for a flag)."""
     if param.nullable and param.type == "str" and not text.strip():
         return None
+    if param.nullable and param.type == "bool" and text.strip() == AUTO:
+        return None
     return param.parse(text)
+
+
+# A boolean the run decides when it is not set (gradient checkpointing: on with LoRA) offers
+# "auto" beside true and false.
+AUTO = "auto"
+
+
+def bool_choices(param: Param) -> tuple[str, ...]:
+    return (AUTO, "true", "false") if param.nullable else ("true", "false")
+
+
+def field_text(param: Param, value: Any) -> str:
+    """``value`` as the field shows it ("auto" for an unset boolean the run decides)."""
+    if value is None and param.nullable and param.type == "bool":
+        return AUTO
+    return show_value(value)
 
 
 class ParamValidator(Validator):
@@ -71,7 +89,7 @@ class ParamField(Vertical):
     def __init__(self, param: Param, value: Any, *, id: str | None = None) -> None:
         super().__init__(classes="param-field", id=id)
         self.param = param
-        self.initial = show_value(value)
+        self.initial = field_text(param, value)
         self.default = param.default  # the run knobs' defaults depend on the method
 
     def compose(self) -> ComposeResult:
@@ -82,7 +100,7 @@ class ParamField(Vertical):
             name = Label(p.name, classes="field-name")
             name.tooltip = p.name
             yield name
-            choices = p.choices or (("true", "false") if p.type == "bool" else None)
+            choices = p.choices or (bool_choices(p) if p.type == "bool" else None)
             if choices:
                 value = self.initial if self.initial in choices else choices[0]
                 yield Choice(
@@ -138,10 +156,10 @@ class ParamField(Vertical):
     def set_raw(self, value: Any) -> None:
         if not self.is_mounted or not self.query(".param-input"):
             # Not composed yet (a busy machine can highlight a method first): the input starts with it.
-            self.initial = show_value(value)
+            self.initial = field_text(self.param, value)
             return
         widget = self._value_widget()
-        widget.value = show_value(value)
+        widget.value = field_text(self.param, value)
 
     def _value_widget(self) -> Input | Select[str]:
         widget = self.query_one(".param-input")
