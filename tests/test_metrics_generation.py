@@ -227,3 +227,33 @@ def test_a_model_our_loop_does_not_fit_is_decoded_by_generate(micro_model_dir):
     got = generate_from_ids(drifting, tokenizer, ids, batch_size=4, max_new_tokens=8)
     assert generation._OWN_LOOP_FITS[drifting] is False
     assert got == generate_from_ids(model, tokenizer, ids, batch_size=4, max_new_tokens=8)
+
+
+def test_a_reserved_cache_continues_as_a_growing_one(lively):
+    """Decoding writes into a reserved buffer instead of concatenating per step; past the
+    reservation it grows, and dropping rows selects from it: the logits match throughout."""
+    from transformers.cache_utils import DynamicLayer
+
+    from tui_unlearn.metrics.kv_cache import continue_from, left_padded, reserve, run_prompts
+
+    model, tokenizer = lively
+    ids, mask = left_padded([prompt_ids(tokenizer, q) for q in QUESTIONS[:4]], 0, "cpu")
+    with torch.inference_mode():
+        _, plain = run_prompts(model, ids, mask)
+        last, reserved = run_prompts(model, ids, mask)
+        reserve(reserved, 2)  # fewer than the steps below: the buffer must grow
+        assert all(type(layer) is not DynamicLayer for layer in reserved.layers)
+        lengths, token = mask.sum(1), last.argmax(-1)
+        for step in range(5):
+            if step == 3:  # a row finishes: both caches drop it
+                keep = torch.tensor([0, 2, 3])
+                plain.reorder_cache(keep)
+                reserved.reorder_cache(keep)
+                mask, lengths, token = mask[keep], lengths[keep], token[keep]
+            mask = torch.cat([mask, mask.new_ones(len(token), 1)], dim=1)
+            args = (token[:, None], mask, (lengths + step)[:, None])
+            expected = continue_from(model, plain, *args)
+            got = continue_from(model, reserved, *args)
+            torch.testing.assert_close(got, expected)
+            token = got[:, -1].argmax(-1)
+        assert reserved.get_seq_length() == plain.get_seq_length()

@@ -170,10 +170,11 @@ def greedy_tokens(model, input_ids, attention_mask, max_new_tokens: int, eos_ids
     cache, so each step computes only the rows still answering."""
     import torch
 
-    from tui_unlearn.metrics.kv_cache import continue_from, run_prompts
+    from tui_unlearn.metrics.kv_cache import continue_from, reserve, run_prompts
 
     eos = set(eos_ids)
     last, cache = run_prompts(model, input_ids, attention_mask)
+    reserve(cache, max_new_tokens)
     next_ids = last.argmax(-1)
     lengths = attention_mask.sum(1)
     mask = attention_mask

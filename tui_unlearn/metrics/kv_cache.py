@@ -85,3 +85,83 @@ def unless_unfit(attempt: Callable[[], T]) -> T | None:
         if should_reduce_batch_size(exc):
             raise
         return None
+
+
+def reserve(cache: Any, tokens: int) -> None:
+    """Give each growing layer of ``cache`` room for ``tokens`` more tokens, written in place.
+
+    transformers' ``DynamicLayer`` concatenates every new token onto its keys and values:
+    a copy of the whole cache per layer per step, in fresh memory the allocator maps and
+    faults in each time. Decoding SmolLM2-135M 100 tokens at batch 32 on a CPU spent 43 % of
+    its time in those copies. A reserved layer writes the new token into a buffer sized for
+    the whole answer and hands attention a view of the filled part. Layers of other kinds
+    (sliding windows, static, quantized) are left as they are.
+    """
+    from transformers.cache_utils import DynamicLayer
+
+    reserved = _reserved_layer_class()
+    for layer in getattr(cache, "layers", ()):
+        if type(layer) is DynamicLayer and layer.is_initialized and layer.keys is not None and layer.keys.dim() == 4:
+            layer.__class__ = reserved
+            layer.hold(tokens)
+
+
+@functools.lru_cache(maxsize=1)
+def _reserved_layer_class():
+    from transformers.cache_utils import DynamicLayer
+
+    class ReservedLayer(DynamicLayer):
+        """A ``DynamicLayer`` whose keys and values are views of buffers with room to grow."""
+
+        def hold(self, tokens: int) -> None:
+            self.filled = self.keys.shape[-2]
+            self.key_buffer = self._grown(self.keys, self.filled + tokens)
+            self.value_buffer = self._grown(self.values, self.filled + tokens)
+            self._view()
+
+        @staticmethod
+        def _grown(states, capacity: int):
+            buffer = states.new_empty((*states.shape[:2], capacity, states.shape[-1]))
+            buffer[:, :, : states.shape[-2]] = states
+            return buffer
+
+        def _view(self) -> None:
+            self.keys = self.key_buffer[:, :, : self.filled]
+            self.values = self.value_buffer[:, :, : self.filled]
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            end = self.filled + key_states.shape[-2]
+            if end > self.key_buffer.shape[-2]:  # more than was reserved: grow by doubling
+                capacity = max(end, 2 * self.key_buffer.shape[-2])
+                self.key_buffer = self._grown(self.keys, capacity)
+                self.value_buffer = self._grown(self.values, capacity)
+            self.key_buffer[:, :, self.filled : end] = key_states
+            self.value_buffer[:, :, self.filled : end] = value_states
+            self.filled = end
+            self._view()
+            return self.keys, self.values
+
+        def reorder_cache(self, beam_idx) -> None:
+            self.key_buffer = self.key_buffer.index_select(0, beam_idx.to(self.key_buffer.device))
+            self.value_buffer = self.value_buffer.index_select(0, beam_idx.to(self.value_buffer.device))
+            self._view()
+
+        def batch_select_indices(self, indices) -> None:
+            self.key_buffer, self.value_buffer = self.key_buffer[indices, ...], self.value_buffer[indices, ...]
+            self._view()
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            self.key_buffer = self.key_buffer.repeat_interleave(repeats, dim=0)
+            self.value_buffer = self.value_buffer.repeat_interleave(repeats, dim=0)
+            self._view()
+
+        def crop(self, tokens_to_remove: int) -> None:
+            super().crop(tokens_to_remove)
+            self.filled = self.keys.shape[-2]
+
+        def reset(self) -> None:
+            super().reset()
+            self.key_buffer = self.value_buffer = None
+            self.__class__ = DynamicLayer  # empty again: grows as a plain layer would
+
+    return ReservedLayer
