@@ -166,6 +166,44 @@ def test_an_evaluation_that_kept_the_floor_is_kept_over_the_start():
     assert ctx.extra["calibration"]["floor_missed"] is False
 
 
+def test_a_calibrated_run_that_never_beat_the_original_ends_on_it():
+    """IDK on a chat model's known facts: forget accuracy 0.88 rose to 1.00 and calibration
+    kept step 20, a model stating more forget answers than the original. The original is a
+    candidate: a run that never improves on it by keep_best ends on it and says so."""
+    import torch
+
+    from tui_unlearn.engine.calibration import Calibration, finish, settle, snapshot
+
+    calib = Calibration(keep_best="forget_accuracy", utility_floor=0.95)
+    ctx, model, logged = _calibrated_ctx(calib)
+    start = model.weight.detach().clone()
+    calib.start_step, calib.start_weights, calib.start_candidate = 0, snapshot(ctx), True
+    calib.observe(0, {"forget_accuracy": 0.88, "utility_ratio": 1.0})
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    for step in (10, 20):  # the floor holds, but the forget set is stated as often or more
+        settle(ctx, step, {"forget_accuracy": 1.0 if step == 10 else 0.88, "utility_ratio": 1.2})
+    ctx.done = 20
+    finish(ctx, None)
+    assert torch.equal(model.weight, start) and ctx.done == 0
+    summary = ctx.extra["calibration"]
+    assert summary["kept_step"] == 0 and summary["no_improvement"] is True and summary["floor_missed"] is False
+    assert any("did not forget by this measure" in line for line in logged)
+
+    # A step that does improve on it is kept as before.
+    calib = Calibration(keep_best="forget_accuracy", utility_floor=0.95)
+    ctx, model, logged = _calibrated_ctx(calib)
+    calib.start_step, calib.start_weights, calib.start_candidate = 0, snapshot(ctx), True
+    calib.observe(0, {"forget_accuracy": 0.88, "utility_ratio": 1.0})
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    kept = model.weight.detach().clone()
+    settle(ctx, 10, {"forget_accuracy": 0.5, "utility_ratio": 1.0})
+    ctx.done = 10
+    finish(ctx, None)
+    assert torch.equal(model.weight, kept) and ctx.extra["calibration"]["no_improvement"] is False
+
+
 def test_the_guard_shares_calibrations_snapshot_of_the_start():
     """One copy of the starting weights, not two: on a full fine-tune that copy is the model."""
     from tui_unlearn.engine import guard
@@ -178,3 +216,17 @@ def test_the_guard_shares_calibrations_snapshot_of_the_start():
     watch = guard.start(ctx, calib.start_weights)
     assert watch is not None and watch.good_weights is calib.start_weights
     assert guard.start(ctx).good_weights is not calib.start_weights  # alone, it takes its own
+
+
+def test_the_report_says_where_calibration_ended_the_run():
+    from tui_unlearn.analysis.tables import calibration_line
+
+    base = {"keep_best": "forget_accuracy", "utility_floor": 0.95, "steps_run": 60, "best_value": 0.88}
+    assert calibration_line({**base, "kept_step": 20, "best_value": 0.0}) == (
+        "calibration: kept step 20 of 60 (best forget accuracy 0.000)"
+    )
+    said = calibration_line({**base, "kept_step": 0, "no_improvement": True})
+    assert said is not None and said.startswith("calibration: did not forget") and "(0.880)" in said
+    said = calibration_line({**base, "kept_step": 0, "floor_missed": True})
+    assert said is not None and "no evaluation kept the utility floor" in said
+    assert calibration_line({"keep_best": None}) is None and calibration_line(None) is None

@@ -189,6 +189,9 @@ def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE
     if isinstance(guard, dict) and guard.get("tripped_at") is not None:
         why = "; ".join(guard.get("reasons") or []) or "past its limit"
         lines.append(f"guard at step {guard['tripped_at']}: {why}; kept the weights of step {guard.get('kept_step')}")
+    calibration = calibration_line(summary.get("calibration"))
+    if calibration:
+        lines.append(calibration)
     knowledge = summary.get("knowledge")
     if isinstance(knowledge, dict) and _is_number(knowledge.get("knowledge")):
         lines.append(
@@ -206,6 +209,26 @@ def before_after_table(summary: dict[str, Any], metrics: tuple[str, ...] = TABLE
             f"{fmt(relearn.get('forget_accuracy_after_relearn'))}, recovered {fmt(relearn.get('recovered'))}"
         )
     return "\n".join(lines)
+
+
+def calibration_line(calibration: Any) -> str | None:
+    """Which step's weights keep-best ended the run on, and why when it is the start's."""
+    if not isinstance(calibration, dict) or not calibration.get("keep_best"):
+        return None
+    metric, kept = str(calibration["keep_best"]).replace("_", " "), calibration.get("kept_step")
+    if kept is None:
+        return None
+    if calibration.get("floor_missed"):
+        return (
+            f"calibration: no evaluation kept the utility floor ({fmt(calibration.get('utility_floor'))} x the "
+            f"original's); ended on the weights it started from (step {kept})"
+        )
+    if calibration.get("no_improvement"):
+        return (
+            f"calibration: did not forget: no evaluation improved on the original's {metric} "
+            f"({fmt(calibration.get('best_value'))}); ended on the weights it started from (step {kept})"
+        )
+    return f"calibration: kept step {kept} of {calibration.get('steps_run')} (best {metric} {fmt(calibration.get('best_value'))})"
 
 
 def _is_number(value: Any) -> bool:

@@ -102,6 +102,10 @@ class Calibration:
     start_weights: dict[str, Any] | None = None
     start_step: int = 0
     floor_missed: bool = False  # the run ended on start_weights: nothing trained kept the floor
+    # The model training started from is itself a candidate (step 0 of a run that did not
+    # resume): a run none of whose evaluations improves on it by keep_best ends on it.
+    start_candidate: bool = False
+    no_improvement: bool = False  # the run ended on start_weights: nothing trained beat the start
     floor_kept_after_start: bool = False  # some evaluation after the start kept the floor
     floor_lost_after_start: bool = False  # some evaluation after the start fell past it
     knowledge_measured: bool = False  # some evaluation measured knowledge_kept (the floor then counts it)
@@ -160,7 +164,7 @@ class Calibration:
         if step > self.start_step and floor_met is not None:
             self.floor_kept_after_start |= floor_met
             self.floor_lost_after_start |= not floor_met
-        if self.keep_best and step > 0 and floor_met is not False:
+        if self.keep_best and (step > 0 or self.start_candidate) and floor_met is not False:
             value = values.get(self.keep_best)
             if value is not None and (self.best_value is None or better(self.keep_best, value, self.best_value)):
                 self.best_step, self.best_value, self.is_best = step, value, True
@@ -203,6 +207,7 @@ class Calibration:
             "best_value": self.best_value,
             "kept_step": kept_step,
             "floor_missed": self.floor_missed,
+            "no_improvement": self.no_improvement,
             "steps_run": steps_run,
             "history": self.history,
         }
@@ -245,8 +250,10 @@ def start(ctx: Any) -> Calibration | None:
             "overshot to (--no-calibrate: the last step's weights)"
         )
     choose_utility(calib, before_field, (ctx.extra.get("null_reasons") or {}), ctx.log)
-    if calib.keep_best and calib.utility_floor > 0:
+    if calib.keep_best and (calib.utility_floor > 0 or ctx.done == 0):
         calib.start_step, calib.start_weights = ctx.done, snapshot(ctx)
+        # The original is judged at step 0 below; a resumed run's weights are not the original's.
+        calib.start_candidate = ctx.done == 0
     values = values_from(ctx.before.aggregates, before_field, calib.original_utility, calib.utility_basis)
     event = calib.observe(0, values)
     ctx.record(event)
@@ -451,6 +458,20 @@ def finish(ctx: Any, stopped_at: int | None) -> None:
                 f"the run ends on the weights it started from (step {kept}): nothing it learned kept the floor. "
                 f"{retain[0].upper() + retain[1:] if retain else ''}{'a' if retain else 'A'} lower --lr, fewer "
                 "--steps or a lower --utility-floor may; --no-calibrate keeps the last step's"
+            )
+        elif calib.best_weights is None and calib.best_step == calib.start_step and calib.start_weights is not None:
+            # No evaluation of the trained model beat the one training started from (IDK on
+            # facts a chat model knows: its refusals never displaced an answer, and forget
+            # accuracy rose): ending on a later step would keep a model no better by the very
+            # number calibration aims at, and worse by what training did to it.
+            restore(ctx, calib.start_weights)
+            kept, calib.no_improvement = calib.start_step, True
+            ctx.done = kept
+            ctx.log(
+                f"keep-best: no evaluation after step {kept}{floor} improved on its {calib.keep_best} "
+                f"({_fmt(calib.best_value)}): the run did not forget by this measure and ends on the weights it "
+                f"started from (step {kept}). A higher --lr, more --steps or another --algorithm may; "
+                "--no-calibrate keeps the last step's"
             )
         elif calib.best_weights is None:
             ctx.log(
