@@ -34,8 +34,8 @@ def main() -> None:
     opts = parser.parse_args()
 
     import torch
-
     from own_model_data import gguf_path
+
     from tui_unlearn.data.formatting import prompt_ids
     from tui_unlearn.metrics import kv_cache
     from tui_unlearn.metrics.generation import greedy_tokens, stop_token_ids

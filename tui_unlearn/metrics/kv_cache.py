@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
 
@@ -103,7 +103,7 @@ def reserve(cache: Any, tokens: int) -> None:
     for layer in getattr(cache, "layers", ()):
         if type(layer) is DynamicLayer and layer.is_initialized and layer.keys is not None and layer.keys.dim() == 4:
             layer.__class__ = reserved
-            layer.hold(tokens)
+            cast(Any, layer).hold(tokens)
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,6 +114,7 @@ def _reserved_layer_class():
         """A ``DynamicLayer`` whose keys and values are views of buffers with room to grow."""
 
         def hold(self, tokens: int) -> None:
+            assert self.keys is not None and self.values is not None  # reserve() takes filled layers only
             self.filled = self.keys.shape[-2]
             self.key_buffer = self._grown(self.keys, self.filled + tokens)
             self.value_buffer = self._grown(self.values, self.filled + tokens)
@@ -157,11 +158,11 @@ def _reserved_layer_class():
 
         def crop(self, tokens_to_remove: int) -> None:
             super().crop(tokens_to_remove)
-            self.filled = self.keys.shape[-2]
+            self.filled = self.keys.shape[-2] if self.keys is not None else 0
 
         def reset(self) -> None:
             super().reset()
             self.key_buffer = self.value_buffer = None
-            self.__class__ = DynamicLayer  # empty again: grows as a plain layer would
+            object.__setattr__(self, "__class__", DynamicLayer)  # empty again: grows as a plain layer would
 
     return ReservedLayer
