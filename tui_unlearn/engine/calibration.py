@@ -213,6 +213,9 @@ class Calibration:
         }
 
 
+FORGET_ACCURACY = "forget_accuracy"
+
+
 # ---- the engine's side: measuring a model, snapshots ----
 
 
@@ -250,11 +253,17 @@ def start(ctx: Any) -> Calibration | None:
             "overshot to (--no-calibrate: the last step's weights)"
         )
     choose_utility(calib, before_field, (ctx.extra.get("null_reasons") or {}), ctx.log)
-    if calib.keep_best and (calib.utility_floor > 0 or ctx.done == 0):
-        calib.start_step, calib.start_weights = ctx.done, snapshot(ctx)
-        # The original is judged at step 0 below; a resumed run's weights are not the original's.
-        calib.start_candidate = ctx.done == 0
+    # The original is a candidate where "no better than it" is unambiguous: forget accuracy (the
+    # fewest forget answers stated). Parity and forget quality are not: a run that overshoots
+    # parity by more than the original missed it still forgot. A resumed run's weights are not
+    # the original's.
+    # An original that states none of the forget answers has nothing to lose by this measure.
     values = values_from(ctx.before.aggregates, before_field, calib.original_utility, calib.utility_basis)
+    calib.start_candidate = (
+        ctx.done == 0 and calib.keep_best == FORGET_ACCURACY and (values.get(FORGET_ACCURACY) or 0) > 0
+    )
+    if calib.keep_best and (calib.utility_floor > 0 or calib.start_candidate):
+        calib.start_step, calib.start_weights = ctx.done, snapshot(ctx)
     event = calib.observe(0, values)
     ctx.record(event)
     if calib.rule is not None:
