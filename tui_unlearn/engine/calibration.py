@@ -253,12 +253,11 @@ def start(ctx: Any) -> Calibration | None:
             "overshot to (--no-calibrate: the last step's weights)"
         )
     choose_utility(calib, before_field, (ctx.extra.get("null_reasons") or {}), ctx.log)
-    # The original is a candidate where "no better than it" is unambiguous: forget accuracy (the
-    # fewest forget answers stated). Parity and forget quality are not: a run that overshoots
-    # parity by more than the original missed it still forgot. A resumed run's weights are not
-    # the original's.
-    # An original that states none of the forget answers has nothing to lose by this measure.
     values = values_from(ctx.before.aggregates, before_field, calib.original_utility, calib.utility_basis)
+    # The original is a candidate where "no better than it" is unambiguous: forget accuracy (the
+    # fewest forget answers stated), and only where it states some of them. Parity and forget
+    # quality are not: a run that overshoots parity by more than the original missed it still
+    # forgot. A resumed run's weights are not the original's.
     calib.start_candidate = (
         ctx.done == 0 and calib.keep_best == FORGET_ACCURACY and (values.get(FORGET_ACCURACY) or 0) > 0
     )
