@@ -263,8 +263,8 @@ def test_gradient_checkpointing_engages_while_the_models_dropout_stays_off(
     calls: list[bool] = []
     real_enable = checkpointing.enable
 
-    def counting_enable(model, log):
-        layers = real_enable(model, log)
+    def counting_enable(model, log, **kwargs):
+        layers = real_enable(model, log, **kwargs)
         for layer in layers:
             inner = layer._gradient_checkpointing_func
 
@@ -300,3 +300,29 @@ def test_a_layer_that_reads_its_training_flag_is_not_checkpointed():
 
     assert not checkpointing._reads_training(Plain())
     assert checkpointing._reads_training(UsesFlag())
+
+
+def test_checkpointing_a_lora_model_leaves_no_input_grad_hook_behind(micro_model_dir):
+    """The embeddings' input-grad hook is registered once, so turning checkpointing off takes it
+    away: a second registration (ours beside transformers') was left on the model for good, and
+    a sweep's next trial had to load the model again."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tui_unlearn.engine import checkpointing
+    from tui_unlearn.models import lora
+
+    base = AutoModelForCausalLM.from_pretrained(micro_model_dir)
+    model = lora.add_adapters(base, r=2, alpha=4, dropout=0.0, targets=[], seed=0)
+
+    def hooks() -> int:
+        return sum(len(m._forward_hooks) for m in base.modules())
+
+    before = hooks()
+    checkpointing.enable(model, lambda _: None, input_grads=True)
+    assert hooks() == before + 1
+    embeddings = base.get_input_embeddings()
+    assert embeddings(torch.tensor([[1, 2, 3]])).requires_grad  # what a frozen base needs under checkpointing
+    checkpointing.disable(model)
+    assert hooks() == before
+    assert not any(getattr(m, "gradient_checkpointing", False) for m in base.modules())

@@ -389,9 +389,7 @@ def prepare_training(ctx: RunContext) -> None:
             seed=config.seed,
         )
     if config.gradient_checkpointing:
-        ctx.checkpointed = checkpointing.enable(model, ctx.log)
-        if config.lora_r:
-            model.enable_input_require_grads()
+        ctx.checkpointed = checkpointing.enable(model, ctx.log, input_grads=bool(config.lora_r))
     ctx.model = model
     if algorithm.trainable_parameters is not None:
         keep = set(algorithm.trainable_parameters(model, hp))
@@ -553,6 +551,8 @@ def train(ctx: RunContext) -> None:
                     break
     finally:
         regs.close()
+        if config.gradient_checkpointing:
+            checkpointing.disable(ctx.model)  # the evaluations and the relearning check run without
         # Parameters a method froze for the run (RMU's untouched layers) train again later
         # (the relearning check fine-tunes every weight).
         for p in ctx.method_state.pop("frozen", []):

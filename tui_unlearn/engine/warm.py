@@ -167,12 +167,6 @@ class WarmStart:
         new = hasattr(model, "activation_checkpointing_disable")
         if getattr(model, "is_activation_checkpointing" if new else "is_gradient_checkpointing", False):
             (model.activation_checkpointing_disable if new else model.gradient_checkpointing_disable)()
-        # Checkpointing a LoRA run makes the input embeddings require grad through forward hooks
-        # (transformers' enable_input_require_grads, on every embedding it finds): take them off.
-        for module in model.modules():
-            hooks = getattr(module, "_forward_hooks", {})
-            for key in [k for k, hook in hooks.items() if getattr(hook, "__name__", "") == "make_inputs_require_grads"]:
-                del hooks[key]
         named = _tensors(model)
         if [name for name, _ in named] != kept.names:
             return "the last run changed the model's modules"
