@@ -269,10 +269,16 @@ def collateral_damage(ctx: RunContext, before: dict[str, Any], after: dict[str, 
 def wants_general_retain(ctx: RunContext) -> bool:
     """Whether training takes the original's answers to general instructions as its retain
     set: the user gave none (``--retain``), the data has none, and the method has a retain term."""
-    config, algorithm = ctx.config, ctx.algorithm
+    config = ctx.config
     if not config.general_retain or config.retain is not None or ctx.data is None or ctx.data.retain:
         return False
-    return algorithm is not None and (algorithm.needs_retain or "retain_weight" in config.hparams)
+    return has_retain_term(ctx)
+
+
+def has_retain_term(ctx: RunContext) -> bool:
+    """Whether the run's method trains on a retain set (one without ignores it)."""
+    algorithm = ctx.algorithm
+    return algorithm is not None and (algorithm.needs_retain or "retain_weight" in ctx.config.hparams)
 
 
 def fill_general_retain(ctx: RunContext) -> None:

@@ -87,6 +87,18 @@ BACK_OFF = 0.25
 MAX_BACK_OFFS = 3
 
 
+def _gentler(ctx: Any) -> str:
+    """What may forget with less damage: a retain set only where the method trains on one and
+    the user gave none."""
+    rest = "a lower --lr or fewer --steps forget with less damage"
+    if not collateral.has_retain_term(ctx):
+        return f"A method with a retain term (grad_diff, npo, ...), {rest}{in_the_tui('algorithm', 'lr', 'steps')}"
+    data = ctx.data
+    if data is not None and data.retain and data.report.get("retain_source") != "general":
+        return f"{rest[0].upper()}{rest[1:]}{in_the_tui('lr', 'steps')}"
+    return f"A retain set (--retain), {rest}{in_the_tui('retain', 'lr', 'steps')}"
+
+
 def check(ctx: Any, guard: Guard, step: int, loop: Any = None) -> bool:
     """Measure what the guard watches at ``step``; True when it trips and training must
     stop. Either way a trip puts the last good weights back in the model; with ``loop`` (the
@@ -127,8 +139,7 @@ def check(ctx: Any, guard: Guard, step: int, loop: Any = None) -> bool:
     guard.increase, guard.knowledge_kept, guard.worst_prompt = increase, kept, worst
     ctx.log(
         f"guard: at step {step} {'; '.join(reasons) or 'another process found the model past its guard'}: "
-        f"stopping and keeping the weights of step {guard.good_step}. A retain set (--retain), a lower --lr or "
-        f"fewer --steps forget with less damage{in_the_tui('retain', 'lr', 'steps')}; "
+        f"stopping and keeping the weights of step {guard.good_step}. {_gentler(ctx)}; "
         "--guard-general 0 / --guard-knowledge 0 run on"
     )
     if guard.good_weights is not None:
