@@ -17,7 +17,7 @@ from tui_unlearn.config import ResolvedConfig, RunConfig, require_remote_code_co
 from tui_unlearn.engine import collateral, phases, trackers
 from tui_unlearn.engine.context import OnEvent, RunContext, RunResult, ShouldStop, guarded, now
 from tui_unlearn.engine.inputs import RunData, eval_splits_for, load_run_data, sample
-from tui_unlearn.engine.runtime import apply_threads, keep_heap_small, make_accelerator
+from tui_unlearn.engine.runtime import apply_threads, make_accelerator
 from tui_unlearn.paths import sessions_dir as default_sessions_dir
 from tui_unlearn.phase_names import Phase
 from tui_unlearn.sessions import check_sessions_dir_writable
@@ -90,7 +90,6 @@ def run(
     check_sessions_dir_writable(ctx.root)  # before anything is loaded: a bad folder costs nothing
     ctx.algorithm = algorithm = get_algorithm(config.algorithm)
     threads = apply_threads(config.threads)
-    keep_heap_small()
     ctx.accelerator = acc = make_accelerator(config)
     ctx.is_main = acc.is_main_process
     torch.manual_seed(config.seed)
@@ -206,7 +205,6 @@ def evaluate_model(
     ctx = _context(config, on_event, None, sessions_dir)
     check_sessions_dir_writable(ctx.root)
     apply_threads(config.threads)
-    keep_heap_small()
     ctx.accelerator = make_accelerator(config)
     ctx.is_main = ctx.accelerator.is_main_process
     torch.manual_seed(config.seed)

@@ -9,7 +9,6 @@ is. Nothing here imports torch at module import time.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 from tui_unlearn.errors import ConfigError
@@ -50,37 +49,6 @@ def apply_threads(threads: int | None) -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
-
-
-M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc's malloc.h)
-MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value, kept from changing
-_HEAP_FIXED = False
-
-
-def keep_heap_small() -> None:
-    """Fix glibc's mmap threshold at its starting value (once per process; elsewhere a no-op).
-
-    glibc raises the threshold each time a large block is freed (up to 32 MiB), so one step
-    into a run most of a training step's and an evaluation's tensors come from the heap, which
-    fragments and keeps what they free resident. With the threshold fixed, every block over
-    128 KiB is mapped and unmapped whole: a LoRA NPO run on SmolLM2-135M peaked at 1874 MB
-    before, 1435 MB after (bench/bench_host_memory.py). Freeing heap pages between phases
-    (``malloc_trim``) instead gave 1831 MB: the waste is within a step, not left between them.
-    """
-    global _HEAP_FIXED
-    if _HEAP_FIXED or not sys.platform.startswith("linux"):
-        return
-    _HEAP_FIXED = True
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name) if name else None
-    except OSError:
-        return
-    if libc is not None and hasattr(libc, "mallopt"):  # glibc (musl has no mallopt)
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 def is_distributed() -> bool:
