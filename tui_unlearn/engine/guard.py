@@ -91,9 +91,9 @@ def _gentler(ctx: Any) -> str:
     """What may forget with less damage: a retain set only where the method trains on one and
     the user gave none."""
     rest = "a lower --lr or fewer --steps forget with less damage"
-    if not collateral.has_retain_term(ctx):
+    if getattr(ctx, "algorithm", None) is not None and not collateral.has_retain_term(ctx):
         return f"A method with a retain term (grad_diff, npo, ...), {rest}{in_the_tui('algorithm', 'lr', 'steps')}"
-    data = ctx.data
+    data = getattr(ctx, "data", None)
     if data is not None and data.retain and data.report.get("retain_source") != "general":
         return f"{rest[0].upper()}{rest[1:]}{in_the_tui('lr', 'steps')}"
     return f"A retain set (--retain), {rest}{in_the_tui('retain', 'lr', 'steps')}"
