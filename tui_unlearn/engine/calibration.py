@@ -42,13 +42,14 @@ from tui_unlearn.phase_names import Phase
 
 # Always measured when the run has what they need (a holdout set; an oracle).
 ALWAYS = ("forget_quality", PARITY, "mia_auc_loss", "mia_auc_min_k_pp")
+FORGET_ACCURACY = "forget_accuracy"
 # What the Calibration event and the summary's history carry (plus the rule's and keep-best's metrics).
 REPORTED = ALWAYS + (
     "model_utility",
     "retain_utility",
     "utility_ratio",
     "privleak",
-    "forget_accuracy",
+    FORGET_ACCURACY,
     "forget_truth_ratio",
 )
 SUMMARY_KEY = "calibration"
@@ -213,9 +214,6 @@ class Calibration:
         }
 
 
-FORGET_ACCURACY = "forget_accuracy"
-
-
 # ---- the engine's side: measuring a model, snapshots ----
 
 
@@ -307,7 +305,7 @@ def default_keep_best(aggregates: dict[str, Any], before_field: dict[str, Any]) 
     if before_field.get("forget_quality") is not None:
         return "forget_quality"
     if holdout_parity(aggregates.get("forget", {})) is not None:
-        return "forget_accuracy" if known_holdout(aggregates) is not None else PARITY
+        return FORGET_ACCURACY if known_holdout(aggregates) is not None else PARITY
     return None
 
 
